@@ -1,0 +1,137 @@
+"""Tenant API keys: the secret format, and the one key-checking service every API uses.
+
+A warm key costs no database query: each process keeps what it learned for
+KEY_CACHE_SECONDS, backed by a Redis entry shared by all replicas. Revoking a key deletes
+the Redis entry, so every replica sees the revocation within KEY_CACHE_SECONDS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import time
+
+import msgspec
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from gateway import state
+from gateway.errors import AuthenticationFailed
+
+SECRET_PREFIX = "tg_"
+SHOWN_PREFIX_LENGTH = 11  # "tg_" + 8 characters: enough to tell keys apart in lists
+_ALPHABET = string.ascii_letters + string.digits
+REDIS_TTL_SECONDS = 300
+
+
+class KeyInfo(msgspec.Struct, frozen=True):
+    """What the hot path needs to know about a key; never holds the secret."""
+
+    key_id: int
+    tenant_id: int
+    tenant_name: str
+    prefix: str
+    allowed_models: frozenset[str] | None  # None: whatever the tenant may use
+    allow_debug: bool
+    expires_at: float | None  # epoch seconds
+    revoked: bool
+    tenant_active: bool
+
+
+_MISSING = b"-"
+_info_decoder = msgspec.msgpack.Decoder(KeyInfo)
+_info_encoder = msgspec.msgpack.Encoder()
+# Explicit process cache: secret hash -> (KeyInfo or None, fetched at, monotonic).
+_process_cache: dict[str, tuple[KeyInfo | None, float]] = {}
+
+
+def new_secret() -> tuple[str, str, str]:
+    """A fresh key: (secret shown once, shown prefix, hash stored)."""
+    secret = SECRET_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(40))
+    return secret, secret[:SHOWN_PREFIX_LENGTH], hash_secret(secret)
+
+
+def hash_secret(secret: str) -> str:
+    # Keys carry 238 bits of randomness, so a plain SHA-256 cannot be brute-forced.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def redis_key(secret_hash: str) -> str:
+    return f"tg:key:{secret_hash}"
+
+
+def forget(secret_hash: str) -> None:
+    """Drop a key from the shared cache (after revocation or a policy change)."""
+    state.forget(redis_key(secret_hash))
+    _process_cache.pop(secret_hash, None)
+
+
+def secret_from_headers(headers: dict[bytes, bytes]) -> str | None:
+    value = headers.get(b"x-api-key")
+    if value:
+        return value.decode("latin-1").strip()
+    auth = headers.get(b"authorization")
+    if auth and auth[:7].lower() == b"bearer ":
+        return auth[7:].decode("latin-1").strip()
+    return None
+
+
+async def authenticate(secret: str | None) -> KeyInfo:
+    """The key-checking service: a valid, active key's info, or AuthenticationFailed."""
+    if not secret:
+        raise AuthenticationFailed("missing API key: send `x-api-key` or `Authorization: Bearer`")
+    info = await lookup(hash_secret(secret))
+    if info is None:
+        raise AuthenticationFailed("invalid x-api-key")
+    if info.revoked:
+        raise AuthenticationFailed("this API key has been revoked")
+    if info.expires_at is not None and info.expires_at <= time.time():
+        raise AuthenticationFailed("this API key has expired")
+    if not info.tenant_active:
+        raise AuthenticationFailed("this API key's tenant is disabled")
+    return info
+
+
+async def lookup(secret_hash: str) -> KeyInfo | None:
+    now = time.monotonic()
+    cached = _process_cache.get(secret_hash)
+    if cached is not None and now - cached[1] < settings.TOLLGATE["KEY_CACHE_SECONDS"]:
+        return cached[0]
+    store = state.async_store()
+    raw = await store.get(redis_key(secret_hash))
+    if raw is not None:
+        info = None if raw == _MISSING else _info_decoder.decode(raw)
+    else:
+        info = await _load(secret_hash)
+        encoded = _MISSING if info is None else _info_encoder.encode(info)
+        # Unknown keys are remembered briefly so guessing costs no database query either.
+        await store.set(redis_key(secret_hash), encoded, ex=REDIS_TTL_SECONDS if info else 10)
+    _process_cache[secret_hash] = (info, now)
+    return info
+
+
+@database_sync_to_async
+def _load(secret_hash: str) -> KeyInfo | None:
+    from accounts.models import ApiKey
+
+    key = (
+        ApiKey.objects.select_related("tenant")
+        .prefetch_related("allowed_models")
+        .filter(secret_hash=secret_hash)
+        .first()
+    )
+    if key is None:
+        return None
+    models = frozenset(m.name for m in key.allowed_models.all())
+    return KeyInfo(
+        key_id=key.pk,
+        tenant_id=key.tenant_id,
+        tenant_name=key.tenant.name,
+        prefix=key.prefix,
+        allowed_models=models or None,
+        allow_debug=key.allow_debug,
+        expires_at=key.expires_at.timestamp() if key.expires_at else None,
+        revoked=key.revoked_at is not None,
+        tenant_active=key.tenant.is_active,
+    )

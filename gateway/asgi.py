@@ -1,0 +1,13 @@
+"""ASGI entry point: `/v1/*` goes to the gateway's async consumers, everything else to Django."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_application = get_asgi_application()
+
+from gateway.api.routing import application  # noqa: E402
+
+__all__ = ["application", "django_application"]

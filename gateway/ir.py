@@ -1,0 +1,203 @@
+"""The internal representation (IR): one request, response and stream vocabulary for every surface.
+
+It knows no provider. Client surfaces decode into it and encode out of it; provider adapters
+build upstream requests from it and parse upstream answers back into it. Structures are
+msgspec Structs: typed, cheap to build, and never shared between requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+Role = Literal["user", "assistant"]
+StopReason = Literal[
+    "end_turn",
+    "max_tokens",
+    "stop_sequence",
+    "tool_use",
+    "pause_turn",
+    "refusal",
+    "model_context_window_exceeded",
+]
+
+
+# --- Content parts ----------------------------------------------------------------------------
+class Text(msgspec.Struct, tag="text", omit_defaults=True):
+    text: str
+    cache_control: dict[str, Any] | None = None
+
+
+class Image(msgspec.Struct, tag="image", omit_defaults=True):
+    """An image given inline (`data`, base64) or by `url`."""
+
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+
+
+class Document(msgspec.Struct, tag="document", omit_defaults=True):
+    """A PDF (inline or by URL), a plain-text document, or a document made of blocks (`parts`)."""
+
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+    text: str | None = None
+    parts: list[Text | Image] | None = None
+    title: str | None = None
+    context: str | None = None
+
+
+class ToolUse(msgspec.Struct, tag="tool_use", omit_defaults=True):
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+class ToolResult(msgspec.Struct, tag="tool_result", omit_defaults=True):
+    tool_use_id: str
+    content: list[Text | Image | Document] = msgspec.field(default_factory=list)
+    is_error: bool = False
+
+
+class Thinking(msgspec.Struct, tag="thinking", omit_defaults=True):
+    thinking: str
+    signature: str = ""
+
+
+class RedactedThinking(msgspec.Struct, tag="redacted_thinking"):
+    data: str
+
+
+Part = Text | Image | Document | ToolUse | ToolResult | Thinking | RedactedThinking
+
+
+class Message(msgspec.Struct):
+    role: Role
+    content: list[Part]
+
+
+# --- Tools and reasoning ----------------------------------------------------------------------
+class Tool(msgspec.Struct, omit_defaults=True):
+    name: str
+    input_schema: dict[str, Any]
+    description: str | None = None
+
+
+class ToolChoice(msgspec.Struct, omit_defaults=True):
+    type: Literal["auto", "any", "tool", "none"] = "auto"
+    name: str | None = None
+    disable_parallel_tool_use: bool = False
+
+
+class Reasoning(msgspec.Struct, omit_defaults=True):
+    """What the client asked of the model's thinking; None on the request means 'not asked'."""
+
+    enabled: bool = True
+    budget_tokens: int | None = None
+    effort: Literal["minimal", "low", "medium", "high", "xhigh", "max"] | None = None
+    adaptive: bool = False
+    summary: bool = True
+
+
+# --- Request ----------------------------------------------------------------------------------
+class Request(msgspec.Struct, kw_only=True):
+    model: str
+    messages: list[Message]
+    max_tokens: int
+    system: list[Text] = msgspec.field(default_factory=list)
+    tools: list[Tool] = msgspec.field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop_sequences: list[str] = msgspec.field(default_factory=list)
+    stream: bool = False
+    user_id: str | None = None
+    reasoning: Reasoning | None = None
+    provider_options: dict[str, Any] = msgspec.field(default_factory=dict)
+    # The client's wire format and its body as received: an upstream speaking the same
+    # surface can forward the body unchanged instead of rebuilding it from the IR.
+    surface: str = ""
+    raw: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Request headers that matter to some upstream (e.g. beta flags), lower-cased names.
+    beta: list[str] = msgspec.field(default_factory=list)
+    # Parts of the client's request only its own surface understands (server tools, unknown
+    # block types), as JSON paths; a translating adapter must refuse or report them.
+    unportable: list[str] = msgspec.field(default_factory=list)
+
+
+# --- Response ---------------------------------------------------------------------------------
+class Usage(msgspec.Struct, omit_defaults=False):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    # True when the figures are our estimate, not the provider's report.
+    estimated: bool = False
+
+
+class Response(msgspec.Struct, kw_only=True):
+    content: list[Part]
+    stop_reason: StopReason
+    usage: Usage
+    stop_sequence: str | None = None
+    upstream_id: str | None = None
+
+
+# --- Stream events ----------------------------------------------------------------------------
+# Adapters yield these; a client surface's stream encoder turns them into its wire events.
+# Block indices are the encoder's business: adapters only say which block kind opens.
+class StreamStart(msgspec.Struct, tag="start"):
+    usage: Usage | None = None
+    upstream_id: str | None = None
+
+
+class BlockStart(msgspec.Struct, tag="block_start"):
+    part: Text | ToolUse | Thinking | RedactedThinking
+
+
+class TextDelta(msgspec.Struct, tag="text_delta"):
+    text: str
+
+
+class ThinkingDelta(msgspec.Struct, tag="thinking_delta"):
+    thinking: str
+
+
+class SignatureDelta(msgspec.Struct, tag="signature_delta"):
+    signature: str
+
+
+class ToolInputDelta(msgspec.Struct, tag="input_json_delta"):
+    partial_json: str
+
+
+class BlockStop(msgspec.Struct, tag="block_stop"):
+    pass
+
+
+class StreamEnd(msgspec.Struct, tag="end"):
+    stop_reason: StopReason
+    usage: Usage
+    stop_sequence: str | None = None
+
+
+class StreamError(msgspec.Struct, tag="error"):
+    type: str
+    message: str
+
+
+StreamEvent = (
+    StreamStart
+    | BlockStart
+    | TextDelta
+    | ThinkingDelta
+    | SignatureDelta
+    | ToolInputDelta
+    | BlockStop
+    | StreamEnd
+    | StreamError
+)

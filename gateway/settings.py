@@ -1,0 +1,145 @@
+"""Tollgate settings: everything comes from the environment, with quick-start defaults.
+
+Read top to bottom: core, data stores, the gateway's own knobs, then Django plumbing.
+With nothing set, Tollgate runs on SQLite with in-process state (one process only);
+production sets DATABASE_URL and REDIS_URL.
+"""
+
+import base64
+import hashlib
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# --- Core -------------------------------------------------------------------------------------
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG and env.bool("TOLLGATE_REQUIRE_SECRET_KEY", default=False):
+        raise environ.ImproperlyConfigured("SECRET_KEY must be set in production")
+    # Quick start only: a fixed, public key. `make serve` refuses to start without a real one.
+    SECRET_KEY = "insecure-quick-start-key-set-SECRET_KEY-in-production"
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Data stores ------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+# Empty REDIS_URL = single-process quick start: shared state lives in process memory.
+REDIS_URL = env.str("REDIS_URL", default="")
+
+# Fernet keys, newest first; the first encrypts, all decrypt (rotation).
+TOLLGATE_ENCRYPTION_KEYS = env.list("TOLLGATE_ENCRYPTION_KEYS", default=[])
+if not TOLLGATE_ENCRYPTION_KEYS:
+    # Quick start: derive one from SECRET_KEY so credentials are still never stored in clear.
+    _derived = hashlib.sha256(("tollgate-fernet:" + SECRET_KEY).encode()).digest()
+    TOLLGATE_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(_derived).decode()]
+
+# --- Gateway ----------------------------------------------------------------------------------
+TOLLGATE = {
+    # Largest accepted request body (Anthropic's own limit is 32 MB).
+    "MAX_BODY_BYTES": env.int("TOLLGATE_MAX_BODY_BYTES", default=32 * 1024 * 1024),
+    # How long a process trusts its cached view of a key; revocation is visible after this.
+    "KEY_CACHE_SECONDS": env.float("TOLLGATE_KEY_CACHE_SECONDS", default=2.0),
+    # How often a process checks whether the routing table changed.
+    "ROUTES_CACHE_SECONDS": env.float("TOLLGATE_ROUTES_CACHE_SECONDS", default=1.0),
+    # Keep-alive ping interval while an upstream stream is silent.
+    "STREAM_PING_SECONDS": env.float("TOLLGATE_STREAM_PING_SECONDS", default=10.0),
+    # Default upstream timeouts (seconds), overridable per provider.
+    "CONNECT_TIMEOUT": env.float("TOLLGATE_CONNECT_TIMEOUT", default=10.0),
+    "READ_TIMEOUT": env.float("TOLLGATE_READ_TIMEOUT", default=600.0),
+    # Connection pool size per provider.
+    "POOL_MAX_CONNECTIONS": env.int("TOLLGATE_POOL_MAX_CONNECTIONS", default=512),
+    "POOL_MAX_KEEPALIVE": env.int("TOLLGATE_POOL_MAX_KEEPALIVE", default=128),
+}
+
+# --- Django plumbing --------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "accounts",
+    "providers",
+    "gateway",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gateway.urls"
+ASGI_APPLICATION = "gateway.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGIN_URL = "/admin/login/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "accounts.authentication.TenantKeyAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+}
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"httpx": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+}

@@ -1,0 +1,336 @@
+"""Anthropic Messages JSON -> IR, with Anthropic's validation rules and error wording.
+
+Pure: no ORM, no settings, no network. Errors are `InvalidRequest` whose message starts with
+the JSON path of the bad field (`messages.1.content.0.text: ...`), as Anthropic's API does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from gateway import ir
+from gateway.errors import InvalidRequest
+from gateway.surfaces.anthropic.schema import (
+    KNOWN_FIELDS,
+    CountTokensBody,
+    MessagesBody,
+    SystemBlockIn,
+    ToolIn,
+)
+
+TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+_MSGSPEC_PATH = re.compile(r" - at `\$(.*)`$")
+_MISSING = re.compile(r"^Object missing required field `([^`]+)`")
+_EFFORT_BY_BUDGET = ((16384, "high"), (4096, "medium"), (0, "low"))
+
+_messages_decoder = msgspec.json.Decoder(MessagesBody)
+_count_decoder = msgspec.json.Decoder(CountTokensBody)
+_raw_decoder = msgspec.json.Decoder()
+
+
+def _path(msgspec_path: str) -> str:
+    """`$.messages[1].content[0]` -> `messages.1.content.0`."""
+    return re.sub(r"\[(\d+)\]", r".\1", msgspec_path).lstrip(".")
+
+
+def _invalid(err: msgspec.ValidationError | msgspec.DecodeError) -> InvalidRequest:
+    text = str(err)
+    if isinstance(err, msgspec.DecodeError) and not isinstance(err, msgspec.ValidationError):
+        return InvalidRequest(f"Request body is not valid JSON: {text}")
+    where = ""
+    if m := _MSGSPEC_PATH.search(text):
+        where = _path(m.group(1))
+        text = text[: m.start()]
+    if m := _MISSING.match(text):
+        field = f"{where}.{m.group(1)}" if where else m.group(1)
+        return InvalidRequest(f"{field}: Field required")
+    if text.startswith("Expected `object`") and not where:
+        return InvalidRequest("Request body must be a JSON object")
+    return InvalidRequest(f"{where}: {text}" if where else text)
+
+
+def decode_raw(body: bytes) -> dict[str, Any]:
+    try:
+        raw = _raw_decoder.decode(body)
+    except msgspec.DecodeError as err:
+        raise _invalid(err) from None
+    if not isinstance(raw, dict):
+        raise InvalidRequest("Request body must be a JSON object")
+    return raw
+
+
+def decode_messages(body: bytes) -> MessagesBody:
+    try:
+        return _messages_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as err:
+        raise _invalid(err) from None
+
+
+def decode_count_tokens(body: bytes) -> CountTokensBody:
+    try:
+        return _count_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as err:
+        raise _invalid(err) from None
+
+
+def unknown_fields(raw: dict[str, Any]) -> list[str]:
+    return [k for k in raw if k not in KNOWN_FIELDS]
+
+
+def to_ir(body: MessagesBody | CountTokensBody, *, beta: list[str] | None = None) -> ir.Request:
+    """Validate what the schema cannot express and build the IR request."""
+    beta = beta or []
+    unportable: list[str] = []
+    messages = _messages(body.messages, unportable)
+    tools = _tools(body.tools or [], unportable)
+    max_tokens = getattr(body, "max_tokens", 0)
+    request = ir.Request(
+        model=body.model,
+        messages=messages,
+        max_tokens=max_tokens,
+        system=_system(body.system),
+        tools=tools,
+        tool_choice=_tool_choice(body.tool_choice, tools),
+        reasoning=_reasoning(body, max_tokens, beta),
+        beta=beta,
+        unportable=unportable,
+    )
+    if isinstance(body, MessagesBody):
+        request.temperature = body.temperature
+        request.top_p = body.top_p
+        request.top_k = body.top_k
+        request.stop_sequences = body.stop_sequences or []
+        request.stream = body.stream
+        request.user_id = body.metadata.user_id if body.metadata else None
+        request.provider_options = body.provider_options or {}
+    return request
+
+
+def _system(system: str | list[SystemBlockIn] | None) -> list[ir.Text]:
+    if system is None:
+        return []
+    if isinstance(system, str):
+        return [ir.Text(system)] if system else []
+    return [ir.Text(b.text, cache_control=b.cache_control) for b in system]
+
+
+def _messages(items: list, unportable: list[str]) -> list[ir.Message]:
+    merged: list[ir.Message] = []
+    for i, item in enumerate(items):
+        content = item.content
+        if isinstance(content, str):
+            parts: list[ir.Part] = [ir.Text(content)] if content else []
+        else:
+            parts = []
+            for j, b in enumerate(content):
+                part = _block(b, f"messages.{i}.content.{j}", unportable)
+                if part is not None:
+                    parts.append(part)
+        if merged and merged[-1].role == item.role:
+            merged[-1].content.extend(parts)  # Anthropic merges consecutive same-role turns
+        else:
+            merged.append(ir.Message(role=item.role, content=parts))
+    _check_tool_pairing(merged)
+    return merged
+
+
+def _check_tool_pairing(messages: list[ir.Message]) -> None:
+    for i, msg in enumerate(messages):
+        if msg.role != "assistant":
+            continue
+        ids = [p.id for p in msg.content if isinstance(p, ir.ToolUse)]
+        if not ids:
+            continue
+        nxt = messages[i + 1] if i + 1 < len(messages) else None
+        answered = (
+            {p.tool_use_id for p in nxt.content if isinstance(p, ir.ToolResult)} if nxt else set()
+        )
+        missing = [t for t in ids if t not in answered]
+        if missing and nxt is not None:
+            raise InvalidRequest(
+                f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
+                "corresponding `tool_result` block in the next message."
+            )
+
+
+def _text(block: dict, where: str) -> ir.Text:
+    text = block.get("text")
+    if not isinstance(text, str):
+        raise InvalidRequest(f"{where}.text: Field required")
+    if not text:
+        raise InvalidRequest(f"{where}.text: text content blocks must be non-empty")
+    return ir.Text(text, cache_control=block.get("cache_control"))
+
+
+def _source(block: dict, where: str) -> dict:
+    source = block.get("source")
+    if not isinstance(source, dict) or "type" not in source:
+        raise InvalidRequest(f"{where}.source: Field required")
+    return source
+
+
+def _image(block: dict, where: str) -> ir.Image:
+    source = _source(block, where)
+    kind = source["type"]
+    if kind == "base64":
+        if not isinstance(source.get("data"), str) or not source.get("media_type"):
+            raise InvalidRequest(f"{where}.source: base64 images need `media_type` and `data`")
+        return ir.Image(media_type=source["media_type"], data=source["data"])
+    if kind == "url" and isinstance(source.get("url"), str):
+        return ir.Image(url=source["url"])
+    raise InvalidRequest(f"{where}.source.type: image source `{kind}` is not supported here")
+
+
+def _document(block: dict, where: str) -> ir.Document:
+    source = _source(block, where)
+    kind = source["type"]
+    meta = {"title": block.get("title"), "context": block.get("context")}
+    if kind == "base64" and isinstance(source.get("data"), str):
+        return ir.Document(media_type=source.get("media_type", "application/pdf"),
+                           data=source["data"], **meta)
+    if kind == "url" and isinstance(source.get("url"), str):
+        return ir.Document(url=source["url"], **meta)
+    if kind == "text" and isinstance(source.get("data"), str):
+        return ir.Document(text=source["data"], media_type="text/plain", **meta)
+    if kind == "content":
+        inner = source.get("content")
+        parts: list[ir.Text | ir.Image] = []
+        if isinstance(inner, str):
+            parts = [ir.Text(inner)]
+        elif isinstance(inner, list):
+            for k, b in enumerate(inner):
+                sub = _block(b, f"{where}.source.content.{k}", [])
+                if isinstance(sub, ir.Text | ir.Image):
+                    parts.append(sub)
+        return ir.Document(parts=parts, **meta)
+    raise InvalidRequest(f"{where}.source.type: document source `{kind}` is not supported here")
+
+
+def _search_result(block: dict, where: str) -> ir.Text:
+    texts = [b.get("text", "") for b in block.get("content") or [] if isinstance(b, dict)]
+    header = f"[{block.get('title', '')}]({block.get('source', '')})"
+    return ir.Text("\n".join([header, *texts]))
+
+
+def _tool_use(block: dict, where: str) -> ir.ToolUse:
+    tool_id, name, args = block.get("id"), block.get("name"), block.get("input")
+    if not isinstance(tool_id, str) or not TOOL_ID.match(tool_id):
+        raise InvalidRequest(f"{where}.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest(f"{where}.tool_use.name: Field required")
+    if not isinstance(args, dict):
+        raise InvalidRequest(f"{where}.tool_use.input: Input should be a valid dictionary")
+    return ir.ToolUse(id=tool_id, name=name, input=args)
+
+
+def _tool_result(block: dict, where: str) -> ir.ToolResult:
+    tool_use_id = block.get("tool_use_id")
+    if not isinstance(tool_use_id, str) or not tool_use_id:
+        raise InvalidRequest(f"{where}.tool_result.tool_use_id: Field required")
+    content = block.get("content")
+    parts: list = []
+    if isinstance(content, str):
+        parts = [ir.Text(content)] if content else []
+    elif isinstance(content, list):
+        for k, b in enumerate(content):
+            sub = _block(b, f"{where}.content.{k}", [])
+            if isinstance(sub, ir.Text | ir.Image | ir.Document):
+                parts.append(sub)
+    return ir.ToolResult(tool_use_id=tool_use_id, content=parts,
+                         is_error=bool(block.get("is_error")))
+
+
+def _thinking(block: dict, where: str) -> ir.Thinking:
+    if not isinstance(block.get("thinking"), str):
+        raise InvalidRequest(f"{where}.thinking.thinking: Field required")
+    return ir.Thinking(thinking=block["thinking"], signature=str(block.get("signature") or ""))
+
+
+def _redacted(block: dict, where: str) -> ir.RedactedThinking:
+    return ir.RedactedThinking(data=str(block.get("data") or ""))
+
+
+_BLOCKS = {
+    "text": _text,
+    "image": _image,
+    "document": _document,
+    "search_result": _search_result,
+    "tool_use": _tool_use,
+    "tool_result": _tool_result,
+    "thinking": _thinking,
+    "redacted_thinking": _redacted,
+}
+
+
+def _block(block: Any, where: str, unportable: list[str]) -> ir.Part | None:
+    """One content block; types the IR cannot carry are noted in `unportable` and skipped."""
+    if not isinstance(block, dict):
+        raise InvalidRequest(f"{where}: Input should be a valid dictionary")
+    kind = block.get("type")
+    if not isinstance(kind, str):
+        raise InvalidRequest(f"{where}.type: Field required")
+    decode = _BLOCKS.get(kind)
+    if decode is None:
+        unportable.append(f"{where} (`{kind}` block)")
+        return None
+    return decode(block, where)
+
+
+def _tools(tools: list[ToolIn], unportable: list[str]) -> list[ir.Tool]:
+    result = []
+    for i, tool in enumerate(tools):
+        if tool.type not in (None, "custom"):
+            unportable.append(f"tools.{i} (server tool `{tool.type}`)")
+            continue
+        if tool.input_schema is None:
+            raise InvalidRequest(f"tools.{i}.custom.input_schema: Field required")
+        if not TOOL_ID.match(tool.name) or len(tool.name) > 64:
+            raise InvalidRequest(
+                f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+            )
+        result.append(ir.Tool(name=tool.name, input_schema=tool.input_schema,
+                              description=tool.description))
+    return result
+
+
+def _tool_choice(choice, tools: list[ir.Tool]) -> ir.ToolChoice | None:
+    if choice is None:
+        return None
+    if choice.type == "tool":
+        if not choice.name:
+            raise InvalidRequest("tool_choice.tool.name: Field required")
+        if choice.name not in {t.name for t in tools}:
+            raise InvalidRequest(f"tool_choice.tool.name: no tool named `{choice.name}` in tools")
+    return ir.ToolChoice(type=choice.type, name=choice.name,
+                         disable_parallel_tool_use=choice.disable_parallel_tool_use)
+
+
+def _reasoning(body, max_tokens: int, beta: list[str]) -> ir.Reasoning | None:
+    thinking = body.thinking
+    effort = body.output_config.effort if body.output_config else None
+    if thinking is not None and thinking.type == "enabled":
+        budget = thinking.budget_tokens
+        if budget is None:
+            raise InvalidRequest("thinking.enabled.budget_tokens: Field required")
+        if budget < 1024:
+            raise InvalidRequest("thinking.enabled.budget_tokens: Input should be greater than or "
+                                 "equal to 1024")
+        interleaved = any(b.startswith("interleaved-thinking") for b in beta)
+        if max_tokens and budget >= max_tokens and not interleaved:
+            raise InvalidRequest("max_tokens: must be greater than thinking.budget_tokens")
+        effort = effort or next(e for floor, e in _EFFORT_BY_BUDGET if budget >= floor)
+        return ir.Reasoning(budget_tokens=budget, effort=effort,
+                            summary=thinking.display != "omitted")
+    if thinking is not None and thinking.type == "adaptive":
+        return ir.Reasoning(adaptive=True, effort=effort, summary=thinking.display != "omitted")
+    reasoning = getattr(body, "reasoning", None)
+    if thinking is None and reasoning is not None and reasoning.enabled is not False:
+        if reasoning.effort == "none":
+            return None
+        return ir.Reasoning(budget_tokens=reasoning.max_tokens, effort=reasoning.effort or effort,
+                            summary=reasoning.summary not in ("none", "omitted"))
+    return None

@@ -1,0 +1,50 @@
+"""IR -> Anthropic Messages JSON (non-streaming responses and usage objects). Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway import ir
+
+_encoder = msgspec.json.Encoder()
+
+
+def usage_json(usage: ir.Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+        "cache_read_input_tokens": usage.cache_read_input_tokens,
+        "output_tokens": usage.output_tokens,
+    }
+
+
+def part_json(part: ir.Part) -> dict[str, Any] | None:
+    if isinstance(part, ir.Text):
+        return {"type": "text", "text": part.text} if part.text else None
+    if isinstance(part, ir.ToolUse):
+        return {"type": "tool_use", "id": part.id, "name": part.name, "input": part.input}
+    if isinstance(part, ir.Thinking):
+        return {"type": "thinking", "thinking": part.thinking, "signature": part.signature}
+    if isinstance(part, ir.RedactedThinking):
+        return {"type": "redacted_thinking", "data": part.data}
+    return None
+
+
+def message_json(response: ir.Response, *, message_id: str, model: str) -> dict[str, Any]:
+    content = [j for j in map(part_json, response.content) if j is not None]
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": response.stop_reason,
+        "stop_sequence": response.stop_sequence,
+        "usage": usage_json(response.usage),
+    }
+
+
+def encode(obj: Any) -> bytes:
+    return _encoder.encode(obj)

@@ -1,0 +1,128 @@
+"""The accepted `POST /v1/messages` body: one definition for validation and documentation.
+
+Anthropic's own fields plus the gateway extras (`reasoning`, `provider_options`, `usage`, `meta`,
+`echo_upstream_request`, `debug`, `provider`). Unknown top-level fields are accepted here and
+handled by one rule downstream (forwarded to Anthropic, judged by strictness elsewhere).
+Content blocks stay loose dicts at this level: block types evolve quickly, and `decode.py`
+gives each known type its own check with Anthropic's error wording.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+# Request fields that steer the gateway and are never sent to any upstream.
+GATEWAY_FIELDS = frozenset(
+    {"reasoning", "provider_options", "usage", "meta", "echo_upstream_request", "debug", "provider"}
+)
+
+
+class MessageIn(msgspec.Struct):
+    role: Literal["user", "assistant"]
+    content: str | list[dict[str, Any]]
+
+
+class SystemBlockIn(msgspec.Struct):
+    type: Literal["text"]
+    text: str
+    cache_control: dict[str, Any] | None = None
+    citations: Any = None
+
+
+class ToolIn(msgspec.Struct):
+    name: Annotated[str, Meta(min_length=1, max_length=128)]
+    input_schema: dict[str, Any] | None = None
+    description: str | None = None
+    type: str | None = None
+    cache_control: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolChoiceIn(msgspec.Struct):
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+    disable_parallel_tool_use: bool = False
+
+
+class ThinkingIn(msgspec.Struct):
+    type: Literal["enabled", "disabled", "adaptive"]
+    budget_tokens: Annotated[int, Meta(ge=0)] | None = None
+    display: Literal["summarized", "omitted"] | None = None
+
+
+class MetadataIn(msgspec.Struct):
+    user_id: str | None = None
+
+
+class OutputConfigIn(msgspec.Struct):
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: dict[str, Any] | None = None
+
+
+class ReasoningIn(msgspec.Struct):
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
+    summary: str | None = None
+    enabled: bool | None = None
+    max_tokens: Annotated[int, Meta(ge=1)] | None = None
+
+
+class ProviderPrefsIn(msgspec.Struct):
+    order: list[str] | None = None
+    only: list[str] | None = None
+    ignore: list[str] | None = None
+    include_alpha: bool | None = None
+    allow_fallbacks: bool | None = None
+    sort: Literal["price", "latency"] | None = None
+
+
+class DebugIn(msgspec.Struct):
+    enabled: bool = False
+    return_upstream_request: bool = False
+    return_upstream_response: bool = False
+    trace: bool = False
+    trace_level: Literal["summary", "full"] = "summary"
+
+
+Probability = Annotated[float, Meta(ge=0, le=1)]
+
+
+class MessagesBody(msgspec.Struct):
+    model: Annotated[str, Meta(min_length=1)]
+    max_tokens: Annotated[int, Meta(ge=0)]
+    messages: Annotated[list[MessageIn], Meta(min_length=1)]
+    system: str | list[SystemBlockIn] | None = None
+    temperature: Probability | None = None
+    top_p: Probability | None = None
+    top_k: Annotated[int, Meta(ge=1)] | None = None
+    stop_sequences: list[str] | None = None
+    stream: bool = False
+    metadata: MetadataIn | None = None
+    tools: list[ToolIn] | None = None
+    tool_choice: ToolChoiceIn | None = None
+    thinking: ThinkingIn | None = None
+    output_config: OutputConfigIn | None = None
+    service_tier: Literal["auto", "standard_only"] | None = None
+    # Gateway extras.
+    reasoning: ReasoningIn | None = None
+    provider_options: dict[str, dict[str, Any]] | None = None
+    usage: bool = False
+    meta: bool = False
+    echo_upstream_request: bool = False
+    debug: DebugIn | None = None
+    provider: ProviderPrefsIn | None = None
+
+
+class CountTokensBody(msgspec.Struct):
+    model: Annotated[str, Meta(min_length=1)]
+    messages: Annotated[list[MessageIn], Meta(min_length=1)]
+    system: str | list[SystemBlockIn] | None = None
+    tools: list[ToolIn] | None = None
+    tool_choice: ToolChoiceIn | None = None
+    thinking: ThinkingIn | None = None
+    output_config: OutputConfigIn | None = None
+
+
+KNOWN_FIELDS = frozenset(MessagesBody.__struct_fields__)

@@ -1,0 +1,128 @@
+"""IR stream events -> Anthropic server-sent events, with the framing rules SDKs depend on.
+
+The writer owns block indices: dense, in start order, one block open at a time. It also
+accumulates the final message, so the caller knows the usage and content whatever happens.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from gateway import ir
+from gateway.surfaces.anthropic.encode import part_json, usage_json
+
+_encoder = msgspec.json.Encoder()
+PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+
+
+def sse(event: str, payload: dict) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + _encoder.encode(payload) + b"\n\n"
+
+
+class StreamWriter:
+    """Turns IR events into SSE bytes; call `feed` per event, it returns bytes to send."""
+
+    def __init__(self, *, message_id: str, model: str, input_tokens_estimate: int = 0):
+        self.message_id = message_id
+        self.model = model
+        self.index = -1
+        self.open: str | None = None  # kind of the open block
+        self.started = False
+        self.finished = False
+        self.usage = ir.Usage(input_tokens=input_tokens_estimate, estimated=True)
+        self.stop_reason: str | None = None
+        self.output_chars = 0
+        self.blocks = 0
+
+    def start(self, usage: ir.Usage | None = None) -> bytes:
+        if usage is not None:
+            self.usage = usage
+        self.started = True
+        message = {
+            "id": self.message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {**usage_json(self.usage), "output_tokens": self.usage.output_tokens},
+        }
+        return sse("message_start", {"type": "message_start", "message": message}) + PING
+
+    def feed(self, event: ir.StreamEvent) -> bytes:
+        if isinstance(event, ir.TextDelta):
+            if not event.text:
+                return b""
+            out = self._ensure("text", ir.Text(""))
+            self.output_chars += len(event.text)
+            return out + self._delta({"type": "text_delta", "text": event.text})
+        if isinstance(event, ir.ToolInputDelta):
+            if not event.partial_json or self.open != "tool_use":
+                return b""
+            self.output_chars += len(event.partial_json)
+            return self._delta({"type": "input_json_delta", "partial_json": event.partial_json})
+        if isinstance(event, ir.ThinkingDelta):
+            if not event.thinking:
+                return b""
+            out = self._ensure("thinking", ir.Thinking(""))
+            self.output_chars += len(event.thinking)
+            return out + self._delta({"type": "thinking_delta", "thinking": event.thinking})
+        if isinstance(event, ir.SignatureDelta):
+            if self.open != "thinking":
+                return b""
+            return self._delta({"type": "signature_delta", "signature": event.signature})
+        if isinstance(event, ir.BlockStart):
+            return self._start_block(event.part)
+        if isinstance(event, ir.BlockStop):
+            return self._stop_block()
+        if isinstance(event, ir.StreamStart):
+            return b"" if self.started else self.start(event.usage)
+        if isinstance(event, ir.StreamEnd):
+            return self.end(event.stop_reason, event.usage, event.stop_sequence)
+        if isinstance(event, ir.StreamError):
+            return self.error(event.type, event.message)
+        return b""
+
+    def _ensure(self, kind: str, shell: ir.Part) -> bytes:
+        out = b"" if self.started else self.start()
+        if self.open == kind:
+            return out
+        return out + self._start_block(shell)
+
+    def _start_block(self, part: ir.Part) -> bytes:
+        out = b"" if self.started else self.start()
+        out += self._stop_block()
+        self.index += 1
+        self.blocks += 1
+        self.open = part.__struct_config__.tag
+        shell = part_json(part) or {"type": "text", "text": ""}
+        if isinstance(part, ir.ToolUse):
+            shell["input"] = {}
+        elif isinstance(part, ir.Thinking):
+            shell = {"type": "thinking", "thinking": "", "signature": ""}
+        event = {"type": "content_block_start", "index": self.index, "content_block": shell}
+        return out + sse("content_block_start", event)
+
+    def _stop_block(self) -> bytes:
+        if self.open is None:
+            return b""
+        self.open = None
+        return sse("content_block_stop", {"type": "content_block_stop", "index": self.index})
+
+    def _delta(self, delta: dict) -> bytes:
+        event = {"type": "content_block_delta", "index": self.index, "delta": delta}
+        return sse("content_block_delta", event)
+
+    def end(self, stop_reason: str, usage: ir.Usage, stop_sequence: str | None = None) -> bytes:
+        out = (b"" if self.started else self.start()) + self._stop_block()
+        self.usage = usage
+        self.stop_reason = stop_reason
+        self.finished = True
+        delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
+        event = {"type": "message_delta", "delta": delta, "usage": usage_json(usage)}
+        return out + sse("message_delta", event) + sse("message_stop", {"type": "message_stop"})
+
+    def error(self, error_type: str, message: str) -> bytes:
+        self.finished = True
+        return sse("error", {"type": "error", "error": {"type": error_type, "message": message}})

@@ -1,0 +1,216 @@
+"""The adapter contract: what every provider surface implements, and the shared HTTP plumbing.
+
+An adapter is stateless and pure where it can be: `build_request` (IR -> upstream HTTP request),
+`parse_response` (upstream JSON -> IR), `parse_stream` (upstream SSE lines -> IR events) and
+`parse_error` (upstream error -> `UpstreamError`). The HTTP exchange itself, timeouts and the
+permanent/transient split live here once, in `HttpAdapter.complete` and `HttpAdapter.stream`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+import msgspec
+
+from gateway import ir
+from gateway.errors import ApiError, GatewayError, TimeoutError_, UpstreamError, upstream_error
+
+_json = msgspec.json.Encoder()
+_decode = msgspec.json.Decoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One resolved route, snapshotted from the database: everything an attempt needs."""
+
+    route_id: int
+    provider_id: int
+    provider_name: str
+    kind: str
+    base_url: str
+    api_key: str = field(repr=False)
+    upstream_model: str
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    connect_timeout: float = 10.0
+    first_byte_timeout: float = 120.0
+    idle_timeout: float = 120.0
+    version: str = ""
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    url: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+    def content(self) -> bytes:
+        return _json.encode(self.body)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What happened on the wire for one attempt; feeds debug output and metrics."""
+
+    request: UpstreamRequest | None = None
+    status: int | None = None
+    response_body: Any = None
+    first_byte_at: float | None = None
+
+
+class Adapter:
+    """Base for every provider surface."""
+
+    kind: ClassVar[str]
+
+    async def complete(
+        self, request: ir.Request, target: Target, client: httpx.AsyncClient | None,
+        exchange: Exchange,
+    ) -> ir.Response:
+        raise NotImplementedError
+
+    def stream(
+        self, request: ir.Request, target: Target, client: httpx.AsyncClient | None,
+        exchange: Exchange,
+    ) -> AsyncIterator[ir.StreamEvent]:
+        raise NotImplementedError
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return float(value) * scale
+            except ValueError:
+                return None
+    return None
+
+
+async def sse_data(response: httpx.Response) -> AsyncIterator[tuple[str | None, bytes]]:
+    """Yield (event name, data) pairs from an SSE body; comments and blank lines are skipped."""
+    event: str | None = None
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if not line:
+            if data:
+                yield event, "\n".join(data).encode()
+            event, data = None, []
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" ") if line[5:6] == " " else line[5:])
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+    if data:
+        yield event, "\n".join(data).encode()
+
+
+class HttpAdapter(Adapter):
+    """A provider reached over HTTP with JSON bodies and SSE streams."""
+
+    def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
+        raise NotImplementedError
+
+    def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
+        raise NotImplementedError
+
+    def parse_stream(
+        self, events: AsyncIterator[tuple[str | None, bytes]], request: ir.Request,
+        target: Target,
+    ) -> AsyncIterator[ir.StreamEvent]:
+        raise NotImplementedError
+
+    def error_message(self, body: Any) -> str:
+        """The human message inside an upstream error body; subclasses know their shape."""
+        if isinstance(body, dict):
+            err = body.get("error")
+            if isinstance(err, dict) and isinstance(err.get("message"), str):
+                return err["message"]
+            if isinstance(err, str):
+                return err
+        return ""
+
+    def parse_error(self, status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+        try:
+            message = self.error_message(_decode.decode(body)) if body else ""
+        except msgspec.DecodeError:
+            message = ""
+        message = message or f"upstream answered HTTP {status}"
+        return upstream_error(status, message, retry_after=_retry_after(headers))
+
+    def timeout(self, target: Target) -> httpx.Timeout:
+        return httpx.Timeout(connect=target.connect_timeout, read=target.first_byte_timeout,
+                             write=target.first_byte_timeout, pool=target.connect_timeout)
+
+    async def complete(self, request, target, client, exchange):
+        upstream = self.build_request(request, target)
+        exchange.request = upstream
+        try:
+            response = await client.post(upstream.url, content=upstream.content(),
+                                         headers=upstream.headers, timeout=self.timeout(target))
+        except httpx.TimeoutException as exc:
+            raise _timeout(exc) from None
+        except httpx.HTTPError as exc:
+            raise _connection(exc) from None
+        exchange.status = response.status_code
+        exchange.first_byte_at = time.perf_counter()
+        if response.status_code >= 400:
+            raise self.parse_error(response.status_code, response.content, response.headers)
+        try:
+            body = _decode.decode(response.content)
+        except msgspec.DecodeError:
+            raise upstream_error(502, "upstream answered with invalid JSON") from None
+        exchange.response_body = body
+        return self.parse_response(body, request, target)
+
+    async def stream(self, request, target, client, exchange):
+        upstream = self.build_request(request, target)
+        exchange.request = upstream
+        http_request = client.build_request("POST", upstream.url, content=upstream.content(),
+                                            headers=upstream.headers,
+                                            timeout=self.timeout(target))
+        try:
+            response = await client.send(http_request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise _timeout(exc) from None
+        except httpx.HTTPError as exc:
+            raise _connection(exc) from None
+        try:
+            exchange.status = response.status_code
+            exchange.first_byte_at = time.perf_counter()
+            if response.status_code >= 400:
+                await response.aread()
+                raise self.parse_error(response.status_code, response.content, response.headers)
+            # After the first byte the per-read timeout becomes the idle timeout between chunks.
+            # httpcore reads this dict again when the body starts, so the change takes effect.
+            http_request.extensions["timeout"]["read"] = target.idle_timeout
+            async for event in self.parse_stream(sse_data(response), request, target):
+                yield event
+        except httpx.TimeoutException:
+            raise StreamInterrupted("timeout_error", "upstream stream stalled") from None
+        except httpx.HTTPError:
+            raise StreamInterrupted("api_error", "upstream stream ended unexpectedly") from None
+        finally:
+            await response.aclose()
+
+
+class StreamInterrupted(GatewayError):
+    """The upstream stream broke after it had started."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.type = error_type
+
+
+def _timeout(exc: httpx.TimeoutException) -> GatewayError:
+    err = TimeoutError_(f"upstream timed out ({type(exc).__name__})")
+    err.fallback = True  # type: ignore[attr-defined]
+    return err
+
+
+def _connection(exc: httpx.HTTPError) -> GatewayError:
+    err = ApiError(f"could not reach upstream ({type(exc).__name__})")
+    err.fallback = True  # type: ignore[attr-defined]
+    return err

@@ -1,0 +1,91 @@
+"""Providers (where requests go), public models (what clients ask for), routes and prices."""
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from providers import crypto
+
+MTOK = Decimal(1_000_000)
+
+
+class Provider(models.Model):
+    class Kind(models.TextChoices):
+        ANTHROPIC = "anthropic", "Anthropic Messages"
+        OPENAI = "openai", "OpenAI Chat Completions (and compatible servers)"
+        DEMO = "demo", "Built-in demo (no network)"
+
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    base_url = models.URLField(max_length=500, blank=True)
+    credential_encrypted = models.TextField(blank=True, editable=False)
+    extra_headers = models.JSONField(default=dict, blank=True)
+    connect_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
+    first_byte_timeout = models.FloatField(default=120.0, validators=[MinValueValidator(0.1)])
+    idle_timeout = models.FloatField(default=120.0, validators=[MinValueValidator(0.1)])
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def credential(self) -> str:
+        return crypto.decrypt(self.credential_encrypted)
+
+    def set_credential(self, value: str) -> None:
+        self.credential_encrypted = crypto.encrypt(value)
+
+    @property
+    def has_credential(self) -> bool:
+        return bool(self.credential_encrypted)
+
+
+class Model(models.Model):
+    """A public model name clients send, with its prices in USD per million tokens."""
+
+    name = models.CharField(max_length=128, unique=True)
+    display_name = models.CharField(max_length=200, blank=True)
+    price_input = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    price_output = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    price_cache_read = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    price_cache_write = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Route(models.Model):
+    """One way to serve a model: a provider and the id the provider knows the model by."""
+
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="routes")
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="routes")
+    upstream_model = models.CharField(max_length=200)
+    priority = models.IntegerField(default=1, help_text="Lower is tried first.")
+    weight = models.PositiveIntegerField(default=1, help_text="Share within one priority.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model__name", "priority", "-weight"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "provider", "upstream_model"], name="unique_route"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} -> {self.provider.name}:{self.upstream_model}"
