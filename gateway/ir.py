@@ -120,7 +120,7 @@ class Request(msgspec.Struct, kw_only=True):
     # The client's wire format and its body as received: an upstream speaking the same
     # surface can forward the body unchanged instead of rebuilding it from the IR.
     surface: str = ""
-    raw: dict[str, Any] = msgspec.field(default_factory=dict)
+    raw: bytes = b""
     # Request headers that matter to some upstream (e.g. beta flags), lower-cased names.
     beta: list[str] = msgspec.field(default_factory=list)
     # Parts of the client's request only its own surface understands (server tools, unknown
@@ -145,6 +145,8 @@ class Response(msgspec.Struct, kw_only=True):
     usage: Usage
     stop_sequence: str | None = None
     upstream_id: str | None = None
+    # The upstream's body when it already speaks the client's surface (forwarded, not rebuilt).
+    passthrough: dict[str, Any] | None = None
 
 
 # --- Stream events ----------------------------------------------------------------------------
@@ -186,8 +188,24 @@ class StreamEnd(msgspec.Struct, tag="end"):
 
 
 class StreamError(msgspec.Struct, tag="error"):
-    type: str
+    error_type: str
     message: str
+
+
+class Passthrough(msgspec.Struct, tag="passthrough"):
+    """One event already encoded in the client's surface, from an upstream that speaks it.
+
+    `event` is its name; `usage`/`stop_reason` are what the adapter read on the side, so the
+    gateway can account for a stream it forwards byte for byte.
+    """
+
+    data: bytes
+    event: str
+    usage: Usage | None = None
+    stop_reason: str | None = None
+    # Set on `message_start`: the decoded event, re-encoded by the gateway with its own
+    # message id and the client's model name.
+    payload: dict[str, Any] | None = None
 
 
 StreamEvent = (
@@ -200,4 +218,5 @@ StreamEvent = (
     | BlockStop
     | StreamEnd
     | StreamError
+    | Passthrough
 )

@@ -22,14 +22,16 @@ def sse(event: str, payload: dict) -> bytes:
 class StreamWriter:
     """Turns IR events into SSE bytes; call `feed` per event, it returns bytes to send."""
 
-    def __init__(self, *, message_id: str, model: str, input_tokens_estimate: int = 0):
+    def __init__(self, *, message_id: str, model: str, input_estimate: int = 0):
         self.message_id = message_id
         self.model = model
+        # Our count of the prompt, for upstreams that report input tokens late or never.
+        self.input_estimate = input_estimate
         self.index = -1
         self.open: str | None = None  # kind of the open block
         self.started = False
         self.finished = False
-        self.usage = ir.Usage(input_tokens=input_tokens_estimate, estimated=True)
+        self.usage = ir.Usage(input_tokens=input_estimate, estimated=True)
         self.stop_reason: str | None = None
         self.output_chars = 0
         self.blocks = 0
@@ -37,6 +39,8 @@ class StreamWriter:
     def start(self, usage: ir.Usage | None = None) -> bytes:
         if usage is not None:
             self.usage = usage
+        elif self.input_estimate:
+            self.usage = ir.Usage(input_tokens=self.input_estimate, estimated=True)
         self.started = True
         message = {
             "id": self.message_id,
@@ -51,6 +55,8 @@ class StreamWriter:
         return sse("message_start", {"type": "message_start", "message": message}) + PING
 
     def feed(self, event: ir.StreamEvent) -> bytes:
+        if isinstance(event, ir.Passthrough):
+            return self._passthrough(event)
         if isinstance(event, ir.TextDelta):
             if not event.text:
                 return b""
@@ -81,8 +87,27 @@ class StreamWriter:
         if isinstance(event, ir.StreamEnd):
             return self.end(event.stop_reason, event.usage, event.stop_sequence)
         if isinstance(event, ir.StreamError):
-            return self.error(event.type, event.message)
+            return self.error(event.error_type, event.message)
         return b""
+
+    def _passthrough(self, event: ir.Passthrough) -> bytes:
+        name = event.event
+        if name == "message_start":
+            self.started = True
+            if event.payload is not None:
+                message = event.payload.setdefault("message", {})
+                message["id"] = self.message_id
+                message["model"] = self.model
+                event.data = sse("message_start", event.payload)
+        elif name == "content_block_start":
+            self.blocks += 1
+        elif name in ("message_stop", "error"):
+            self.finished = True
+        if event.usage is not None:
+            self.usage = event.usage
+        if event.stop_reason is not None:
+            self.stop_reason = event.stop_reason
+        return event.data
 
     def _ensure(self, kind: str, shell: ir.Part) -> bytes:
         out = b"" if self.started else self.start()
@@ -116,6 +141,8 @@ class StreamWriter:
 
     def end(self, stop_reason: str, usage: ir.Usage, stop_sequence: str | None = None) -> bytes:
         out = (b"" if self.started else self.start()) + self._stop_block()
+        if usage.estimated and not usage.input_tokens:
+            usage.input_tokens = self.input_estimate
         self.usage = usage
         self.stop_reason = stop_reason
         self.finished = True

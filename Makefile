@@ -1,0 +1,53 @@
+# Entry points people remember: make run, make test, make serve, make bench, make lint.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+
+.PHONY: install run serve test lint format bench bench-peer lock clean
+
+# Installs exactly what the lock file pins, checking every hash.
+$(VENV)/.installed: requirements-dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	touch $@
+
+install: $(VENV)/.installed
+
+# Quick start: SQLite and in-process state unless DATABASE_URL / REDIS_URL say otherwise.
+run: install
+	$(BIN)/python manage.py migrate --no-input -v0
+	$(BIN)/python manage.py demo_bootstrap
+	$(BIN)/python manage.py quickstart_help --host $(HOST) --port $(PORT)
+	$(BIN)/daphne -b $(HOST) -p $(PORT) gateway.asgi:application
+
+# Production: uvicorn workers with uvloop and httptools (see README, Performance).
+serve: install
+	$(BIN)/python manage.py migrate --no-input -v0
+	$(BIN)/uvicorn gateway.asgi:application --host $(HOST) --port $(PORT) \
+		--workers $(WORKERS) --loop uvloop --http httptools --no-access-log \
+		--timeout-keep-alive 75
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python -m bench
+
+# Regenerates the lock files from pyproject.toml (needs uv: pip install uv).
+lock:
+	uv pip compile pyproject.toml --generate-hashes -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --generate-hashes -o requirements-dev.lock
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -1,0 +1,45 @@
+"""DRF authentication for tenant API keys, backed by the same key service as `/v1`."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from rest_framework import authentication, exceptions
+
+from accounts.keys import KeyInfo, authenticate
+from gateway.errors import AuthenticationFailed
+
+
+class TenantKeyPrincipal:
+    """The `request.user` of a key-authenticated API call: a tenant, not a person."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, key: KeyInfo):
+        self.key = key
+        self.tenant_id = key.tenant_id
+
+    def __str__(self) -> str:
+        return f"key {self.key.prefix}"
+
+
+class TenantKeyAuthentication(authentication.BaseAuthentication):
+    """`x-api-key: KEY` or `Authorization: Bearer KEY`."""
+
+    def authenticate(self, request):
+        secret = request.headers.get("x-api-key")
+        auth = request.headers.get("authorization", "")
+        if not secret and auth.lower().startswith("bearer "):
+            secret = auth[7:].strip()
+        if not secret:
+            return None
+        try:
+            key = async_to_sync(authenticate)(secret)
+        except AuthenticationFailed as err:
+            raise exceptions.AuthenticationFailed(err.message) from None
+        return TenantKeyPrincipal(key), key
+
+    def authenticate_header(self, request) -> str:
+        return "Bearer"

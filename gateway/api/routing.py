@@ -1,0 +1,19 @@
+"""ASGI routing: the `/v1` API to its consumers, the rest to Django."""
+
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.urls import path, re_path
+
+from gateway.api.health import HealthConsumer, ReadyConsumer
+from gateway.api.http import NotFoundConsumer
+from gateway.api.messages import MessagesConsumer
+from gateway.asgi import django_application
+
+application = ProtocolTypeRouter({
+    "http": URLRouter([
+        path("v1/messages", MessagesConsumer.as_asgi()),
+        re_path(r"^v1/", NotFoundConsumer.as_asgi()),
+        path("healthz", HealthConsumer.as_asgi()),
+        path("readyz", ReadyConsumer.as_asgi()),
+        re_path(r"", django_application),
+    ]),
+})

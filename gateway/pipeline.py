@@ -1,0 +1,173 @@
+"""The `/v1/messages` pipeline, in the order a request lives it.
+
+admit (authenticate, decode, resolve the model, check policy) -> attempt each planned route
+(adapter call, falling back on errors another route may not have) -> hand back an IR response
+or an IR event stream. The consumer in `gateway/api/messages.py` only moves bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from accounts.keys import KeyInfo, authenticate, secret_from_headers
+from gateway import ids, ir
+from gateway.errors import ApiError, GatewayError, NotFound, PermissionDenied
+from gateway.surfaces.anthropic.decode import decode_messages, to_ir
+from gateway.surfaces.anthropic.schema import MessagesBody
+from providers import routing
+from providers.adapters.base import Exchange, Target
+from providers.registry import adapter_for
+from providers.transport import client_for
+
+
+@dataclass(slots=True)
+class Attempt:
+    provider: str
+    upstream_model: str
+    status: int | None
+    latency_ms: float
+    error_type: str | None = None
+
+
+@dataclass(slots=True)
+class Call:
+    """Everything known about one request while it is served."""
+
+    request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    message_id: str = field(default_factory=ids.message_id)
+    key: KeyInfo | None = None
+    body: MessagesBody | None = None
+    request: ir.Request | None = None
+    model: routing.ModelEntry | None = None
+    targets: list[Target] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    target: Target | None = None
+    exchange: Exchange | None = None
+    upstream_seconds: float = 0.0
+
+    def overhead_ms(self) -> float:
+        return max(0.0, (time.perf_counter() - self.started - self.upstream_seconds) * 1000)
+
+
+def beta_flags(headers: dict[bytes, bytes]) -> list[str]:
+    value = headers.get(b"anthropic-beta")
+    if not value:
+        return []
+    return [flag.strip() for flag in value.decode("latin-1").split(",") if flag.strip()]
+
+
+async def admit(call: Call, raw: bytes, headers: dict[bytes, bytes]) -> None:
+    """Authenticate, validate and resolve the request; raise the client's error otherwise."""
+    call.key = await authenticate(secret_from_headers(headers))
+    call.body = decode_messages(raw)
+    call.request = to_ir(call.body, beta=beta_flags(headers))
+    call.request.surface = "anthropic"
+    call.request.raw = raw
+    snapshot = await routing.current()
+    call.model = resolve_model(snapshot, call.key, call.body.model)
+    call.targets = snapshot.plan(call.model)
+    if not call.targets:
+        raise ApiError(f"model `{call.model.name}` has no enabled route")
+    debug = call.body.debug
+    if debug is not None and debug.enabled and not call.key.allow_debug:
+        raise PermissionDenied("debug output is not enabled for this API key")
+
+
+def resolve_model(snapshot: routing.Snapshot, key: KeyInfo, name: str) -> routing.ModelEntry:
+    model = snapshot.models.get(name)
+    if model is None:
+        raise NotFound(f"model: unknown model `{name}`")
+    tenant_models = snapshot.tenant_models.get(key.tenant_id)
+    if tenant_models is not None and name not in tenant_models:
+        raise PermissionDenied(f"model `{name}` is not enabled for this tenant")
+    if key.allowed_models is not None and name not in key.allowed_models:
+        raise PermissionDenied(f"model `{name}` is not allowed for this API key")
+    return model
+
+
+def _client(target: Target):
+    return client_for(target) if target.base_url else None
+
+
+def _failed(call: Call, target: Target, exchange: Exchange, began: float, err: Exception) -> None:
+    call.upstream_seconds += time.perf_counter() - began
+    call.attempts.append(Attempt(
+        provider=target.provider_name, upstream_model=target.upstream_model,
+        status=exchange.status, latency_ms=(time.perf_counter() - began) * 1000,
+        error_type=getattr(err, "type", "api_error"),
+    ))
+
+
+def _may_fall_back(err: GatewayError) -> bool:
+    return bool(getattr(err, "fallback", False))
+
+
+async def complete(call: Call) -> ir.Response:
+    """Non-streaming: try the planned routes in order until one answers."""
+    last: GatewayError | None = None
+    for target in call.targets:
+        exchange = Exchange()
+        began = time.perf_counter()
+        try:
+            response = await adapter_for(target.kind).complete(
+                call.request, target, _client(target), exchange)
+        except GatewayError as err:
+            _failed(call, target, exchange, began, err)
+            if not _may_fall_back(err):
+                raise
+            last = err
+            continue
+        elapsed = time.perf_counter() - began
+        call.upstream_seconds += elapsed
+        call.attempts.append(Attempt(target.provider_name, target.upstream_model,
+                                     exchange.status or 200, elapsed * 1000))
+        call.target, call.exchange = target, exchange
+        return response
+    raise last or ApiError("no route could serve the request")
+
+
+async def open_stream(call: Call) -> tuple[AsyncIterator[ir.StreamEvent], ir.StreamEvent]:
+    """Streaming: the first route whose stream produced a first event, and that event.
+
+    Nothing has reached the client yet, so any failure up to here can still fall back.
+    """
+    last: GatewayError | None = None
+    for target in call.targets:
+        exchange = Exchange()
+        began = time.perf_counter()
+        events = adapter_for(target.kind).stream(call.request, target, _client(target), exchange)
+        try:
+            first = await anext(events)
+            if isinstance(first, ir.StreamError):
+                raise _stream_error(first)
+        except StopAsyncIteration:
+            err: GatewayError = ApiError("upstream stream ended before any event")
+            err.fallback = True  # type: ignore[attr-defined]
+            _failed(call, target, exchange, began, err)
+            last = err
+            continue
+        except GatewayError as err:
+            await events.aclose()
+            _failed(call, target, exchange, began, err)
+            if not _may_fall_back(err):
+                raise
+            last = err
+            continue
+        call.upstream_seconds += time.perf_counter() - began
+        call.attempts.append(Attempt(target.provider_name, target.upstream_model,
+                                     exchange.status or 200,
+                                     (time.perf_counter() - began) * 1000))
+        call.target, call.exchange = target, exchange
+        return events, first
+    raise last or ApiError("no route could serve the request")
+
+
+def _stream_error(event: ir.StreamError) -> GatewayError:
+    err = GatewayError(event.message)
+    err.type = "overloaded_error" if event.error_type == "rate_limit_error" else event.error_type
+    err.status = {"overloaded_error": 529, "timeout_error": 504}.get(err.type, 500)
+    err.fallback = True  # type: ignore[attr-defined]
+    return err

@@ -1,0 +1,129 @@
+"""Anthropic Messages upstream: the client's own surface, so requests and streams pass through.
+
+Every field the client sent reaches the upstream unchanged (gateway extras removed, `model`
+replaced by the route's upstream id); stream events are forwarded as they arrive, with only
+`message_start` re-serialised to carry the client's model name and our message id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway import ir
+from gateway.surfaces.anthropic.schema import GATEWAY_FIELDS
+from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
+
+ANTHROPIC_VERSION = "2023-06-01"
+_decode = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder()
+# Signatures minted by this gateway for other providers' reasoning; Anthropic rejects them.
+GATEWAY_SIGNATURE_PREFIX = "tg1."
+
+
+def messages_url(base_url: str) -> str:
+    base = base_url.rstrip("/")
+    return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+
+
+def _strip_foreign_thinking(messages: list[dict[str, Any]]) -> None:
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        message["content"] = [
+            block for block in content
+            if not (isinstance(block, dict) and block.get("type") == "thinking"
+                    and str(block.get("signature", "")).startswith(GATEWAY_SIGNATURE_PREFIX))
+        ]
+
+
+def usage_from(data: dict[str, Any], base: ir.Usage | None = None) -> ir.Usage:
+    usage = base or ir.Usage()
+    for field in ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                  "cache_creation_input_tokens"):
+        value = data.get(field)
+        if isinstance(value, int):
+            setattr(usage, field, value)
+    details = data.get("output_tokens_details")
+    if isinstance(details, dict) and isinstance(details.get("thinking_tokens"), int):
+        usage.reasoning_tokens = details["thinking_tokens"]
+    return usage
+
+
+def _part(block: dict[str, Any]) -> ir.Part | None:
+    kind = block.get("type")
+    if kind == "text":
+        return ir.Text(block.get("text", ""))
+    if kind == "tool_use":
+        return ir.ToolUse(id=block["id"], name=block["name"], input=block.get("input") or {})
+    if kind == "thinking":
+        return ir.Thinking(block.get("thinking", ""), signature=block.get("signature", ""))
+    if kind == "redacted_thinking":
+        return ir.RedactedThinking(block.get("data", ""))
+    return None
+
+
+class AnthropicAdapter(HttpAdapter):
+    kind = "anthropic"
+
+    def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
+        body: dict[str, Any] = _decode.decode(request.raw) if request.raw else {}
+        for field in GATEWAY_FIELDS & body.keys():
+            del body[field]
+        body["model"] = target.upstream_model
+        if GATEWAY_SIGNATURE_PREFIX.encode() in request.raw:
+            _strip_foreign_thinking(body.get("messages") or [])
+        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        if target.api_key:
+            headers["x-api-key"] = target.api_key
+        if request.beta:
+            headers["anthropic-beta"] = ",".join(request.beta)
+        headers.update(target.extra_headers)
+        return UpstreamRequest(url=messages_url(target.base_url), body=body, headers=headers)
+
+    def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
+        content = [p for p in map(_part, body.get("content") or []) if p is not None]
+        return ir.Response(
+            content=content,
+            stop_reason=body.get("stop_reason") or "end_turn",
+            stop_sequence=body.get("stop_sequence"),
+            usage=usage_from(body.get("usage") or {}),
+            upstream_id=body.get("id"),
+            passthrough=body,
+        )
+
+    async def parse_stream(self, events, request, target):
+        usage = ir.Usage()
+        async for name, data in events:
+            if name is None or name == "ping":
+                if name == "ping":
+                    yield ir.Passthrough(b"event: ping\ndata: " + data + b"\n\n", "ping")
+                continue
+            event = ir.Passthrough(b"event: " + name.encode() + b"\ndata: " + data + b"\n\n",
+                                   name)
+            if name == "message_start":
+                payload = _decode.decode(data)
+                message = payload.get("message") or {}
+                usage = usage_from(message.get("usage") or {})
+                event.usage = usage
+                event.payload = payload  # re-encoded with our id and the client's model
+                yield event
+                continue
+            if name == "message_delta":
+                payload = _decode.decode(data)
+                usage = usage_from(payload.get("usage") or {}, usage)
+                event.usage = usage
+                event.stop_reason = (payload.get("delta") or {}).get("stop_reason")
+            elif name == "error":
+                payload = _decode.decode(data)
+                err = payload.get("error") or {}
+                yield ir.StreamError(err.get("type", "api_error"), err.get("message", ""))
+                return
+            yield event
+
+    def error_message(self, body: Any) -> str:
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            return str(body["error"].get("message", ""))
+        return ""

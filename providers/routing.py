@@ -1,0 +1,135 @@
+"""The routing table: public models, their routes and prices, and tenant model lists.
+
+Each process serves it from memory and reloads it when the shared config version (bumped by
+every admin or `gateway_apply` change, see `gateway.state.config_changed`) moves; the version
+is checked at most every ROUTES_CACHE_SECONDS, so the hot path makes no database query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from gateway import state
+from providers.adapters.base import Target
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEntry:
+    target: Target
+    priority: int
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """USD per million tokens."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    id: int
+    name: str
+    display_name: str
+    created_at: datetime
+    max_tokens: int | None
+    prices: Prices
+    routes: tuple[RouteEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    version: bytes | None
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+    # tenant id -> allowed public model names; absent: every enabled model.
+    tenant_models: dict[int, frozenset[str]] = field(default_factory=dict)
+
+    def plan(self, model: ModelEntry) -> list[Target]:
+        """Routes in the order to try: by priority, weighted random within a priority."""
+        ordered: list[Target] = []
+        by_priority: dict[int, list[RouteEntry]] = {}
+        for route in model.routes:
+            by_priority.setdefault(route.priority, []).append(route)
+        for priority in sorted(by_priority):
+            group = list(by_priority[priority])
+            while group:
+                pick = random.choices(group, weights=[max(r.weight, 1) for r in group])[0]
+                group.remove(pick)
+                ordered.append(pick.target)
+        return ordered
+
+
+class _Cache:
+    """Explicit process cache of the current snapshot."""
+
+    snapshot: Snapshot | None = None
+    checked_at: float = 0.0
+    lock: asyncio.Lock | None = None
+
+
+async def current() -> Snapshot:
+    now = time.monotonic()
+    snap = _Cache.snapshot
+    if snap is not None and now - _Cache.checked_at < settings.TOLLGATE["ROUTES_CACHE_SECONDS"]:
+        return snap
+    _Cache.checked_at = now
+    version = await state.async_store().get(state.CONFIG_VERSION_KEY)
+    if snap is not None and version == snap.version:
+        return snap
+    snap = await _load(version)
+    _Cache.snapshot = snap
+    return snap
+
+
+def reset() -> None:
+    """Forget the cached table (tests, and after config changes inside this process)."""
+    _Cache.snapshot = None
+    _Cache.checked_at = 0.0
+
+
+@database_sync_to_async
+def _load(version: bytes | None) -> Snapshot:
+    from accounts.models import Tenant
+    from providers.models import Model, Route
+
+    routes: dict[int, list[RouteEntry]] = {}
+    query = Route.objects.filter(enabled=True, provider__enabled=True, model__enabled=True)
+    for route in query.select_related("provider"):
+        provider = route.provider
+        target = Target(
+            route_id=route.pk, provider_id=provider.pk, provider_name=provider.name,
+            kind=provider.kind, base_url=provider.base_url, api_key=provider.credential,
+            upstream_model=route.upstream_model, extra_headers=dict(provider.extra_headers or {}),
+            connect_timeout=provider.connect_timeout,
+            first_byte_timeout=provider.first_byte_timeout, idle_timeout=provider.idle_timeout,
+            version=provider.updated_at.isoformat(),
+        )
+        routes.setdefault(route.model_id, []).append(
+            RouteEntry(target=target, priority=route.priority, weight=route.weight))
+    models = {
+        m.name: ModelEntry(
+            id=m.pk, name=m.name, display_name=m.display_name or m.name, created_at=m.created_at,
+            max_tokens=m.max_tokens,
+            prices=Prices(m.price_input, m.price_output, m.price_cache_read, m.price_cache_write),
+            routes=tuple(routes.get(m.pk, ())),
+        )
+        for m in Model.objects.filter(enabled=True)
+    }
+    tenant_models: dict[int, frozenset[str]] = {}
+    for tenant in Tenant.objects.prefetch_related("allowed_models"):
+        names = frozenset(m.name for m in tenant.allowed_models.all())
+        if names:
+            tenant_models[tenant.pk] = names
+    return Snapshot(version=version, models=models, tenant_models=tenant_models)

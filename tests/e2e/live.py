@@ -1,0 +1,71 @@
+"""Run the real gateway as a subprocess on a loopback port, against the test database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url(db: dict) -> str:
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class LiveGateway:
+    """`daphne gateway.asgi:application` in a subprocess; `.url` is its base URL."""
+
+    def __init__(self, *, env: dict[str, str], server: str = "daphne"):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env}
+        self.server = server
+        self.process: subprocess.Popen | None = None
+        self.log_path = Path(f"/tmp/tollgate-e2e-{self.port}.log")
+
+    def command(self) -> list[str]:
+        if self.server == "uvicorn":
+            return [sys.executable, "-m", "uvicorn", "gateway.asgi:application", "--host",
+                    "127.0.0.1", "--port", str(self.port), "--no-access-log"]
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                "gateway.asgi:application"]
+
+    def start(self) -> LiveGateway:
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(self.command(), cwd=ROOT, env=self.env, stdout=log,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                httpx.get(self.url + "/healthz", timeout=1)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"gateway did not start: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
