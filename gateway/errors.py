@@ -13,6 +13,8 @@ class GatewayError(Exception):
     status = 500
     type = "api_error"
     retryable = True
+    # True when another route might succeed where this attempt failed.
+    fallback = False
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None):
         super().__init__(message)

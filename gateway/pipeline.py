@@ -16,6 +16,7 @@ from gateway import ids, ir
 from gateway.errors import ApiError, GatewayError, NotFound, PermissionDenied
 from gateway.surfaces.anthropic.decode import decode_messages, to_ir
 from gateway.surfaces.anthropic.schema import MessagesBody
+from gateway.tokens import estimate_input_tokens
 from providers import routing
 from providers.adapters.base import Exchange, Target
 from providers.registry import adapter_for
@@ -102,7 +103,7 @@ def _failed(call: Call, target: Target, exchange: Exchange, began: float, err: E
 
 
 def _may_fall_back(err: GatewayError) -> bool:
-    return bool(getattr(err, "fallback", False))
+    return err.fallback
 
 
 async def complete(call: Call) -> ir.Response:
@@ -125,6 +126,8 @@ async def complete(call: Call) -> ir.Response:
         call.attempts.append(Attempt(target.provider_name, target.upstream_model,
                                      exchange.status or 200, elapsed * 1000))
         call.target, call.exchange = target, exchange
+        if response.usage.estimated and not response.usage.input_tokens:
+            response.usage.input_tokens = estimate_input_tokens(call.request)
         return response
     raise last or ApiError("no route could serve the request")
 
@@ -145,7 +148,7 @@ async def open_stream(call: Call) -> tuple[AsyncIterator[ir.StreamEvent], ir.Str
                 raise _stream_error(first)
         except StopAsyncIteration:
             err: GatewayError = ApiError("upstream stream ended before any event")
-            err.fallback = True  # type: ignore[attr-defined]
+            err.fallback = True
             _failed(call, target, exchange, began, err)
             last = err
             continue
@@ -169,5 +172,5 @@ def _stream_error(event: ir.StreamError) -> GatewayError:
     err = GatewayError(event.message)
     err.type = "overloaded_error" if event.error_type == "rate_limit_error" else event.error_type
     err.status = {"overloaded_error": 529, "timeout_error": 504}.get(err.type, 500)
-    err.fallback = True  # type: ignore[attr-defined]
+    err.fallback = True
     return err

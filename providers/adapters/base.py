@@ -206,11 +206,11 @@ class StreamInterrupted(GatewayError):
 
 def _timeout(exc: httpx.TimeoutException) -> GatewayError:
     err = TimeoutError_(f"upstream timed out ({type(exc).__name__})")
-    err.fallback = True  # type: ignore[attr-defined]
+    err.fallback = True
     return err
 
 
 def _connection(exc: httpx.HTTPError) -> GatewayError:
     err = ApiError(f"could not reach upstream ({type(exc).__name__})")
-    err.fallback = True  # type: ignore[attr-defined]
+    err.fallback = True
     return err

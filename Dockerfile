@@ -1,0 +1,11 @@
+# Tollgate image: installs exactly the hashed lock file, runs as an unprivileged user.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY requirements.lock .
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
+COPY . .
+RUN useradd --system --uid 10001 tollgate && chown -R tollgate /app
+USER tollgate
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "gateway.asgi:application"]

@@ -1,0 +1,353 @@
+"""OpenAI Chat Completions upstream: OpenAI itself and OpenAI-compatible servers (vLLM, Ollama…).
+
+The request body is built in `openai_chat_request.py`; this module owns the HTTP details and
+maps answers back into the IR: a completion into a response (reference 5.8-5.10) and a chunk
+stream into IR stream events (5.11.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from gateway import ids, ir
+from gateway.tokens import estimate_input_tokens, estimate_output_tokens
+from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
+from providers.adapters.openai_chat_request import CHAT_TOOL_ID, chat_body
+
+_decode = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder()
+
+
+def thinking_signature(target: Target) -> str:
+    """The signature carried by thinking blocks from this upstream (reference 5.12.3).
+
+    Empty for now; the signed `tg1.` envelope replaces it.
+    """
+    return ""
+
+
+def wants_thinking(request: ir.Request) -> bool:
+    """Reasoning text is shown only to clients that asked for it (reference 5.7)."""
+    reasoning = request.reasoning
+    return reasoning is not None and reasoning.enabled and reasoning.summary
+
+
+# --- Shared by responses and streams ----------------------------------------------------------
+def response_tool_id(upstream_id: Any) -> str:
+    """Reference 5.12.1: keep the upstream's id when every surface accepts it, else mint one."""
+    if isinstance(upstream_id, str) and CHAT_TOOL_ID.fullmatch(upstream_id):
+        return upstream_id
+    return ids.tool_use_id()
+
+
+def tool_input(arguments: Any) -> dict[str, Any]:
+    """Decoded `function.arguments`; a broken string (often cut by `length`) is kept raw."""
+    if isinstance(arguments, dict):
+        return arguments
+    if not isinstance(arguments, str) or not arguments.strip():
+        return {}
+    try:
+        value = _decode.decode(arguments)
+    except msgspec.DecodeError:
+        value = None
+    return value if isinstance(value, dict) else {"_raw_arguments": arguments}
+
+
+def _arguments_text(arguments: Any) -> str:
+    if isinstance(arguments, str):
+        return arguments
+    return _encode.encode(arguments).decode() if isinstance(arguments, dict) else ""
+
+
+def stop_reason(finish: Any, saw_tool: bool, saw_refusal: bool) -> ir.StopReason:
+    """Reference 5.9.1; some servers say `stop` although the message calls tools."""
+    if finish == "length":
+        return "max_tokens"
+    if finish == "content_filter" or saw_refusal:
+        return "refusal"
+    if finish in ("tool_calls", "function_call") or saw_tool:
+        return "tool_use"
+    return "end_turn"
+
+
+def _count(data: Any, key: str) -> int:
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, int) else 0
+
+
+def usage_from(data: Any) -> ir.Usage | None:
+    """Reference 5.10: `prompt_tokens` includes cached and cache-write tokens; ours does not."""
+    if not isinstance(data, dict):
+        return None
+    prompt = data.get("prompt_tokens_details")
+    cached = _count(prompt, "cached_tokens")
+    written = _count(prompt, "cache_write_tokens")
+    return ir.Usage(
+        input_tokens=max(0, _count(data, "prompt_tokens") - cached - written),
+        output_tokens=_count(data, "completion_tokens"),
+        cache_read_input_tokens=cached,
+        cache_creation_input_tokens=written,
+        reasoning_tokens=_count(data.get("completion_tokens_details"), "reasoning_tokens"),
+    )
+
+
+def _text_of(content: Any) -> str:
+    """`content` is a string, or on some servers an array of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def _reasoning_of(source: dict[str, Any]) -> str:
+    """Reasoning text, a non-standard extension (DeepSeek, vLLM, Ollama, OpenRouter)."""
+    value = source.get("reasoning_content") or source.get("reasoning")
+    return value if isinstance(value, str) else ""
+
+
+def _first_choice(body: dict[str, Any]) -> dict[str, Any] | None:
+    for choice in body.get("choices") or []:
+        if isinstance(choice, dict) and choice.get("index", 0) == 0:
+            return choice
+    return None
+
+
+# --- Non-streaming ----------------------------------------------------------------------------
+def _tool_use(call: dict[str, Any]) -> ir.ToolUse:
+    function = call.get("function") or {}
+    return ir.ToolUse(
+        id=response_tool_id(call.get("id")),
+        name=str(function.get("name") or ""),
+        input=tool_input(function.get("arguments")),
+    )
+
+
+def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> ir.Response:
+    choice = _first_choice(body) or {}
+    message = choice.get("message") or {}
+    content: list[ir.Part] = []
+    reasoning = _reasoning_of(message)
+    if reasoning and wants_thinking(request):
+        content.append(ir.Thinking(reasoning, signature=thinking_signature(target)))
+    text = _text_of(message.get("content"))
+    if text:
+        content.append(ir.Text(text))
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        content.append(ir.Text(refusal))
+    calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+    content += [_tool_use(c) for c in calls]
+    usage = usage_from(body.get("usage"))
+    if usage is None:
+        arguments = "".join(
+            _arguments_text((c.get("function") or {}).get("arguments")) for c in calls
+        )
+        chars = len(reasoning) + len(text) + len(refusal or "") + len(arguments)
+        usage = ir.Usage(
+            input_tokens=estimate_input_tokens(request),
+            output_tokens=estimate_output_tokens(chars),
+            estimated=True,
+        )
+    stop = stop_reason(choice.get("finish_reason"), bool(calls), bool(refusal))
+    return ir.Response(content=content, stop_reason=stop, usage=usage, upstream_id=body.get("id"))
+
+
+# --- Streaming --------------------------------------------------------------------------------
+def stream_error(error: Any) -> ir.StreamError:
+    """A `{"error": …}` chunk, typed as reference 5.11.5 asks."""
+    if not isinstance(error, dict):
+        return ir.StreamError("api_error", str(error) or "upstream stream error")
+    kind = " ".join(str(error.get(k) or "") for k in ("type", "code", "status")).lower()
+    message = str(error.get("message") or "upstream stream error")
+    if any(w in kind for w in ("overload", "unavailable", "slow_down", "502", "503", "529")):
+        return ir.StreamError("overloaded_error", message)
+    if "rate_limit" in kind or "429" in kind:
+        return ir.StreamError("rate_limit_error", message)
+    return ir.StreamError("api_error", message)
+
+
+@dataclass(slots=True)
+class _Call:
+    id: str | None
+    name: str | None
+    arguments: str = ""
+    started: bool = False
+
+
+class ChatStream:
+    """One translated stream: `feed` turns a chunk into IR events, `end` closes the message.
+
+    Tool calls: the first call of a message streams its arguments live and its block stays
+    open until the end. Any further call is buffered and emitted at the end as BlockStart plus
+    one ToolInputDelta with the whole arguments, as is text that arrives after a tool call.
+    A block cannot be reopened once another has started, so this is what keeps servers that
+    interleave fragments of parallel calls (or send text between them) correct; OpenAI streams
+    calls one after the other, so only the second and later calls lose their live deltas.
+    """
+
+    def __init__(self, request: ir.Request, target: Target):
+        self.show_thinking = wants_thinking(request)
+        self.signature = thinking_signature(target)
+        self.started = False
+        self.failed = False
+        self.thinking_open = False
+        self.calls: dict[int, _Call] = {}
+        self.live: int | None = None  # index of the call streamed live
+        self.late_text = ""
+        self.finish: str | None = None
+        self.usage: ir.Usage | None = None
+        self.saw_refusal = False
+        self.chars = 0  # streamed characters, for a usage estimate if none is reported
+
+    def feed(self, chunk: dict[str, Any]) -> list[ir.StreamEvent]:
+        events: list[ir.StreamEvent] = []
+        if chunk.get("error"):
+            # Before anything else, so an error as first event lets the gateway fall back.
+            self.failed = True
+            return [stream_error(chunk["error"])]
+        if not self.started:
+            self.started = True
+            events.append(ir.StreamStart(upstream_id=chunk.get("id")))
+        usage = usage_from(chunk.get("usage"))
+        if usage is not None:
+            self.usage = usage  # cumulative on some servers: keep the latest
+        choice = _first_choice(chunk)
+        if choice is None:
+            return events
+        delta = choice.get("delta") or {}
+        events += self._reasoning(_reasoning_of(delta))
+        events += self._text(delta.get("content"))
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            self.saw_refusal = True
+            events += self._text(refusal)
+        for fragment in delta.get("tool_calls") or []:
+            if isinstance(fragment, dict):
+                events += self._tool_fragment(fragment)
+        if choice.get("finish_reason"):
+            self.finish = choice["finish_reason"]
+        return events
+
+    def _close_thinking(self) -> list[ir.StreamEvent]:
+        if not self.thinking_open:
+            return []
+        self.thinking_open = False
+        signature = [ir.SignatureDelta(self.signature)] if self.signature else []
+        return [*signature, ir.BlockStop()]
+
+    def _reasoning(self, text: str) -> list[ir.StreamEvent]:
+        self.chars += len(text)
+        if not text or not self.show_thinking or self.calls:
+            return []  # billed either way; shown only when asked for and before tool calls
+        self.thinking_open = True
+        return [ir.ThinkingDelta(text)]
+
+    def _text(self, text: Any) -> list[ir.StreamEvent]:
+        if not isinstance(text, str) or not text:
+            return []
+        self.chars += len(text)
+        if self.calls:
+            self.late_text += text  # the live tool block must stay open: hold until the end
+            return []
+        return [*self._close_thinking(), ir.TextDelta(text)]
+
+    def _call_index(self, fragment: dict[str, Any]) -> int:
+        index = fragment.get("index")
+        if isinstance(index, int):
+            return index
+        # No index (some servers send each call whole): a new call when it has an id or name.
+        opens = fragment.get("id") or (fragment.get("function") or {}).get("name")
+        return len(self.calls) if opens or not self.calls else max(self.calls)
+
+    def _tool_fragment(self, fragment: dict[str, Any]) -> list[ir.StreamEvent]:
+        index = self._call_index(fragment)
+        function = fragment.get("function") or {}
+        call = self.calls.get(index)
+        if call is None:
+            call = self.calls[index] = _Call(id=None, name=None)
+            self.live = index if self.live is None else self.live
+        call.id = call.id or fragment.get("id")
+        call.name = call.name or function.get("name")
+        piece = _arguments_text(function.get("arguments"))
+        call.arguments += piece
+        self.chars += len(piece)
+        if index != self.live:
+            return []
+        if call.started:
+            return [ir.ToolInputDelta(piece)] if piece else []
+        if not call.name:
+            return []  # some servers send the name late: hold the arguments until it arrives
+        call.started = True
+        return [*self._close_thinking(), *self._open_call(call)]
+
+    @staticmethod
+    def _open_call(call: _Call) -> list[ir.StreamEvent]:
+        tool_use = ir.ToolUse(id=response_tool_id(call.id), name=call.name or "", input={})
+        events: list[ir.StreamEvent] = [ir.BlockStart(tool_use)]
+        if call.arguments:
+            events.append(ir.ToolInputDelta(call.arguments))
+        return events
+
+    def end(self, done: bool) -> list[ir.StreamEvent]:
+        """At `[DONE]` (`done`) or at the end of the body; without either a finish_reason
+        or `[DONE]` the stream was cut."""
+        if self.finish is None and not done:
+            return [ir.StreamError("api_error", "upstream stream ended unexpectedly")]
+        events = self._close_thinking()
+        for _, call in sorted(self.calls.items()):
+            if not call.started:
+                events += self._open_call(call)
+        if self.late_text:
+            events.append(ir.TextDelta(self.late_text))
+        stop = stop_reason(self.finish or "stop", bool(self.calls), self.saw_refusal)
+        usage = self.usage or ir.Usage(
+            output_tokens=estimate_output_tokens(self.chars), estimated=True
+        )
+        return [*events, ir.StreamEnd(stop, usage)]
+
+
+class OpenAIChatAdapter(HttpAdapter):
+    kind = "openai"
+
+    def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
+        headers = {"content-type": "application/json"}
+        if target.api_key:
+            headers["authorization"] = f"Bearer {target.api_key}"
+        headers.update(target.extra_headers)
+        return UpstreamRequest(
+            url=target.base_url.rstrip("/") + "/chat/completions",
+            body=chat_body(request, target),
+            headers=headers,
+        )
+
+    def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
+        if not isinstance(body, dict):
+            body = {}
+        return response_from(body, request, target)
+
+    async def parse_stream(self, events, request, target):
+        state = ChatStream(request, target)
+        async for _name, data in events:
+            if data.strip() == b"[DONE]":
+                for event in state.end(done=True):
+                    yield event
+                return
+            try:
+                chunk = _decode.decode(data)
+            except msgspec.DecodeError:
+                yield ir.StreamError("api_error", "upstream sent an invalid stream chunk")
+                return
+            if not isinstance(chunk, dict):
+                continue
+            for event in state.feed(chunk):
+                yield event
+            if state.failed:
+                return
+        for event in state.end(done=False):
+            yield event
