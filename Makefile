@@ -19,8 +19,7 @@ install: $(VENV)/.installed
 # Quick start: SQLite and in-process state unless DATABASE_URL / REDIS_URL say otherwise.
 run: install
 	$(BIN)/python manage.py migrate --no-input -v0
-	$(BIN)/python manage.py demo_bootstrap
-	$(BIN)/python manage.py quickstart_help --host $(HOST) --port $(PORT)
+	$(BIN)/python manage.py demo_bootstrap --host $(HOST) --port $(PORT)
 	$(BIN)/daphne -b $(HOST) -p $(PORT) gateway.asgi:application
 
 # Production: uvicorn workers with uvloop and httptools (see README, Performance).

@@ -1,3 +1,238 @@
-from django.contrib import admin
+"""Admin for tenants, memberships and API keys; writes go through accounts.services.
 
-# Register your models here.
+An API key's secret is shown exactly once, in the message after the add form; the change form
+shows only its prefix. Edits, revocations and deletions drop the key's cached policy.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import models as db
+
+from accounts.models import ApiKey, Membership, Tenant
+from accounts.services import (
+    ServiceError,
+    api_key_create,
+    api_key_delete,
+    api_key_models_check,
+    api_key_revoke,
+    api_key_update,
+    tenant_create,
+    tenant_delete,
+    tenant_update,
+)
+
+
+def _model_names(cleaned_data: dict) -> list[str]:
+    return [m.name for m in cleaned_data.get("allowed_models") or []]
+
+
+def _adopt(obj: db.Model, saved: db.Model) -> None:
+    """Make the admin's unsaved instance the row a service created (admin keeps using `obj`)."""
+    obj.pk = saved.pk
+    obj.refresh_from_db()
+    obj._state.adding = False
+
+
+# --- Tenants ---------------------------------------------------------------------------------
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    fields = ("user", "role", "created_at")
+    readonly_fields = ("created_at",)
+    autocomplete_fields = ("user",)
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ("name", "display_name", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "display_name")
+    filter_horizontal = ("allowed_models",)
+    inlines = (MembershipInline,)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:  # new tenants start active
+            return ("name", "display_name", "allowed_models")
+        return ("name", "display_name", "is_active", "allowed_models", "created_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        # The name is the tenant's identity: config files and key caches refer to it.
+        return ("created_at",) if obj is None else ("name", "created_at")
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            tenant_update(
+                tenant=obj,
+                display_name=data["display_name"],
+                is_active=data["is_active"],
+                models=_model_names(data),
+            )
+        else:
+            tenant = tenant_create(
+                name=data["name"], display_name=data["display_name"], models=_model_names(data)
+            )
+            _adopt(obj, tenant)
+
+    def save_related(self, request, form, formsets, change):
+        # The service already set the allowed models; only the membership inline is left.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def delete_model(self, request, obj):
+        tenant_delete(tenant=obj)
+
+    def delete_queryset(self, request, queryset):
+        for tenant in queryset:
+            tenant_delete(tenant=tenant)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "tenant", "role", "created_at")
+    list_filter = ("role", "tenant")
+    search_fields = ("user__username", "user__email", "tenant__name")
+    list_select_related = ("user", "tenant")
+    autocomplete_fields = ("user", "tenant")
+    readonly_fields = ("created_at",)
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+class ApiKeyFormMixin:
+    """Refuse models outside the tenant's list on the form, where the error can be shown."""
+
+    def tenant_for_check(self) -> Tenant | None:
+        return self.instance.tenant if self.instance.pk else self.cleaned_data.get("tenant")
+
+    def clean(self):
+        cleaned = super().clean()
+        tenant = self.tenant_for_check()
+        if tenant is not None:
+            try:
+                api_key_models_check(tenant=tenant, models=_model_names(cleaned))
+            except ServiceError as exc:
+                self.add_error("allowed_models", str(exc))
+        return cleaned
+
+
+class ApiKeyAddForm(ApiKeyFormMixin, forms.ModelForm):
+    expires_in_days = forms.IntegerField(
+        required=False, min_value=1, help_text="Leave empty for a key that never expires."
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ("tenant", "name", "allowed_models", "allow_debug")
+
+
+class ApiKeyChangeForm(ApiKeyFormMixin, forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ("name", "allowed_models", "allow_debug", "expires_at")
+
+
+class RevokedFilter(admin.SimpleListFilter):
+    title = "revoked"
+    parameter_name = "revoked"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Yes"), ("no", "No"))
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(revoked_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyChangeForm
+    list_display = (
+        "prefix",
+        "name",
+        "tenant",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "is_revoked",
+    )
+    list_filter = ("tenant", RevokedFilter)
+    search_fields = ("prefix", "name", "tenant__name")
+    list_select_related = ("tenant",)
+    filter_horizontal = ("allowed_models",)
+    autocomplete_fields = ("tenant",)
+    actions = ("revoke_selected",)
+    add_fields = ("tenant", "name", "expires_in_days", "allowed_models", "allow_debug")
+    change_fields = (
+        "tenant",
+        "prefix",
+        "name",
+        "allowed_models",
+        "allow_debug",
+        "expires_at",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return self.add_fields if obj is None else self.change_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("tenant", "prefix", "created_at", "last_used_at", "revoked_at")
+
+    @admin.display(description="revoked", boolean=True, ordering="revoked_at")
+    def is_revoked(self, obj: ApiKey) -> bool:
+        return obj.revoked_at is not None
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            api_key_update(
+                key=obj,
+                name=data["name"],
+                expires_at=data["expires_at"],
+                allow_debug=data["allow_debug"],
+                models=_model_names(data),
+            )
+            return
+        key, secret = api_key_create(
+            tenant=data["tenant"],
+            name=data["name"],
+            expires_in_days=data["expires_in_days"],
+            models=_model_names(data),
+            allow_debug=data["allow_debug"],
+        )
+        _adopt(obj, key)
+        messages.success(
+            request,
+            f"New API key {key.prefix}. Copy its secret now, it will not be shown again: {secret}",
+        )
+
+    def save_related(self, request, form, formsets, change):
+        """Nothing left to save: the service set the allowed models, and there are no inlines."""
+
+    def delete_model(self, request, obj):
+        api_key_delete(key=obj)
+
+    def delete_queryset(self, request, queryset):
+        for key in queryset:
+            api_key_delete(key=key)
+
+    @admin.action(description="Revoke selected keys")
+    def revoke_selected(self, request, queryset):
+        keys = list(queryset.filter(revoked_at__isnull=True))
+        for key in keys:
+            api_key_revoke(key=key)
+        self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)

@@ -124,23 +124,47 @@ def upstream_error(
     """Map an upstream HTTP status to what the client sees (reference section 5.14)."""
     s = upstream_status
     if s in (400, 422):
-        return UpstreamError(message, status=400, type="invalid_request_error", fallback=False,
-                             upstream_status=s)
+        return UpstreamError(
+            message, status=400, type="invalid_request_error", fallback=False, upstream_status=s
+        )
     if s == 413:
-        return UpstreamError(message, status=413, type="request_too_large", fallback=False,
-                             upstream_status=s)
+        return UpstreamError(
+            message, status=413, type="request_too_large", fallback=False, upstream_status=s
+        )
     if s in (401, 403, 404):
         # Our credential or route is wrong, not the tenant's request: another route may work.
-        return UpstreamError(f"upstream refused the gateway's request ({s})", status=500,
-                             type="api_error", fallback=True, upstream_status=s)
+        return UpstreamError(
+            f"upstream refused the gateway's request ({s})",
+            status=500,
+            type="api_error",
+            fallback=True,
+            upstream_status=s,
+        )
     if s == 429 or s in (502, 503, 529):
-        return UpstreamError(message or "upstream overloaded", status=529, type="overloaded_error",
-                             fallback=True, retry_after=retry_after, upstream_status=s)
+        return UpstreamError(
+            message or "upstream overloaded",
+            status=529,
+            type="overloaded_error",
+            fallback=True,
+            retry_after=retry_after,
+            upstream_status=s,
+        )
     if s in (408, 504):
-        return UpstreamError(message or "upstream timed out", status=504, type="timeout_error",
-                             fallback=True, upstream_status=s)
+        return UpstreamError(
+            message or "upstream timed out",
+            status=504,
+            type="timeout_error",
+            fallback=True,
+            upstream_status=s,
+        )
     if s == 409 or s >= 500:
-        return UpstreamError(message or "upstream error", status=500, type="api_error",
-                             fallback=True, upstream_status=s)
-    return UpstreamError(message, status=400, type="invalid_request_error", fallback=False,
-                         upstream_status=s)
+        return UpstreamError(
+            message or "upstream error",
+            status=500,
+            type="api_error",
+            fallback=True,
+            upstream_status=s,
+        )
+    return UpstreamError(
+        message, status=400, type="invalid_request_error", fallback=False, upstream_status=s
+    )

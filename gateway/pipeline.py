@@ -95,11 +95,15 @@ def _client(target: Target):
 
 def _failed(call: Call, target: Target, exchange: Exchange, began: float, err: Exception) -> None:
     call.upstream_seconds += time.perf_counter() - began
-    call.attempts.append(Attempt(
-        provider=target.provider_name, upstream_model=target.upstream_model,
-        status=exchange.status, latency_ms=(time.perf_counter() - began) * 1000,
-        error_type=getattr(err, "type", "api_error"),
-    ))
+    call.attempts.append(
+        Attempt(
+            provider=target.provider_name,
+            upstream_model=target.upstream_model,
+            status=exchange.status,
+            latency_ms=(time.perf_counter() - began) * 1000,
+            error_type=getattr(err, "type", "api_error"),
+        )
+    )
 
 
 def _may_fall_back(err: GatewayError) -> bool:
@@ -114,7 +118,8 @@ async def complete(call: Call) -> ir.Response:
         began = time.perf_counter()
         try:
             response = await adapter_for(target.kind).complete(
-                call.request, target, _client(target), exchange)
+                call.request, target, _client(target), exchange
+            )
         except GatewayError as err:
             _failed(call, target, exchange, began, err)
             if not _may_fall_back(err):
@@ -123,8 +128,11 @@ async def complete(call: Call) -> ir.Response:
             continue
         elapsed = time.perf_counter() - began
         call.upstream_seconds += elapsed
-        call.attempts.append(Attempt(target.provider_name, target.upstream_model,
-                                     exchange.status or 200, elapsed * 1000))
+        call.attempts.append(
+            Attempt(
+                target.provider_name, target.upstream_model, exchange.status or 200, elapsed * 1000
+            )
+        )
         call.target, call.exchange = target, exchange
         if response.usage.estimated and not response.usage.input_tokens:
             response.usage.input_tokens = estimate_input_tokens(call.request)
@@ -160,9 +168,14 @@ async def open_stream(call: Call) -> tuple[AsyncIterator[ir.StreamEvent], ir.Str
             last = err
             continue
         call.upstream_seconds += time.perf_counter() - began
-        call.attempts.append(Attempt(target.provider_name, target.upstream_model,
-                                     exchange.status or 200,
-                                     (time.perf_counter() - began) * 1000))
+        call.attempts.append(
+            Attempt(
+                target.provider_name,
+                target.upstream_model,
+                exchange.status or 200,
+                (time.perf_counter() - began) * 1000,
+            )
+        )
         call.target, call.exchange = target, exchange
         return events, first
     raise last or ApiError("no route could serve the request")

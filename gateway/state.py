@@ -69,8 +69,9 @@ def async_store() -> aioredis.Redis | LocalStore:
     loop_id = id(asyncio.get_running_loop())
     client = _async_clients.get(loop_id)
     if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=False,
-                                         health_check_interval=30)
+        client = aioredis.Redis.from_url(
+            settings.REDIS_URL, decode_responses=False, health_check_interval=30
+        )
         _async_clients[loop_id] = client
     return client
 

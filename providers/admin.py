@@ -1,3 +1,141 @@
-from django.contrib import admin
+"""Admin for providers, models and routes. Every change tells the gateways to reload routing.
 
-# Register your models here.
+A provider's credential is write-only here: the form never renders it back, only whether one
+is set. Leaving the field empty keeps the stored credential.
+"""
+
+from django import forms
+from django.contrib import admin
+from django.db import transaction
+from django.db.models import Count
+
+from gateway import state
+from providers.models import Model, Provider, Route
+
+
+class ConfigChangedAdmin(admin.ModelAdmin):
+    """Announces every save and delete to all gateway replicas once the change is committed."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        transaction.on_commit(state.config_changed)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        transaction.on_commit(state.config_changed)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        transaction.on_commit(state.config_changed)
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        transaction.on_commit(state.config_changed)
+
+
+class ProviderForm(forms.ModelForm):
+    base_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    credential = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="The upstream API key. Never shown again; leave empty to keep the current one.",
+    )
+    clear_credential = forms.BooleanField(required=False, label="Clear credential")
+
+    class Meta:
+        model = Provider
+        fields = (
+            "name",
+            "kind",
+            "base_url",
+            "enabled",
+            "extra_headers",
+            "connect_timeout",
+            "first_byte_timeout",
+            "idle_timeout",
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("credential") and cleaned.get("clear_credential"):
+            raise forms.ValidationError("Either set a new credential or clear it, not both.")
+        return cleaned
+
+
+class RouteInline(admin.TabularInline):
+    model = Route
+    extra = 0
+    fields = ("provider", "upstream_model", "priority", "weight", "enabled")
+    autocomplete_fields = ("provider",)
+
+
+@admin.register(Provider)
+class ProviderAdmin(ConfigChangedAdmin):
+    form = ProviderForm
+    list_display = ("name", "kind", "base_url", "enabled", "credential_state", "updated_at")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "base_url")
+    readonly_fields = ("credential_state", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "base_url", "enabled")}),
+        ("Credential", {"fields": ("credential_state", "credential", "clear_credential")}),
+        (
+            "Advanced",
+            {"fields": ("extra_headers", "connect_timeout", "first_byte_timeout", "idle_timeout")},
+        ),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+    @admin.display(description="credential")
+    def credential_state(self, obj: Provider) -> str:
+        return "set" if obj.has_credential else "not set"
+
+    def save_model(self, request, obj, form, change):
+        if form.cleaned_data.get("clear_credential"):
+            obj.set_credential("")
+        elif form.cleaned_data.get("credential"):
+            obj.set_credential(form.cleaned_data["credential"])
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Model)
+class PublicModelAdmin(ConfigChangedAdmin):
+    list_display = (
+        "name",
+        "display_name",
+        "enabled",
+        "price_input",
+        "price_output",
+        "route_count",
+        "updated_at",
+    )
+    list_filter = ("enabled",)
+    search_fields = ("name", "display_name")
+    readonly_fields = ("created_at", "updated_at")
+    inlines = (RouteInline,)
+    fieldsets = (
+        (None, {"fields": ("name", "display_name", "enabled", "max_tokens")}),
+        (
+            "Prices, USD per million tokens",
+            {"fields": ("price_input", "price_output", "price_cache_read", "price_cache_write")},
+        ),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(route_count=Count("routes"))
+
+    @admin.display(description="routes", ordering="route_count")
+    def route_count(self, obj: Model) -> int:
+        return obj.route_count
+
+
+@admin.register(Route)
+class RouteAdmin(ConfigChangedAdmin):
+    list_display = ("model", "provider", "upstream_model", "priority", "weight", "enabled")
+    list_filter = ("enabled", "provider")
+    search_fields = ("model__name", "provider__name", "upstream_model")
+    list_select_related = ("model", "provider")
+    autocomplete_fields = ("model", "provider")
+    readonly_fields = ("created_at", "updated_at")

@@ -8,6 +8,7 @@ is checked at most every ROUTES_CACHE_SECONDS, so the hot path makes no database
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -104,23 +105,35 @@ def _load(version: bytes | None) -> Snapshot:
     from accounts.models import Tenant
     from providers.models import Model, Route
 
+    signing_key = hashlib.sha256(b"tollgate-signature:" + settings.SECRET_KEY.encode()).digest()
     routes: dict[int, list[RouteEntry]] = {}
     query = Route.objects.filter(enabled=True, provider__enabled=True, model__enabled=True)
     for route in query.select_related("provider"):
         provider = route.provider
         target = Target(
-            route_id=route.pk, provider_id=provider.pk, provider_name=provider.name,
-            kind=provider.kind, base_url=provider.base_url, api_key=provider.credential,
-            upstream_model=route.upstream_model, extra_headers=dict(provider.extra_headers or {}),
+            route_id=route.pk,
+            provider_id=provider.pk,
+            provider_name=provider.name,
+            kind=provider.kind,
+            base_url=provider.base_url,
+            api_key=provider.credential,
+            upstream_model=route.upstream_model,
+            extra_headers=dict(provider.extra_headers or {}),
             connect_timeout=provider.connect_timeout,
-            first_byte_timeout=provider.first_byte_timeout, idle_timeout=provider.idle_timeout,
+            first_byte_timeout=provider.first_byte_timeout,
+            idle_timeout=provider.idle_timeout,
             version=provider.updated_at.isoformat(),
+            signing_key=signing_key,
         )
         routes.setdefault(route.model_id, []).append(
-            RouteEntry(target=target, priority=route.priority, weight=route.weight))
+            RouteEntry(target=target, priority=route.priority, weight=route.weight)
+        )
     models = {
         m.name: ModelEntry(
-            id=m.pk, name=m.name, display_name=m.display_name or m.name, created_at=m.created_at,
+            id=m.pk,
+            name=m.name,
+            display_name=m.display_name or m.name,
+            created_at=m.created_at,
             max_tokens=m.max_tokens,
             prices=Prices(m.price_input, m.price_output, m.price_cache_read, m.price_cache_write),
             routes=tuple(routes.get(m.pk, ())),

@@ -23,9 +23,11 @@ def client_for(target: Target) -> httpx.AsyncClient:
     if client is None:
         conf = settings.TOLLGATE
         client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=conf["POOL_MAX_CONNECTIONS"],
-                                max_keepalive_connections=conf["POOL_MAX_KEEPALIVE"],
-                                keepalive_expiry=30),
+            limits=httpx.Limits(
+                max_connections=conf["POOL_MAX_CONNECTIONS"],
+                max_keepalive_connections=conf["POOL_MAX_KEEPALIVE"],
+                keepalive_expiry=30,
+            ),
             timeout=httpx.Timeout(conf["READ_TIMEOUT"], connect=conf["CONNECT_TIMEOUT"]),
             follow_redirects=False,
             trust_env=False,

@@ -45,8 +45,7 @@ class GatewayConsumer(AsyncConsumer):
         except GatewayError as err:
             await self.send_error(err)
         except Exception:
-            log.exception("unhandled error serving %s (request %s)", scope["path"],
-                          self.request_id)
+            log.exception("unhandled error serving %s (request %s)", scope["path"], self.request_id)
             await self.send_error(ApiError("internal error in the gateway"))
 
     async def read_body(self) -> bytes:
@@ -78,14 +77,14 @@ class GatewayConsumer(AsyncConsumer):
 
     async def send_headers(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.response_started = True
-        await self.base_send({"type": "http.response.start", "status": status,
-                              "headers": headers})
+        await self.base_send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def send_body(self, body: bytes, *, more: bool = False) -> None:
         await self.base_send({"type": "http.response.body", "body": body, "more_body": more})
 
-    async def send_json(self, status: int, payload: bytes,
-                        extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    async def send_json(
+        self, status: int, payload: bytes, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         headers = self.base_headers(b"application/json")
         if extra:
             headers.extend(extra)

@@ -34,8 +34,9 @@ class MessagesConsumer(GatewayConsumer):
             await self.stream(call)
         else:
             response = await pipeline.complete(call)
-            await self.send_json(200, encode(self.message(call, response)),
-                                 self.overhead_header(call))
+            await self.send_json(
+                200, encode(self.message(call, response)), self.overhead_header(call)
+            )
 
     def message(self, call: pipeline.Call, response: ir.Response) -> dict:
         if response.passthrough is not None:
@@ -64,8 +65,9 @@ class MessagesConsumer(GatewayConsumer):
                 if writer.finished:
                     break
             if not writer.finished:
-                await self.write(writer, ir.StreamError("api_error",
-                                                        "upstream stream ended unexpectedly"))
+                await self.write(
+                    writer, ir.StreamError("api_error", "upstream stream ended unexpectedly")
+                )
         except asyncio.CancelledError:
             # The client went away: closing the generator closes the upstream request.
             pump.uncancel()

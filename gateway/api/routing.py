@@ -8,12 +8,16 @@ from gateway.api.http import NotFoundConsumer
 from gateway.api.messages import MessagesConsumer
 from gateway.asgi import django_application
 
-application = ProtocolTypeRouter({
-    "http": URLRouter([
-        path("v1/messages", MessagesConsumer.as_asgi()),
-        re_path(r"^v1/", NotFoundConsumer.as_asgi()),
-        path("healthz", HealthConsumer.as_asgi()),
-        path("readyz", ReadyConsumer.as_asgi()),
-        re_path(r"", django_application),
-    ]),
-})
+application = ProtocolTypeRouter(
+    {
+        "http": URLRouter(
+            [
+                path("v1/messages", MessagesConsumer.as_asgi()),
+                re_path(r"^v1/", NotFoundConsumer.as_asgi()),
+                path("healthz", HealthConsumer.as_asgi()),
+                path("readyz", ReadyConsumer.as_asgi()),
+                re_path(r"", django_application),
+            ]
+        ),
+    }
+)

@@ -33,16 +33,24 @@ def _strip_foreign_thinking(messages: list[dict[str, Any]]) -> None:
         if not isinstance(content, list):
             continue
         message["content"] = [
-            block for block in content
-            if not (isinstance(block, dict) and block.get("type") == "thinking"
-                    and str(block.get("signature", "")).startswith(GATEWAY_SIGNATURE_PREFIX))
+            block
+            for block in content
+            if not (
+                isinstance(block, dict)
+                and block.get("type") == "thinking"
+                and str(block.get("signature", "")).startswith(GATEWAY_SIGNATURE_PREFIX)
+            )
         ]
 
 
 def usage_from(data: dict[str, Any], base: ir.Usage | None = None) -> ir.Usage:
     usage = base or ir.Usage()
-    for field in ("input_tokens", "output_tokens", "cache_read_input_tokens",
-                  "cache_creation_input_tokens"):
+    for field in (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+    ):
         value = data.get(field)
         if isinstance(value, int):
             setattr(usage, field, value)
@@ -101,8 +109,7 @@ class AnthropicAdapter(HttpAdapter):
                 if name == "ping":
                     yield ir.Passthrough(b"event: ping\ndata: " + data + b"\n\n", "ping")
                 continue
-            event = ir.Passthrough(b"event: " + name.encode() + b"\ndata: " + data + b"\n\n",
-                                   name)
+            event = ir.Passthrough(b"event: " + name.encode() + b"\ndata: " + data + b"\n\n", name)
             if name == "message_start":
                 payload = _decode.decode(data)
                 message = payload.get("message") or {}

@@ -39,6 +39,8 @@ class Target:
     first_byte_timeout: float = 120.0
     idle_timeout: float = 120.0
     version: str = ""
+    # HMAC key for the gateway's thinking-signature envelopes (reference 5.12.3).
+    signing_key: bytes = field(default=b"", repr=False)
 
 
 @dataclass(slots=True)
@@ -67,13 +69,19 @@ class Adapter:
     kind: ClassVar[str]
 
     async def complete(
-        self, request: ir.Request, target: Target, client: httpx.AsyncClient | None,
+        self,
+        request: ir.Request,
+        target: Target,
+        client: httpx.AsyncClient | None,
         exchange: Exchange,
     ) -> ir.Response:
         raise NotImplementedError
 
     def stream(
-        self, request: ir.Request, target: Target, client: httpx.AsyncClient | None,
+        self,
+        request: ir.Request,
+        target: Target,
+        client: httpx.AsyncClient | None,
         exchange: Exchange,
     ) -> AsyncIterator[ir.StreamEvent]:
         raise NotImplementedError
@@ -117,7 +125,9 @@ class HttpAdapter(Adapter):
         raise NotImplementedError
 
     def parse_stream(
-        self, events: AsyncIterator[tuple[str | None, bytes]], request: ir.Request,
+        self,
+        events: AsyncIterator[tuple[str | None, bytes]],
+        request: ir.Request,
         target: Target,
     ) -> AsyncIterator[ir.StreamEvent]:
         raise NotImplementedError
@@ -141,15 +151,23 @@ class HttpAdapter(Adapter):
         return upstream_error(status, message, retry_after=_retry_after(headers))
 
     def timeout(self, target: Target) -> httpx.Timeout:
-        return httpx.Timeout(connect=target.connect_timeout, read=target.first_byte_timeout,
-                             write=target.first_byte_timeout, pool=target.connect_timeout)
+        return httpx.Timeout(
+            connect=target.connect_timeout,
+            read=target.first_byte_timeout,
+            write=target.first_byte_timeout,
+            pool=target.connect_timeout,
+        )
 
     async def complete(self, request, target, client, exchange):
         upstream = self.build_request(request, target)
         exchange.request = upstream
         try:
-            response = await client.post(upstream.url, content=upstream.content(),
-                                         headers=upstream.headers, timeout=self.timeout(target))
+            response = await client.post(
+                upstream.url,
+                content=upstream.content(),
+                headers=upstream.headers,
+                timeout=self.timeout(target),
+            )
         except httpx.TimeoutException as exc:
             raise _timeout(exc) from None
         except httpx.HTTPError as exc:
@@ -168,9 +186,13 @@ class HttpAdapter(Adapter):
     async def stream(self, request, target, client, exchange):
         upstream = self.build_request(request, target)
         exchange.request = upstream
-        http_request = client.build_request("POST", upstream.url, content=upstream.content(),
-                                            headers=upstream.headers,
-                                            timeout=self.timeout(target))
+        http_request = client.build_request(
+            "POST",
+            upstream.url,
+            content=upstream.content(),
+            headers=upstream.headers,
+            timeout=self.timeout(target),
+        )
         try:
             response = await client.send(http_request, stream=True)
         except httpx.TimeoutException as exc:

@@ -16,8 +16,14 @@ from gateway import ids, ir
 from gateway.tokens import count_text, estimate_input_tokens
 from providers.adapters.base import Adapter
 
-_PLACEHOLDER = {"string": "demo", "number": 1, "integer": 1, "boolean": True,
-                "array": [], "object": {}}
+_PLACEHOLDER = {
+    "string": "demo",
+    "number": 1,
+    "integer": 1,
+    "boolean": True,
+    "array": [],
+    "object": {},
+}
 
 
 def _last_user_text(request: ir.Request) -> str:

@@ -30,6 +30,8 @@ def live_gateway(django_db_setup, django_db_blocker):
         "SECRET_KEY": settings.SECRET_KEY,
         "TOLLGATE_ENCRYPTION_KEYS": ",".join(settings.TOLLGATE_ENCRYPTION_KEYS),
         "TOLLGATE_STREAM_PING_SECONDS": "0.5",
+        "TOLLGATE_MAX_BODY_BYTES": str(4 * 1024 * 1024),
+        "TOLLGATE_ROUTES_CACHE_SECONDS": "0",
         "DEBUG": "false",
     }
     server = LiveGateway(env=env).start()
@@ -47,8 +49,13 @@ class Stage:
 
     def provider(self, kind: str, name: str | None = None, **extra) -> dict:
         base = {"anthropic": self.upstream.url, "openai": self.upstream.url + "/v1"}
-        return {"name": name or f"{kind}-fake", "kind": kind, "base_url": base.get(kind, ""),
-                "api_key": "sk-upstream-secret", **extra}
+        return {
+            "name": name or f"{kind}-fake",
+            "kind": kind,
+            "base_url": base.get(kind, ""),
+            "api_key": "sk-upstream-secret",
+            **extra,
+        }
 
     def apply(self, *, providers: list[dict], models: list[dict], tenants: list[dict]) -> None:
         config_apply(data={"providers": providers, "models": models, "tenants": tenants})
@@ -60,25 +67,25 @@ class Stage:
     def tenant_key(self, tenant_name: str = "acme", **options) -> str:
         from accounts.models import Tenant
 
-        tenant = Tenant.objects.filter(name=tenant_name).first() or tenant_create(
-            name=tenant_name)
+        tenant = Tenant.objects.filter(name=tenant_name).first() or tenant_create(name=tenant_name)
         _, secret = api_key_create(tenant=tenant, **options)
         return secret
 
     def client(self, key: str, **options) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url=self.gateway.url, api_key=key, max_retries=0,
-                                   **options)
+        return anthropic.Anthropic(base_url=self.gateway.url, api_key=key, max_retries=0, **options)
 
     def async_client(self, key: str, **options) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(base_url=self.gateway.url, api_key=key, max_retries=0,
-                                        **options)
+        return anthropic.AsyncAnthropic(
+            base_url=self.gateway.url, api_key=key, max_retries=0, **options
+        )
 
     def one_route(self, kind: str, upstream_model: str, public: str = "claude-test") -> str:
         """A model served by one fake-upstream route of `kind`; returns a key for it."""
         self.apply(
             providers=[self.provider(kind)],
-            models=[self.model(public, [{"provider": f"{kind}-fake",
-                                         "upstream_model": upstream_model}])],
+            models=[
+                self.model(public, [{"provider": f"{kind}-fake", "upstream_model": upstream_model}])
+            ],
             tenants=[{"name": "acme"}],
         )
         return self.tenant_key("acme")

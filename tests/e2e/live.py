@@ -39,15 +39,33 @@ class LiveGateway:
 
     def command(self) -> list[str]:
         if self.server == "uvicorn":
-            return [sys.executable, "-m", "uvicorn", "gateway.asgi:application", "--host",
-                    "127.0.0.1", "--port", str(self.port), "--no-access-log"]
-        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                "gateway.asgi:application"]
+            return [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "gateway.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+            ]
+        return [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "gateway.asgi:application",
+        ]
 
     def start(self) -> LiveGateway:
         log = self.log_path.open("wb")
-        self.process = subprocess.Popen(self.command(), cwd=ROOT, env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -190,8 +190,9 @@ def _document(block: dict, where: str) -> ir.Document:
     kind = source["type"]
     meta = {"title": block.get("title"), "context": block.get("context")}
     if kind == "base64" and isinstance(source.get("data"), str):
-        return ir.Document(media_type=source.get("media_type", "application/pdf"),
-                           data=source["data"], **meta)
+        return ir.Document(
+            media_type=source.get("media_type", "application/pdf"), data=source["data"], **meta
+        )
     if kind == "url" and isinstance(source.get("url"), str):
         return ir.Document(url=source["url"], **meta)
     if kind == "text" and isinstance(source.get("data"), str):
@@ -240,8 +241,9 @@ def _tool_result(block: dict, where: str) -> ir.ToolResult:
             sub = _block(b, f"{where}.content.{k}", [])
             if isinstance(sub, ir.Text | ir.Image | ir.Document):
                 parts.append(sub)
-    return ir.ToolResult(tool_use_id=tool_use_id, content=parts,
-                         is_error=bool(block.get("is_error")))
+    return ir.ToolResult(
+        tool_use_id=tool_use_id, content=parts, is_error=bool(block.get("is_error"))
+    )
 
 
 def _thinking(block: dict, where: str) -> ir.Thinking:
@@ -292,8 +294,9 @@ def _tools(tools: list[ToolIn], unportable: list[str]) -> list[ir.Tool]:
             raise InvalidRequest(
                 f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
             )
-        result.append(ir.Tool(name=tool.name, input_schema=tool.input_schema,
-                              description=tool.description))
+        result.append(
+            ir.Tool(name=tool.name, input_schema=tool.input_schema, description=tool.description)
+        )
     return result
 
 
@@ -305,8 +308,11 @@ def _tool_choice(choice, tools: list[ir.Tool]) -> ir.ToolChoice | None:
             raise InvalidRequest("tool_choice.tool.name: Field required")
         if choice.name not in {t.name for t in tools}:
             raise InvalidRequest(f"tool_choice.tool.name: no tool named `{choice.name}` in tools")
-    return ir.ToolChoice(type=choice.type, name=choice.name,
-                         disable_parallel_tool_use=choice.disable_parallel_tool_use)
+    return ir.ToolChoice(
+        type=choice.type,
+        name=choice.name,
+        disable_parallel_tool_use=choice.disable_parallel_tool_use,
+    )
 
 
 def _reasoning(body, max_tokens: int, beta: list[str]) -> ir.Reasoning | None:
@@ -317,20 +323,25 @@ def _reasoning(body, max_tokens: int, beta: list[str]) -> ir.Reasoning | None:
         if budget is None:
             raise InvalidRequest("thinking.enabled.budget_tokens: Field required")
         if budget < 1024:
-            raise InvalidRequest("thinking.enabled.budget_tokens: Input should be greater than or "
-                                 "equal to 1024")
+            raise InvalidRequest(
+                "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+            )
         interleaved = any(b.startswith("interleaved-thinking") for b in beta)
         if max_tokens and budget >= max_tokens and not interleaved:
             raise InvalidRequest("max_tokens: must be greater than thinking.budget_tokens")
         effort = effort or next(e for floor, e in _EFFORT_BY_BUDGET if budget >= floor)
-        return ir.Reasoning(budget_tokens=budget, effort=effort,
-                            summary=thinking.display != "omitted")
+        return ir.Reasoning(
+            budget_tokens=budget, effort=effort, summary=thinking.display != "omitted"
+        )
     if thinking is not None and thinking.type == "adaptive":
         return ir.Reasoning(adaptive=True, effort=effort, summary=thinking.display != "omitted")
     reasoning = getattr(body, "reasoning", None)
     if thinking is None and reasoning is not None and reasoning.enabled is not False:
         if reasoning.effort == "none":
             return None
-        return ir.Reasoning(budget_tokens=reasoning.max_tokens, effort=reasoning.effort or effort,
-                            summary=reasoning.summary not in ("none", "omitted"))
+        return ir.Reasoning(
+            budget_tokens=reasoning.max_tokens,
+            effort=reasoning.effort or effort,
+            summary=reasoning.summary not in ("none", "omitted"),
+        )
     return None

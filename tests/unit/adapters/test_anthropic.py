@@ -12,9 +12,15 @@ from providers.adapters.anthropic import AnthropicAdapter, messages_url
 from providers.adapters.base import Target
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "anthropic"
-TARGET = Target(route_id=1, provider_id=1, provider_name="anthropic-main", kind="anthropic",
-                base_url="https://api.anthropic.test", api_key="sk-ant-upstream",
-                upstream_model="claude-sonnet-4-5-20250929")
+TARGET = Target(
+    route_id=1,
+    provider_id=1,
+    provider_name="anthropic-main",
+    kind="anthropic",
+    base_url="https://api.anthropic.test",
+    api_key="sk-ant-upstream",
+    upstream_model="claude-sonnet-4-5-20250929",
+)
 
 
 def golden(name: str) -> dict:
@@ -31,7 +37,8 @@ def client_request(body: dict, beta: list[str]) -> ir.Request:
 def test_request_is_forwarded_unchanged_but_for_model_extras_and_foreign_thinking():
     case = golden("request_passthrough.json")
     upstream = AnthropicAdapter().build_request(
-        client_request(case["client_body"], case["beta"]), TARGET)
+        client_request(case["client_body"], case["beta"]), TARGET
+    )
     expected = case["expected_upstream"]
     assert upstream.url == expected["url"]
     assert upstream.headers == expected["headers"]
@@ -46,11 +53,14 @@ def test_response_is_parsed_into_ir_and_kept_for_passthrough():
     assert built == case["expected_ir"]
 
 
-@pytest.mark.parametrize(("base", "url"), [
-    ("https://api.anthropic.com", "https://api.anthropic.com/v1/messages"),
-    ("https://api.anthropic.com/", "https://api.anthropic.com/v1/messages"),
-    ("http://proxy.test/v1", "http://proxy.test/v1/messages"),
-])
+@pytest.mark.parametrize(
+    ("base", "url"),
+    [
+        ("https://api.anthropic.com", "https://api.anthropic.com/v1/messages"),
+        ("https://api.anthropic.com/", "https://api.anthropic.com/v1/messages"),
+        ("http://proxy.test/v1", "http://proxy.test/v1/messages"),
+    ],
+)
 def test_messages_url_accepts_base_with_or_without_v1(base, url):
     assert messages_url(base) == url
 
@@ -62,28 +72,43 @@ async def _events(pairs):
 
 async def test_stream_is_forwarded_event_by_event_with_usage_read_on_the_side():
     pairs = [
-        ("message_start", '{"type":"message_start","message":{"id":"msg_u","model":"up",'
-                          '"usage":{"input_tokens":40,"output_tokens":1,'
-                          '"cache_read_input_tokens":7}}}'),
+        (
+            "message_start",
+            '{"type":"message_start","message":{"id":"msg_u","model":"up",'
+            '"usage":{"input_tokens":40,"output_tokens":1,'
+            '"cache_read_input_tokens":7}}}',
+        ),
         ("ping", '{"type": "ping"}'),
-        ("content_block_start", '{"type":"content_block_start","index":0,'
-                                '"content_block":{"type":"text","text":""}}'),
-        ("content_block_delta", '{"type":"content_block_delta","index":0,'
-                                '"delta":{"type":"text_delta","text":"Hi"}}'),
+        (
+            "content_block_start",
+            '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}',
+        ),
+        (
+            "content_block_delta",
+            '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}',
+        ),
         ("content_block_stop", '{"type":"content_block_stop","index":0}'),
-        ("message_delta", '{"type":"message_delta","delta":{"stop_reason":"end_turn",'
-                          '"stop_sequence":null},"usage":{"output_tokens":12}}'),
+        (
+            "message_delta",
+            '{"type":"message_delta","delta":{"stop_reason":"end_turn",'
+            '"stop_sequence":null},"usage":{"output_tokens":12}}',
+        ),
         ("message_stop", '{"type":"message_stop"}'),
     ]
     out = [e async for e in AnthropicAdapter().parse_stream(_events(pairs), None, TARGET)]
     assert [e.event for e in out] == [name for name, _ in pairs]
     assert out[0].payload["message"]["id"] == "msg_u"  # rewritten by the writer, not here
-    assert out[3].data == (b'event: content_block_delta\ndata: {"type":"content_block_delta",'
-                           b'"index":0,"delta":{"type":"text_delta","text":"Hi"}}\n\n')
+    assert out[3].data == (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta",'
+        b'"index":0,"delta":{"type":"text_delta","text":"Hi"}}\n\n'
+    )
     final = out[5]
     assert final.stop_reason == "end_turn"
-    assert (final.usage.input_tokens, final.usage.output_tokens,
-            final.usage.cache_read_input_tokens) == (40, 12, 7)
+    assert (
+        final.usage.input_tokens,
+        final.usage.output_tokens,
+        final.usage.cache_read_input_tokens,
+    ) == (40, 12, 7)
 
 
 async def test_stream_error_event_becomes_an_ir_error():

@@ -3,20 +3,29 @@
 from gateway import ir
 from providers.adapters.demo import DemoAdapter, reply
 
-WEATHER = ir.Tool(name="get_weather", input_schema={
-    "type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-    "required": ["city", "days"]})
+WEATHER = ir.Tool(
+    name="get_weather",
+    input_schema={
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+        "required": ["city", "days"],
+    },
+)
 
 
 def request(text: str, **extra) -> ir.Request:
-    return ir.Request(model="claude-demo", max_tokens=100,
-                      messages=[ir.Message("user", [ir.Text(text)])], **extra)
+    return ir.Request(
+        model="claude-demo", max_tokens=100, messages=[ir.Message("user", [ir.Text(text)])], **extra
+    )
 
 
 def test_reply_echoes_the_last_user_message_deterministically():
     first, second = reply(request("hello")), reply(request("hello"))
-    assert first.content == second.content == [
-        ir.Text("Hello from the Tollgate demo provider. You said: hello")]
+    assert (
+        first.content
+        == second.content
+        == [ir.Text("Hello from the Tollgate demo provider. You said: hello")]
+    )
     assert first.stop_reason == "end_turn"
     assert first.usage.input_tokens > 0 and first.usage.output_tokens > 0
 

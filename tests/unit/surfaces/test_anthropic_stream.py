@@ -26,36 +26,64 @@ def run(events: list, **kw) -> list[tuple[str, dict]]:
 
 def test_text_then_tool_calls_get_dense_sequential_blocks():
     usage = ir.Usage(input_tokens=44, output_tokens=22, cache_read_input_tokens=256)
-    out = run([
-        ir.StreamStart(),
-        ir.TextDelta(""),
-        ir.TextDelta("On it."),
-        ir.BlockStart(ir.ToolUse("call_1", "get_weather", {})),
-        ir.ToolInputDelta('{"city":'),
-        ir.ToolInputDelta('"Lima"}'),
-        ir.BlockStart(ir.ToolUse("call_2", "get_time", {})),
-        ir.StreamEnd("tool_use", usage),
-    ])
+    out = run(
+        [
+            ir.StreamStart(),
+            ir.TextDelta(""),
+            ir.TextDelta("On it."),
+            ir.BlockStart(ir.ToolUse("call_1", "get_weather", {})),
+            ir.ToolInputDelta('{"city":'),
+            ir.ToolInputDelta('"Lima"}'),
+            ir.BlockStart(ir.ToolUse("call_2", "get_time", {})),
+            ir.StreamEnd("tool_use", usage),
+        ]
+    )
     names = [n for n, _ in out]
-    assert names == ["message_start", "ping", "content_block_start", "content_block_delta",
-                     "content_block_stop", "content_block_start", "content_block_delta",
-                     "content_block_delta", "content_block_stop", "content_block_start",
-                     "content_block_stop", "message_delta", "message_stop"]
+    assert names == [
+        "message_start",
+        "ping",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "content_block_start",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
     starts = [p for n, p in out if n == "content_block_start"]
     assert [s["index"] for s in starts] == [0, 1, 2]
-    assert starts[1]["content_block"] == {"type": "tool_use", "id": "call_1",
-                                          "name": "get_weather", "input": {}}
+    assert starts[1]["content_block"] == {
+        "type": "tool_use",
+        "id": "call_1",
+        "name": "get_weather",
+        "input": {},
+    }
     delta = out[-2][1]
-    assert delta == {"type": "message_delta",
-                     "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                     "usage": {"input_tokens": 44, "cache_creation_input_tokens": 0,
-                               "cache_read_input_tokens": 256, "output_tokens": 22}}
+    assert delta == {
+        "type": "message_delta",
+        "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+        "usage": {
+            "input_tokens": 44,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 256,
+            "output_tokens": 22,
+        },
+    }
 
 
 def test_message_start_carries_the_input_estimate_and_end_fills_it_when_unknown():
-    out = run([ir.StreamStart(), ir.TextDelta("hi"),
-               ir.StreamEnd("end_turn", ir.Usage(output_tokens=1, estimated=True))],
-              input_estimate=472)
+    out = run(
+        [
+            ir.StreamStart(),
+            ir.TextDelta("hi"),
+            ir.StreamEnd("end_turn", ir.Usage(output_tokens=1, estimated=True)),
+        ],
+        input_estimate=472,
+    )
     start = out[0][1]["message"]
     assert start["usage"]["input_tokens"] == 472 and start["usage"]["output_tokens"] == 0
     assert start["content"] == [] and start["stop_reason"] is None
@@ -63,30 +91,46 @@ def test_message_start_carries_the_input_estimate_and_end_fills_it_when_unknown(
 
 
 def test_thinking_block_shell_and_signature():
-    out = run([ir.ThinkingDelta("let me see"), ir.SignatureDelta("sig"), ir.TextDelta("42"),
-               ir.StreamEnd("end_turn", ir.Usage())])
+    out = run(
+        [
+            ir.ThinkingDelta("let me see"),
+            ir.SignatureDelta("sig"),
+            ir.TextDelta("42"),
+            ir.StreamEnd("end_turn", ir.Usage()),
+        ]
+    )
     shell = out[2][1]["content_block"]
     assert shell == {"type": "thinking", "thinking": "", "signature": ""}
     deltas = [p["delta"] for n, p in out if n == "content_block_delta"]
-    assert deltas == [{"type": "thinking_delta", "thinking": "let me see"},
-                      {"type": "signature_delta", "signature": "sig"},
-                      {"type": "text_delta", "text": "42"}]
+    assert deltas == [
+        {"type": "thinking_delta", "thinking": "let me see"},
+        {"type": "signature_delta", "signature": "sig"},
+        {"type": "text_delta", "text": "42"},
+    ]
 
 
 def test_error_event_ends_the_stream_without_message_stop():
     out = run([ir.TextDelta("par"), ir.StreamError("overloaded_error", "Overloaded")])
-    assert out[-1] == ("error", {"type": "error", "error": {"type": "overloaded_error",
-                                                            "message": "Overloaded"}})
+    assert out[-1] == (
+        "error",
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+    )
     assert "message_stop" not in [n for n, _ in out]
 
 
 def test_passthrough_rewrites_message_start_id_and_model_only():
-    payload = {"type": "message_start", "message": {"id": "msg_up", "model": "claude-up",
-                                                    "container": None, "usage": {}}}
+    payload = {
+        "type": "message_start",
+        "message": {"id": "msg_up", "model": "claude-up", "container": None, "usage": {}},
+    }
     writer = StreamWriter(message_id="msg_x", model="claude-test")
     data = writer.feed(ir.Passthrough(b"", "message_start", payload=payload))
-    assert parse(data)[0][1]["message"] == {"id": "msg_x", "model": "claude-test",
-                                            "container": None, "usage": {}}
+    assert parse(data)[0][1]["message"] == {
+        "id": "msg_x",
+        "model": "claude-test",
+        "container": None,
+        "usage": {},
+    }
     raw = b'event: content_block_start\ndata: {"type":"content_block_start"}\n\n'
     assert writer.feed(ir.Passthrough(raw, "content_block_start")) == raw
     assert writer.blocks == 1

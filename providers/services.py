@@ -1,0 +1,395 @@
+"""Writes for providers, models and routes: the declarative config file and the demo setup.
+
+`config_apply` upserts what a document declares, by name:
+
+- providers, models and tenants not in the document are left alone (nothing is deleted);
+- for an entry that is listed, fields left out take their defaults (the file is the truth),
+  except a provider's credential: with neither `api_key` nor `api_key_env` the stored one stays,
+  so secrets can be kept out of the file and set in the admin;
+- a model's `routes:` list REPLACES its routes: routes not listed are deleted. Leave `routes:`
+  out entirely to keep a model's routes as they are;
+- a tenant without `models:` may use every enabled model.
+
+The document is checked whole before anything is written (`ConfigError` lists every problem,
+naming the entry); then everything is written in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from decimal import Decimal
+from typing import Annotated, Any
+
+import msgspec
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_slug
+from django.db import models as db
+from django.db import transaction
+
+from accounts.models import Tenant
+from accounts.selectors import api_keys_active
+from accounts.services import ServiceError, api_key_create, api_key_revoke
+from gateway import state
+from providers.models import Model, Provider, Route
+
+
+class ConfigError(ServiceError):
+    """A config document refused whole; `problems` names each bad entry."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid config, nothing applied:\n{lines}")
+
+
+# --- Schema ----------------------------------------------------------------------------------
+
+Seconds = Annotated[float, msgspec.Meta(ge=0.1)]
+Price = Annotated[float, msgspec.Meta(ge=0, lt=1_000_000)]  # USD per million tokens
+
+
+def _default(model: type[db.Model], field: str) -> Any:
+    return model._meta.get_field(field).default
+
+
+class TimeoutsSpec(msgspec.Struct, forbid_unknown_fields=True):
+    connect: Seconds = _default(Provider, "connect_timeout")
+    first_byte: Seconds = _default(Provider, "first_byte_timeout")
+    idle: Seconds = _default(Provider, "idle_timeout")
+
+
+class ProviderSpec(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    kind: str
+    base_url: str = ""
+    api_key: str | None = None
+    api_key_env: str | None = None
+    headers: dict[str, str] = {}
+    enabled: bool = True
+    timeouts: TimeoutsSpec = msgspec.field(default_factory=TimeoutsSpec)
+
+
+class PricingSpec(msgspec.Struct, forbid_unknown_fields=True):
+    input: Price = 0.0
+    output: Price = 0.0
+    cache_read: Price = 0.0
+    cache_write: Price = 0.0
+
+
+class RouteSpec(msgspec.Struct, forbid_unknown_fields=True):
+    provider: str
+    upstream_model: str
+    priority: int = 1
+    weight: Annotated[int, msgspec.Meta(ge=1)] = 1
+    enabled: bool = True
+
+
+class ModelSpec(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    display_name: str = ""
+    enabled: bool = True
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    pricing_per_mtok: PricingSpec = msgspec.field(default_factory=PricingSpec)
+    routes: list[RouteSpec] | None = None  # None: keep the model's routes as they are
+
+
+class TenantSpec(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    display_name: str = ""
+    models: list[str] | None = None  # None or empty: every enabled model
+
+
+class ConfigSpec(msgspec.Struct, forbid_unknown_fields=True):
+    providers: list[ProviderSpec] = []
+    models: list[ModelSpec] = []
+    tenants: list[TenantSpec] = []
+
+
+# --- Check -----------------------------------------------------------------------------------
+
+_MSGSPEC_PATH = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>.*)`)?$", re.DOTALL)
+_PATH_PART = re.compile(r"\.(\w+)|\[(\d+|\.\.\.)\]")
+_url = URLValidator(schemes=["http", "https"])
+
+
+def _where(path: str, raw: Any) -> str:
+    """`.models[1].routes[0]` -> `models[1] (claude-x).routes[0]`: entries named by name."""
+    out, node = "", raw
+    for part in _PATH_PART.finditer(path):
+        key, index = part.groups()
+        if key is not None:
+            out += f".{key}" if out else key
+            node = node.get(key) if isinstance(node, dict) else None
+            continue
+        out += f"[{index}]"
+        if index.isdigit() and isinstance(node, list) and int(index) < len(node):
+            node = node[int(index)]
+            if isinstance(node, dict) and isinstance(node.get("name"), str):
+                out += f" ({node['name']})"
+        else:
+            node = None
+    return out or "config"
+
+
+def _parse(data: Any) -> ConfigSpec:
+    try:
+        return msgspec.convert(data, ConfigSpec)
+    except msgspec.ValidationError as exc:
+        match = _MSGSPEC_PATH.match(str(exc))
+        assert match is not None  # the pattern matches any string
+        raise ConfigError([f"{_where(match['path'] or '', data)}: {match['what']}"]) from None
+
+
+def _check_slug(name: str, max_length: int) -> str | None:
+    try:
+        validate_slug(name)
+    except ValidationError:
+        return "name must be a slug (letters, digits, '-' and '_')"
+    return f"name is longer than {max_length} characters" if len(name) > max_length else None
+
+
+def _check_duplicates(section: str, names: list[str], problems: list[str]) -> None:
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            problems.append(
+                f"{section}[{i}] ({name}): duplicate name (see {section}[{first[name]}])"
+            )
+        first.setdefault(name, i)
+
+
+def _check_provider(where: str, p: ProviderSpec, problems: list[str]) -> str | None:
+    """Check one provider; returns its credential (None: keep the stored one)."""
+    if (error := _check_slug(p.name, 64)) is not None:
+        problems.append(f"{where}: {error}")
+    if p.kind not in Provider.Kind.values:
+        kinds = ", ".join(sorted(Provider.Kind.values))
+        problems.append(f"{where}: unknown kind {p.kind!r} (expected one of: {kinds})")
+    if p.base_url:
+        try:
+            _url(p.base_url)
+        except ValidationError:
+            problems.append(f"{where}: base_url {p.base_url!r} is not a valid http(s) URL")
+    if p.api_key is not None and p.api_key_env is not None:
+        problems.append(f"{where}: give api_key or api_key_env, not both")
+    if p.api_key_env is not None:
+        value = os.environ.get(p.api_key_env, "")
+        if not value:
+            problems.append(f"{where}: environment variable {p.api_key_env} is not set")
+        return value
+    return p.api_key
+
+
+def _check_document(spec: ConfigSpec) -> tuple[list[str], dict[str, str | None]]:
+    """Problems found without the database, and each provider's credential."""
+    problems: list[str] = []
+    credentials: dict[str, str | None] = {}
+    _check_duplicates("providers", [p.name for p in spec.providers], problems)
+    for i, p in enumerate(spec.providers):
+        credentials[p.name] = _check_provider(f"providers[{i}] ({p.name})", p, problems)
+    _check_duplicates("models", [m.name for m in spec.models], problems)
+    for i, m in enumerate(spec.models):
+        where = f"models[{i}] ({m.name})"
+        if not m.name.strip() or len(m.name) > 128:
+            problems.append(f"{where}: name must be 1 to 128 characters")
+        seen: set[tuple[str, str]] = set()
+        for j, r in enumerate(m.routes or []):
+            if not r.upstream_model.strip() or len(r.upstream_model) > 200:
+                problems.append(f"{where}.routes[{j}]: upstream_model must be 1 to 200 characters")
+            if (r.provider, r.upstream_model) in seen:
+                problems.append(f"{where}.routes[{j}]: duplicate route to {r.provider}")
+            seen.add((r.provider, r.upstream_model))
+    _check_duplicates("tenants", [t.name for t in spec.tenants], problems)
+    for i, t in enumerate(spec.tenants):
+        if (error := _check_slug(t.name, 64)) is not None:
+            problems.append(f"tenants[{i}] ({t.name}): {error}")
+    return problems, credentials
+
+
+def _check_references(spec: ConfigSpec) -> list[str]:
+    """Routes and tenants may name providers and models from the file or the database."""
+    providers = {p.name for p in spec.providers}
+    models = {m.name for m in spec.models}
+    wanted_providers = {r.provider for m in spec.models for r in m.routes or []} - providers
+    wanted_models = {n for t in spec.tenants for n in t.models or []} - models
+    if wanted_providers:
+        providers |= set(
+            Provider.objects.filter(name__in=wanted_providers).values_list("name", flat=True)
+        )
+    if wanted_models:
+        models |= set(Model.objects.filter(name__in=wanted_models).values_list("name", flat=True))
+    problems = []
+    for i, m in enumerate(spec.models):
+        for j, r in enumerate(m.routes or []):
+            if r.provider not in providers:
+                problems.append(
+                    f"models[{i}] ({m.name}).routes[{j}]: unknown provider {r.provider!r}"
+                )
+    for i, t in enumerate(spec.tenants):
+        unknown = [n for n in t.models or [] if n not in models]
+        if unknown:
+            problems.append(f"tenants[{i}] ({t.name}): unknown model(s): {', '.join(unknown)}")
+    return problems
+
+
+# --- Apply -----------------------------------------------------------------------------------
+
+
+def _counts(*extra: str) -> dict[str, int]:
+    return dict.fromkeys(("created", "updated", "unchanged", *extra), 0)
+
+
+def _upsert(cls: type[db.Model], lookup: dict, values: dict) -> tuple[Any, str]:
+    """Create or update one row; returns it and "created", "updated" or "unchanged"."""
+    obj = cls.objects.filter(**lookup).first()
+    if obj is None:
+        return cls.objects.create(**lookup, **values), "created"
+    changed = {f: v for f, v in values.items() if getattr(obj, f) != v}
+    if not changed:
+        return obj, "unchanged"
+    for field, value in changed.items():
+        setattr(obj, field, value)
+    obj.save()
+    return obj, "updated"
+
+
+def _price(value: float) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.000001"))  # the column's precision
+
+
+def _apply_provider(p: ProviderSpec, credential: str | None, counts: dict) -> Provider:
+    values = {
+        "kind": p.kind,
+        "base_url": p.base_url,
+        "extra_headers": p.headers,
+        "enabled": p.enabled,
+        "connect_timeout": p.timeouts.connect,
+        "first_byte_timeout": p.timeouts.first_byte,
+        "idle_timeout": p.timeouts.idle,
+    }
+    provider, status = _upsert(Provider, {"name": p.name}, values)
+    try:
+        # Compared in clear: Fernet gives a new ciphertext for the same secret every time.
+        same = credential is None or provider.credential == credential
+    except ValueError:  # encrypted with a key no longer configured: replace it
+        same = False
+    if not same:
+        provider.set_credential(credential)
+        provider.save(update_fields=["credential_encrypted", "updated_at"])
+        status = "updated" if status == "unchanged" else status
+    counts[status] += 1
+    return provider
+
+
+def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) -> None:
+    price = m.pricing_per_mtok
+    values = {
+        "display_name": m.display_name,
+        "enabled": m.enabled,
+        "max_tokens": m.max_tokens,
+        "price_input": _price(price.input),
+        "price_output": _price(price.output),
+        "price_cache_read": _price(price.cache_read),
+        "price_cache_write": _price(price.cache_write),
+    }
+    model, status = _upsert(Model, {"name": m.name}, values)
+    summary["models"][status] += 1
+    if m.routes is None:
+        return
+    kept = []
+    for r in m.routes:
+        lookup = {
+            "model": model,
+            "provider": providers[r.provider],
+            "upstream_model": r.upstream_model,
+        }
+        route, status = _upsert(
+            Route, lookup, {"priority": r.priority, "weight": r.weight, "enabled": r.enabled}
+        )
+        summary["routes"][status] += 1
+        kept.append(route.pk)
+    deleted, _ = model.routes.exclude(pk__in=kept).delete()
+    summary["routes"]["deleted"] += deleted
+
+
+def _apply_tenant(t: TenantSpec, counts: dict) -> None:
+    tenant, status = _upsert(Tenant, {"name": t.name}, {"display_name": t.display_name})
+    wanted = set(Model.objects.filter(name__in=t.models or []).values_list("pk", flat=True))
+    if set(tenant.allowed_models.values_list("pk", flat=True)) != wanted:
+        tenant.allowed_models.set(wanted)
+        status = "updated" if status == "unchanged" else status
+    counts[status] += 1
+
+
+def config_apply(*, data: dict) -> dict:
+    """Check a config document whole, then upsert it; returns counts per section.
+
+    Raises ConfigError (nothing applied) naming every bad entry.
+    """
+    spec = _parse(data)
+    problems, credentials = _check_document(spec)
+    if problems:  # refused before any database query
+        raise ConfigError(problems)
+    if problems := _check_references(spec):
+        raise ConfigError(problems)
+    summary = {
+        "providers": _counts(),
+        "models": _counts(),
+        "routes": _counts("deleted"),
+        "tenants": _counts(),
+    }
+    with transaction.atomic():
+        providers = {
+            p.name: _apply_provider(p, credentials[p.name], summary["providers"])
+            for p in spec.providers
+        }
+        # Routes may also point at providers already in the database.
+        elsewhere = {r.provider for m in spec.models for r in m.routes or []} - set(providers)
+        providers |= {p.name: p for p in Provider.objects.filter(name__in=elsewhere)}
+        for m in spec.models:
+            _apply_model(m, providers, summary)
+        for t in spec.tenants:
+            _apply_tenant(t, summary["tenants"])
+        transaction.on_commit(state.config_changed)
+    return summary
+
+
+# --- Demo ------------------------------------------------------------------------------------
+
+DEMO_MODEL = "claude-demo"
+# Public names the official SDKs' examples use, served by the demo provider when free.
+DEMO_ALIASES = ("claude-sonnet-4-5", "claude-haiku-4-5")
+DEMO_PRICES = {
+    "price_input": Decimal("3"),
+    "price_output": Decimal("15"),
+    "price_cache_read": Decimal("0.3"),
+    "price_cache_write": Decimal("3.75"),
+}
+
+
+def demo_bootstrap() -> tuple[Tenant, str]:
+    """Ensure the demo provider, models and tenant, and rotate the tenant's `quickstart` key.
+
+    Only hashes of keys are stored, so the quick start can only print a working key by making
+    a new one: each run revokes the previous `quickstart` key and returns a fresh secret.
+    Other rows are never changed, so this is safe to run on every start.
+    """
+    with transaction.atomic():
+        provider, _ = Provider.objects.get_or_create(
+            name="demo", defaults={"kind": Provider.Kind.DEMO}
+        )
+        model, _ = Model.objects.get_or_create(
+            name=DEMO_MODEL, defaults={"display_name": "Claude (demo)", **DEMO_PRICES}
+        )
+        Route.objects.get_or_create(model=model, provider=provider, upstream_model="demo-1")
+        for name in DEMO_ALIASES:
+            alias, created = Model.objects.get_or_create(name=name, defaults=DEMO_PRICES)
+            if created:
+                Route.objects.create(model=alias, provider=provider, upstream_model="demo-1")
+        tenant, _ = Tenant.objects.get_or_create(name="demo", defaults={"display_name": "Demo"})
+        for old in api_keys_active(tenant=tenant).filter(name="quickstart"):
+            api_key_revoke(key=old)
+        _, secret = api_key_create(tenant=tenant, name="quickstart")
+        transaction.on_commit(state.config_changed)
+    return tenant, secret

@@ -1,0 +1,177 @@
+"""Anthropic Messages surface: reads requests, renders replies as JSON and named-event SSE.
+
+Wire format: reference sections 1.6 (response), 1.7 (streaming), 1.8 (errors), 1.9 (count_tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from . import openai_chat
+from .scenario import Block, Prompt, Reply, TextBlock, ThinkingBlock, ToolSpec
+from .sse import event_frame, json_fragments, json_text, pieces
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+PING = b'event: ping\ndata: {"type": "ping"}\n\n'
+
+
+def has_auth(headers: dict[str, str], query: dict[str, str]) -> bool:
+    """Like the real API (reference 1.2): `x-api-key` or `Authorization: Bearer`."""
+    return bool(headers.get("x-api-key", "").strip()) or openai_chat.has_auth(headers, query)
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    default = "api_error" if status >= 500 else "invalid_request_error"
+    error = {"type": ERROR_TYPES.get(status, default), "message": message}
+    return {"type": "error", "error": error, "request_id": "req_fake"}
+
+
+def count_tokens(tokens: int) -> dict[str, Any]:
+    return {"input_tokens": tokens}
+
+
+def read_prompt(body: dict[str, Any]) -> Prompt:
+    tools = tuple(
+        ToolSpec(tool["name"], tool.get("input_schema") or {})
+        for tool in body.get("tools") or ()
+        if isinstance(tool, dict) and "name" in tool
+    )
+    return Prompt(
+        last_user_text=_last_user_text(body.get("messages") or []),
+        tools=tools,
+        forced_tool=_forced_tool(body.get("tool_choice"), tools),
+    )
+
+
+def _last_user_text(messages: list[Any]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _text_of(message.get("content"))
+    return ""
+
+
+def _text_of(content: Any) -> str:
+    """Text of a content value; a user turn holding only tool results yields their text."""
+    if isinstance(content, str):
+        return content
+    blocks = [b for b in content or () if isinstance(b, dict)]
+    text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+    if text:
+        return text
+    return "".join(_text_of(b.get("content")) for b in blocks if b.get("type") == "tool_result")
+
+
+def _forced_tool(choice: Any, tools: tuple[ToolSpec, ...]) -> str | None:
+    if not tools or not isinstance(choice, dict):
+        return None
+    if choice.get("type") == "any":
+        return tools[0].name
+    if choice.get("type") == "tool":
+        return choice.get("name") or tools[0].name
+    return None
+
+
+def usage(reply: Reply) -> dict[str, int]:
+    u = reply.usage
+    return {
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_creation_input_tokens": u.cache_creation_input_tokens,
+        "cache_read_input_tokens": u.cache_read_input_tokens,
+    }
+
+
+def render_json(reply: Reply) -> dict[str, Any]:
+    return {
+        **_message(reply),
+        "content": [_block(reply, i, block) for i, block in enumerate(reply.blocks)],
+        "stop_reason": reply.stop_reason,
+        "stop_sequence": reply.stop_sequence,
+        "usage": usage(reply),
+    }
+
+
+def render_stream(reply: Reply) -> list[bytes]:
+    shell = {**_message(reply), "content": [], "stop_reason": None, "stop_sequence": None}
+    shell["usage"] = {**usage(reply), "output_tokens": 1}
+    frames = [_event({"type": "message_start", "message": shell})]
+    for index, block in enumerate(reply.blocks):
+        frames.append(
+            _event({"type": "content_block_start", "index": index, **_shell(reply, index, block)})
+        )
+        if index == 0:
+            frames.append(PING)
+        frames.extend(_event(delta) for delta in _deltas(reply, index, block))
+        frames.append(_event({"type": "content_block_stop", "index": index}))
+    if not reply.blocks:
+        frames.append(PING)
+    delta = {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}
+    frames.append(_event({"type": "message_delta", "delta": delta, "usage": usage(reply)}))
+    frames.append(_event({"type": "message_stop"}))
+    return frames
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return event_frame(payload["type"], payload)
+
+
+def _message(reply: Reply) -> dict[str, Any]:
+    return {
+        "id": "msg_" + reply.reply_id,
+        "type": "message",
+        "role": "assistant",
+        "model": reply.model,
+    }
+
+
+def _block(reply: Reply, index: int, block: Block) -> dict[str, Any]:
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    if isinstance(block, ThinkingBlock):
+        signature = reply.signature(index, block)
+        return {"type": "thinking", "thinking": block.thinking, "signature": signature}
+    tool_id = reply.tool_id(index, block, "toolu_")
+    return {"type": "tool_use", "id": tool_id, "name": block.name, "input": block.input}
+
+
+def _shell(reply: Reply, index: int, block: Block) -> dict[str, Any]:
+    """The `content_block_start` shell: the block with its content emptied (1.7.3)."""
+    if isinstance(block, TextBlock):
+        return {"content_block": {"type": "text", "text": ""}}
+    if isinstance(block, ThinkingBlock):
+        return {"content_block": {"type": "thinking", "thinking": "", "signature": ""}}
+    return {"content_block": {**_block(reply, index, block), "input": {}}}
+
+
+def _deltas(reply: Reply, index: int, block: Block) -> Iterator[dict[str, Any]]:
+    size = reply.chunk_size
+    if isinstance(block, TextBlock):
+        kind, key, fragments = "text_delta", "text", pieces(block.text, size)
+    elif isinstance(block, ThinkingBlock):
+        kind, key, fragments = "thinking_delta", "thinking", pieces(block.thinking, size)
+    else:
+        arguments = json_text(block.input)
+        kind, key = "input_json_delta", "partial_json"
+        fragments = ["", *json_fragments(arguments, size)] if block.input else [""]
+    for fragment in fragments:
+        yield {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": kind, key: fragment},
+        }
+    if isinstance(block, ThinkingBlock):
+        signature = {"type": "signature_delta", "signature": reply.signature(index, block)}
+        yield {"type": "content_block_delta", "index": index, "delta": signature}

@@ -1,0 +1,162 @@
+"""Gemini generateContent surface: reads requests, renders replies as JSON and `data:` SSE.
+
+Wire format: reference sections 4.5 (response), 4.6 (streaming, CRLF framing), 4.7 (errors),
+5.9.2 and 5.10. The model comes from the URL path, not the body. `:streamGenerateContent`
+always answers SSE, with or without `alt=sse` (the JSON-array variant is not emulated).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .scenario import Block, Prompt, Reply, TextBlock, ThinkingBlock, ToolSpec, ToolUseBlock
+from .sse import data_frame, pieces
+
+FINISH_REASON = {
+    "end_turn": "STOP",
+    "max_tokens": "MAX_TOKENS",
+    "stop_sequence": "STOP",
+    "tool_use": "STOP",
+    "pause_turn": "STOP",
+    "refusal": "SAFETY",
+    "model_context_window_exceeded": "MAX_TOKENS",
+}
+
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+CRLF = b"\r\n"
+
+
+def has_auth(headers: dict[str, str], query: dict[str, str]) -> bool:
+    return bool(headers.get("x-goog-api-key", "").strip() or query.get("key", "").strip())
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    name = STATUS_NAMES.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+    return {"error": {"code": status, "message": message, "status": name}}
+
+
+def count_tokens(tokens: int) -> dict[str, Any]:
+    return {
+        "totalTokens": tokens,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}],
+    }
+
+
+def read_prompt(body: dict[str, Any]) -> Prompt:
+    tools = tuple(
+        ToolSpec(fn["name"], fn.get("parameters") or fn.get("parametersJsonSchema") or {})
+        for tool in body.get("tools") or ()
+        if isinstance(tool, dict)
+        for fn in tool.get("functionDeclarations") or ()
+        if isinstance(fn, dict) and "name" in fn
+    )
+    config = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+    return Prompt(
+        last_user_text=_last_user_text(body.get("contents") or []),
+        tools=tools,
+        forced_tool=_forced_tool(config, tools),
+    )
+
+
+def _last_user_text(contents: list[Any]) -> str:
+    for content in reversed(contents):
+        if isinstance(content, dict) and content.get("role", "user") == "user":
+            parts = [p for p in content.get("parts") or () if isinstance(p, dict)]
+            return "".join(p.get("text", "") for p in parts if not p.get("thought"))
+    return ""
+
+
+def _forced_tool(config: dict[str, Any], tools: tuple[ToolSpec, ...]) -> str | None:
+    if not tools or str(config.get("mode", "")).upper() != "ANY":
+        return None
+    allowed = config.get("allowedFunctionNames") or [tools[0].name]
+    return allowed[0]
+
+
+def usage(reply: Reply, *, final: bool = True) -> dict[str, int]:
+    """Reverse of 5.10; `final=False` gives the running totals of a chunk before the last."""
+    u = reply.usage
+    prompt = u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens
+    if not final:
+        return {"promptTokenCount": prompt, "totalTokenCount": prompt}
+    metadata = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": u.output_tokens - u.thinking_tokens,
+        "totalTokenCount": prompt + u.output_tokens,
+    }
+    if u.cache_read_input_tokens:
+        metadata["cachedContentTokenCount"] = u.cache_read_input_tokens
+    if u.thinking_tokens:
+        metadata["thoughtsTokenCount"] = u.thinking_tokens
+    return metadata
+
+
+def render_json(reply: Reply) -> dict[str, Any]:
+    parts = [part for i, block in enumerate(reply.blocks) for part in _parts(reply, i, block, 0)]
+    return _chunk(reply, parts, final=True)
+
+
+def render_stream(reply: Reply) -> list[bytes]:
+    """One part a chunk; text is split, function calls arrive whole; the last chunk finishes."""
+    size = reply.chunk_size
+    parts = [part for i, block in enumerate(reply.blocks) for part in _parts(reply, i, block, size)]
+    if not parts:
+        parts = [{"text": ""}]
+    chunks = [_chunk(reply, [part], final=False) for part in parts[:-1]]
+    chunks.append(_chunk(reply, parts[-1:], final=True))
+    return [data_frame(chunk, newline=CRLF) for chunk in chunks]
+
+
+def _chunk(reply: Reply, parts: list[dict[str, Any]], *, final: bool) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
+    if final:
+        candidate["finishReason"] = FINISH_REASON[reply.stop_reason]
+    candidate["index"] = 0
+    return {
+        "candidates": [candidate],
+        "usageMetadata": usage(reply, final=final),
+        "modelVersion": reply.model,
+        "responseId": reply.reply_id,
+    }
+
+
+def _parts(reply: Reply, index: int, block: Block, size: int) -> list[dict[str, Any]]:
+    """The parts of one block; `size` > 0 splits text into several parts (streaming)."""
+    if isinstance(block, ToolUseBlock):
+        call: dict[str, Any] = {"name": block.name, "args": block.input}
+        if block.id:
+            call["id"] = block.id
+        part: dict[str, Any] = {"functionCall": call}
+        signature = _first_call_signature(reply, index)
+        if signature:
+            part["thoughtSignature"] = signature
+        return [part]
+    if isinstance(block, TextBlock):
+        return [{"text": text} for text in _split(block.text, size)]
+    texts = _split(block.thinking, size)
+    thoughts = [{"text": text, "thought": True} for text in texts]
+    thoughts[-1]["thoughtSignature"] = reply.signature(index, block)
+    return thoughts
+
+
+def _split(text: str, size: int) -> list[str]:
+    return (pieces(text, size) or [""]) if size else [text]
+
+
+def _first_call_signature(reply: Reply, index: int) -> str | None:
+    """Like Gemini 3: after thinking, the first function call of the turn carries a signature."""
+    first_call = next(i for i, b in enumerate(reply.blocks) if isinstance(b, ToolUseBlock))
+    thinking = [(i, b) for i, b in enumerate(reply.blocks) if isinstance(b, ThinkingBlock)]
+    if index != first_call or not thinking:
+        return None
+    return reply.signature(*thinking[0])

@@ -1,0 +1,191 @@
+"""OpenAI Responses surface: reads requests, renders replies as a response object and its events.
+
+Wire format: reference sections 3.5 (response object), 3.6 (streaming), 3.7 (errors), 5.9.2.
+Errors share the Chat Completions shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from . import openai_chat
+from .scenario import Block, Prompt, Reply, TextBlock, ThinkingBlock, ToolSpec, ToolUseBlock
+from .sse import event_frame, json_fragments, json_text, pieces
+
+# stop reason -> (status, incomplete_details.reason)
+TERMINAL: dict[str, tuple[str, str | None]] = {
+    "max_tokens": ("incomplete", "max_output_tokens"),
+    "model_context_window_exceeded": ("incomplete", "max_output_tokens"),
+    "refusal": ("incomplete", "content_filter"),
+}
+
+has_auth = openai_chat.has_auth
+error_body = openai_chat.error_body
+
+Event = dict[str, Any]
+
+
+def read_prompt(body: dict[str, Any]) -> Prompt:
+    tools = tuple(
+        ToolSpec(tool["name"], tool.get("parameters") or {})
+        for tool in body.get("tools") or ()
+        if isinstance(tool, dict) and tool.get("type") == "function" and "name" in tool
+    )
+    return Prompt(
+        last_user_text=_last_user_text(body.get("input")),
+        tools=tools,
+        forced_tool=_forced_tool(body.get("tool_choice"), tools),
+    )
+
+
+def _last_user_text(items: Any) -> str:
+    if isinstance(items, str):
+        return items
+    for item in reversed(items or []):
+        if isinstance(item, dict) and item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, str):
+                return content
+            parts = content if isinstance(content, list) else []
+            return "".join(p.get("text", "") for p in parts if p.get("type") == "input_text")
+    return ""
+
+
+def _forced_tool(choice: Any, tools: tuple[ToolSpec, ...]) -> str | None:
+    if not tools:
+        return None
+    if choice == "required":
+        return tools[0].name
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        return choice.get("name") or tools[0].name
+    return None
+
+
+def usage(reply: Reply) -> dict[str, Any]:
+    chat = openai_chat.usage(reply)
+    return {
+        "input_tokens": chat["prompt_tokens"],
+        "input_tokens_details": {"cached_tokens": reply.usage.cache_read_input_tokens},
+        "output_tokens": chat["completion_tokens"],
+        "output_tokens_details": {"reasoning_tokens": reply.usage.thinking_tokens},
+        "total_tokens": chat["total_tokens"],
+    }
+
+
+def render_json(reply: Reply) -> dict[str, Any]:
+    return _response(reply, [_item(reply, i, block) for i, block in enumerate(reply.blocks)])
+
+
+def render_stream(reply: Reply) -> list[bytes]:
+    created = {**_response(reply, []), "status": "in_progress", "usage": None}
+    created["incomplete_details"] = None
+    events: list[Event] = [
+        {"type": "response.created", "response": created},
+        {"type": "response.in_progress", "response": created},
+    ]
+    items = []
+    for index, block in enumerate(reply.blocks):
+        item = _item(reply, index, block)
+        items.append(item)
+        events.extend(_item_events(reply, index, block, item))
+    final = _response(reply, items)
+    terminal = "response.completed" if final["status"] == "completed" else "response.incomplete"
+    events.append({"type": terminal, "response": final})
+    return [
+        event_frame(event["type"], {"type": event["type"], "sequence_number": number, **event})
+        for number, event in enumerate(events)
+    ]
+
+
+def _response(reply: Reply, output: list[dict[str, Any]]) -> dict[str, Any]:
+    status, reason = TERMINAL.get(reply.stop_reason, ("completed", None))
+    return {
+        "id": "resp_" + reply.reply_id,
+        "object": "response",
+        "created_at": reply.created,
+        "status": status,
+        "error": None,
+        "incomplete_details": {"reason": reason} if reason else None,
+        "model": reply.model,
+        "output": output,
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": usage(reply),
+    }
+
+
+def _item(reply: Reply, index: int, block: Block) -> dict[str, Any]:
+    """The finished output item for one block."""
+    suffix = f"{reply.reply_id[:16]}{index}"
+    if isinstance(block, ThinkingBlock):
+        return {
+            "type": "reasoning",
+            "id": "rs_" + suffix,
+            "summary": [{"type": "summary_text", "text": block.thinking}],
+            "encrypted_content": reply.signature(index, block),
+            "status": "completed",
+        }
+    if isinstance(block, TextBlock):
+        part = {"type": "output_text", "text": block.text, "annotations": [], "logprobs": []}
+        return {
+            "type": "message",
+            "id": "msg_" + suffix,
+            "role": "assistant",
+            "status": "completed",
+            "content": [part],
+        }
+    return {
+        "type": "function_call",
+        "id": "fc_" + suffix,
+        "call_id": reply.tool_id(index, block, "call_"),
+        "name": block.name,
+        "arguments": json_text(block.input),
+        "status": "completed",
+    }
+
+
+def _item_events(reply: Reply, index: int, block: Block, item: dict[str, Any]) -> Iterator[Event]:
+    where = {"item_id": item["id"], "output_index": index}
+    if isinstance(block, ThinkingBlock):
+        opening = {**item, "summary": []}
+        del opening["encrypted_content"], opening["status"]
+        body = _summary_events(reply, block, where)
+    elif isinstance(block, TextBlock):
+        opening = {**item, "status": "in_progress", "content": []}
+        body = _text_events(reply, block, where)
+    else:
+        opening = {**item, "arguments": "", "status": "in_progress"}
+        body = _argument_events(reply, block, where)
+    yield {"type": "response.output_item.added", "output_index": index, "item": opening}
+    yield from body
+    yield {"type": "response.output_item.done", "output_index": index, "item": item}
+
+
+def _summary_events(reply: Reply, block: ThinkingBlock, where: Event) -> Iterator[Event]:
+    where = {**where, "summary_index": 0}
+    part = {"type": "summary_text", "text": block.thinking}
+    yield {"type": "response.reasoning_summary_part.added", **where, "part": {**part, "text": ""}}
+    for piece in pieces(block.thinking, reply.chunk_size):
+        yield {"type": "response.reasoning_summary_text.delta", **where, "delta": piece}
+    yield {"type": "response.reasoning_summary_text.done", **where, "text": block.thinking}
+    yield {"type": "response.reasoning_summary_part.done", **where, "part": part}
+
+
+def _text_events(reply: Reply, block: TextBlock, where: Event) -> Iterator[Event]:
+    where = {**where, "content_index": 0}
+    part = {"type": "output_text", "text": block.text, "annotations": []}
+    yield {"type": "response.content_part.added", **where, "part": {**part, "text": ""}}
+    for piece in pieces(block.text, reply.chunk_size):
+        yield {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}
+    yield {"type": "response.output_text.done", **where, "text": block.text, "logprobs": []}
+    yield {"type": "response.content_part.done", **where, "part": part}
+
+
+def _argument_events(reply: Reply, block: ToolUseBlock, where: Event) -> Iterator[Event]:
+    arguments = json_text(block.input)
+    for fragment in json_fragments(arguments, reply.chunk_size):
+        yield {"type": "response.function_call_arguments.delta", **where, "delta": fragment}
+    done = {"name": block.name, "arguments": arguments}
+    yield {"type": "response.function_call_arguments.done", **where, **done}

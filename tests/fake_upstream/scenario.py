@@ -1,0 +1,230 @@
+"""One reply of the fake upstream, described without any provider's wire format.
+
+A `Scenario` is what a test scripts (blocks, stop reason, usage, fault settings); a `Prompt` is
+what the fake reads from a request; `build_reply` turns both into a `Reply` with every value
+filled in, which each surface module renders to its own JSON and SSE.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+
+StopReason = Literal[
+    "end_turn",
+    "max_tokens",
+    "stop_sequence",
+    "tool_use",
+    "pause_turn",
+    "refusal",
+    "model_context_window_exceeded",
+]
+
+REASONING_SUFFIX = "-reasoning"
+MAX_ECHO_CHARS = 200
+
+
+class TextBlock(
+    msgspec.Struct, tag="text", tag_field="type", frozen=True, forbid_unknown_fields=True
+):
+    text: str
+
+
+class ToolUseBlock(
+    msgspec.Struct, tag="tool_use", tag_field="type", frozen=True, forbid_unknown_fields=True
+):
+    name: str
+    input: dict[str, Any] = {}
+    id: str | None = None
+
+
+class ThinkingBlock(
+    msgspec.Struct, tag="thinking", tag_field="type", frozen=True, forbid_unknown_fields=True
+):
+    thinking: str
+    signature: str | None = None
+
+
+Block = TextBlock | ToolUseBlock | ThinkingBlock
+
+
+class ScriptedUsage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Anthropic-style usage; a field left out is estimated from the request and the reply."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+
+class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One scripted reply. `blocks: None` means "the default reply derived from the request"."""
+
+    blocks: list[Block] | None = None
+    stop_reason: StopReason | None = None
+    stop_sequence: str | None = None
+    usage: ScriptedUsage | None = None
+    status: int = 200  # >= 400: an error in the surface's shape, or `error_body` verbatim
+    error_body: Any = None
+    headers: dict[str, str] = {}  # extra response headers, e.g. retry-after
+    delay_first_byte: float = 0.0  # seconds before the response headers
+    chunk_delay: float = 0.0  # seconds between chunks (a JSON body is one chunk)
+    silent_after_chunks: int | None = None  # pause after N chunks for `hang_seconds`, then resume
+    hang_seconds: float = 30.0
+    cut_after_chunks: int | None = None  # close the socket after N chunks, no terminator
+    text_chunk_size: int = 16  # characters per text/thinking delta and argument fragment
+    refuse_connection: bool = False  # close the socket without any response
+
+    @property
+    def is_error(self) -> bool:
+        return self.error_body is not None or self.status >= 400
+
+    @property
+    def has_faults(self) -> bool:
+        """Whether delivery needs the slow path (timers, disconnect watching, dropped sockets)."""
+        return bool(
+            self.refuse_connection
+            or self.delay_first_byte
+            or self.chunk_delay
+            or self.silent_after_chunks is not None
+            or self.cut_after_chunks is not None
+        )
+
+
+DEFAULT_SCENARIO = Scenario()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """What the fake needs from a request, read by each surface's `read_prompt`."""
+
+    last_user_text: str = ""
+    tools: tuple[ToolSpec, ...] = ()
+    forced_tool: str | None = None  # the tool the client forces (by name), None when not forced
+    include_usage: bool = False  # OpenAI Chat `stream_options.include_usage`
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int
+    cache_creation_input_tokens: int
+    thinking_tokens: int  # part of output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A reply ready to render: content, stop reason, usage and per-request ids all decided."""
+
+    blocks: tuple[Block, ...]
+    stop_reason: StopReason
+    stop_sequence: str | None
+    usage: Usage
+    model: str
+    reply_id: str
+    created: int
+    chunk_size: int
+    include_usage: bool
+
+    def tool_id(self, index: int, block: ToolUseBlock, prefix: str) -> str:
+        return block.id or f"{prefix}{self.reply_id[:16]}{index}"
+
+    def signature(self, index: int, block: ThinkingBlock) -> str:
+        return block.signature or f"ZmFrZS1zaWc{self.reply_id}{index}"
+
+
+def estimate_tokens(chars: int) -> int:
+    """The fake's tokenizer: about four characters a token, at least one."""
+    return max(1, -(-chars // 4))
+
+
+def build_reply(scenario: Scenario, prompt: Prompt, *, model: str, body_size: int) -> Reply:
+    blocks = (
+        tuple(scenario.blocks) if scenario.blocks is not None else default_blocks(prompt, model)
+    )
+    has_tool = any(isinstance(block, ToolUseBlock) for block in blocks)
+    return Reply(
+        blocks=blocks,
+        stop_reason=scenario.stop_reason or ("tool_use" if has_tool else "end_turn"),
+        stop_sequence=scenario.stop_sequence,
+        usage=_usage(scenario.usage or ScriptedUsage(), blocks, body_size),
+        model=model,
+        reply_id=secrets.token_hex(12),
+        created=int(time.time()),
+        chunk_size=max(1, scenario.text_chunk_size),
+        include_usage=prompt.include_usage,
+    )
+
+
+def default_blocks(prompt: Prompt, model: str) -> tuple[Block, ...]:
+    """The unscripted reply: optional thinking, then a forced tool call or an echo of the user."""
+    text = prompt.last_user_text[:MAX_ECHO_CHARS]
+    blocks: list[Block] = []
+    if model.endswith(REASONING_SUFFIX):
+        blocks.append(ThinkingBlock(thinking="Thinking about: " + text))
+    tool = _forced_tool(prompt)
+    if tool is None:
+        blocks.append(TextBlock(text="echo: " + text))
+    else:
+        blocks.append(ToolUseBlock(name=tool.name, input=required_input(tool.schema)))
+    return tuple(blocks)
+
+
+def required_input(schema: dict[str, Any]) -> dict[str, Any]:
+    """A tool input holding a placeholder for each required property, typed by the schema."""
+    properties = schema.get("properties") or {}
+    return {name: _placeholder(properties.get(name) or {}) for name in schema.get("required") or []}
+
+
+def _placeholder(prop: dict[str, Any]) -> Any:
+    kind = prop.get("type", "string")
+    if isinstance(kind, list):  # e.g. ["string", "null"]
+        kind = next((k for k in kind if k != "null"), "string")
+    kind = str(kind).lower()  # Gemini schemas use upper-case types
+    if kind == "object":
+        return {}
+    if kind == "array":
+        return []
+    return {"number": 1, "integer": 1, "boolean": True}.get(kind, "x")
+
+
+def _forced_tool(prompt: Prompt) -> ToolSpec | None:
+    if prompt.forced_tool is None or not prompt.tools:
+        return None
+    named = (tool for tool in prompt.tools if tool.name == prompt.forced_tool)
+    return next(named, prompt.tools[0])
+
+
+def _usage(scripted: ScriptedUsage, blocks: tuple[Block, ...], body_size: int) -> Usage:
+    thinking_chars = sum(len(b.thinking) for b in blocks if isinstance(b, ThinkingBlock))
+    output = scripted.output_tokens
+    if output is None:
+        output = estimate_tokens(sum(_reply_chars(block) for block in blocks))
+    return Usage(
+        input_tokens=estimate_tokens(body_size)
+        if scripted.input_tokens is None
+        else scripted.input_tokens,
+        output_tokens=output,
+        cache_read_input_tokens=scripted.cache_read_input_tokens,
+        cache_creation_input_tokens=scripted.cache_creation_input_tokens,
+        thinking_tokens=min(output, estimate_tokens(thinking_chars)) if thinking_chars else 0,
+    )
+
+
+def _reply_chars(block: Block) -> int:
+    if isinstance(block, TextBlock):
+        return len(block.text)
+    if isinstance(block, ThinkingBlock):
+        return len(block.thinking)
+    return len(msgspec.json.encode(block.input))
