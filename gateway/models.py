@@ -1,0 +1,86 @@
+"""Usage records (one per `/v1/messages` request) and their daily roll-ups."""
+
+from django.db import models
+
+
+class UsageRecord(models.Model):
+    """What one request used and cost. Written by the Celery worker, idempotent on request id."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "Succeeded"
+        ERROR = "error", "Failed"
+        CANCELLED = "cancelled", "Client disconnected"
+
+    request_id = models.CharField(max_length=40, unique=True)
+    tenant = models.ForeignKey("accounts.Tenant", null=True, blank=True,
+                               on_delete=models.SET_NULL, related_name="usage_records")
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True,
+                                on_delete=models.SET_NULL, related_name="usage_records")
+    model = models.CharField(max_length=128, blank=True, help_text="Public model name asked for")
+    provider = models.CharField(max_length=64, blank=True)
+    upstream_model = models.CharField(max_length=200, blank=True)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_tokens = models.PositiveBigIntegerField(default=0)
+    reasoning_tokens = models.PositiveBigIntegerField(default=0)
+    estimated = models.BooleanField(default=False, help_text="Token counts are our estimate")
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=9, default=0)
+    billed = models.BooleanField(default=True)
+    latency_ms = models.FloatField(default=0)
+    ttfb_ms = models.FloatField(null=True, blank=True)
+    overhead_ms = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    http_status = models.PositiveSmallIntegerField()
+    error_type = models.CharField(max_length=64, blank=True)
+    streamed = models.BooleanField(default=False)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["tenant", "-started_at"]),
+            models.Index(fields=["api_key", "-started_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.request_id
+
+
+class DailyUsage(models.Model):
+    """Per day, tenant, key, model and provider: the dashboards read these, not raw records.
+
+    Only authenticated requests roll up (an unknown key has no tenant). The key is kept as a
+    plain id and prefix so a deleted key's history stays; no column is NULL, so the unique
+    constraint works the same on every database.
+    """
+
+    day = models.DateField()
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE,
+                               related_name="daily_usage")
+    api_key_id = models.PositiveBigIntegerField(default=0)
+    api_key_prefix = models.CharField(max_length=16, blank=True)
+    model = models.CharField(max_length=128, blank=True)
+    provider = models.CharField(max_length=64, blank=True)
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=9, default=0)
+    latency_ms_total = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "tenant", "api_key_id", "model", "provider"],
+                name="unique_daily_usage",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.tenant_id} {self.model}"
