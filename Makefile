@@ -29,7 +29,14 @@ serve: install
 		--workers $(WORKERS) --loop uvloop --http httptools --no-access-log \
 		--timeout-keep-alive 75
 
-test: install
+# The Claude Code CLI the e2e tests drive, pinned with integrity hashes in its package-lock.
+CLAUDE_CODE := tests/e2e/claude_code/node_modules/.installed
+$(CLAUDE_CODE): tests/e2e/claude_code/package-lock.json
+	cd tests/e2e/claude_code && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	cd tests/e2e/claude_code && node node_modules/@anthropic-ai/claude-code/install.cjs
+	touch $@
+
+test: install $(CLAUDE_CODE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

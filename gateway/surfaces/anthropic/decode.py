@@ -84,14 +84,15 @@ def to_ir(body: MessagesBody | CountTokensBody, *, beta: list[str] | None = None
     """Validate what the schema cannot express and build the IR request."""
     beta = beta or []
     unportable: list[str] = []
-    messages = _messages(body.messages, unportable)
+    system = _system(body.system)
+    messages = _messages(body.messages, unportable, system)
     tools = _tools(body.tools or [], unportable)
     max_tokens = getattr(body, "max_tokens", 0)
     request = ir.Request(
         model=body.model,
         messages=messages,
         max_tokens=max_tokens,
-        system=_system(body.system),
+        system=system,
         tools=tools,
         tool_choice=_tool_choice(body.tool_choice, tools),
         reasoning=_reasoning(body, max_tokens, beta),
@@ -117,10 +118,14 @@ def _system(system: str | list[SystemBlockIn] | None) -> list[ir.Text]:
     return [ir.Text(b.text, cache_control=b.cache_control) for b in system]
 
 
-def _messages(items: list, unportable: list[str]) -> list[ir.Message]:
+def _messages(items: list, unportable: list[str], system: list[ir.Text]) -> list[ir.Message]:
+    """Conversation turns; `system` turns are folded into the system prompt (reference 1.4.2)."""
     merged: list[ir.Message] = []
     for i, item in enumerate(items):
         content = item.content
+        if item.role == "system":
+            system.extend(_system_turn(content, f"messages.{i}.content"))
+            continue
         if isinstance(content, str):
             parts: list[ir.Part] = [ir.Text(content)] if content else []
         else:
@@ -135,6 +140,17 @@ def _messages(items: list, unportable: list[str]) -> list[ir.Message]:
             merged.append(ir.Message(role=item.role, content=parts))
     _check_tool_pairing(merged)
     return merged
+
+
+def _system_turn(content: str | list[dict], where: str) -> list[ir.Text]:
+    if isinstance(content, str):
+        return [ir.Text(content)] if content else []
+    texts = []
+    for j, block in enumerate(content):
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise InvalidRequest(f"{where}.{j}: system turns may only hold text blocks")
+        texts.append(_text(block, f"{where}.{j}"))
+    return texts
 
 
 def _check_tool_pairing(messages: list[ir.Message]) -> None:

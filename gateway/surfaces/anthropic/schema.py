@@ -21,7 +21,8 @@ GATEWAY_FIELDS = frozenset(
 
 
 class MessageIn(msgspec.Struct):
-    role: Literal["user", "assistant"]
+    # "system" turns (newer API, sent by Claude Code) carry system text mid-conversation.
+    role: Literal["user", "assistant", "system"]
     content: str | list[dict[str, Any]]
 
 

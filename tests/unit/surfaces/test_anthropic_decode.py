@@ -210,3 +210,13 @@ def test_gateway_reasoning_field_maps_to_reasoning():
 def test_unknown_top_level_fields_are_accepted():
     request = decode(base(context_management={"edits": []}, betas_unknown=1))
     assert request.model == "m"
+
+
+def test_system_turns_mid_conversation_fold_into_the_system_prompt():
+    request = decode(base(system="first", messages=[
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": [{"type": "text", "text": "reminder"}]},
+        {"role": "user", "content": "again"},
+    ]))
+    assert request.system == [ir.Text("first"), ir.Text("reminder")]
+    assert request.messages == [ir.Message("user", [ir.Text("hi"), ir.Text("again")])]
