@@ -15,18 +15,29 @@ CLAUDE = Path(__file__).parent / "claude_code/node_modules/@anthropic-ai/claude-
 def test_claude_code_runs_a_tool_through_an_openai_compatible_upstream(stage, tmp_path):
     stage.apply(
         providers=[stage.provider("openai")],
-        models=[stage.model("claude-cc", [{"provider": "openai-fake", "upstream_model": "gpt-cc"}]),
-                stage.model("claude-cc-small", [{"provider": "openai-fake",
-                                                 "upstream_model": "gpt-cc-small"}])],
+        models=[
+            stage.model("claude-cc", [{"provider": "openai-fake", "upstream_model": "gpt-cc"}]),
+            stage.model(
+                "claude-cc-small", [{"provider": "openai-fake", "upstream_model": "gpt-cc-small"}]
+            ),
+        ],
         tenants=[{"name": "acme"}],
     )
     key = stage.tenant_key("acme")
     stage.upstream.script(
         "gpt-cc",
-        {"blocks": [{"type": "text", "text": "I will run it."},
-                    {"type": "tool_use", "name": "Bash", "id": "call_cc1",
-                     "input": {"command": "echo tollgate-ok", "description": "Print a marker"}}],
-         "stop_reason": "tool_use"},
+        {
+            "blocks": [
+                {"type": "text", "text": "I will run it."},
+                {
+                    "type": "tool_use",
+                    "name": "Bash",
+                    "id": "call_cc1",
+                    "input": {"command": "echo tollgate-ok", "description": "Print a marker"},
+                },
+            ],
+            "stop_reason": "tool_use",
+        },
         {"blocks": [{"type": "text", "text": "The command printed tollgate-ok."}]},
     )
     env = {
@@ -44,9 +55,22 @@ def test_claude_code_runs_a_tool_through_an_openai_compatible_upstream(stage, tm
         "DISABLE_TELEMETRY": "1",
     }
     result = subprocess.run(
-        [str(CLAUDE), "-p", "Run the shell command `echo tollgate-ok` and tell me what it printed.",
-         "--output-format", "json", "--allowedTools", "Bash(echo:*)", "--max-turns", "4"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        [
+            str(CLAUDE),
+            "-p",
+            "Run the shell command `echo tollgate-ok` and tell me what it printed.",
+            "--output-format",
+            "json",
+            "--allowedTools",
+            "Bash(echo:*)",
+            "--max-turns",
+            "4",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     output = json.loads(result.stdout)

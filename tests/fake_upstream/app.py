@@ -19,7 +19,7 @@ import msgspec
 
 from . import anthropic, gemini, openai_chat, responses
 from .delivery import Receive, Send, deliver
-from .scenario import DEFAULT_SCENARIO, Scenario, build_reply, estimate_tokens
+from .scenario import Scenario, build_reply, estimate_tokens, standing_scenario
 from .sse import encode
 
 Action = Literal["generate", "stream", "count"]
@@ -139,7 +139,7 @@ class FakeUpstreamApp:
             tokens = estimate_tokens(len(raw))
             record.completed = await _send_json(send, 200, surface.count_tokens(tokens))
         else:
-            scenario = self.scripts.pop(record.model) or DEFAULT_SCENARIO
+            scenario = self.scripts.pop(record.model) or standing_scenario(record.model)
             status, head, frames = _render(route, scenario, body, record.model, len(raw))
             head += [(k.lower().encode(), v.encode()) for k, v in scenario.headers.items()]
             outcome = await deliver(

@@ -7,6 +7,8 @@ filled in, which each surface module renders to its own JSON and SSE.
 
 from __future__ import annotations
 
+import functools
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -96,6 +98,21 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 DEFAULT_SCENARIO = Scenario()
+# Benchmark models: `bench-<N>tok` replies with N one-token chunks ("tok "), and
+# `bench-<N>tok-<D>ms` waits D milliseconds between chunks (slow streams).
+_STANDING = re.compile(r"bench-(\d+)tok(?:-(\d+)ms)?$")
+
+
+@functools.lru_cache(maxsize=64)
+def standing_scenario(model: str) -> Scenario:
+    """The reply for a model nobody scripted: the default, or a benchmark shape by name."""
+    match = _STANDING.search(model)
+    if match is None:
+        return DEFAULT_SCENARIO
+    tokens, delay_ms = int(match.group(1)), int(match.group(2) or 0)
+    return Scenario(
+        blocks=[TextBlock(text="tok " * tokens)], text_chunk_size=4, chunk_delay=delay_ms / 1000
+    )
 
 
 @dataclass(frozen=True, slots=True)

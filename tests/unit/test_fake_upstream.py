@@ -737,3 +737,12 @@ def test_real_server_records_a_client_that_leaves_during_silence(fresh_upstream)
         assert time.monotonic() < deadline, "the fake never saw the client leave"
         time.sleep(0.05)
     assert fresh_upstream.requests("gpt-test")[-1]["completed"] is False
+
+
+def test_benchmark_model_names_shape_the_default_reply():
+    from tests.fake_upstream.scenario import DEFAULT_SCENARIO, TextBlock, standing_scenario
+
+    assert standing_scenario("gpt-4") is DEFAULT_SCENARIO
+    shaped = standing_scenario("bench-200tok-50ms")
+    assert shaped.blocks == [TextBlock(text="tok " * 200)]
+    assert (shaped.text_chunk_size, shaped.chunk_delay) == (4, 0.05)

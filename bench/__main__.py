@@ -1,0 +1,239 @@
+"""`make bench`: Tollgate against the fake upstream called directly, in one run, on loopback.
+
+Every figure is printed next to its baseline measured in the same run (the fake upstream
+answering the same payload directly), so the table shows what the gateway adds, not how fast
+this machine happens to be today. `--quick` shortens every row (for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from bench import environment as env
+
+PROMPT = "Hello, how are you today? Please answer briefly."
+RESULTS = Path(__file__).parent / "results"
+
+
+def messages_body(model: str, prompt: str = PROMPT, stream: bool = False) -> str:
+    body = {"model": model, "max_tokens": 256, "messages": [{"role": "user", "content": prompt}]}
+    if stream:
+        body["stream"] = True
+    return json.dumps(body)
+
+
+def chat_body(model: str, prompt: str = PROMPT, stream: bool = False) -> str:
+    body = {"model": model, "max_tokens": 256, "messages": [{"role": "user", "content": prompt}]}
+    if stream:
+        body.update(stream=True, stream_options={"include_usage": True})
+    return json.dumps(body)
+
+
+class Bench:
+    def __init__(self, duration: float, quick: bool):
+        self.duration = duration
+        self.quick = quick
+        self.rows: list[list[str]] = []
+
+    def pair(
+        self,
+        upstream_url: str,
+        gateway_url: str,
+        key: str,
+        surface: str,
+        model: str,
+        upstream_model: str,
+        conns: int,
+        prompt: str = PROMPT,
+        stream: bool = False,
+        duration: float | None = None,
+    ) -> tuple[dict, dict]:
+        direct_path, direct_body, auth = {
+            "anthropic": ("/v1/messages", messages_body, {"x-api-key": "sk-bench"}),
+            "openai": ("/v1/chat/completions", chat_body, {"authorization": "Bearer sk-bench"}),
+        }[surface]
+        spec = {"connections": conns, "duration": duration or self.duration}
+        direct = env.load(
+            {
+                **spec,
+                "url": upstream_url + direct_path,
+                "headers": auth,
+                "body": direct_body(upstream_model, prompt, stream),
+            }
+        )
+        through = env.load(
+            {
+                **spec,
+                "url": gateway_url + "/v1/messages",
+                "headers": {"x-api-key": key},
+                "body": messages_body(model, prompt, stream),
+            }
+        )
+        return direct, through
+
+    def add(self, *cells: object) -> None:
+        self.rows.append([str(c) for c in cells])
+        print(" | ".join(self.rows[-1]), flush=True)
+
+
+def ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.2f}"
+
+
+def added(direct: float | None, through: float | None) -> str:
+    if direct is None or through is None:
+        return "-"
+    return f"{(through - direct) * 1000:+.2f} ms"
+
+
+def non_streaming(bench: Bench, up: str, gw: str, key: str) -> None:
+    print("\n## 1. Non-streaming /v1/messages", flush=True)
+    for label, surface, model in [
+        ("Anthropic pass-through", "anthropic", "bench-pass"),
+        ("Anthropic -> OpenAI Chat", "openai", "bench-openai"),
+    ]:
+        for conns in (1, 32, 256):
+            direct, through = bench.pair(up, gw, key, surface, model, "bench-echo", conns)
+            bench.add(
+                f"1 {label}",
+                f"{conns} conn",
+                f"{through['rps']:.0f} rps vs {direct['rps']:.0f} direct "
+                f"(x{through['rps'] / max(direct['rps'], 1):.2f})",
+                f"p50 {ms(through['p50'])} vs {ms(direct['p50'])} ms "
+                f"({added(direct['p50'], through['p50'])})",
+                f"p99 {ms(through['p99'])} vs {ms(direct['p99'])} ms "
+                f"({added(direct['p99'], through['p99'])})",
+                f"errors {through['errors']}",
+            )
+
+
+def streaming(bench: Bench, up: str, gw: str, key: str) -> None:
+    print("\n## 2. Streaming, 200-token reply", flush=True)
+    for label, surface, model in [
+        ("pass-through", "anthropic", "bench-pass-200"),
+        ("OpenAI Chat translation", "openai", "bench-openai-200"),
+    ]:
+        direct, through = bench.pair(up, gw, key, surface, model, "bench-200tok", 1, stream=True)
+        bench.add(
+            f"2 stream {label}",
+            "1 conn",
+            f"first byte {ms(through['ttfb_p50'])} vs {ms(direct['ttfb_p50'])} ms "
+            f"({added(direct['ttfb_p50'], through['ttfb_p50'])})",
+            f"last byte {ms(through['p50'])} vs {ms(direct['p50'])} ms "
+            f"({added(direct['p50'], through['p50'])})",
+            f"errors {through['errors']}",
+        )
+
+
+def payload_sweep(bench: Bench, up: str, gw: str, key: str) -> None:
+    print("\n## 5. Payload size sweep (Anthropic -> OpenAI Chat, 1 connection)", flush=True)
+    base = None
+    for size_kb in (1, 100, 1000):
+        prompt = ("lorem ipsum " * (size_kb * 1024 // 12 + 1))[: size_kb * 1024]
+        direct, through = bench.pair(
+            up, gw, key, "openai", "bench-openai", "bench-echo", 1, prompt=prompt
+        )
+        extra = (through["p50"] or 0) - (direct["p50"] or 0)
+        base = base or max(extra, 1e-6)
+        bench.add(
+            f"5 payload {size_kb} KB",
+            "1 conn",
+            f"p50 {ms(through['p50'])} vs {ms(direct['p50'])} ms "
+            f"({added(direct['p50'], through['p50'])})",
+            f"added per KB {extra * 1000 / size_kb:.4f} ms",
+            f"errors {through['errors']}",
+        )
+
+
+def open_streams(bench: Bench, up: str, key: str, count: int) -> None:
+    print(f"\n## 3. {count} concurrent slow streams on one process", flush=True)
+    gateway = env.Gateway(workers=1).start()
+    try:
+        idle = gateway.rss_mb()
+        samples: list[float] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(1.0):
+                samples.append(gateway.rss_mb())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        result = env.load(
+            {
+                "connections": count,
+                "duration": 0.1,
+                "max_requests": count,
+                "warmup": 0,
+                "url": gateway.url + "/v1/messages",
+                "headers": {"x-api-key": key},
+                "body": messages_body("bench-slow", stream=True),
+            }
+        )
+        stop.set()
+        sampler.join()
+        peak = max(samples or [gateway.rss_mb()])
+        half = samples[len(samples) // 2] if samples else peak
+        bench.add(
+            f"3 open streams x{count}",
+            "1 process",
+            f"RSS idle {idle:.0f} MB, peak {peak:.0f} MB",
+            f"per 100 streams {(peak - idle) / count * 100:.1f} MB",
+            f"drift 2nd half {peak - half:+.1f} MB",
+            f"completed {result['completed']}/{count}, errors {result['errors']}",
+        )
+    finally:
+        gateway.stop()
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return f"{cores} cores, {cpu}, Python {platform.python_version()}, {platform.system()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short rows (smoke run)")
+    parser.add_argument("--rows", default="1,2,3,5", help="which rows to run")
+    parser.add_argument("--workers", type=int, default=2, help="gateway workers (rows 1, 2, 5)")
+    args = parser.parse_args()
+    rows = set(args.rows.split(","))
+    bench = Bench(duration=1.5 if args.quick else 5.0, quick=args.quick)
+    print(f"# Tollgate benchmark — {time.strftime('%Y-%m-%d %H:%M')} — {machine()}")
+    env.prepare_database()
+    with env.upstream() as upstream:
+        key = env.configure(upstream.url)
+        if rows & {"1", "2", "5"}:
+            gateway = env.Gateway(workers=args.workers).start()
+            print(f"gateway: make serve WORKERS={args.workers} (uvicorn, uvloop, httptools)")
+            try:
+                if "1" in rows:
+                    non_streaming(bench, upstream.url, gateway.url, key)
+                if "2" in rows:
+                    streaming(bench, upstream.url, gateway.url, key)
+                if "5" in rows:
+                    payload_sweep(bench, upstream.url, gateway.url, key)
+            finally:
+                gateway.stop()
+        if "3" in rows:
+            open_streams(bench, upstream.url, key, 200 if args.quick else 1000)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.txt").write_text("\n".join(" | ".join(r) for r in bench.rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()

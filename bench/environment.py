@@ -1,0 +1,184 @@
+"""Everything a benchmark run starts on loopback: database, fake upstream, gateway, load."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from tests.e2e.live import free_port
+from tests.fake_upstream.server import FakeUpstream
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+DB_NAME = "tollgate_bench"
+SECRET_KEY = "bench-only-secret-key-0123456789-0123456789-0123456789"
+FERNET_KEY = "Q1Uy1mT3vXUqZbqAjnW0qdcnX6gfFhZ8ZsT8yNQyV0A="
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
+        "REDIS_URL": "redis://127.0.0.1:6379/14",
+        "SECRET_KEY": SECRET_KEY,
+        "TOLLGATE_ENCRYPTION_KEYS": FERNET_KEY,
+        **extra,
+    }
+
+
+def prepare_database() -> None:
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+        exists = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+        if not exists:
+            c.execute(f"CREATE DATABASE {DB_NAME}")
+    manage("migrate", "--no-input", "-v0")
+
+
+def manage(*args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        [str(BIN / "python"), "manage.py", *args],
+        cwd=ROOT,
+        env=bench_env(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+def configure(upstream_url: str) -> str:
+    """Providers and models the rows use; returns a fresh key."""
+    config = {
+        "providers": [
+            {
+                "name": "bench-anthropic",
+                "kind": "anthropic",
+                "base_url": upstream_url,
+                "api_key": "sk-bench",
+            },
+            {
+                "name": "bench-openai",
+                "kind": "openai",
+                "base_url": upstream_url + "/v1",
+                "api_key": "sk-bench",
+            },
+        ],
+        "models": [
+            {
+                "name": name,
+                "pricing_per_mtok": {"input": 3, "output": 15},
+                "routes": [{"provider": provider, "upstream_model": upstream}],
+            }
+            for name, provider, upstream in [
+                ("bench-pass", "bench-anthropic", "bench-echo"),
+                ("bench-openai", "bench-openai", "bench-echo"),
+                ("bench-pass-200", "bench-anthropic", "bench-200tok"),
+                ("bench-openai-200", "bench-openai", "bench-200tok"),
+                ("bench-slow", "bench-openai", "bench-30tok-1000ms"),
+            ]
+        ],
+        "tenants": [{"name": "bench"}],
+    }
+    path = ROOT / "bench" / "results" / "config.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(config))  # JSON is YAML
+    manage("gateway_apply", str(path))
+    return manage("create_api_key", "--tenant", "bench", "--name", "bench").strip().splitlines()[-1]
+
+
+class Gateway:
+    """The gateway as production runs it: `make serve` (uvicorn workers, uvloop, httptools)."""
+
+    def __init__(self, workers: int, server: str = "uvicorn"):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.server = server
+        self.log = open(ROOT / "bench" / "results" / f"gateway-{server}.log", "wb")  # noqa: SIM115
+
+    def start(self) -> Gateway:
+        if self.server == "daphne":
+            command = [
+                str(BIN / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "gateway.asgi:application",
+            ]
+        else:
+            command = [
+                "make",
+                "--no-print-directory",
+                "serve",
+                f"PORT={self.port}",
+                f"WORKERS={self.workers}",
+            ]
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=bench_env(LOG_LEVEL="WARNING"),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("gateway did not start; see bench/results/gateway-*.log")
+
+    def pids(self) -> list[int]:
+        """The serving processes (make -> uvicorn -> workers)."""
+        out = subprocess.run(
+            ["pgrep", "-f", f"--port {self.port}|-p {self.port}"], capture_output=True, text=True
+        ).stdout.split()
+        return [int(p) for p in out]
+
+    def rss_mb(self) -> float:
+        total = 0
+        for pid in self.pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                continue
+            total += int(
+                next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]
+            )
+        return total / 1024
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, 15)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, 9)
+        self.log.close()
+
+
+def load(spec: dict) -> dict:
+    """Run the load generator in its own process and return its JSON result."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.load"],
+        cwd=ROOT,
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def upstream() -> FakeUpstream:
+    return FakeUpstream()
