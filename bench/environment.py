@@ -142,7 +142,7 @@ class Gateway:
     def pids(self) -> list[int]:
         """The serving processes (make -> uvicorn -> workers)."""
         out = subprocess.run(
-            ["pgrep", "-f", f"--port {self.port}|-p {self.port}"], capture_output=True, text=True
+            ["pgrep", "-f", "--", f"--port {self.port}|-p {self.port}"], capture_output=True, text=True
         ).stdout.split()
         return [int(p) for p in out]
 

@@ -145,7 +145,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"httpx": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------

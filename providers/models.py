@@ -14,6 +14,8 @@ class Provider(models.Model):
     class Kind(models.TextChoices):
         ANTHROPIC = "anthropic", "Anthropic Messages"
         OPENAI = "openai", "OpenAI Chat Completions (and compatible servers)"
+        OPENAI_RESPONSES = "openai_responses", "OpenAI Responses API"
+        GEMINI = "gemini", "Google Gemini"
         DEMO = "demo", "Built-in demo (no network)"
 
     name = models.SlugField(max_length=64, unique=True)

@@ -14,6 +14,8 @@ from providers.adapters.base import Adapter
 ADAPTERS = {
     "anthropic": "providers.adapters.anthropic.AnthropicAdapter",
     "openai": "providers.adapters.openai_chat.OpenAIChatAdapter",
+    "openai_responses": "providers.adapters.openai_responses.OpenAIResponsesAdapter",
+    "gemini": "providers.adapters.gemini.GeminiAdapter",
     "demo": "providers.adapters.demo.DemoAdapter",
 }
 

@@ -1,4 +1,4 @@
-"""One pooled `httpx.AsyncClient` per provider, shared by every request of the process.
+"""One pooled `httpx2.AsyncClient` per provider, shared by every request of the process.
 
 Clients bind to the event loop that created them, so the pool is keyed by loop as well; a
 provider whose settings changed gets a fresh client (the key includes its version).
@@ -8,27 +8,31 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
+import httpx2
 from django.conf import settings
 
 from providers.adapters.base import Target
+from providers.netstream import AsyncioBackend
 
 # Explicit process cache: (loop id, provider id, provider version) -> client.
-_clients: dict[tuple[int, int, str], httpx.AsyncClient] = {}
+_clients: dict[tuple[int, int, str], httpx2.AsyncClient] = {}
 
 
-def client_for(target: Target) -> httpx.AsyncClient:
+def client_for(target: Target) -> httpx2.AsyncClient:
     key = (id(asyncio.get_running_loop()), target.provider_id, target.version)
     client = _clients.get(key)
     if client is None:
         conf = settings.TOLLGATE
-        client = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=conf["POOL_MAX_CONNECTIONS"],
-                max_keepalive_connections=conf["POOL_MAX_KEEPALIVE"],
-                keepalive_expiry=30,
-            ),
-            timeout=httpx.Timeout(conf["READ_TIMEOUT"], connect=conf["CONNECT_TIMEOUT"]),
+        limits = httpx2.Limits(
+            max_connections=conf["POOL_MAX_CONNECTIONS"],
+            max_keepalive_connections=conf["POOL_MAX_KEEPALIVE"],
+            keepalive_expiry=30,
+        )
+        transport = httpx2.AsyncHTTPTransport(limits=limits, trust_env=False)
+        transport._pool._network_backend = AsyncioBackend()  # see providers/netstream.py
+        client = httpx2.AsyncClient(
+            transport=transport,
+            timeout=httpx2.Timeout(conf["READ_TIMEOUT"], connect=conf["CONNECT_TIMEOUT"]),
             follow_redirects=False,
             trust_env=False,
         )

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import httpx
+import httpx2
 import msgspec
 
 from gateway import ir
@@ -72,7 +72,7 @@ class Adapter:
         self,
         request: ir.Request,
         target: Target,
-        client: httpx.AsyncClient | None,
+        client: httpx2.AsyncClient | None,
         exchange: Exchange,
     ) -> ir.Response:
         raise NotImplementedError
@@ -81,13 +81,13 @@ class Adapter:
         self,
         request: ir.Request,
         target: Target,
-        client: httpx.AsyncClient | None,
+        client: httpx2.AsyncClient | None,
         exchange: Exchange,
     ) -> AsyncIterator[ir.StreamEvent]:
         raise NotImplementedError
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
+def _retry_after(headers: httpx2.Headers) -> float | None:
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(name)
         if value:
@@ -98,7 +98,7 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return None
 
 
-async def sse_data(response: httpx.Response) -> AsyncIterator[tuple[str | None, bytes]]:
+async def sse_data(response: httpx2.Response) -> AsyncIterator[tuple[str | None, bytes]]:
     """Yield (event name, data) pairs from an SSE body; comments and blank lines are skipped."""
     event: str | None = None
     data: list[str] = []
@@ -142,7 +142,7 @@ class HttpAdapter(Adapter):
                 return err
         return ""
 
-    def parse_error(self, status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+    def parse_error(self, status: int, body: bytes, headers: httpx2.Headers) -> UpstreamError:
         try:
             message = self.error_message(_decode.decode(body)) if body else ""
         except msgspec.DecodeError:
@@ -150,8 +150,8 @@ class HttpAdapter(Adapter):
         message = message or f"upstream answered HTTP {status}"
         return upstream_error(status, message, retry_after=_retry_after(headers))
 
-    def timeout(self, target: Target) -> httpx.Timeout:
-        return httpx.Timeout(
+    def timeout(self, target: Target) -> httpx2.Timeout:
+        return httpx2.Timeout(
             connect=target.connect_timeout,
             read=target.first_byte_timeout,
             write=target.first_byte_timeout,
@@ -168,9 +168,9 @@ class HttpAdapter(Adapter):
                 headers=upstream.headers,
                 timeout=self.timeout(target),
             )
-        except httpx.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             raise _timeout(exc) from None
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise _connection(exc) from None
         exchange.status = response.status_code
         exchange.first_byte_at = time.perf_counter()
@@ -195,9 +195,9 @@ class HttpAdapter(Adapter):
         )
         try:
             response = await client.send(http_request, stream=True)
-        except httpx.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             raise _timeout(exc) from None
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise _connection(exc) from None
         try:
             exchange.status = response.status_code
@@ -210,9 +210,9 @@ class HttpAdapter(Adapter):
             http_request.extensions["timeout"]["read"] = target.idle_timeout
             async for event in self.parse_stream(sse_data(response), request, target):
                 yield event
-        except httpx.TimeoutException:
+        except httpx2.TimeoutException:
             raise StreamInterrupted("timeout_error", "upstream stream stalled") from None
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             raise StreamInterrupted("api_error", "upstream stream ended unexpectedly") from None
         finally:
             await response.aclose()
@@ -226,13 +226,13 @@ class StreamInterrupted(GatewayError):
         self.type = error_type
 
 
-def _timeout(exc: httpx.TimeoutException) -> GatewayError:
+def _timeout(exc: httpx2.TimeoutException) -> GatewayError:
     err = TimeoutError_(f"upstream timed out ({type(exc).__name__})")
     err.fallback = True
     return err
 
 
-def _connection(exc: httpx.HTTPError) -> GatewayError:
+def _connection(exc: httpx2.HTTPError) -> GatewayError:
     err = ApiError(f"could not reach upstream ({type(exc).__name__})")
     err.fallback = True
     return err

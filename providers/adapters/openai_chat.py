@@ -15,6 +15,7 @@ import msgspec
 from gateway import ids, ir
 from gateway.tokens import estimate_input_tokens, estimate_output_tokens
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
+from providers.adapters.envelope import seal
 from providers.adapters.openai_chat_request import CHAT_TOOL_ID, chat_body
 
 _decode = msgspec.json.Decoder()
@@ -24,9 +25,10 @@ _encode = msgspec.json.Encoder()
 def thinking_signature(target: Target) -> str:
     """The signature carried by thinking blocks from this upstream (reference 5.12.3).
 
-    Empty for now; the signed `tg1.` envelope replaces it.
+    Chat has no reasoning state to replay: the envelope only gives clients a non-empty,
+    gateway-signed signature.
     """
-    return ""
+    return seal("openai-chat", target.upstream_model, {}, target.signing_key)
 
 
 def wants_thinking(request: ir.Request) -> bool:

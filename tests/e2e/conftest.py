@@ -48,7 +48,12 @@ class Stage:
         self.counter = 0
 
     def provider(self, kind: str, name: str | None = None, **extra) -> dict:
-        base = {"anthropic": self.upstream.url, "openai": self.upstream.url + "/v1"}
+        base = {
+            "anthropic": self.upstream.url,
+            "openai": self.upstream.url + "/v1",
+            "openai_responses": self.upstream.url + "/v1",
+            "gemini": self.upstream.url + "/v1beta",
+        }
         return {
             "name": name or f"{kind}-fake",
             "kind": kind,

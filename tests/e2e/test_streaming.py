@@ -9,7 +9,14 @@ import pytest
 
 from tests.e2e.test_messages import WEATHER
 
-ADAPTERS = [("openai", "gpt-stream"), ("anthropic", "claude-up-stream"), ("demo", "demo-1")]
+ADAPTERS = [
+    ("openai", "gpt-stream"),
+    ("anthropic", "claude-up-stream"),
+    ("demo", "demo-1"),
+    ("gemini", "gemini-stream"),
+    ("openai_responses", "gpt-resp-stream"),
+]
+UPSTREAM_ADAPTERS = [a for a in ADAPTERS if a[0] != "demo"]
 
 
 def route(stage, kind: str, upstream_model: str) -> str:
@@ -165,7 +172,7 @@ def test_parallel_tool_calls_stream_as_tool_use_blocks(stage):
     }
 
 
-@pytest.mark.parametrize(("kind", "upstream_model"), ADAPTERS[:2])
+@pytest.mark.parametrize(("kind", "upstream_model"), UPSTREAM_ADAPTERS)
 def test_upstream_cut_mid_stream_gives_an_error_event(stage, kind, upstream_model):
     key = route(stage, kind, upstream_model)
     stage.upstream.script(
@@ -205,7 +212,7 @@ def test_error_before_the_first_byte_is_a_json_error(stage):
     assert response.json()["error"]["type"] == "overloaded_error"
 
 
-@pytest.mark.parametrize(("kind", "upstream_model"), ADAPTERS[:2])
+@pytest.mark.parametrize(("kind", "upstream_model"), UPSTREAM_ADAPTERS)
 def test_client_disconnect_cancels_the_upstream_request(stage, kind, upstream_model):
     key = route(stage, kind, upstream_model)
     stage.upstream.script(

@@ -1,0 +1,320 @@
+"""Google Gemini upstream (`generateContent` on the Developer API, reference section 4).
+
+The request body is built in `gemini_request.py`; this module owns the HTTP details and maps
+answers back into the IR (reference 5.8-5.10, 5.11.4). A streamed chunk is a complete
+`GenerateContentResponse` holding only the new parts, and a whole response is one such chunk,
+so one state machine (`GeminiTurn`) serves both paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway import ir
+from gateway.errors import UpstreamError, upstream_error
+from gateway.tokens import estimate_input_tokens, estimate_output_tokens
+from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
+from providers.adapters.envelope import seal
+from providers.adapters.gemini_request import PROVIDER, gemini_body, renamed_tools
+from providers.adapters.openai_chat import response_tool_id, wants_thinking
+
+_decode = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder()
+# fmt: off
+REFUSALS = frozenset({
+    "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
+    "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION",
+})
+# fmt: on
+OVERLOADED = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"})
+
+
+def thinking_signature(target: Target, thought_signature: str | None) -> str:
+    """The envelope a thinking block carries, with the thought signature to replay (5.12.3)."""
+    data = {"ts": thought_signature} if thought_signature else {}
+    return seal(PROVIDER, target.upstream_model, data, target.signing_key)
+
+
+def stop_reason(finish: Any, saw_tool: bool, blocked: bool) -> ir.StopReason:
+    """Reference 5.9.1: Gemini says STOP even when it called functions."""
+    if saw_tool:
+        return "tool_use"
+    if blocked or finish in REFUSALS:
+        return "refusal"
+    if finish == "MAX_TOKENS":
+        return "max_tokens"
+    return "end_turn"
+
+
+def _count(data: dict[str, Any], key: str) -> int:
+    value = data.get(key)
+    return value if isinstance(value, int) else 0
+
+
+def usage_from(meta: Any) -> ir.Usage | None:
+    """Reference 5.10: the prompt count includes cached tokens; candidates exclude thoughts."""
+    if not isinstance(meta, dict):
+        return None
+    cached = _count(meta, "cachedContentTokenCount")
+    thoughts = _count(meta, "thoughtsTokenCount")
+    prompt = _count(meta, "promptTokenCount") + _count(meta, "toolUsePromptTokenCount")
+    return ir.Usage(
+        input_tokens=max(0, prompt - cached),
+        output_tokens=_count(meta, "candidatesTokenCount") + thoughts,
+        cache_read_input_tokens=cached,
+        reasoning_tokens=thoughts,
+    )
+
+
+def stream_error(error: Any) -> ir.StreamError:
+    """An `{"error": {code, message, status}}` chunk, typed as reference 5.11.5 asks."""
+    if not isinstance(error, dict):
+        return ir.StreamError("api_error", str(error) or "upstream stream error")
+    status = str(error.get("status") or "").upper()
+    message = str(error.get("message") or "upstream stream error")
+    if status in OVERLOADED or error.get("code") in (429, 503):
+        return ir.StreamError("overloaded_error", message)
+    if status == "DEADLINE_EXCEEDED" or error.get("code") == 504:
+        return ir.StreamError("timeout_error", message)
+    return ir.StreamError("api_error", message)
+
+
+def _candidate(chunk: dict[str, Any]) -> dict[str, Any] | None:
+    for candidate in chunk.get("candidates") or []:
+        if isinstance(candidate, dict) and candidate.get("index", 0) == 0:
+            return candidate
+    return None
+
+
+def _parts(candidate: dict[str, Any]) -> list[Any]:
+    content = candidate.get("content")
+    parts = content.get("parts") if isinstance(content, dict) else None
+    return parts if isinstance(parts, list) else []
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class GeminiTurn:
+    """One answer from Gemini, fed chunk by chunk (a non-streamed response is one chunk).
+
+    `feed` returns IR stream events and keeps the assembled content on the side. Consecutive
+    thought parts make one thinking block and adjacent texts one text block. A thinking block's
+    envelope carries the thought signature of the part that ends it (a function call's, which
+    Gemini 3 wants back) or else the last one seen inside it.
+    """
+
+    def __init__(self, request: ir.Request, target: Target):
+        self.target = target
+        self.names = renamed_tools(request)
+        self.show_thinking = wants_thinking(request)
+        choice = request.tool_choice
+        self.single_call = choice is not None and choice.disable_parallel_tool_use
+        self.content: list[ir.Part] = []
+        self.open: str | None = None  # kind of the block still taking parts
+        self.signature: str | None = None  # thought signature seen in the open thinking block
+        self.started = False
+        self.failed = False
+        self.saw_tool = False
+        self.calls = 0
+        self.blocked = False
+        self.finish: str | None = None
+        self.usage: ir.Usage | None = None
+        self.chars = 0  # output characters, for an estimate if usage never comes
+
+    def feed(self, chunk: dict[str, Any]) -> list[ir.StreamEvent]:
+        if chunk.get("error"):
+            # Before anything else, so an error as first chunk lets the gateway fall back.
+            self.failed = True
+            return [stream_error(chunk["error"])]
+        events: list[ir.StreamEvent] = []
+        if not self.started:
+            self.started = True
+            events.append(ir.StreamStart(upstream_id=chunk.get("responseId")))
+        usage = usage_from(chunk.get("usageMetadata"))
+        if usage is not None:
+            self.usage = usage  # running totals: keep the latest
+        candidate = _candidate(chunk)
+        if candidate is None:
+            feedback = chunk.get("promptFeedback")
+            self.blocked |= isinstance(feedback, dict) and bool(feedback.get("blockReason"))
+            return events
+        for part in _parts(candidate):
+            if isinstance(part, dict):
+                events += self._part(part)
+        if candidate.get("finishReason"):
+            self.finish = candidate["finishReason"]
+        return events
+
+    def _part(self, part: dict[str, Any]) -> list[ir.StreamEvent]:
+        signature = _str(part.get("thoughtSignature")) or None
+        text = _str(part.get("text"))
+        self.chars += len(text)
+        if part.get("thought"):
+            return self._thought(text, signature)
+        call = part.get("functionCall")
+        if isinstance(call, dict):
+            return self._call(call, signature)
+        if text:
+            return [*self.close_thinking(signature), *self._text(text)]
+        if signature and self.open == "thinking":
+            self.signature = signature  # an empty part carrying only a signature
+        return []
+
+    def _thought(self, text: str, signature: str | None) -> list[ir.StreamEvent]:
+        if not self.show_thinking:
+            return []  # billed either way; shown only to clients that asked (5.7)
+        self.signature = signature or self.signature
+        if not text:
+            return []
+        if self.open != "thinking":
+            self.open = "thinking"
+            self.content.append(ir.Thinking(""))
+        self.content[-1].thinking += text
+        return [ir.ThinkingDelta(text)]
+
+    def _text(self, text: str) -> list[ir.StreamEvent]:
+        if self.open != "text":
+            self.open = "text"
+            self.content.append(ir.Text(""))
+        self.content[-1].text += text
+        return [ir.TextDelta(text)]
+
+    def _call(self, call: dict[str, Any], signature: str | None) -> list[ir.StreamEvent]:
+        events = self.close_thinking(signature)
+        self.saw_tool = True
+        if self.single_call and self.calls:
+            return events  # disable_parallel_tool_use: only the first call is kept (5.6)
+        self.calls += 1
+        name = _str(call.get("name"))
+        args = call.get("args")
+        tool = ir.ToolUse(
+            id=response_tool_id(call.get("id")),
+            name=self.names.get(name, name),
+            input=args if isinstance(args, dict) else {},
+        )
+        self.content.append(tool)
+        self.open = "tool_use"
+        arguments = _encode.encode(tool.input).decode()
+        self.chars += len(arguments)
+        # Calls arrive whole: one delta with the complete JSON is valid framing.
+        shell = ir.ToolUse(id=tool.id, name=tool.name, input={})
+        return [*events, ir.BlockStart(shell), ir.ToolInputDelta(arguments)]
+
+    def close_thinking(self, signature: str | None = None) -> list[ir.StreamEvent]:
+        if self.open != "thinking":
+            return []
+        self.open = None
+        envelope = thinking_signature(self.target, signature or self.signature)
+        self.signature = None
+        self.content[-1].signature = envelope
+        return [ir.SignatureDelta(envelope), ir.BlockStop()]
+
+    def stop_reason(self) -> ir.StopReason:
+        return stop_reason(self.finish, self.saw_tool, self.blocked)
+
+    def end(self) -> list[ir.StreamEvent]:
+        """At the end of the body: a stream without a finishReason was cut."""
+        if self.finish is None and not self.blocked:
+            return [ir.StreamError("api_error", "upstream stream ended unexpectedly")]
+        usage = self.usage or ir.Usage(
+            output_tokens=estimate_output_tokens(self.chars), estimated=True
+        )
+        return [*self.close_thinking(), ir.StreamEnd(self.stop_reason(), usage)]
+
+
+def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> ir.Response:
+    error = body.get("error")
+    if isinstance(error, dict):
+        code = error.get("code")
+        raise upstream_error(
+            code if isinstance(code, int) else 500, str(error.get("message") or "upstream error")
+        )
+    turn = GeminiTurn(request, target)
+    turn.feed(body)
+    turn.close_thinking()
+    usage = turn.usage or ir.Usage(
+        input_tokens=estimate_input_tokens(request),
+        output_tokens=estimate_output_tokens(turn.chars),
+        estimated=True,
+    )
+    return ir.Response(
+        content=turn.content,
+        stop_reason=turn.stop_reason(),
+        usage=usage,
+        upstream_id=body.get("responseId"),
+    )
+
+
+def _retry_delay(body: Any) -> float | None:
+    """Gemini's `RetryInfo.retryDelay` ("37s") from an error body (reference 4.7)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
+            try:
+                return float(str(detail.get("retryDelay", "")).removesuffix("s"))
+            except ValueError:
+                return None
+    return None
+
+
+def _unwrap(body: Any) -> Any:
+    """Error bodies sometimes come wrapped in a one-element array (reference 4.6)."""
+    return body[0] if isinstance(body, list) and body else body
+
+
+class GeminiAdapter(HttpAdapter):
+    kind = "gemini"
+
+    def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
+        headers = {"content-type": "application/json"}
+        if target.api_key:
+            headers["x-goog-api-key"] = target.api_key
+        headers.update(target.extra_headers)
+        model = target.upstream_model.removeprefix("models/")
+        method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
+        return UpstreamRequest(
+            url=f"{target.base_url.rstrip('/')}/models/{model}:{method}",
+            body=gemini_body(request, target),
+            headers=headers,
+        )
+
+    def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
+        body = _unwrap(body)
+        return response_from(body if isinstance(body, dict) else {}, request, target)
+
+    async def parse_stream(self, events, request, target):
+        turn = GeminiTurn(request, target)
+        async for _name, data in events:
+            try:
+                chunk = _unwrap(_decode.decode(data))
+            except msgspec.DecodeError:
+                yield ir.StreamError("api_error", "upstream sent an invalid stream chunk")
+                return
+            if not isinstance(chunk, dict):
+                continue
+            for event in turn.feed(chunk):
+                yield event
+            if turn.failed:
+                return
+        for event in turn.end():
+            yield event
+
+    def error_message(self, body: Any) -> str:
+        """Gemini's `{"error": {"code", "message", "status"}}`."""
+        return super().error_message(_unwrap(body))
+
+    def parse_error(self, status: int, body: bytes, headers) -> UpstreamError:
+        err = super().parse_error(status, body, headers)
+        if err.retry_after is None and err.fallback:
+            try:
+                delay = _retry_delay(_unwrap(_decode.decode(body))) if body else None
+            except msgspec.DecodeError:
+                delay = None
+            if delay is not None:
+                return upstream_error(status, err.message, retry_after=delay)
+        return err

@@ -1,0 +1,320 @@
+"""OpenAI Responses API upstream (`POST /responses`, reference section 3).
+
+The request body is built in `openai_responses_request.py`; this module owns the HTTP details
+and maps answers back into the IR: a response object into a response (reference 5.8-5.10) and
+the named-event stream into IR stream events (5.11.3). Reasoning items become thinking blocks
+whose signature is an envelope carrying the item's id and `encrypted_content`, so the next
+turn can replay them without server-side state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway import ir
+from gateway.errors import upstream_error
+from gateway.tokens import estimate_input_tokens, estimate_output_tokens
+from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
+from providers.adapters.envelope import seal
+from providers.adapters.openai_chat import (
+    response_tool_id,
+    stream_error,
+    tool_input,
+    wants_thinking,
+)
+from providers.adapters.openai_responses_request import PROVIDER, responses_body
+
+_decode = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder()
+TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+def thinking_signature(item: dict[str, Any], target: Target) -> str:
+    data = {"id": item.get("id"), "enc": item.get("encrypted_content")}
+    return seal(PROVIDER, target.upstream_model, data, target.signing_key)
+
+
+def reasoning_text(item: dict[str, Any]) -> str:
+    """Summary texts joined by blank lines, or the raw reasoning text when there is one."""
+
+    def texts(key: str, kind: str) -> list[str]:
+        return [
+            p["text"]
+            for p in item.get(key) or []
+            if isinstance(p, dict) and p.get("type") == kind and isinstance(p.get("text"), str)
+        ]
+
+    return "\n\n".join(texts("summary", "summary_text") or texts("content", "reasoning_text"))
+
+
+def stop_reason(response: dict[str, Any], saw_tool: bool, saw_refusal: bool) -> ir.StopReason:
+    """Reference 5.9.1."""
+    if response.get("status") == "incomplete":
+        details = response.get("incomplete_details") or {}
+        reason = details.get("reason") if isinstance(details, dict) else None
+        return "refusal" if reason == "content_filter" else "max_tokens"
+    if saw_tool:
+        return "tool_use"
+    return "refusal" if saw_refusal else "end_turn"
+
+
+def _count(data: Any, key: str) -> int:
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, int) else 0
+
+
+def usage_from(data: Any) -> ir.Usage | None:
+    """Reference 5.10: `input_tokens` includes cached and cache-write tokens; ours does not."""
+    if not isinstance(data, dict):
+        return None
+    details = data.get("input_tokens_details")
+    cached = _count(details, "cached_tokens")
+    written = _count(details, "cache_write_tokens")
+    return ir.Usage(
+        input_tokens=max(0, _count(data, "input_tokens") - cached - written),
+        output_tokens=_count(data, "output_tokens"),
+        cache_read_input_tokens=cached,
+        cache_creation_input_tokens=written,
+        reasoning_tokens=_count(data.get("output_tokens_details"), "reasoning_tokens"),
+    )
+
+
+def _failure(response: dict[str, Any]) -> str:
+    error = response.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message or f"upstream response {response.get('status')}")
+
+
+# --- Non-streaming ----------------------------------------------------------------------------
+def _message_parts(item: dict[str, Any]) -> tuple[list[ir.Part], bool]:
+    parts: list[ir.Part] = []
+    refused = False
+    for part in item.get("content") or []:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "output_text" and part.get("text"):
+            parts.append(ir.Text(str(part["text"])))
+        elif part.get("type") == "refusal" and part.get("refusal"):
+            parts.append(ir.Text(str(part["refusal"])))
+            refused = True
+    return parts, refused
+
+
+def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> ir.Response:
+    if body.get("status") in ("failed", "cancelled"):
+        raise upstream_error(500, _failure(body))
+    content: list[ir.Part] = []
+    saw_tool = saw_refusal = False
+    for item in body.get("output") or []:
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "reasoning" and wants_thinking(request):
+            content.append(ir.Thinking(reasoning_text(item), thinking_signature(item, target)))
+        elif kind == "message":
+            parts, refused = _message_parts(item)
+            content += parts
+            saw_refusal |= refused
+        elif kind == "function_call":
+            saw_tool = True
+            content.append(
+                ir.ToolUse(
+                    id=response_tool_id(item.get("call_id")),
+                    name=str(item.get("name") or ""),
+                    input=tool_input(item.get("arguments")),
+                )
+            )
+    usage = usage_from(body.get("usage"))
+    if usage is None:
+        chars = len(_encode.encode(content))
+        usage = ir.Usage(
+            input_tokens=estimate_input_tokens(request),
+            output_tokens=estimate_output_tokens(chars),
+            estimated=True,
+        )
+    return ir.Response(
+        content=content,
+        stop_reason=stop_reason(body, saw_tool, saw_refusal),
+        usage=usage,
+        upstream_id=body.get("id"),
+    )
+
+
+# --- Streaming --------------------------------------------------------------------------------
+class ResponsesStream:
+    """One translated stream: `feed` turns an event into IR events; `done` once it was terminal.
+
+    Items arrive one after the other, so each maps onto one block: a reasoning item opens a
+    thinking block (closed with its envelope when the item is done), a text or refusal part a
+    text block, a function call a tool_use block fed by its argument deltas.
+    """
+
+    def __init__(self, request: ir.Request, target: Target):
+        self.target = target
+        self.show_thinking = wants_thinking(request)
+        self.started = False
+        self.done = False
+        self.saw_tool = False
+        self.saw_refusal = False
+        self.text_open = False
+        self.streamed_arguments: set[Any] = set()  # output_index of calls that had deltas
+        self.chars = 0
+
+    def feed(self, kind: str, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        if kind == "error":
+            # Before anything else, so an error as first event lets the gateway fall back.
+            self.done = True
+            return [stream_error(data)]
+        events: list[ir.StreamEvent] = []
+        if not self.started:
+            self.started = True
+            response = data.get("response") or {}
+            events.append(ir.StreamStart(upstream_id=response.get("id")))
+        if kind in TERMINAL:
+            self.done = True
+            return events + self._finish(kind, data.get("response") or {})
+        handler = HANDLERS.get(kind)
+        return events + (handler(self, data) if handler else [])  # others: lifecycle, ignored
+
+    def _finish(self, kind: str, response: dict[str, Any]) -> list[ir.StreamEvent]:
+        if kind == "response.failed":
+            return [stream_error(response.get("error") or {"message": _failure(response)})]
+        usage = usage_from(response.get("usage")) or ir.Usage(
+            output_tokens=estimate_output_tokens(self.chars), estimated=True
+        )
+        return [ir.StreamEnd(stop_reason(response, self.saw_tool, self.saw_refusal), usage)]
+
+    # Handlers, one per event type (table below the class).
+    def _output_item_added(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        item = data.get("item") or {}
+        if item.get("type") == "reasoning" and self.show_thinking:
+            return [ir.BlockStart(ir.Thinking(""))]
+        if item.get("type") == "function_call":
+            self.saw_tool = True
+            tool = ir.ToolUse(
+                id=response_tool_id(item.get("call_id")), name=str(item.get("name") or ""), input={}
+            )
+            return [ir.BlockStart(tool)]
+        return []
+
+    def _reasoning_summary_part_added(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        index = data.get("summary_index")
+        return self._thinking("\n\n") if isinstance(index, int) and index > 0 else []
+
+    def _reasoning_summary_text_delta(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        return self._thinking(data.get("delta"))
+
+    def _thinking(self, text: Any) -> list[ir.StreamEvent]:
+        if not isinstance(text, str) or not text:
+            return []
+        self.chars += len(text)
+        return [ir.ThinkingDelta(text)] if self.show_thinking else []
+
+    def _output_text_delta(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        text = data.get("delta")
+        if not isinstance(text, str) or not text:
+            return []
+        self.chars += len(text)
+        self.text_open = True
+        return [ir.TextDelta(text)]
+
+    def _refusal_delta(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        self.saw_refusal = True
+        return self._output_text_delta(data)
+
+    def _content_part_done(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        return self._close_text()  # the next part of the message gets a block of its own
+
+    def _close_text(self) -> list[ir.StreamEvent]:
+        """Only a text block this stream opened (never a thinking block of reasoning_text)."""
+        if not self.text_open:
+            return []
+        self.text_open = False
+        return [ir.BlockStop()]
+
+    def _function_call_arguments_delta(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        piece = data.get("delta")
+        if not isinstance(piece, str) or not piece:
+            return []
+        self.streamed_arguments.add(data.get("output_index"))
+        self.chars += len(piece)
+        return [ir.ToolInputDelta(piece)]
+
+    def _function_call_arguments_done(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        return self._whole_arguments(data.get("output_index"), data.get("arguments"))
+
+    def _whole_arguments(self, index: Any, arguments: Any) -> list[ir.StreamEvent]:
+        """Arguments sent only whole (no deltas): one delta with all of them."""
+        if index in self.streamed_arguments or not isinstance(arguments, str) or not arguments:
+            return []
+        self.streamed_arguments.add(index)
+        self.chars += len(arguments)
+        return [ir.ToolInputDelta(arguments)]
+
+    def _output_item_done(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        item = data.get("item") or {}
+        kind = item.get("type")
+        if kind == "reasoning":
+            if not self.show_thinking:
+                return []
+            # encrypted_content is complete only here, not in output_item.added (3.3).
+            return [ir.SignatureDelta(thinking_signature(item, self.target)), ir.BlockStop()]
+        if kind == "function_call":
+            index = data.get("output_index")
+            return [*self._whole_arguments(index, item.get("arguments")), ir.BlockStop()]
+        return self._close_text() if kind == "message" else []
+
+    def end(self) -> list[ir.StreamEvent]:
+        """The body ended; without a terminal event first, the stream was cut."""
+        if self.done:
+            return []
+        return [ir.StreamError("api_error", "upstream stream ended unexpectedly")]
+
+
+HANDLERS = {
+    "response.output_item.added": ResponsesStream._output_item_added,
+    "response.reasoning_summary_part.added": ResponsesStream._reasoning_summary_part_added,
+    "response.reasoning_summary_text.delta": ResponsesStream._reasoning_summary_text_delta,
+    "response.reasoning_text.delta": ResponsesStream._reasoning_summary_text_delta,
+    "response.output_text.delta": ResponsesStream._output_text_delta,
+    "response.refusal.delta": ResponsesStream._refusal_delta,
+    "response.content_part.done": ResponsesStream._content_part_done,
+    "response.function_call_arguments.delta": ResponsesStream._function_call_arguments_delta,
+    "response.function_call_arguments.done": ResponsesStream._function_call_arguments_done,
+    "response.output_item.done": ResponsesStream._output_item_done,
+}
+
+
+class OpenAIResponsesAdapter(HttpAdapter):
+    kind = "openai_responses"
+
+    def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
+        headers = {"content-type": "application/json"}
+        if target.api_key:
+            headers["authorization"] = f"Bearer {target.api_key}"
+        headers.update(target.extra_headers)
+        return UpstreamRequest(
+            url=target.base_url.rstrip("/") + "/responses",
+            body=responses_body(request, target),
+            headers=headers,
+        )
+
+    def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
+        return response_from(body if isinstance(body, dict) else {}, request, target)
+
+    async def parse_stream(self, events, request, target):
+        state = ResponsesStream(request, target)
+        async for name, data in events:
+            try:
+                payload = _decode.decode(data)
+            except msgspec.DecodeError:
+                yield ir.StreamError("api_error", "upstream sent an invalid stream event")
+                return
+            if not isinstance(payload, dict):
+                continue
+            for event in state.feed(str(payload.get("type") or name or ""), payload):
+                yield event
+            if state.done:
+                return
+        for event in state.end():
+            yield event
