@@ -141,8 +141,9 @@ class Gateway:
 
     def pids(self) -> list[int]:
         """The serving processes (make -> uvicorn -> workers)."""
+        pattern = f"--port {self.port}|-p {self.port}"
         out = subprocess.run(
-            ["pgrep", "-f", "--", f"--port {self.port}|-p {self.port}"], capture_output=True, text=True
+            ["pgrep", "-f", "--", pattern], capture_output=True, text=True
         ).stdout.split()
         return [int(p) for p in out]
 
