@@ -213,10 +213,15 @@ def test_unknown_top_level_fields_are_accepted():
 
 
 def test_system_turns_mid_conversation_fold_into_the_system_prompt():
-    request = decode(base(system="first", messages=[
-        {"role": "user", "content": "hi"},
-        {"role": "system", "content": [{"type": "text", "text": "reminder"}]},
-        {"role": "user", "content": "again"},
-    ]))
+    request = decode(
+        base(
+            system="first",
+            messages=[
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": [{"type": "text", "text": "reminder"}]},
+                {"role": "user", "content": "again"},
+            ],
+        )
+    )
     assert request.system == [ir.Text("first"), ir.Text("reminder")]
     assert request.messages == [ir.Message("user", [ir.Text("hi"), ir.Text("again")])]
