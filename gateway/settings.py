@@ -60,6 +60,8 @@ TOLLGATE = {
     # Connection pool size per provider.
     "POOL_MAX_CONNECTIONS": env.int("TOLLGATE_POOL_MAX_CONNECTIONS", default=512),
     "POOL_MAX_KEEPALIVE": env.int("TOLLGATE_POOL_MAX_KEEPALIVE", default=128),
+    # Redis connections per process (requests wait for one when all are busy).
+    "REDIS_MAX_CONNECTIONS": env.int("TOLLGATE_REDIS_MAX_CONNECTIONS", default=64),
 }
 
 # --- Django plumbing --------------------------------------------------------------------------

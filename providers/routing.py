@@ -77,7 +77,8 @@ class _Cache:
 
     snapshot: Snapshot | None = None
     checked_at: float = 0.0
-    lock: asyncio.Lock | None = None
+    # The refresh in flight, shared by every request that needs it (no thundering herd).
+    refreshing: asyncio.Future | None = None
 
 
 async def current() -> Snapshot:
@@ -85,12 +86,18 @@ async def current() -> Snapshot:
     snap = _Cache.snapshot
     if snap is not None and now - _Cache.checked_at < settings.TOLLGATE["ROUTES_CACHE_SECONDS"]:
         return snap
-    _Cache.checked_at = now
+    if _Cache.refreshing is not None and not _Cache.refreshing.done():
+        return await asyncio.shield(_Cache.refreshing)
+    _Cache.refreshing = asyncio.ensure_future(_refresh(snap))
+    return await asyncio.shield(_Cache.refreshing)
+
+
+async def _refresh(snap: Snapshot | None) -> Snapshot:
     version = await state.async_store().get(state.CONFIG_VERSION_KEY)
-    if snap is not None and version == snap.version:
-        return snap
-    snap = await _load(version)
-    _Cache.snapshot = snap
+    if snap is None or version != snap.version:
+        snap = await _load(version)
+        _Cache.snapshot = snap
+    _Cache.checked_at = time.monotonic()
     return snap
 
 
@@ -98,6 +105,7 @@ def reset() -> None:
     """Forget the cached table (tests, and after config changes inside this process)."""
     _Cache.snapshot = None
     _Cache.checked_at = 0.0
+    _Cache.refreshing = None
 
 
 @database_sync_to_async
