@@ -16,6 +16,21 @@ from gateway.surfaces.anthropic.schema import GATEWAY_FIELDS
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
+# What Anthropic's count_tokens accepts (reference 1.9), plus newer fields it may take.
+COUNT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+        "cache_control",
+        "context_management",
+        "mcp_servers",
+    }
+)
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
 # Signatures minted by this gateway for other providers' reasoning; Anthropic rejects them.
@@ -90,6 +105,15 @@ class AnthropicAdapter(HttpAdapter):
             headers["anthropic-beta"] = ",".join(request.beta)
         headers.update(target.extra_headers)
         return UpstreamRequest(url=messages_url(target.base_url), body=body, headers=headers)
+
+    def count_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
+        upstream = self.build_request(request, target)
+        upstream.body = {k: v for k, v in upstream.body.items() if k in COUNT_FIELDS}
+        upstream.url = upstream.url + "/count_tokens"
+        return upstream
+
+    def count_result(self, body: Any) -> int:
+        return int(body["input_tokens"])
 
     def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
         content = [p for p in map(_part, body.get("content") or []) if p is not None]

@@ -18,6 +18,7 @@ import msgspec
 
 from gateway import ir
 from gateway.errors import ApiError, GatewayError, TimeoutError_, UpstreamError, upstream_error
+from gateway.tokens import estimate_input_tokens
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
@@ -76,6 +77,16 @@ class Adapter:
         exchange: Exchange,
     ) -> ir.Response:
         raise NotImplementedError
+
+    async def count_tokens(
+        self, request: ir.Request, target: Target, client: httpx2.AsyncClient | None
+    ) -> tuple[int, bool]:
+        """Input tokens of a would-be request, and whether the figure is exact.
+
+        The default is the gateway's own estimate (a real tokenizer, see gateway/tokens.py);
+        adapters whose provider has a counting endpoint override `count_request`.
+        """
+        return estimate_input_tokens(request), False
 
     def stream(
         self,
@@ -149,6 +160,30 @@ class HttpAdapter(Adapter):
             message = ""
         message = message or f"upstream answered HTTP {status}"
         return upstream_error(status, message, retry_after=_retry_after(headers))
+
+    def count_request(self, request: ir.Request, target: Target) -> UpstreamRequest | None:
+        """The provider's own token-counting call, when it has one."""
+        return None
+
+    def count_result(self, body: Any) -> int:
+        raise NotImplementedError
+
+    async def count_tokens(self, request, target, client):
+        upstream = self.count_request(request, target)
+        if upstream is None or client is None:
+            return await super().count_tokens(request, target, client)
+        try:
+            response = await client.post(
+                upstream.url,
+                content=upstream.content(),
+                headers=upstream.headers,
+                timeout=self.timeout(target),
+            )
+        except httpx2.HTTPError:
+            return await super().count_tokens(request, target, client)
+        if response.status_code >= 400:
+            raise self.parse_error(response.status_code, response.content, response.headers)
+        return self.count_result(_decode.decode(response.content)), True
 
     def timeout(self, target: Target) -> httpx2.Timeout:
         return httpx2.Timeout(

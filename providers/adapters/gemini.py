@@ -283,6 +283,21 @@ class GeminiAdapter(HttpAdapter):
             headers=headers,
         )
 
+    def count_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
+        upstream = self.build_request(request, target)
+        model = target.upstream_model.removeprefix("models/")
+        inner = {
+            k: v
+            for k, v in upstream.body.items()
+            if k in ("contents", "systemInstruction", "tools", "toolConfig")
+        }
+        upstream.url = f"{target.base_url.rstrip('/')}/models/{model}:countTokens"
+        upstream.body = {"generateContentRequest": {"model": f"models/{model}", **inner}}
+        return upstream
+
+    def count_result(self, body: Any) -> int:
+        return int(_unwrap(body)["totalTokens"])
+
     def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
         body = _unwrap(body)
         return response_from(body if isinstance(body, dict) else {}, request, target)

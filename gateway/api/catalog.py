@@ -1,0 +1,111 @@
+"""`GET /v1/models`, `GET /v1/models/{id}` and `POST /v1/messages/count_tokens`.
+
+The models a key may use, in Anthropic's list shape, and input-token counts: exact from the
+provider's own counting endpoint where one exists (Anthropic, Gemini), otherwise the gateway's
+documented estimate (a real tokenizer). Counting is never billed and never rate-limited.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+import msgspec
+
+from accounts.keys import authenticate, secret_from_headers
+from gateway.api.http import GatewayConsumer
+from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.pipeline import beta_flags, resolve_model
+from gateway.surfaces.anthropic.decode import decode_count_tokens, to_ir
+from providers import routing
+from providers.registry import adapter_for
+from providers.transport import client_for
+
+_json = msgspec.json.Encoder()
+
+
+def model_json(model: routing.ModelEntry) -> dict:
+    data = {
+        "type": "model",
+        "id": model.name,
+        "display_name": model.display_name,
+        "created_at": model.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if model.max_tokens:
+        data["max_tokens"] = model.max_tokens
+    return data
+
+
+def visible(snapshot: routing.Snapshot, key) -> list[routing.ModelEntry]:
+    tenant_models = snapshot.tenant_models.get(key.tenant_id)
+    return [
+        m
+        for name, m in sorted(snapshot.models.items())
+        if m.routes
+        and (tenant_models is None or name in tenant_models)
+        and (key.allowed_models is None or name in key.allowed_models)
+    ]
+
+
+def page(models: list[routing.ModelEntry], query: dict[str, list[str]]) -> dict:
+    """Anthropic's cursor pagination: `limit` (1-1000), `after_id`, `before_id`."""
+    try:
+        limit = int(query.get("limit", ["20"])[0])
+    except ValueError:
+        raise InvalidRequest("limit: Input should be a valid integer") from None
+    if not 1 <= limit <= 1000:
+        raise InvalidRequest("limit: Input should be between 1 and 1000")
+    ids = [m.name for m in models]
+    if after := query.get("after_id", [None])[0]:
+        models = models[ids.index(after) + 1 :] if after in ids else []
+    elif before := query.get("before_id", [None])[0]:
+        models = models[: ids.index(before)] if before in ids else []
+        models = models[-limit:]
+    chosen = models[:limit]
+    return {
+        "data": [model_json(m) for m in chosen],
+        "has_more": len(models) > len(chosen),
+        "first_id": chosen[0].name if chosen else None,
+        "last_id": chosen[-1].name if chosen else None,
+    }
+
+
+class ModelsConsumer(GatewayConsumer):
+    methods = ("GET",)
+
+    async def handle(self, body: bytes) -> None:
+        key = await authenticate(secret_from_headers(self.headers))
+        snapshot = await routing.current()
+        models = visible(snapshot, key)
+        model_id = self.scope["url_route"]["kwargs"].get("model_id")
+        if model_id is None:
+            query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+            await self.send_json(200, _json.encode(page(models, query)))
+            return
+        found = next((m for m in models if m.name == model_id), None)
+        if found is None:
+            raise NotFound(f"model: unknown model `{model_id}`")
+        await self.send_json(200, _json.encode(model_json(found)))
+
+
+class CountTokensConsumer(GatewayConsumer):
+    async def handle(self, body: bytes) -> None:
+        key = await authenticate(secret_from_headers(self.headers))
+        request = to_ir(decode_count_tokens(body), beta=beta_flags(self.headers))
+        request.surface, request.raw = "anthropic", body
+        snapshot = await routing.current()
+        model = resolve_model(snapshot, key, request.model)
+        last: GatewayError | None = None
+        for target in snapshot.plan(model):
+            client = client_for(target) if target.base_url else None
+            try:
+                tokens, _exact = await adapter_for(target.kind).count_tokens(
+                    request, target, client
+                )
+            except GatewayError as err:
+                if not err.fallback:
+                    raise
+                last = err
+                continue
+            await self.send_json(200, _json.encode({"input_tokens": tokens}))
+            return
+        raise last or NotFound(f"model `{model.name}` has no enabled route")

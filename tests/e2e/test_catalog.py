@@ -1,0 +1,80 @@
+"""`/v1/models` and `/v1/messages/count_tokens` through the official SDK."""
+
+import anthropic
+import pytest
+
+
+def two_tenants(stage) -> tuple[str, str]:
+    stage.apply(
+        providers=[stage.provider("openai"), stage.provider("anthropic"), stage.provider("gemini")],
+        models=[
+            stage.model("claude-a", [{"provider": "openai-fake", "upstream_model": "gpt-a"}]),
+            stage.model("claude-b", [{"provider": "anthropic-fake", "upstream_model": "cl-b"}]),
+            stage.model("claude-c", [{"provider": "gemini-fake", "upstream_model": "gem-c"}]),
+        ],
+        tenants=[{"name": "acme"}, {"name": "globex", "models": ["claude-b"]}],
+    )
+    return stage.tenant_key("acme"), stage.tenant_key("globex")
+
+
+def test_models_lists_only_what_the_key_may_use(stage):
+    acme, globex = two_tenants(stage)
+    listed = stage.client(acme).models.list()
+    assert [m.id for m in listed.data] == ["claude-a", "claude-b", "claude-c"]
+    assert listed.data[0].type == "model" and listed.data[0].display_name == "claude-a"
+    assert [m.id for m in stage.client(globex).models.list().data] == ["claude-b"]
+    with pytest.raises(anthropic.NotFoundError):
+        stage.client(globex).models.retrieve("claude-a")  # another tenant's model: not found
+    assert stage.client(acme).models.retrieve("claude-c").id == "claude-c"
+
+
+def test_models_paginate_with_cursors(stage):
+    acme, _ = two_tenants(stage)
+    first = stage.client(acme).models.list(limit=2)
+    assert [m.id for m in first.data] == ["claude-a", "claude-b"] and first.has_more
+    assert [m.id for m in first.get_next_page().data] == ["claude-c"]
+    all_ids = [m.id for m in stage.client(acme).models.list(limit=1)]  # SDK auto-paginates
+    assert all_ids == ["claude-a", "claude-b", "claude-c"]
+
+
+def test_models_need_a_key(stage):
+    two_tenants(stage)
+    with pytest.raises(anthropic.AuthenticationError):
+        stage.client("tg_wrong").models.list()
+
+
+@pytest.mark.parametrize("model", ["claude-a", "claude-b", "claude-c"])
+def test_count_tokens_answers_for_every_provider(stage, model):
+    acme, _ = two_tenants(stage)
+    count = stage.client(acme).messages.count_tokens(
+        model=model,
+        system="You are terse.",
+        messages=[{"role": "user", "content": "How many tokens is this sentence?"}],
+    )
+    assert count.input_tokens > 5
+
+
+def test_count_tokens_uses_the_providers_own_counter_when_it_has_one(stage):
+    acme, _ = two_tenants(stage)
+    stage.client(acme).messages.count_tokens(
+        model="claude-b", messages=[{"role": "user", "content": "hello"}]
+    )
+    stage.client(acme).messages.count_tokens(
+        model="claude-c", messages=[{"role": "user", "content": "hello"}]
+    )
+    anthropic_call = stage.upstream.requests("cl-b")[-1]
+    assert anthropic_call["path"] == "/v1/messages/count_tokens"
+    assert anthropic_call["body"] == {
+        "model": "cl-b",
+        "messages": [{"role": "user", "content": "hello"}],
+    }
+    assert stage.upstream.requests("gem-c")[-1]["path"].endswith(":countTokens")
+    assert stage.upstream.requests("gpt-a") == []  # OpenAI has none: a local estimate
+
+
+def test_count_tokens_respects_the_tenant_model_list(stage):
+    _, globex = two_tenants(stage)
+    with pytest.raises(anthropic.PermissionDeniedError):
+        stage.client(globex).messages.count_tokens(
+            model="claude-a", messages=[{"role": "user", "content": "hello"}]
+        )
