@@ -58,7 +58,7 @@ TOLLGATE = {
     "CONNECT_TIMEOUT": env.float("TOLLGATE_CONNECT_TIMEOUT", default=10.0),
     "READ_TIMEOUT": env.float("TOLLGATE_READ_TIMEOUT", default=600.0),
     # Connection pool size per provider.
-    "POOL_MAX_CONNECTIONS": env.int("TOLLGATE_POOL_MAX_CONNECTIONS", default=512),
+    "POOL_MAX_CONNECTIONS": env.int("TOLLGATE_POOL_MAX_CONNECTIONS", default=10000),
     "POOL_MAX_KEEPALIVE": env.int("TOLLGATE_POOL_MAX_KEEPALIVE", default=128),
     # Redis connections per process (requests wait for one when all are busy).
     "REDIS_MAX_CONNECTIONS": env.int("TOLLGATE_REDIS_MAX_CONNECTIONS", default=64),

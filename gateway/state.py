@@ -69,9 +69,15 @@ def async_store() -> aioredis.Redis | LocalStore:
     loop_id = id(asyncio.get_running_loop())
     client = _async_clients.get(loop_id)
     if client is None:
-        client = aioredis.Redis.from_url(
-            settings.REDIS_URL, decode_responses=False, health_check_interval=30
+        # A blocking pool: a burst (say 1,000 cold requests at once) waits for a connection
+        # instead of failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=settings.TOLLGATE["REDIS_MAX_CONNECTIONS"],
+            timeout=10,
+            health_check_interval=30,
         )
+        client = aioredis.Redis(connection_pool=pool)
         _async_clients[loop_id] = client
     return client
 
