@@ -12,24 +12,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
-from gateway import ids, ir
+from gateway import attempts, ids, ir
 from gateway.errors import ApiError, GatewayError, NotFound, PermissionDenied
 from gateway.surfaces.anthropic.decode import decode_messages, to_ir
 from gateway.surfaces.anthropic.schema import MessagesBody
 from gateway.tokens import estimate_input_tokens
-from providers import routing
+from providers import breaker, preferences, routing
 from providers.adapters.base import Exchange, Target
 from providers.registry import adapter_for
 from providers.transport import client_for
-
-
-@dataclass(slots=True)
-class Attempt:
-    provider: str
-    upstream_model: str
-    status: int | None
-    latency_ms: float
-    error_type: str | None = None
 
 
 @dataclass(slots=True)
@@ -44,7 +35,7 @@ class Call:
     request: ir.Request | None = None
     model: routing.ModelEntry | None = None
     targets: list[Target] = field(default_factory=list)
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[attempts.Attempt] = field(default_factory=list)
     target: Target | None = None
     exchange: Exchange | None = None
     upstream_seconds: float = 0.0
@@ -69,9 +60,9 @@ async def admit(call: Call, raw: bytes, headers: dict[bytes, bytes]) -> None:
     call.request.raw = raw
     snapshot = await routing.current()
     call.model = resolve_model(snapshot, call.key, call.body.model)
-    call.targets = snapshot.plan(call.model)
-    if not call.targets:
+    if not call.model.routes:
         raise ApiError(f"model `{call.model.name}` has no enabled route")
+    call.targets = await plan(snapshot, call.model, call.body.provider, None)
     debug = call.body.debug
     if debug is not None and debug.enabled and not call.key.allow_debug:
         raise PermissionDenied("debug output is not enabled for this API key")
@@ -89,55 +80,45 @@ def resolve_model(snapshot: routing.Snapshot, key: KeyInfo, name: str) -> routin
     return model
 
 
+async def plan(
+    snapshot: routing.Snapshot, model: routing.ModelEntry, requested, tenant_defaults: dict | None
+) -> list[Target]:
+    """The routes to try, in order, after the model's routing rule and the `provider` object."""
+    prefs = preferences.merge(requested, tenant_defaults)
+    preferences.check_names(prefs, snapshot.provider_names)
+    if model.routing == "latency":
+        targets = snapshot.plan(
+            model, await breaker.latencies([r.target.route_id for r in model.routes])
+        )
+    elif model.routing == "price":
+        targets = snapshot.plan(model, model.route_prices)
+    else:
+        targets = snapshot.plan(model)
+    if prefs.sort == "latency":
+        targets = preferences.sort_by(
+            targets, await breaker.latencies([t.route_id for t in targets])
+        )
+    elif prefs.sort == "price":
+        targets = preferences.sort_by(targets, model.route_prices)
+    return preferences.apply(targets, model.alpha_routes, prefs, model=model.name)
+
+
 def _client(target: Target):
     return client_for(target) if target.base_url else None
 
 
-def _failed(call: Call, target: Target, exchange: Exchange, began: float, err: Exception) -> None:
-    call.upstream_seconds += time.perf_counter() - began
-    call.attempts.append(
-        Attempt(
-            provider=target.provider_name,
-            upstream_model=target.upstream_model,
-            status=exchange.status,
-            latency_ms=(time.perf_counter() - began) * 1000,
-            error_type=getattr(err, "type", "api_error"),
-        )
-    )
-
-
-def _may_fall_back(err: GatewayError) -> bool:
-    return err.fallback
-
-
 async def complete(call: Call) -> ir.Response:
-    """Non-streaming: try the planned routes in order until one answers."""
-    last: GatewayError | None = None
-    for target in call.targets:
-        exchange = Exchange()
-        began = time.perf_counter()
-        try:
-            response = await adapter_for(target.kind).complete(
-                call.request, target, _client(target), exchange
-            )
-        except GatewayError as err:
-            _failed(call, target, exchange, began, err)
-            if not _may_fall_back(err):
-                raise
-            last = err
-            continue
-        elapsed = time.perf_counter() - began
-        call.upstream_seconds += elapsed
-        call.attempts.append(
-            Attempt(
-                target.provider_name, target.upstream_model, exchange.status or 200, elapsed * 1000
-            )
+    """Non-streaming: the first route that answers (see gateway/attempts.py)."""
+
+    async def attempt(target: Target, exchange: Exchange) -> ir.Response:
+        return await adapter_for(target.kind).complete(
+            call.request, target, _client(target), exchange
         )
-        call.target, call.exchange = target, exchange
-        if response.usage.estimated and not response.usage.input_tokens:
-            response.usage.input_tokens = estimate_input_tokens(call.request)
-        return response
-    raise last or ApiError("no route could serve the request")
+
+    response = await attempts.run(call, call.targets, attempt)
+    if response.usage.estimated and not response.usage.input_tokens:
+        response.usage.input_tokens = estimate_input_tokens(call.request)
+    return response
 
 
 async def open_stream(call: Call) -> tuple[AsyncIterator[ir.StreamEvent], ir.StreamEvent]:
@@ -145,40 +126,24 @@ async def open_stream(call: Call) -> tuple[AsyncIterator[ir.StreamEvent], ir.Str
 
     Nothing has reached the client yet, so any failure up to here can still fall back.
     """
-    last: GatewayError | None = None
-    for target in call.targets:
-        exchange = Exchange()
-        began = time.perf_counter()
+
+    async def attempt(target: Target, exchange: Exchange):
         events = adapter_for(target.kind).stream(call.request, target, _client(target), exchange)
         try:
             first = await anext(events)
-            if isinstance(first, ir.StreamError):
-                raise _stream_error(first)
         except StopAsyncIteration:
-            err: GatewayError = ApiError("upstream stream ended before any event")
+            err = ApiError("upstream stream ended before any event")
             err.fallback = True
-            _failed(call, target, exchange, began, err)
-            last = err
-            continue
-        except GatewayError as err:
+            raise err from None
+        except GatewayError:
             await events.aclose()
-            _failed(call, target, exchange, began, err)
-            if not _may_fall_back(err):
-                raise
-            last = err
-            continue
-        call.upstream_seconds += time.perf_counter() - began
-        call.attempts.append(
-            Attempt(
-                target.provider_name,
-                target.upstream_model,
-                exchange.status or 200,
-                (time.perf_counter() - began) * 1000,
-            )
-        )
-        call.target, call.exchange = target, exchange
+            raise
+        if isinstance(first, ir.StreamError):
+            await events.aclose()
+            raise _stream_error(first)
         return events, first
-    raise last or ApiError("no route could serve the request")
+
+    return await attempts.run(call, call.targets, attempt)
 
 
 def _stream_error(event: ir.StreamError) -> GatewayError:

@@ -62,6 +62,13 @@ TOLLGATE = {
     "POOL_MAX_KEEPALIVE": env.int("TOLLGATE_POOL_MAX_KEEPALIVE", default=128),
     # Redis connections per process (requests wait for one when all are busy).
     "REDIS_MAX_CONNECTIONS": env.int("TOLLGATE_REDIS_MAX_CONNECTIONS", default=64),
+    # Circuit breaker per route: consecutive failures that open it, and its cool-down.
+    "BREAKER_FAILURES": env.int("TOLLGATE_BREAKER_FAILURES", default=5),
+    "BREAKER_COOLDOWN": env.float("TOLLGATE_BREAKER_COOLDOWN", default=30.0),
+    # Retries of the same route on a transient error, and the time they may spend in total
+    # (backoff and honoured retry-after included) before moving on to the next route.
+    "ROUTE_RETRIES": env.int("TOLLGATE_ROUTE_RETRIES", default=1),
+    "RETRY_BUDGET_SECONDS": env.float("TOLLGATE_RETRY_BUDGET_SECONDS", default=8.0),
 }
 
 # --- Django plumbing --------------------------------------------------------------------------
@@ -127,7 +134,7 @@ STATIC_URL = "static/"
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -161,3 +168,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # An unacknowledged batch (its worker died) is delivered again after this many seconds.
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    # A publish to a broker that vanished must fail (and spool), not hang.
+    "socket_timeout": 5,
+    "socket_connect_timeout": 2,
+}

@@ -51,6 +51,11 @@ class Provider(models.Model):
 class Model(models.Model):
     """A public model name clients send, with its prices in USD per million tokens."""
 
+    class Routing(models.TextChoices):
+        WEIGHTED = "weighted", "Weighted random"
+        LATENCY = "latency", "Lowest observed latency (EWMA)"
+        PRICE = "price", "Lowest upstream price"
+
     name = models.CharField(max_length=128, unique=True)
     display_name = models.CharField(max_length=200, blank=True)
     price_input = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
@@ -58,6 +63,12 @@ class Model(models.Model):
     price_cache_read = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     price_cache_write = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    routing = models.CharField(
+        max_length=16,
+        choices=Routing.choices,
+        default=Routing.WEIGHTED,
+        help_text="How routes of the same priority are ordered.",
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -77,6 +88,16 @@ class Route(models.Model):
     upstream_model = models.CharField(max_length=200)
     priority = models.IntegerField(default=1, help_text="Lower is tried first.")
     weight = models.PositiveIntegerField(default=1, help_text="Share within one priority.")
+    alpha = models.BooleanField(
+        default=False, help_text="Tried only when the request sets provider.include_alpha."
+    )
+    # What the provider charges us, per million tokens: used by `sort: price` routing.
+    upstream_price_input = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True
+    )
+    upstream_price_output = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

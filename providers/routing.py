@@ -27,6 +27,9 @@ class RouteEntry:
     target: Target
     priority: int
     weight: int
+    alpha: bool = False
+    # Upstream cost per million tokens (input + output), for `sort: price`; None if unknown.
+    price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,15 @@ class ModelEntry:
     max_tokens: int | None
     prices: Prices
     routes: tuple[RouteEntry, ...]
+    routing: str = "weighted"
+
+    @property
+    def alpha_routes(self) -> frozenset[int]:
+        return frozenset(r.target.route_id for r in self.routes if r.alpha)
+
+    @property
+    def route_prices(self) -> dict[int, float]:
+        return {r.target.route_id: float(r.price) for r in self.routes if r.price is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +68,22 @@ class Snapshot:
     models: dict[str, ModelEntry] = field(default_factory=dict)
     # tenant id -> allowed public model names; absent: every enabled model.
     tenant_models: dict[int, frozenset[str]] = field(default_factory=dict)
+    # Every enabled provider's name, to tell a typo in `provider.only` from a real name.
+    provider_names: frozenset[str] = frozenset()
 
-    def plan(self, model: ModelEntry) -> list[Target]:
-        """Routes in the order to try: by priority, weighted random within a priority."""
+    def plan(self, model: ModelEntry, values: dict[int, float] | None = None) -> list[Target]:
+        """Routes in the order to try: by priority; within a priority, by `values` (latency or
+        price, lowest first) when given, else weighted random."""
         ordered: list[Target] = []
         by_priority: dict[int, list[RouteEntry]] = {}
         for route in model.routes:
             by_priority.setdefault(route.priority, []).append(route)
         for priority in sorted(by_priority):
             group = list(by_priority[priority])
+            if values is not None:
+                group.sort(key=lambda r: values.get(r.target.route_id, float("inf")))
+                ordered.extend(r.target for r in group)
+                continue
             while group:
                 pick = random.choices(group, weights=[max(r.weight, 1) for r in group])[0]
                 group.remove(pick)
@@ -111,7 +130,7 @@ def reset() -> None:
 @database_sync_to_async
 def _load(version: bytes | None) -> Snapshot:
     from accounts.models import Tenant
-    from providers.models import Model, Route
+    from providers.models import Model, Provider, Route
 
     signing_key = hashlib.sha256(b"tollgate-signature:" + settings.SECRET_KEY.encode()).digest()
     routes: dict[int, list[RouteEntry]] = {}
@@ -133,8 +152,17 @@ def _load(version: bytes | None) -> Snapshot:
             version=provider.updated_at.isoformat(),
             signing_key=signing_key,
         )
+        price = None
+        if route.upstream_price_input is not None or route.upstream_price_output is not None:
+            price = (route.upstream_price_input or 0) + (route.upstream_price_output or 0)
         routes.setdefault(route.model_id, []).append(
-            RouteEntry(target=target, priority=route.priority, weight=route.weight)
+            RouteEntry(
+                target=target,
+                priority=route.priority,
+                weight=route.weight,
+                alpha=route.alpha,
+                price=price,
+            )
         )
     models = {
         m.name: ModelEntry(
@@ -145,6 +173,7 @@ def _load(version: bytes | None) -> Snapshot:
             max_tokens=m.max_tokens,
             prices=Prices(m.price_input, m.price_output, m.price_cache_read, m.price_cache_write),
             routes=tuple(routes.get(m.pk, ())),
+            routing=m.routing,
         )
         for m in Model.objects.filter(enabled=True)
     }
@@ -153,4 +182,7 @@ def _load(version: bytes | None) -> Snapshot:
         names = frozenset(m.name for m in tenant.allowed_models.all())
         if names:
             tenant_models[tenant.pk] = names
-    return Snapshot(version=version, models=models, tenant_models=tenant_models)
+    names = frozenset(Provider.objects.filter(enabled=True).values_list("name", flat=True))
+    return Snapshot(
+        version=version, models=models, tenant_models=tenant_models, provider_names=names
+    )

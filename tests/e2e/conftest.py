@@ -32,6 +32,8 @@ def live_gateway(django_db_setup, django_db_blocker):
         "TOLLGATE_STREAM_PING_SECONDS": "0.5",
         "TOLLGATE_MAX_BODY_BYTES": str(4 * 1024 * 1024),
         "TOLLGATE_ROUTES_CACHE_SECONDS": "0",
+        "TOLLGATE_BREAKER_FAILURES": "3",
+        "TOLLGATE_BREAKER_COOLDOWN": "1.5",
         "DEBUG": "false",
     }
     server = LiveGateway(env=env).start()

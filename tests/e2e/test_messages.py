@@ -280,14 +280,17 @@ def test_upstream_errors_are_mapped_and_fall_back(stage):
     )
     client = stage.client(stage.tenant_key("acme"))
     ask = {"model": "claude-test", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
-    stage.upstream.script("gpt-flaky", {"status": 500})
+    stage.upstream.script("gpt-flaky", {"status": 500}, {"status": 500})  # a retry, then next
     assert client.messages.create(**ask).content[0].text == "echo: x"
+    assert len(stage.upstream.requests("gpt-flaky")) == 2
     assert len(stage.upstream.requests("gpt-steady")) == 1
 
-    stage.upstream.script("gpt-flaky", {"status": 429, "headers": {"retry-after": "3"}})
-    stage.upstream.script("gpt-steady", {"status": 503})
+    stage.upstream.script("gpt-flaky", *[{"status": 429, "headers": {"retry-after": "1"}}] * 2)
+    stage.upstream.script("gpt-steady", {"status": 503}, {"status": 503})
+    began = time.monotonic()
     with pytest.raises(anthropic.APIStatusError) as caught:
         client.messages.create(**ask)
+    assert time.monotonic() - began >= 1  # retry-after was honoured before the retry
     assert caught.value.status_code == 529
     assert caught.value.body["error"]["type"] == "overloaded_error"
 
@@ -306,7 +309,7 @@ def test_upstream_errors_are_mapped_and_fall_back(stage):
     with pytest.raises(anthropic.BadRequestError) as caught:
         client.messages.create(**ask)
     assert "too long" in caught.value.body["error"]["message"]
-    assert len(stage.upstream.requests("gpt-steady")) == 2  # a 400 is not retried elsewhere
+    assert len(stage.upstream.requests("gpt-steady")) == 3  # a 400 is not retried elsewhere
 
 
 def test_unknown_v1_path_is_anthropic_shaped_404(stage):

@@ -205,7 +205,7 @@ def test_upstream_cut_mid_stream_gives_an_error_event(stage, kind, upstream_mode
 
 def test_error_before_the_first_byte_is_a_json_error(stage):
     key = route(stage, "openai", "gpt-early")
-    stage.upstream.script("gpt-early", {"status": 503})
+    stage.upstream.script("gpt-early", {"status": 503}, {"status": 503})  # and its retry
     response = raw_stream(stage, key)
     assert response.status_code == 529
     assert response.headers["content-type"] == "application/json"

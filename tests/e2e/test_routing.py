@@ -1,0 +1,180 @@
+"""Routing and resilience end to end: preferences, fallbacks under injected faults, breakers."""
+
+import time
+
+import anthropic
+import httpx
+import pytest
+
+from tests.e2e.live import LiveGateway
+
+KINDS = ["openai", "anthropic", "gemini", "openai_responses"]
+ASK = {"model": "claude-test", "max_tokens": 20, "messages": [{"role": "user", "content": "x"}]}
+
+
+def routes(stage, *entries, **model_extra) -> str:
+    """entries: (provider name, kind, upstream model, extra route fields)."""
+    providers = {}
+    for name, kind, _, _ in entries:
+        providers[name] = stage.provider(kind, name, timeouts={"first_byte": 1, "idle": 1})
+    stage.apply(
+        providers=list(providers.values()),
+        models=[
+            stage.model(
+                "claude-test",
+                [
+                    {"provider": name, "upstream_model": upstream, **extra}
+                    for name, _, upstream, extra in entries
+                ],
+                **model_extra,
+            )
+        ],
+        tenants=[{"name": "acme"}],
+    )
+    return stage.tenant_key("acme")
+
+
+def test_provider_order_only_and_ignore_steer_the_request(stage):
+    key = routes(
+        stage,
+        ("p1", "openai", "gpt-1", {"priority": 1}),
+        ("p2", "openai", "gpt-2", {"priority": 2}),
+    )
+    client = stage.client(key)
+    client.messages.create(**ASK, extra_body={"provider": {"order": ["p2"]}})
+    assert len(stage.upstream.requests("gpt-2")) == 1 and not stage.upstream.requests("gpt-1")
+    client.messages.create(**ASK, extra_body={"provider": {"only": ["p2"]}})
+    client.messages.create(**ASK, extra_body={"provider": {"ignore": ["p1"]}})
+    assert len(stage.upstream.requests("gpt-2")) == 3 and not stage.upstream.requests("gpt-1")
+    client.messages.create(**ASK)
+    assert len(stage.upstream.requests("gpt-1")) == 1  # priority 1 first by default
+
+
+def test_unknown_provider_or_empty_plan_is_a_400_naming_it(stage):
+    key = routes(stage, ("p1", "openai", "gpt-1", {}))
+    client = stage.client(key)
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(**ASK, extra_body={"provider": {"only": ["nope"]}})
+    assert caught.value.body["error"]["message"] == "provider.only: unknown provider `nope`"
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(**ASK, extra_body={"provider": {"only": ["p1"], "ignore": ["p1"]}})
+    assert "no route of model `claude-test` is left" in caught.value.body["error"]["message"]
+
+
+def test_allow_fallbacks_false_makes_one_attempt(stage):
+    key = routes(
+        stage,
+        ("p1", "openai", "gpt-1", {"priority": 1}),
+        ("p2", "openai", "gpt-2", {"priority": 2}),
+    )
+    stage.upstream.script("gpt-1", {"status": 500}, {"status": 500})
+    with pytest.raises(anthropic.InternalServerError):
+        stage.client(key).messages.create(
+            **ASK, extra_body={"provider": {"allow_fallbacks": False}}
+        )
+    assert not stage.upstream.requests("gpt-2")
+
+
+def test_alpha_routes_only_with_include_alpha(stage):
+    key = routes(
+        stage,
+        ("p1", "openai", "gpt-1", {"priority": 2}),
+        ("p2", "openai", "gpt-alpha", {"priority": 1, "alpha": True}),
+    )
+    stage.client(key).messages.create(**ASK)
+    assert not stage.upstream.requests("gpt-alpha")
+    stage.client(key).messages.create(**ASK, extra_body={"provider": {"include_alpha": True}})
+    assert len(stage.upstream.requests("gpt-alpha")) == 1
+
+
+def test_sort_price_tries_the_cheapest_route_first(stage):
+    key = routes(
+        stage,
+        ("p1", "openai", "gpt-dear", {"upstream_price_input": 5, "upstream_price_output": 20}),
+        ("p2", "openai", "gpt-cheap", {"upstream_price_input": 0.1, "upstream_price_output": 0.4}),
+    )
+    for _ in range(3):
+        stage.client(key).messages.create(**ASK, extra_body={"provider": {"sort": "price"}})
+    assert len(stage.upstream.requests("gpt-cheap")) == 3 and not stage.upstream.requests(
+        "gpt-dear"
+    )
+
+
+FAULTS = {
+    "refused": {"refuse_connection": True},
+    "500": {"status": 500},
+    "529": {"status": 529},
+    "429": {"status": 429, "headers": {"retry-after": "0"}},
+    "slow_first_byte": {"delay_first_byte": 3},
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_faults_fall_back_to_the_next_route(stage, kind, fault, stream):
+    key = routes(
+        stage,
+        ("bad", kind, "up-bad", {"priority": 1}),
+        ("good", "openai", "up-good", {"priority": 2}),
+    )
+    stage.upstream.script("up-bad", FAULTS[fault], FAULTS[fault])
+    client = stage.client(key)
+    if stream:
+        with client.messages.stream(**ASK) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(**ASK)
+    assert message.content[0].text == "echo: x"
+    assert len(stage.upstream.requests("up-good")) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_silent_stream_after_first_byte_ends_with_an_error_event(stage, kind):
+    key = routes(stage, ("only", kind, "up-silent", {}))
+    stage.upstream.script(
+        "up-silent",
+        {
+            "blocks": [{"type": "text", "text": "a" * 80}],
+            "text_chunk_size": 8,
+            "silent_after_chunks": 3,
+            "hang_seconds": 5,
+        },
+    )
+    response = httpx.post(
+        stage.gateway.url + "/v1/messages",
+        headers={"x-api-key": key},
+        json={**ASK, "stream": True},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    tail = response.text.strip().split("\n\n")[-1]
+    assert tail.startswith("event: error")
+    assert '"timeout_error"' in tail
+
+
+def test_breaker_opens_after_failures_and_is_shared_between_replicas(stage, live_gateway):
+    key = routes(
+        stage,
+        ("flaky", "openai", "gpt-flaky", {"priority": 1}),
+        ("steady", "openai", "gpt-steady", {"priority": 2}),
+    )
+    stage.upstream.script("gpt-flaky", *[{"status": 500}] * 20)
+    client = stage.client(key)
+    for _ in range(3):  # each request: the flaky route and its retry fail, steady answers
+        client.messages.create(**ASK)
+    tried = len(stage.upstream.requests("gpt-flaky"))
+    assert tried == 4  # the breaker (3 failures in e2e settings) opened after the 2nd request
+    other = LiveGateway(env=live_gateway.env).start()
+    try:
+        replica = anthropic.Anthropic(base_url=other.url, api_key=key, max_retries=0)
+        assert replica.messages.create(**ASK).content[0].text == "echo: x"
+        assert len(stage.upstream.requests("gpt-flaky")) == tried  # skipped there too
+        time.sleep(float(live_gateway.env["TOLLGATE_BREAKER_COOLDOWN"]) + 0.2)
+        stage.upstream.reset()
+        replica.messages.create(**ASK)  # cool-down over: one probe, which succeeds
+        assert len(stage.upstream.requests("gpt-flaky")) == 1
+        client.messages.create(**ASK)
+        assert len(stage.upstream.requests("gpt-flaky")) == 2  # closed again everywhere
+    finally:
+        other.stop()
