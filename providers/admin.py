@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Count
 
 from gateway import state
+from providers import breaker
 from providers.models import Model, Provider, Route
 
 
@@ -66,8 +67,25 @@ class ProviderForm(forms.ModelForm):
 class RouteInline(admin.TabularInline):
     model = Route
     extra = 0
-    fields = ("provider", "upstream_model", "priority", "weight", "enabled")
+    fields = ("provider", "upstream_model", "priority", "weight", "alpha", "enabled", "health")
+    readonly_fields = ("health",)
     autocomplete_fields = ("provider",)
+
+    @admin.display(description="Health")
+    def health(self, obj: Route) -> str:
+        return route_health(obj)
+
+
+def route_health(route: Route) -> str:
+    """The route's shared breaker state and recent figures, as every replica sees them."""
+    if route.pk is None:
+        return "-"
+    try:
+        h = breaker.health(route.pk)
+    except Exception:  # Redis unreachable: the page must still render
+        return "unknown (Redis unreachable)"
+    latency = f"{h.latency_ms:.0f} ms" if h.latency_ms is not None else "no traffic yet"
+    return f"{h.state}, {h.error_rate:.0%} errors, {latency}"
 
 
 @admin.register(Provider)
@@ -133,9 +151,22 @@ class PublicModelAdmin(ConfigChangedAdmin):
 
 @admin.register(Route)
 class RouteAdmin(ConfigChangedAdmin):
-    list_display = ("model", "provider", "upstream_model", "priority", "weight", "enabled")
-    list_filter = ("enabled", "provider")
+    list_display = (
+        "model",
+        "provider",
+        "upstream_model",
+        "priority",
+        "weight",
+        "alpha",
+        "enabled",
+        "health",
+    )
+    list_filter = ("enabled", "alpha", "provider")
     search_fields = ("model__name", "provider__name", "upstream_model")
     list_select_related = ("model", "provider")
     autocomplete_fields = ("model", "provider")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("health", "created_at", "updated_at")
+
+    @admin.display(description="Health (breaker, error rate, latency EWMA)")
+    def health(self, obj: Route) -> str:
+        return route_health(obj)
