@@ -78,6 +78,14 @@ class Adapter:
     ) -> ir.Response:
         raise NotImplementedError
 
+    def unsupported(self, request: ir.Request, target: Target) -> list[str]:
+        """Request fields this route would drop or cannot honour, named for the client.
+
+        Strictness (`X-Tollgate-Strictness`) decides what happens to them: refuse the route,
+        warn, or drop silently. Harmless hints (cache_control, beta names) are not listed.
+        """
+        return []
+
     async def count_tokens(
         self, request: ir.Request, target: Target, client: httpx2.AsyncClient | None
     ) -> tuple[int, bool]:

@@ -17,7 +17,12 @@ from gateway.errors import UpstreamError, upstream_error
 from gateway.tokens import estimate_input_tokens, estimate_output_tokens
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 from providers.adapters.envelope import seal
-from providers.adapters.gemini_request import PROVIDER, gemini_body, renamed_tools
+from providers.adapters.gemini_request import (
+    MAX_STOP_SEQUENCES,
+    PROVIDER,
+    gemini_body,
+    renamed_tools,
+)
 from providers.adapters.openai_chat import response_tool_id, wants_thinking
 
 _decode = msgspec.json.Decoder()
@@ -269,6 +274,15 @@ def _unwrap(body: Any) -> Any:
 
 class GeminiAdapter(HttpAdapter):
     kind = "gemini"
+
+    def unsupported(self, request: ir.Request, target: Target) -> list[str]:
+        dropped = []
+        if len(request.stop_sequences) > MAX_STOP_SEQUENCES:
+            dropped.append(f"stop_sequences (beyond the first {MAX_STOP_SEQUENCES})")
+        choice = request.tool_choice
+        if choice is not None and choice.disable_parallel_tool_use:
+            dropped.append("tool_choice.disable_parallel_tool_use (approximated)")
+        return dropped
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         headers = {"content-type": "application/json"}

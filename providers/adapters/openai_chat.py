@@ -16,7 +16,7 @@ from gateway import ids, ir
 from gateway.tokens import estimate_input_tokens, estimate_output_tokens
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 from providers.adapters.envelope import seal
-from providers.adapters.openai_chat_request import CHAT_TOOL_ID, chat_body
+from providers.adapters.openai_chat_request import CHAT_TOOL_ID, chat_body, is_reasoning_model
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
@@ -314,8 +314,25 @@ class ChatStream:
         return [*events, ir.StreamEnd(stop, usage)]
 
 
+def sampling_dropped(request: ir.Request, reasoning_model: bool, *, stops: bool) -> list[str]:
+    """Sampling fields an OpenAI surface cannot take (shared by Chat and Responses)."""
+    dropped = ["top_k"] if request.top_k is not None else []
+    if reasoning_model:
+        dropped += [f for f in ("temperature", "top_p") if getattr(request, f) is not None]
+    if request.stop_sequences and (not stops or reasoning_model):
+        dropped.append("stop_sequences")
+    elif len(request.stop_sequences) > 4:
+        dropped.append("stop_sequences (beyond the first 4)")
+    if request.reasoning is not None and not reasoning_model:
+        dropped.append("thinking")
+    return dropped
+
+
 class OpenAIChatAdapter(HttpAdapter):
     kind = "openai"
+
+    def unsupported(self, request: ir.Request, target: Target) -> list[str]:
+        return sampling_dropped(request, is_reasoning_model(target.upstream_model), stops=True)
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         headers = {"content-type": "application/json"}

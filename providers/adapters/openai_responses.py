@@ -20,10 +20,12 @@ from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 from providers.adapters.envelope import seal
 from providers.adapters.openai_chat import (
     response_tool_id,
+    sampling_dropped,
     stream_error,
     tool_input,
     wants_thinking,
 )
+from providers.adapters.openai_chat_request import is_reasoning_model
 from providers.adapters.openai_responses_request import PROVIDER, responses_body
 
 _decode = msgspec.json.Decoder()
@@ -287,6 +289,10 @@ HANDLERS = {
 
 class OpenAIResponsesAdapter(HttpAdapter):
     kind = "openai_responses"
+
+    def unsupported(self, request: ir.Request, target: Target) -> list[str]:
+        # The Responses API has no stop parameter at all.
+        return sampling_dropped(request, is_reasoning_model(target.upstream_model), stops=False)
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         headers = {"content-type": "application/json"}

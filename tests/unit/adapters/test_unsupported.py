@@ -1,0 +1,71 @@
+"""What each translating adapter reports it would drop (the input to strictness)."""
+
+from gateway import ir
+from providers.adapters.anthropic import AnthropicAdapter
+from providers.adapters.base import Target
+from providers.adapters.gemini import GeminiAdapter
+from providers.adapters.openai_chat import OpenAIChatAdapter
+from providers.adapters.openai_responses import OpenAIResponsesAdapter
+
+
+def target(kind: str, model: str) -> Target:
+    return Target(
+        route_id=1,
+        provider_id=1,
+        provider_name=f"{kind}-main",
+        kind=kind,
+        base_url="http://x.test",
+        api_key="k",
+        upstream_model=model,
+    )
+
+
+def request(**fields) -> ir.Request:
+    return ir.Request(
+        model="m", max_tokens=10, messages=[ir.Message("user", [ir.Text("hi")])], **fields
+    )
+
+
+def test_plain_request_drops_nothing_anywhere():
+    plain = request(temperature=0.5)
+    for adapter, kind in [
+        (OpenAIChatAdapter(), "openai"),
+        (GeminiAdapter(), "gemini"),
+        (OpenAIResponsesAdapter(), "openai_responses"),
+        (AnthropicAdapter(), "anthropic"),
+    ]:
+        assert adapter.unsupported(plain, target(kind, "model-x")) == []
+
+
+def test_openai_chat_drops_top_k_and_reasoning_model_sampling():
+    req = request(top_k=5, temperature=0.2, stop_sequences=["END"])
+    assert OpenAIChatAdapter().unsupported(req, target("openai", "gpt-4.1")) == ["top_k"]
+    assert OpenAIChatAdapter().unsupported(req, target("openai", "o3-mini")) == [
+        "top_k",
+        "temperature",
+        "stop_sequences",
+    ]
+
+
+def test_thinking_is_reported_for_a_model_that_cannot_reason():
+    req = request(reasoning=ir.Reasoning(budget_tokens=2048, effort="low"))
+    assert OpenAIChatAdapter().unsupported(req, target("openai", "gpt-4.1")) == ["thinking"]
+    assert OpenAIChatAdapter().unsupported(req, target("openai", "gpt-5")) == []
+
+
+def test_responses_has_no_stop_parameter():
+    req = request(stop_sequences=["END"])
+    assert OpenAIResponsesAdapter().unsupported(req, target("openai_responses", "gpt-4.1")) == [
+        "stop_sequences"
+    ]
+
+
+def test_gemini_reports_extra_stops_and_parallel_tool_approximation():
+    req = request(
+        stop_sequences=list("abcdef"),
+        tool_choice=ir.ToolChoice(type="auto", disable_parallel_tool_use=True),
+    )
+    assert GeminiAdapter().unsupported(req, target("gemini", "gemini-2.5-flash")) == [
+        "stop_sequences (beyond the first 5)",
+        "tool_choice.disable_parallel_tool_use (approximated)",
+    ]
