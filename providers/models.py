@@ -23,6 +23,8 @@ class Provider(models.Model):
     base_url = models.URLField(max_length=500, blank=True)
     credential_encrypted = models.TextField(blank=True, editable=False)
     extra_headers = models.JSONField(default=dict, blank=True)
+    # Quirks of an OpenAI-compatible server or of Azure (see providers/presets.py).
+    options = models.JSONField(default=dict, blank=True)
     connect_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
     first_byte_timeout = models.FloatField(default=120.0, validators=[MinValueValidator(0.1)])
     idle_timeout = models.FloatField(default=120.0, validators=[MinValueValidator(0.1)])

@@ -146,6 +146,7 @@ def _load(version: bytes | None) -> Snapshot:
             api_key=provider.credential,
             upstream_model=route.upstream_model,
             extra_headers=dict(provider.extra_headers or {}),
+            options=dict(provider.options or {}),
             connect_timeout=provider.connect_timeout,
             first_byte_timeout=provider.first_byte_timeout,
             idle_timeout=provider.idle_timeout,

@@ -40,6 +40,8 @@ class Target:
     first_byte_timeout: float = 120.0
     idle_timeout: float = 120.0
     version: str = ""
+    # Server quirks from the provider's preset/options (providers/presets.py).
+    options: dict = field(default_factory=dict)
     # HMAC key for the gateway's thinking-signature envelopes (reference 5.12.3).
     signing_key: bytes = field(default=b"", repr=False)
 

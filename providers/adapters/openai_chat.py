@@ -314,6 +314,16 @@ class ChatStream:
         return [*events, ir.StreamEnd(stop, usage)]
 
 
+def chat_url(target: Target) -> str:
+    base = target.base_url.rstrip("/")
+    if version := target.options.get("azure_api_version"):
+        # Azure addresses a deployment (the route's upstream model) and pins an API version.
+        return f"{base}/openai/deployments/{target.upstream_model}/chat/completions" + (
+            f"?api-version={version}"
+        )
+    return base + "/chat/completions"
+
+
 def sampling_dropped(request: ir.Request, reasoning_model: bool, *, stops: bool) -> list[str]:
     """Sampling fields an OpenAI surface cannot take (shared by Chat and Responses)."""
     dropped = ["top_k"] if request.top_k is not None else []
@@ -332,17 +342,19 @@ class OpenAIChatAdapter(HttpAdapter):
     kind = "openai"
 
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
-        return sampling_dropped(request, is_reasoning_model(target.upstream_model), stops=True)
+        dropped = sampling_dropped(request, is_reasoning_model(target.upstream_model), stops=True)
+        return [f for f in dropped if not (f == "top_k" and target.options.get("top_k"))]
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         headers = {"content-type": "application/json"}
-        if target.api_key:
+        auth = target.options.get("auth", "bearer")
+        if target.api_key and auth == "bearer":
             headers["authorization"] = f"Bearer {target.api_key}"
+        elif target.api_key and auth == "api-key":
+            headers["api-key"] = target.api_key
         headers.update(target.extra_headers)
         return UpstreamRequest(
-            url=target.base_url.rstrip("/") + "/chat/completions",
-            body=chat_body(request, target),
-            headers=headers,
+            url=chat_url(target), body=chat_body(request, target), headers=headers
         )
 
     def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:

@@ -198,7 +198,7 @@ def reasoning_effort(reasoning: ir.Reasoning | None) -> str | None:
     return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
 
 
-def _sampling(request: ir.Request, reasoning_model: bool) -> dict[str, Any]:
+def _sampling(request: ir.Request, reasoning_model: bool, options: dict) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if reasoning_model:
         # Reasoning models reject sampling parameters and (o3, o4-mini, gpt-5) `stop`.
@@ -206,7 +206,9 @@ def _sampling(request: ir.Request, reasoning_model: bool) -> dict[str, Any]:
         if (effort := reasoning_effort(request.reasoning)) is not None:
             fields["reasoning_effort"] = effort
         return fields
-    fields["max_tokens"] = request.max_tokens
+    fields[options.get("max_tokens_field", "max_tokens")] = request.max_tokens
+    if request.top_k is not None and options.get("top_k"):
+        fields["top_k"] = request.top_k  # an extra field servers like vLLM accept
     if request.temperature is not None:
         fields["temperature"] = request.temperature
     if request.top_p is not None:
@@ -224,10 +226,11 @@ def chat_body(request: ir.Request, target: Target) -> dict[str, Any]:
         "model": target.upstream_model,
         "messages": chat_messages(request, target),
     }
-    body.update(_sampling(request, is_reasoning_model(target.upstream_model)))
+    body.update(_sampling(request, is_reasoning_model(target.upstream_model), target.options))
     if request.stream:
         body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
+        if target.options.get("stream_usage", True):
+            body["stream_options"] = {"include_usage": True}
     body.update(_tools(request))
     if request.user_id:
         # Never forward a tenant's raw user id; a stable hash serves abuse tracking as well.

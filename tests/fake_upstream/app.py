@@ -24,7 +24,7 @@ from .sse import encode
 
 Action = Literal["generate", "stream", "count"]
 
-SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key"})
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
 REDACTED = "<redacted>"
 MAX_RECORDS = 10_000  # oldest records are forgotten first, so long benchmark runs stay flat
 
@@ -53,10 +53,16 @@ GEMINI_ACTIONS: dict[str, Action] = {
 }
 
 
+AZURE_PREFIX = "/openai/deployments/"
+
+
 def match_route(method: str, path: str) -> Route | None:
     route = FIXED_ROUTES.get((method, path))
     if route is not None or method != "POST":
         return route
+    if path.startswith(AZURE_PREFIX) and path.endswith("/chat/completions"):
+        deployment = path.removeprefix(AZURE_PREFIX).removesuffix("/chat/completions")
+        return Route(openai_chat, "generate", deployment)
     for prefix in GEMINI_PREFIXES:
         if path.startswith(prefix):
             model, _, verb = path.removeprefix(prefix).rpartition(":")

@@ -35,6 +35,8 @@ DONE = b"data: [DONE]\n\n"
 
 
 def has_auth(headers: dict[str, str], query: dict[str, str]) -> bool:
+    if headers.get("api-key", "").strip():  # Azure OpenAI's header
+        return True
     scheme, _, token = headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and bool(token.strip())
 

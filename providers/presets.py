@@ -1,0 +1,75 @@
+"""Presets for OpenAI-compatible servers and Azure OpenAI: a base URL and the server's quirks.
+
+A preset is data, not code (as Portkey keeps provider HTTP details): `gateway_apply` accepts
+`preset: vllm` on a provider entry, fills in what the entry leaves out, and stores the quirks
+in `Provider.options`, which the OpenAI Chat adapter reads. Options a preset may set:
+
+- `max_tokens_field`: `max_tokens` or `max_completion_tokens` (default: by model name)
+- `top_k`: the server accepts Anthropic's `top_k` as an extra field (vLLM, Together, OpenRouter)
+- `stream_usage`: send `stream_options.include_usage` (default true)
+- `auth`: `bearer` (default), `api-key` (Azure) or `none`
+- `azure_api_version`: address Azure deployments, `{base}/openai/deployments/{model}/...`
+"""
+
+from __future__ import annotations
+
+PRESETS: dict[str, dict] = {
+    "openai": {"kind": "openai", "base_url": "https://api.openai.com/v1", "options": {}},
+    "vllm": {
+        "kind": "openai",
+        "base_url": "http://localhost:8000/v1",
+        "options": {"top_k": True, "max_tokens_field": "max_tokens"},
+    },
+    "ollama": {
+        "kind": "openai",
+        "base_url": "http://localhost:11434/v1",
+        "options": {"max_tokens_field": "max_tokens"},
+    },
+    "groq": {
+        "kind": "openai",
+        "base_url": "https://api.groq.com/openai/v1",
+        "options": {"max_tokens_field": "max_completion_tokens"},
+    },
+    "together": {
+        "kind": "openai",
+        "base_url": "https://api.together.xyz/v1",
+        "options": {"top_k": True, "max_tokens_field": "max_tokens"},
+    },
+    "deepseek": {
+        "kind": "openai",
+        "base_url": "https://api.deepseek.com/v1",
+        "options": {"max_tokens_field": "max_tokens"},
+    },
+    "mistral": {
+        "kind": "openai",
+        "base_url": "https://api.mistral.ai/v1",
+        # Mistral reports usage on the last chunk by itself and rejects stream_options.
+        "options": {"max_tokens_field": "max_tokens", "stream_usage": False},
+    },
+    "openrouter": {
+        "kind": "openai",
+        "base_url": "https://openrouter.ai/api/v1",
+        "options": {"top_k": True},
+    },
+    "azure": {
+        "kind": "openai",
+        "base_url": "",  # https://<resource>.openai.azure.com: each deployment has its own
+        "options": {
+            "auth": "api-key",
+            "azure_api_version": "2024-10-21",
+            "max_tokens_field": "max_completion_tokens",
+        },
+    },
+}
+
+
+def resolve(preset: str | None, *, kind: str | None, base_url: str, options: dict) -> tuple:
+    """(kind, base_url, options) after filling what the entry left out from its preset."""
+    if preset is None:
+        return kind, base_url, options
+    defaults = PRESETS[preset]
+    return (
+        kind or defaults["kind"],
+        base_url or defaults["base_url"],
+        {**defaults["options"], **options},
+    )
