@@ -90,6 +90,7 @@ def _part(block: dict[str, Any]) -> ir.Part | None:
 
 class AnthropicAdapter(HttpAdapter):
     kind = "anthropic"
+    surface = "anthropic"
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         body: dict[str, Any] = _decode.decode(request.raw) if request.raw else {}

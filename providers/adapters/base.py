@@ -70,6 +70,8 @@ class Adapter:
     """Base for every provider surface."""
 
     kind: ClassVar[str]
+    # The client surface this provider speaks natively (its requests pass through unchanged).
+    surface: ClassVar[str | None] = None
 
     async def complete(
         self,

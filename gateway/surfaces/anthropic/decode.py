@@ -76,8 +76,15 @@ def decode_count_tokens(body: bytes) -> CountTokensBody:
         raise _invalid(err) from None
 
 
-def unknown_fields(raw: dict[str, Any]) -> list[str]:
-    return [k for k in raw if k not in KNOWN_FIELDS]
+_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def unknown_fields(body: bytes) -> list[str]:
+    """Top-level fields outside the schema (nested values are not parsed, only skipped)."""
+    try:
+        return [k for k in _top_level.decode(body) if k not in KNOWN_FIELDS]
+    except msgspec.DecodeError:
+        return []
 
 
 def to_ir(body: MessagesBody | CountTokensBody, *, beta: list[str] | None = None) -> ir.Request:

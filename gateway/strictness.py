@@ -1,0 +1,71 @@
+"""What happens to a request field the chosen provider cannot honour.
+
+`X-Tollgate-Strictness` (or `X-AIStats-Strictness`): `error` refuses such routes (and the
+request with a 400 naming the field and provider when none is left), `warn` (the default)
+drops the field and reports it in the `tollgate-warnings` header and `meta.warnings`, `off`
+drops it silently. It is decided per candidate route, so a field one route cannot honour can
+steer the request to a route that can.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway import ir
+from gateway.errors import InvalidRequest
+from providers.adapters.base import Target
+from providers.registry import adapter_for
+
+HEADERS = (b"x-tollgate-strictness", b"x-aistats-strictness")
+LEVELS = ("error", "warn", "off")
+
+
+def level(headers: dict[bytes, bytes]) -> str:
+    for name in HEADERS:
+        value = headers.get(name)
+        if value is not None:
+            text = value.decode("latin-1").strip().lower()
+            if text not in LEVELS:
+                raise InvalidRequest(f"{name.decode()}: must be one of error, warn, off")
+            return text
+    return "warn"
+
+
+@dataclass(slots=True)
+class Review:
+    targets: list[Target]
+    # route id -> fields that route drops
+    dropped: dict[int, list[str]] = field(default_factory=dict)
+    # routes set aside under `error`, for meta.routing.skipped_providers
+    skipped: list[dict] = field(default_factory=list)
+
+    def warnings(self, target: Target | None) -> list[str]:
+        if target is None:
+            return []
+        return [
+            f"{name} dropped: not supported by provider {target.provider_name}"
+            for name in self.dropped.get(target.route_id, [])
+        ]
+
+
+def review(
+    targets: list[Target], request: ir.Request, unknown: list[str], strictness: str
+) -> Review:
+    result = Review(targets=[])
+    for target in targets:
+        adapter = adapter_for(target.kind)
+        dropped = adapter.unsupported(request, target)
+        if adapter.surface != request.surface:
+            dropped = dropped + unknown
+        if dropped and strictness == "error":
+            result.skipped.append({"provider": target.provider_name, "unsupported": dropped})
+            continue
+        result.dropped[target.route_id] = dropped
+        result.targets.append(target)
+    if not result.targets:
+        first = result.skipped[0]
+        raise InvalidRequest(
+            f"{first['unsupported'][0]}: not supported by provider {first['provider']} "
+            "(strictness: error)"
+        )
+    return result
