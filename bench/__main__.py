@@ -192,6 +192,23 @@ def open_streams(bench: Bench, up: str, key: str, count: int) -> None:
         gateway.stop()
 
 
+def servers(bench: Bench, up: str, key: str) -> None:
+    """daphne (the reference server) against uvicorn, one process each, translation path."""
+    print("\n## 6. ASGI server, one process each (Anthropic -> OpenAI Chat, 32 connections)",
+          flush=True)
+    for server in ("daphne", "uvicorn"):
+        gateway = env.Gateway(workers=1, server=server).start()
+        try:
+            direct, through = bench.pair(up, gateway.url, key, "openai", "bench-openai",
+                                         "bench-echo", 32)
+        finally:
+            gateway.stop()
+        bench.add(f"6 server {server}", "32 conn",
+                  f"{through['rps']:.0f} rps vs {direct['rps']:.0f} direct "
+                  f"(x{through['rps'] / max(direct['rps'], 1):.2f})",
+                  f"p50 {ms(through['p50'])} ms", f"errors {through['errors']}")
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -208,7 +225,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short rows (smoke run)")
-    parser.add_argument("--rows", default="1,2,3,5", help="which rows to run")
+    parser.add_argument("--rows", default="1,2,3,5,6", help="which rows to run")
     parser.add_argument("--workers", type=int, default=2, help="gateway workers (rows 1, 2, 5)")
     args = parser.parse_args()
     rows = set(args.rows.split(","))
@@ -231,6 +248,8 @@ def main() -> None:
                 gateway.stop()
         if "3" in rows:
             open_streams(bench, upstream.url, key, 200 if args.quick else 1000)
+        if "6" in rows:
+            servers(bench, upstream.url, key)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.txt").write_text("\n".join(" | ".join(r) for r in bench.rows) + "\n")
 

@@ -108,6 +108,8 @@ class Gateway:
         if self.server == "daphne":
             command = [
                 str(BIN / "daphne"),
+                "-v",
+                "0",  # no access log, as uvicorn runs with --no-access-log
                 "-b",
                 "127.0.0.1",
                 "-p",

@@ -4,6 +4,12 @@ After BREAKER_FAILURES consecutive failures a route opens for BREAKER_COOLDOWN s
 skipped; when the cool-down ends, exactly one request (across all replicas) is let through as
 the probe, and its outcome closes the breaker or opens it again. Alongside, each route keeps an
 EWMA of its latency and a decaying error rate, which latency-sorted routing and the admin read.
+
+Failures are written to Redis as they happen, and the writer learns the new state at once;
+other processes see it within VIEW_SECONDS. Successes on a healthy route are only counted
+locally and folded into the shared EWMAs once a second, so the breaker costs the hot path no
+Redis round trip per request. (A success seen by a process whose view is up to a second old
+may not reset a failure streak counted elsewhere: the streak then resets on its next sync.)
 """
 
 from __future__ import annotations
@@ -33,16 +39,11 @@ end
 return 0
 """
 
-# KEYS[1] breaker hash. ARGV: ok (1/0), now, failures threshold, cooldown, latency ms, alpha.
+# KEYS[1] breaker hash. ARGV: ok (1/0), now, failures threshold, cooldown.
+# Returns {failures, open_until}.
 _RECORD = """
 local b = KEYS[1]
-local alpha = tonumber(ARGV[6])
-local ewma = tonumber(redis.call('HGET', b, 'latency_ms') or ARGV[5])
-redis.call('HSET', b, 'latency_ms', ewma + alpha * (tonumber(ARGV[5]) - ewma))
-local rate = tonumber(redis.call('HGET', b, 'error_rate') or '0')
-local failed = ARGV[1] == '0' and 1 or 0
-redis.call('HSET', b, 'error_rate', rate + alpha * (failed - rate))
-if failed == 0 then
+if ARGV[1] == '1' then
   redis.call('HSET', b, 'failures', 0, 'open_until', 0)
   redis.call('HDEL', b, 'probing')
 else
@@ -53,31 +54,95 @@ else
   end
 end
 redis.call('EXPIRE', b, 86400)
-return 1
+return {tonumber(redis.call('HGET', b, 'failures') or '0'),
+        redis.call('HGET', b, 'open_until') or '0'}
+"""
+
+# KEYS[1] breaker hash. ARGV: samples, mean latency ms, error fraction, alpha.
+# Folds this process's recent figures into the shared EWMAs; returns {failures, open_until}.
+_SYNC = """
+local b = KEYS[1]
+if tonumber(ARGV[1]) > 0 then
+  local alpha = tonumber(ARGV[4])
+  local ewma = tonumber(redis.call('HGET', b, 'latency_ms') or ARGV[2])
+  redis.call('HSET', b, 'latency_ms', ewma + alpha * (tonumber(ARGV[2]) - ewma))
+  local rate = tonumber(redis.call('HGET', b, 'error_rate') or '0')
+  redis.call('HSET', b, 'error_rate', rate + alpha * (tonumber(ARGV[3]) - rate))
+  redis.call('EXPIRE', b, 86400)
+end
+return {tonumber(redis.call('HGET', b, 'failures') or '0'),
+        redis.call('HGET', b, 'open_until') or '0'}
 """
 
 EWMA_ALPHA = 0.2
+# How long a process trusts its view of a route's breaker before asking Redis again.
+VIEW_SECONDS = 1.0
+
+
+@dataclass(slots=True)
+class _View:
+    """This process's view of one route: the shared state as last read, and local samples."""
+
+    failures: int = 0
+    open_until: float = 0.0
+    fetched: float = float("-inf")
+    samples: int = 0
+    latency_total: float = 0.0
+    errors: int = 0
+
+    def learn(self, result: list) -> None:
+        self.failures, self.open_until = int(result[0]), float(result[1])
+        self.fetched = time.monotonic()
+
+
+# Explicit process cache: route id -> view. A healthy route costs Redis one round trip a second
+# per process (the sync), not one per request.
+_views: dict[int, _View] = {}
 
 
 def breaker_key(route_id: int) -> str:
     return f"tg:breaker:{route_id}"
 
 
+async def _sync(store, route_id: int, view: _View) -> None:
+    mean = view.latency_total / view.samples if view.samples else 0.0
+    errors = view.errors / view.samples if view.samples else 0.0
+    result = await store.eval(
+        _SYNC, 1, breaker_key(route_id), view.samples, mean, errors, EWMA_ALPHA
+    )
+    view.samples, view.latency_total, view.errors = 0, 0.0, 0
+    view.learn(result)
+
+
 async def allow(route_id: int) -> bool:
     store = state.async_store()
     if isinstance(store, state.LocalStore):
         return await _local_allow(store, route_id)
+    view = _views.setdefault(route_id, _View())
+    if time.monotonic() - view.fetched >= VIEW_SECONDS:
+        await _sync(store, route_id, view)
+    if not view.open_until:
+        return True
+    now = time.time()
+    if now < view.open_until:
+        return False
     cooldown = settings.TOLLGATE["BREAKER_COOLDOWN"]
-    return bool(await store.eval(_ALLOW, 1, breaker_key(route_id), time.time(), cooldown))
+    return bool(await store.eval(_ALLOW, 1, breaker_key(route_id), now, cooldown))
 
 
 async def record(route_id: int, *, ok: bool, latency_ms: float) -> None:
     store = state.async_store()
-    conf = settings.TOLLGATE
     if isinstance(store, state.LocalStore):
         await _local_record(store, route_id, ok=ok, latency_ms=latency_ms)
         return
-    await store.eval(
+    view = _views.setdefault(route_id, _View())
+    view.samples += 1
+    view.latency_total += latency_ms
+    view.errors += not ok
+    if ok and not view.failures and not view.open_until:
+        return  # the common case: a healthy route stays healthy, nothing to tell Redis now
+    conf = settings.TOLLGATE
+    result = await store.eval(
         _RECORD,
         1,
         breaker_key(route_id),
@@ -85,9 +150,8 @@ async def record(route_id: int, *, ok: bool, latency_ms: float) -> None:
         time.time(),
         conf["BREAKER_FAILURES"],
         conf["BREAKER_COOLDOWN"],
-        latency_ms,
-        EWMA_ALPHA,
     )
+    view.learn(result)
 
 
 @dataclass(frozen=True)

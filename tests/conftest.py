@@ -5,7 +5,7 @@ import redis
 from django.conf import settings
 
 from accounts import keys
-from providers import routing
+from providers import breaker, routing
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,6 +21,8 @@ def _clean_redis():
 def _cold_caches():
     routing.reset()
     keys._process_cache.clear()
+    breaker._views.clear()
     yield
     routing.reset()
     keys._process_cache.clear()
+    breaker._views.clear()
