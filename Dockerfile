@@ -5,7 +5,7 @@ WORKDIR /app
 COPY requirements.lock .
 RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 COPY . .
-RUN useradd --system --uid 10001 tollgate && chown -R tollgate /app
+RUN useradd --system --uid 10001 tollgate && mkdir -p /app/var/spool && chown -R tollgate /app
 USER tollgate
 EXPOSE 8000
 CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "gateway.asgi:application"]

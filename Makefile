@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: install run serve test lint format bench bench-peer lock clean
+.PHONY: install run serve test lint format bench bench-peer lock clean browser
 
 # Installs exactly what the lock file pins, checking every hash.
 $(VENV)/.installed: requirements-dev.lock
@@ -36,7 +36,18 @@ $(CLAUDE_CODE): tests/e2e/claude_code/package-lock.json
 	cd tests/e2e/claude_code && node node_modules/@anthropic-ai/claude-code/install.cjs
 	touch $@
 
-test: install $(CLAUDE_CODE)
+# Debian's Chromium for the Playwright browser tests (tests/browser). Never `playwright install`:
+# it downloads unpinned browser builds. The package lists are refreshed only when needed: apt
+# does not know the package yet, or the install failed on stale lists.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+browser:
+	@test -x /usr/bin/chromium || { \
+		apt-cache show chromium >/dev/null 2>&1 || $(SUDO) apt-get update; \
+		$(APT_INSTALL) || { $(SUDO) apt-get update && $(APT_INSTALL); }; \
+	}
+
+test: install $(CLAUDE_CODE) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

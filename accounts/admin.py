@@ -15,11 +15,20 @@ from accounts.services import (
     api_key_delete,
     api_key_models_check,
     api_key_revoke,
+    api_key_rotate,
+    api_key_set_limits,
     api_key_update,
     tenant_create,
     tenant_delete,
+    tenant_set_limits,
     tenant_update,
 )
+
+LIMITS = ("rpm", "tpm", "budget_usd", "budget_period")
+
+
+def _limits(cleaned_data: dict) -> dict:
+    return {name: cleaned_data.get(name) for name in LIMITS}
 
 
 def _model_names(cleaned_data: dict) -> list[str]:
@@ -46,7 +55,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ("name", "display_name", "is_active", "created_at")
+    list_display = ("name", "display_name", "is_active", *LIMITS, "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "display_name")
     filter_horizontal = ("allowed_models",)
@@ -54,8 +63,8 @@ class TenantAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:  # new tenants start active
-            return ("name", "display_name", "allowed_models")
-        return ("name", "display_name", "is_active", "allowed_models", "created_at")
+            return ("name", "display_name", "allowed_models", *LIMITS)
+        return ("name", "display_name", "is_active", "allowed_models", *LIMITS, "created_at")
 
     def get_readonly_fields(self, request, obj=None):
         # The name is the tenant's identity: config files and key caches refer to it.
@@ -70,10 +79,12 @@ class TenantAdmin(admin.ModelAdmin):
                 is_active=data["is_active"],
                 models=_model_names(data),
             )
+            tenant_set_limits(tenant=obj, **_limits(data))
         else:
             tenant = tenant_create(
                 name=data["name"], display_name=data["display_name"], models=_model_names(data)
             )
+            tenant_set_limits(tenant=tenant, **_limits(data))
             _adopt(obj, tenant)
 
     def save_related(self, request, form, formsets, change):
@@ -126,13 +137,13 @@ class ApiKeyAddForm(ApiKeyFormMixin, forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ("tenant", "name", "allowed_models", "allow_debug")
+        fields = ("tenant", "name", "allowed_models", "allow_debug", *LIMITS)
 
 
 class ApiKeyChangeForm(ApiKeyFormMixin, forms.ModelForm):
     class Meta:
         model = ApiKey
-        fields = ("name", "allowed_models", "allow_debug", "expires_at")
+        fields = ("name", "allowed_models", "allow_debug", "expires_at", *LIMITS)
 
 
 class RevokedFilter(admin.SimpleListFilter):
@@ -158,6 +169,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "created_at",
         "last_used_at",
         "expires_at",
+        "rpm",
+        "tpm",
+        "budget_usd",
         "is_revoked",
     )
     list_filter = ("tenant", RevokedFilter)
@@ -165,8 +179,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_select_related = ("tenant",)
     filter_horizontal = ("allowed_models",)
     autocomplete_fields = ("tenant",)
-    actions = ("revoke_selected",)
-    add_fields = ("tenant", "name", "expires_in_days", "allowed_models", "allow_debug")
+    actions = ("revoke_selected", "rotate_selected")
+    add_fields = ("tenant", "name", "expires_in_days", "allowed_models", "allow_debug", *LIMITS)
     change_fields = (
         "tenant",
         "prefix",
@@ -174,9 +188,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "allowed_models",
         "allow_debug",
         "expires_at",
+        *LIMITS,
         "created_at",
         "last_used_at",
         "revoked_at",
+        "rotated_at",
+        "previous_prefix",
+        "previous_expires_at",
     )
 
     def get_form(self, request, obj=None, **kwargs):
@@ -190,7 +208,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
-        return ("tenant", "prefix", "created_at", "last_used_at", "revoked_at")
+        return (
+            "tenant",
+            "prefix",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+            "rotated_at",
+            "previous_prefix",
+            "previous_expires_at",
+        )
 
     @admin.display(description="revoked", boolean=True, ordering="revoked_at")
     def is_revoked(self, obj: ApiKey) -> bool:
@@ -206,6 +233,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 allow_debug=data["allow_debug"],
                 models=_model_names(data),
             )
+            api_key_set_limits(key=obj, **_limits(data))
             return
         key, secret = api_key_create(
             tenant=data["tenant"],
@@ -213,6 +241,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             expires_in_days=data["expires_in_days"],
             models=_model_names(data),
             allow_debug=data["allow_debug"],
+            **_limits(data),
         )
         _adopt(obj, key)
         messages.success(
@@ -236,3 +265,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in keys:
             api_key_revoke(key=key)
         self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)
+
+    @admin.action(description="Rotate selected keys (old secrets work 24 more hours)")
+    def rotate_selected(self, request, queryset):
+        for key in queryset.filter(revoked_at__isnull=True):
+            secret = api_key_rotate(key=key)
+            messages.success(
+                request,
+                f"API key {key.previous_prefix} rotated to {key.prefix}; its old secret works "
+                f"until {key.previous_expires_at:%Y-%m-%d %H:%M} UTC. Copy the new secret now, "
+                f"it will not be shown again: {secret}",
+            )

@@ -3,6 +3,10 @@
 A warm key costs no database query: each process keeps what it learned for
 KEY_CACHE_SECONDS, backed by a Redis entry shared by all replicas. Revoking a key deletes
 the Redis entry, so every replica sees the revocation within KEY_CACHE_SECONDS.
+
+A key's info also carries its own and its tenant's limits (rate limits, budget), so admission
+needs no query either. A rotated key answers to two secrets until the grace period ends: the
+previous one is loaded with `expires_at` set to the end of the grace.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import hashlib
 import secrets
 import string
 import time
+from decimal import Decimal
 
 import msgspec
 from channels.db import database_sync_to_async
@@ -25,6 +30,22 @@ _ALPHABET = string.ascii_letters + string.digits
 REDIS_TTL_SECONDS = 300
 
 
+class Limits(msgspec.Struct, frozen=True):
+    """Rate limits and a spend budget of a key or a tenant; None fields are not limited."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_usd: Decimal | None = None
+    budget_period: str = "monthly"  # "daily" or "monthly", UTC
+
+
+def limits_of(row) -> Limits | None:
+    """A tenant's or key's limits; None when it has none (the hot path then skips Redis)."""
+    if row.rpm is None and row.tpm is None and row.budget_usd is None:
+        return None
+    return Limits(row.rpm, row.tpm, row.budget_usd, row.budget_period or "monthly")
+
+
 class KeyInfo(msgspec.Struct, frozen=True):
     """What the hot path needs to know about a key; never holds the secret."""
 
@@ -37,6 +58,10 @@ class KeyInfo(msgspec.Struct, frozen=True):
     expires_at: float | None  # epoch seconds
     revoked: bool
     tenant_active: bool
+    key_limits: Limits | None = None
+    tenant_limits: Limits | None = None
+    # True when this is the secret a rotation replaced (valid until expires_at).
+    superseded: bool = False
 
 
 _MISSING = b"-"
@@ -87,6 +112,8 @@ async def authenticate(secret: str | None) -> KeyInfo:
     if info.revoked:
         raise AuthenticationFailed("this API key has been revoked")
     if info.expires_at is not None and info.expires_at <= time.time():
+        if info.superseded:
+            raise AuthenticationFailed("this API key was rotated; use its new secret")
         raise AuthenticationFailed("this API key has expired")
     if not info.tenant_active:
         raise AuthenticationFailed("this API key's tenant is disabled")
@@ -113,17 +140,24 @@ async def lookup(secret_hash: str) -> KeyInfo | None:
 
 @database_sync_to_async
 def _load(secret_hash: str) -> KeyInfo | None:
+    from django.db.models import Q
+
     from accounts.models import ApiKey
 
     key = (
         ApiKey.objects.select_related("tenant")
         .prefetch_related("allowed_models")
-        .filter(secret_hash=secret_hash)
+        .filter(Q(secret_hash=secret_hash) | Q(previous_secret_hash=secret_hash))
         .first()
     )
     if key is None:
         return None
     models = frozenset(m.name for m in key.allowed_models.all())
+    expires_at = key.expires_at
+    superseded = key.secret_hash != secret_hash
+    if superseded:
+        grace_end = key.previous_expires_at
+        expires_at = min(expires_at, grace_end) if expires_at else grace_end
     return KeyInfo(
         key_id=key.pk,
         tenant_id=key.tenant_id,
@@ -131,7 +165,10 @@ def _load(secret_hash: str) -> KeyInfo | None:
         prefix=key.prefix,
         allowed_models=models or None,
         allow_debug=key.allow_debug,
-        expires_at=key.expires_at.timestamp() if key.expires_at else None,
+        expires_at=expires_at.timestamp() if expires_at else None,
         revoked=key.revoked_at is not None,
         tenant_active=key.tenant.is_active,
+        key_limits=limits_of(key),
+        tenant_limits=limits_of(key.tenant),
+        superseded=superseded,
     )

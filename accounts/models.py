@@ -1,11 +1,49 @@
 """Tenants, the people in them, and the API keys they call the gateway with."""
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+# Budgets are kept in Redis as integer nano-dollars, exact up to 2**53 (about $9M).
+MAX_BUDGET_USD = Decimal("1000000")
 
-class Tenant(models.Model):
+
+class LimitFields(models.Model):
+    """Rate limits and a spend budget; empty means no limit. Tenants and keys both have them."""
+
+    class BudgetPeriod(models.TextChoices):
+        DAILY = "daily", "Daily (UTC)"
+        MONTHLY = "monthly", "Monthly (UTC)"
+
+    rpm = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Requests per minute"
+    )
+    tpm = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Tokens per minute (input + output)",
+    )
+    budget_usd = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(MAX_BUDGET_USD)],
+        help_text="Spend allowed per budget period, in USD",
+    )
+    budget_period = models.CharField(
+        max_length=8, choices=BudgetPeriod.choices, default=BudgetPeriod.MONTHLY, blank=True
+    )
+
+    class Meta:
+        abstract = True
+
+
+class Tenant(LimitFields):
     name = models.SlugField(max_length=64, unique=True)
     display_name = models.CharField(max_length=200, blank=True)
     # Empty means every enabled model.
@@ -40,7 +78,7 @@ class Membership(models.Model):
         return f"{self.user} in {self.tenant} ({self.role})"
 
 
-class ApiKey(models.Model):
+class ApiKey(LimitFields):
     """A tenant key. Only a SHA-256 of the secret is kept; `prefix` identifies it to people."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
@@ -54,6 +92,13 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Rotation: the secret before the last rotation keeps working until previous_expires_at.
+    previous_prefix = models.CharField(max_length=16, blank=True, editable=False)
+    previous_secret_hash = models.CharField(
+        max_length=64, unique=True, null=True, blank=True, editable=False
+    )
+    previous_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,8 +1,9 @@
 """Writes for tenants and API keys; every cache a change affects is cleared here, after commit.
 
-Key policy (allowed models, debug flag, expiry, revocation, the tenant's name and state) is
-cached per key by `accounts.keys`, so any change to it calls `keys.forget`. Tenant model lists
-are part of the routing table, so changing them calls `gateway.state.config_changed`.
+Key policy (allowed models, debug flag, expiry, revocation, limits, the tenant's name, state
+and limits) is cached per key by `accounts.keys`, so any change to it calls `keys.forget`, for
+both secrets of a key in its rotation grace. Tenant model lists are part of the routing table,
+so changing them calls `gateway.state.config_changed`.
 Both run through `transaction.on_commit`: clearing a cache before the commit would let a
 concurrent request cache the old row again for minutes.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
@@ -18,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import keys
-from accounts.models import ApiKey, Tenant
+from accounts.models import MAX_BUDGET_USD, ApiKey, LimitFields, Tenant
 from gateway import state
 from providers.models import Model
 
@@ -37,14 +39,59 @@ def models_by_name(names: Iterable[str] | None) -> list[Model]:
     return [found[n] for n in wanted]
 
 
-def _forget_keys_on_commit(secret_hashes: Iterable[str]) -> None:
-    hashes = list(secret_hashes)
+DEFAULT_ROTATION_GRACE_SECONDS = 24 * 3600
+LIMIT_FIELDS = ("rpm", "tpm", "budget_usd", "budget_period")
+
+
+def _forget_keys_on_commit(secret_hashes: Iterable[str | None]) -> None:
+    hashes = [h for h in secret_hashes if h]
 
     def forget() -> None:
         for secret_hash in hashes:
             keys.forget(secret_hash)
 
     transaction.on_commit(forget)
+
+
+def _hashes(keys_qs) -> list[str]:
+    """Every secret hash of these keys that may be cached: current and previous (rotation)."""
+    pairs = keys_qs.values_list("secret_hash", "previous_secret_hash")
+    return [h for pair in pairs for h in pair if h]
+
+
+def limits_check(
+    *,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    budget_usd: Decimal | str | float | None = None,
+    budget_period: str | None = None,
+) -> dict:
+    """Limit values as stored (None: no limit), or ServiceError saying what is wrong."""
+    for name, value in (("rpm", rpm), ("tpm", tpm)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ServiceError(f"{name} must be a positive whole number")
+    if budget_usd is not None:
+        try:
+            budget_usd = Decimal(str(budget_usd)).quantize(Decimal("0.01"))
+        except (InvalidOperation, ValueError):
+            raise ServiceError(f"budget_usd {budget_usd!r} is not an amount") from None
+        if not Decimal(0) <= budget_usd <= MAX_BUDGET_USD:
+            raise ServiceError(f"budget_usd must be between 0 and {MAX_BUDGET_USD}")
+    period = budget_period or LimitFields.BudgetPeriod.MONTHLY
+    if period not in LimitFields.BudgetPeriod.values:
+        raise ServiceError(f"budget_period must be one of: {', '.join(LimitFields.BudgetPeriod)}")
+    return {"rpm": rpm, "tpm": tpm, "budget_usd": budget_usd, "budget_period": period}
+
+
+def _set_limits(row: Tenant | ApiKey, values: dict) -> bool:
+    # Compared with the stored row: a form may already have set the new values on `row`.
+    stored = type(row).objects.filter(pk=row.pk).values(*LIMIT_FIELDS).get()
+    changed = [f for f in LIMIT_FIELDS if stored[f] != values[f]]
+    for field in changed:
+        setattr(row, field, values[field])
+    if changed:
+        row.save(update_fields=changed)
+    return bool(changed)
 
 
 # --- Tenants ---------------------------------------------------------------------------------
@@ -89,15 +136,28 @@ def tenant_update(
         tenant.save(update_fields=["display_name", "is_active"])
         tenant.allowed_models.set(allowed)
         # Every cached key carries its tenant's state.
-        _forget_keys_on_commit(tenant.api_keys.values_list("secret_hash", flat=True))
+        _forget_keys_on_commit(_hashes(tenant.api_keys.all()))
         transaction.on_commit(state.config_changed)
     return tenant
+
+
+def tenant_set_limits(*, tenant: Tenant, **limits) -> bool:
+    """Set a tenant's rpm, tpm, budget_usd and budget_period; True if anything changed.
+
+    Every key of the tenant carries the tenant's limits in its cached info, so all are dropped.
+    """
+    values = limits_check(**limits)
+    with transaction.atomic():
+        changed = _set_limits(tenant, values)
+        if changed:
+            _forget_keys_on_commit(_hashes(tenant.api_keys.all()))
+    return changed
 
 
 def tenant_delete(*, tenant: Tenant) -> None:
     """Delete a tenant with its memberships and keys; its keys stop working at once."""
     with transaction.atomic():
-        _forget_keys_on_commit(tenant.api_keys.values_list("secret_hash", flat=True))
+        _forget_keys_on_commit(_hashes(tenant.api_keys.all()))
         tenant.delete()
         transaction.on_commit(state.config_changed)
 
@@ -123,11 +183,16 @@ def api_key_create(
     expires_in_days: int | None = None,
     models: list[str] | None = None,
     allow_debug: bool = False,
+    **limits,
 ) -> tuple[ApiKey, str]:
-    """A new key and its secret. The secret is returned once and never stored (only a hash)."""
+    """A new key and its secret. The secret is returned once and never stored (only a hash).
+
+    `limits` are rpm, tpm, budget_usd and budget_period (see `limits_check`).
+    """
     if expires_in_days is not None and expires_in_days <= 0:
         raise ServiceError("expires_in_days must be a positive number of days")
     allowed = api_key_models_check(tenant=tenant, models=models)
+    limit_values = limits_check(**limits)
     secret, prefix, secret_hash = keys.new_secret()
     expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
     with transaction.atomic():
@@ -138,6 +203,7 @@ def api_key_create(
             secret_hash=secret_hash,
             allow_debug=allow_debug,
             expires_at=expires_at,
+            **limit_values,
         )
         key.allowed_models.set(allowed)
     return key, secret
@@ -159,8 +225,51 @@ def api_key_update(
         key.allow_debug = allow_debug
         key.save(update_fields=["name", "expires_at", "allow_debug"])
         key.allowed_models.set(allowed)
-        _forget_keys_on_commit([key.secret_hash])
+        _forget_keys_on_commit([key.secret_hash, key.previous_secret_hash])
     return key
+
+
+def api_key_set_limits(*, key: ApiKey, **limits) -> bool:
+    """Set a key's rpm, tpm, budget_usd and budget_period; True if anything changed."""
+    values = limits_check(**limits)
+    with transaction.atomic():
+        changed = _set_limits(key, values)
+        if changed:
+            _forget_keys_on_commit([key.secret_hash, key.previous_secret_hash])
+    return changed
+
+
+def api_key_rotate(*, key: ApiKey, grace_seconds: int = DEFAULT_ROTATION_GRACE_SECONDS) -> str:
+    """Give a key a new secret; the current one keeps working for `grace_seconds`, then 401.
+
+    The key keeps its identity (id, limits, usage history); only its secret changes. A secret
+    replaced by an earlier rotation stops working at once: a key has at most two secrets.
+    """
+    if grace_seconds < 0:
+        raise ServiceError("grace_seconds must not be negative")
+    if key.revoked_at is not None:
+        raise ServiceError(f"key {key.prefix} is revoked and cannot be rotated")
+    secret, prefix, secret_hash = keys.new_secret()
+    now = timezone.now()
+    with transaction.atomic():
+        current = ApiKey.objects.select_for_update().get(pk=key.pk)
+        dropped = current.previous_secret_hash
+        key.previous_secret_hash, key.previous_prefix = current.secret_hash, current.prefix
+        key.previous_expires_at = now + timedelta(seconds=grace_seconds)
+        key.secret_hash, key.prefix, key.rotated_at = secret_hash, prefix, now
+        key.save(
+            update_fields=[
+                "secret_hash",
+                "prefix",
+                "previous_secret_hash",
+                "previous_prefix",
+                "previous_expires_at",
+                "rotated_at",
+            ]
+        )
+        # The old secret's cached info says "no expiry": drop it (and the one before it).
+        _forget_keys_on_commit([key.previous_secret_hash, dropped])
+    return secret
 
 
 def api_key_revoke(*, key: ApiKey) -> ApiKey:
@@ -169,11 +278,11 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
         if key.revoked_at is None:
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at"])
-        _forget_keys_on_commit([key.secret_hash])
+        _forget_keys_on_commit([key.secret_hash, key.previous_secret_hash])
     return key
 
 
 def api_key_delete(*, key: ApiKey) -> None:
     with transaction.atomic():
-        _forget_keys_on_commit([key.secret_hash])
+        _forget_keys_on_commit([key.secret_hash, key.previous_secret_hash])
         key.delete()

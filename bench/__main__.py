@@ -194,19 +194,26 @@ def open_streams(bench: Bench, up: str, key: str, count: int) -> None:
 
 def servers(bench: Bench, up: str, key: str) -> None:
     """daphne (the reference server) against uvicorn, one process each, translation path."""
-    print("\n## 6. ASGI server, one process each (Anthropic -> OpenAI Chat, 32 connections)",
-          flush=True)
+    print(
+        "\n## 6. ASGI server, one process each (Anthropic -> OpenAI Chat, 32 connections)",
+        flush=True,
+    )
     for server in ("daphne", "uvicorn"):
         gateway = env.Gateway(workers=1, server=server).start()
         try:
-            direct, through = bench.pair(up, gateway.url, key, "openai", "bench-openai",
-                                         "bench-echo", 32)
+            direct, through = bench.pair(
+                up, gateway.url, key, "openai", "bench-openai", "bench-echo", 32
+            )
         finally:
             gateway.stop()
-        bench.add(f"6 server {server}", "32 conn",
-                  f"{through['rps']:.0f} rps vs {direct['rps']:.0f} direct "
-                  f"(x{through['rps'] / max(direct['rps'], 1):.2f})",
-                  f"p50 {ms(through['p50'])} ms", f"errors {through['errors']}")
+        bench.add(
+            f"6 server {server}",
+            "32 conn",
+            f"{through['rps']:.0f} rps vs {direct['rps']:.0f} direct "
+            f"(x{through['rps'] / max(direct['rps'], 1):.2f})",
+            f"p50 {ms(through['p50'])} ms",
+            f"errors {through['errors']}",
+        )
 
 
 def machine() -> str:

@@ -12,10 +12,20 @@ class UsageRecord(models.Model):
         CANCELLED = "cancelled", "Client disconnected"
 
     request_id = models.CharField(max_length=40, unique=True)
-    tenant = models.ForeignKey("accounts.Tenant", null=True, blank=True,
-                               on_delete=models.SET_NULL, related_name="usage_records")
-    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True,
-                                on_delete=models.SET_NULL, related_name="usage_records")
+    tenant = models.ForeignKey(
+        "accounts.Tenant",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="usage_records",
+    )
+    api_key = models.ForeignKey(
+        "accounts.ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="usage_records",
+    )
     model = models.CharField(max_length=128, blank=True, help_text="Public model name asked for")
     provider = models.CharField(max_length=64, blank=True)
     upstream_model = models.CharField(max_length=200, blank=True)
@@ -58,8 +68,9 @@ class DailyUsage(models.Model):
     """
 
     day = models.DateField()
-    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE,
-                               related_name="daily_usage")
+    tenant = models.ForeignKey(
+        "accounts.Tenant", on_delete=models.CASCADE, related_name="daily_usage"
+    )
     api_key_id = models.PositiveBigIntegerField(default=0)
     api_key_prefix = models.CharField(max_length=16, blank=True)
     model = models.CharField(max_length=128, blank=True)

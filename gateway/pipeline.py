@@ -1,8 +1,8 @@
 """The `/v1/messages` pipeline, in the order a request lives it.
 
-admit (authenticate, decode, resolve the model, check policy) -> attempt each planned route
-(adapter call, falling back on errors another route may not have) -> hand back an IR response
-or an IR event stream. The consumer in `gateway/api/messages.py` only moves bytes.
+admit (authenticate, decode, resolve the model, check policy and limits) -> attempt each
+planned route (adapter call, falling back on errors another route may not have) -> hand back an
+IR response or an IR event stream. The consumer in `gateway/api/messages.py` only moves bytes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
-from gateway import attempts, ids, ir
+from gateway import attempts, ids, ir, limits
 from gateway.errors import ApiError, GatewayError, NotFound, PermissionDenied
 from gateway.surfaces.anthropic.decode import decode_messages, to_ir
 from gateway.surfaces.anthropic.schema import MessagesBody
@@ -29,6 +29,7 @@ class Call:
 
     request_id: str
     started: float = field(default_factory=time.perf_counter)
+    started_at: float = field(default_factory=time.time)  # wall clock, for records and budgets
     message_id: str = field(default_factory=ids.message_id)
     key: KeyInfo | None = None
     body: MessagesBody | None = None
@@ -39,9 +40,17 @@ class Call:
     target: Target | None = None
     exchange: Exchange | None = None
     upstream_seconds: float = 0.0
+    admission: limits.Admission | None = None  # what admission reserved, settled at the end
+    estimated_input: int | None = None
 
     def overhead_ms(self) -> float:
         return max(0.0, (time.perf_counter() - self.started - self.upstream_seconds) * 1000)
+
+    def input_estimate(self) -> int:
+        """Our count of the prompt's tokens, computed once per request."""
+        if self.estimated_input is None:
+            self.estimated_input = estimate_input_tokens(self.request)
+        return self.estimated_input
 
 
 def beta_flags(headers: dict[bytes, bytes]) -> list[str]:
@@ -66,6 +75,7 @@ async def admit(call: Call, raw: bytes, headers: dict[bytes, bytes]) -> None:
     debug = call.body.debug
     if debug is not None and debug.enabled and not call.key.allow_debug:
         raise PermissionDenied("debug output is not enabled for this API key")
+    call.admission = await limits.admit(call)
 
 
 def resolve_model(snapshot: routing.Snapshot, key: KeyInfo, name: str) -> routing.ModelEntry:
@@ -117,7 +127,7 @@ async def complete(call: Call) -> ir.Response:
 
     response = await attempts.run(call, call.targets, attempt)
     if response.usage.estimated and not response.usage.input_tokens:
-        response.usage.input_tokens = estimate_input_tokens(call.request)
+        response.usage.input_tokens = call.input_estimate()
     return response
 
 

@@ -69,6 +69,35 @@ TOLLGATE = {
     # (backoff and honoured retry-after included) before moving on to the next route.
     "ROUTE_RETRIES": env.int("TOLLGATE_ROUTE_RETRIES", default=1),
     "RETRY_BUDGET_SECONDS": env.float("TOLLGATE_RETRY_BUDGET_SECONDS", default=8.0),
+    # Usage records: buffered per process, written to the spool (fsync'd) and sent to Celery
+    # every USAGE_FLUSH_SECONDS; spool files left by a failed send are retried in the background.
+    "SPOOL_DIR": Path(env.str("TOLLGATE_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool"))),
+    "USAGE_FLUSH_SECONDS": env.float("TOLLGATE_USAGE_FLUSH_SECONDS", default=0.2),
+    "USAGE_BATCH_SIZE": env.int("TOLLGATE_USAGE_BATCH_SIZE", default=500),
+    "SPOOL_RETRY_SECONDS": env.float("TOLLGATE_SPOOL_RETRY_SECONDS", default=2.0),
+}
+
+
+def _billing(outcome: str, default: str) -> str:
+    """What an outcome is billed: "generated" (the tokens used so far) or "none"."""
+    value = env.str(f"TOLLGATE_BILLING_{outcome.upper()}", default=default)
+    if value not in ("generated", "none"):
+        raise environ.ImproperlyConfigured(
+            f"TOLLGATE_BILLING_{outcome.upper()} must be 'generated' or 'none', not {value!r}"
+        )
+    return value
+
+
+# The billing policy for the hard cases (README, "Billing policy"), applied the same way to
+# streamed and non-streamed requests by gateway/usage/billing.py. Gateway-side rejections
+# (authentication, validation, policy, limits) and count_tokens are never billed.
+TOLLGATE_BILLING = {
+    "client_disconnect": _billing("client_disconnect", "generated"),
+    "upstream_error_after_first_byte": _billing("upstream_error_after_first_byte", "generated"),
+    "upstream_error": _billing("upstream_error", "generated"),  # 5xx/timeout: usually nothing
+    "upstream_client_error": _billing("upstream_client_error", "none"),  # upstream 4xx
+    # Characters per output token, to estimate a reply whose usage never arrived.
+    "chars_per_token": env.int("TOLLGATE_BILLING_CHARS_PER_TOKEN", default=4),
 }
 
 # --- Django plumbing --------------------------------------------------------------------------

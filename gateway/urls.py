@@ -5,8 +5,10 @@ consumers so the hot path never enters Django's synchronous machinery.
 """
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("gateway.rest.urls")),
+    path("", include("gateway.dashboard.urls")),
 ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from django.core.exceptions import ValidationError
@@ -29,8 +29,9 @@ from django.db import transaction
 
 from accounts.models import Tenant
 from accounts.selectors import api_keys_active
-from accounts.services import ServiceError, api_key_create, api_key_revoke
+from accounts.services import ServiceError, api_key_create, api_key_revoke, tenant_set_limits
 from gateway import state
+from providers import presets
 from providers.models import Model, Provider, Route
 
 
@@ -61,7 +62,9 @@ class TimeoutsSpec(msgspec.Struct, forbid_unknown_fields=True):
 
 class ProviderSpec(msgspec.Struct, forbid_unknown_fields=True):
     name: str
-    kind: str
+    kind: str = ""  # may come from the preset
+    preset: str | None = None  # providers/presets.py: vllm, ollama, azure, ...
+    options: dict[str, Any] = {}
     base_url: str = ""
     api_key: str | None = None
     api_key_env: str | None = None
@@ -83,6 +86,9 @@ class RouteSpec(msgspec.Struct, forbid_unknown_fields=True):
     priority: int = 1
     weight: Annotated[int, msgspec.Meta(ge=1)] = 1
     enabled: bool = True
+    alpha: bool = False
+    upstream_price_input: Price | None = None  # what the provider charges, for sort: price
+    upstream_price_output: Price | None = None
 
 
 class ModelSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -90,6 +96,7 @@ class ModelSpec(msgspec.Struct, forbid_unknown_fields=True):
     display_name: str = ""
     enabled: bool = True
     max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    routing: Literal["weighted", "latency", "price"] = "weighted"
     pricing_per_mtok: PricingSpec = msgspec.field(default_factory=PricingSpec)
     routes: list[RouteSpec] | None = None  # None: keep the model's routes as they are
 
@@ -98,6 +105,10 @@ class TenantSpec(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     display_name: str = ""
     models: list[str] | None = None  # None or empty: every enabled model
+    rpm: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    tpm: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    budget_usd: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | None = None  # USD
+    budget_period: Literal["daily", "monthly"] = "monthly"
 
 
 class ConfigSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -161,6 +172,14 @@ def _check_duplicates(section: str, names: list[str], problems: list[str]) -> No
 
 def _check_provider(where: str, p: ProviderSpec, problems: list[str]) -> str | None:
     """Check one provider; returns its credential (None: keep the stored one)."""
+    if p.preset is not None:
+        if p.preset not in presets.PRESETS:
+            names = ", ".join(sorted(presets.PRESETS))
+            problems.append(f"{where}: unknown preset {p.preset!r} (expected one of: {names})")
+        else:
+            p.kind, p.base_url, p.options = presets.resolve(
+                p.preset, kind=p.kind, base_url=p.base_url, options=p.options
+            )
     if (error := _check_slug(p.name, 64)) is not None:
         problems.append(f"{where}: {error}")
     if p.kind not in Provider.Kind.values:
@@ -263,6 +282,7 @@ def _apply_provider(p: ProviderSpec, credential: str | None, counts: dict) -> Pr
         "kind": p.kind,
         "base_url": p.base_url,
         "extra_headers": p.headers,
+        "options": p.options,
         "enabled": p.enabled,
         "connect_timeout": p.timeouts.connect,
         "first_byte_timeout": p.timeouts.first_byte,
@@ -282,12 +302,17 @@ def _apply_provider(p: ProviderSpec, credential: str | None, counts: dict) -> Pr
     return provider
 
 
+def _optional_price(value: float | None) -> Decimal | None:
+    return None if value is None else _price(value)
+
+
 def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) -> None:
     price = m.pricing_per_mtok
     values = {
         "display_name": m.display_name,
         "enabled": m.enabled,
         "max_tokens": m.max_tokens,
+        "routing": m.routing,
         "price_input": _price(price.input),
         "price_output": _price(price.output),
         "price_cache_read": _price(price.cache_read),
@@ -304,9 +329,15 @@ def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) ->
             "provider": providers[r.provider],
             "upstream_model": r.upstream_model,
         }
-        route, status = _upsert(
-            Route, lookup, {"priority": r.priority, "weight": r.weight, "enabled": r.enabled}
-        )
+        values = {
+            "priority": r.priority,
+            "weight": r.weight,
+            "enabled": r.enabled,
+            "alpha": r.alpha,
+            "upstream_price_input": _optional_price(r.upstream_price_input),
+            "upstream_price_output": _optional_price(r.upstream_price_output),
+        }
+        route, status = _upsert(Route, lookup, values)
         summary["routes"][status] += 1
         kept.append(route.pk)
     deleted, _ = model.routes.exclude(pk__in=kept).delete()
@@ -318,6 +349,9 @@ def _apply_tenant(t: TenantSpec, counts: dict) -> None:
     wanted = set(Model.objects.filter(name__in=t.models or []).values_list("pk", flat=True))
     if set(tenant.allowed_models.values_list("pk", flat=True)) != wanted:
         tenant.allowed_models.set(wanted)
+        status = "updated" if status == "unchanged" else status
+    limits = {"rpm": t.rpm, "tpm": t.tpm, "budget_usd": t.budget_usd}
+    if tenant_set_limits(tenant=tenant, budget_period=t.budget_period, **limits):
         status = "updated" if status == "unchanged" else status
     counts[status] += 1
 

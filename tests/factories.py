@@ -89,3 +89,99 @@ def make_key(tenant: Tenant | None = None, **kwargs) -> tuple[ApiKey, str]:
     """A key and its secret; kwargs go to `api_key_create` (name, models, expires_in_days...)."""
     key = ApiKeyFactory(tenant=tenant or TenantFactory(), **kwargs)
     return key, key.secret
+
+
+# --- Usage (appended for the dashboards, the REST API and the metrics tests) -----------------
+
+from datetime import UTC, datetime, time, timedelta  # noqa: E402  (appended section's imports)
+
+from django.utils import timezone  # noqa: E402
+
+
+class UsageRecordFactory(factory.django.DjangoModelFactory):
+    """One finished request; `started_at` defaults to now, `finished_at` follows `latency_ms`."""
+
+    class Meta:
+        model = "gateway.UsageRecord"
+
+    request_id = factory.Sequence(lambda n: f"req_{n:020d}")
+    tenant = factory.SubFactory(TenantFactory)
+    api_key = None
+    model = "claude-sonnet-4-5"
+    provider = "anthropic-main"
+    upstream_model = factory.LazyAttribute(lambda r: f"{r.model}-upstream")
+    input_tokens = 100
+    output_tokens = 50
+    cost_usd = Decimal("0.001050000")
+    latency_ms = 250.0
+    status = "ok"
+    http_status = 200
+    started_at = factory.LazyFunction(timezone.now)
+    finished_at = factory.LazyAttribute(
+        lambda r: r.started_at + timedelta(milliseconds=r.latency_ms)
+    )
+
+
+class DailyUsageFactory(factory.django.DjangoModelFactory):
+    """One roll-up line; pass `api_key=` to fill the key's id and prefix."""
+
+    class Meta:
+        model = "gateway.DailyUsage"
+        exclude = ("api_key",)
+
+    api_key = None
+    day = factory.LazyFunction(lambda: timezone.now().date())
+    tenant = factory.SubFactory(TenantFactory)
+    api_key_id = factory.LazyAttribute(lambda d: d.api_key.pk if d.api_key else 0)
+    api_key_prefix = factory.LazyAttribute(lambda d: d.api_key.prefix if d.api_key else "")
+    model = "claude-sonnet-4-5"
+    provider = "anthropic-main"
+    requests = 10
+    errors = 1
+    input_tokens = 1000
+    output_tokens = 500
+    cost_usd = Decimal("0.010500000")
+    latency_ms_total = 2500.0
+
+
+def seed_usage(
+    tenant: Tenant,
+    *,
+    key: ApiKey | None = None,
+    models: tuple[str, ...] = ("claude-sonnet-4-5", "claude-haiku-4-5"),
+    provider: str = "anthropic-main",
+    days: int = 14,
+) -> None:
+    """Plausible usage for charts: a roll-up per model and day, and three requests behind each.
+
+    Model i on the day d days ago: 20 * (i + 1) + 3 * d requests, d % 4 errors, and requests
+    taking 200, 400 and 1200 ms times (i + 1).
+    """
+    today = timezone.now().date()
+    for index, model in enumerate(models):
+        for ago in range(days):
+            day = today - timedelta(days=ago)
+            requests = 20 * (index + 1) + 3 * ago
+            DailyUsageFactory(
+                tenant=tenant,
+                api_key=key,
+                day=day,
+                model=model,
+                provider=provider,
+                requests=requests,
+                errors=ago % 4,
+                input_tokens=900 * requests,
+                output_tokens=300 * requests,
+                cost_usd=Decimal("0.0072") * requests * (index + 1),
+                latency_ms_total=450.0 * requests * (index + 1),
+            )
+            noon = datetime.combine(day, time(12), tzinfo=UTC)
+            for latency in (200.0, 400.0, 1200.0):
+                UsageRecordFactory(
+                    tenant=tenant,
+                    api_key=key,
+                    model=model,
+                    provider=provider,
+                    latency_ms=latency * (index + 1),
+                    started_at=noon,
+                )

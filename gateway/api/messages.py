@@ -1,24 +1,35 @@
 """`POST /v1/messages`: JSON or server-sent events, Anthropic's wire format exactly.
 
 Thin: `gateway.pipeline` decides; this module moves bytes, keeps the stream alive with pings,
-and cancels the upstream when the client goes away.
+and cancels the upstream when the client goes away. Whatever happens to a request (answer,
+error, rejection, 401, disconnect), `account` runs once at the end: it builds the usage
+record from what was seen, hands it off (one non-blocking append), then settles the limits
+the request reserved, after the response bytes are out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 
+import msgspec
 from django.conf import settings
 
-from gateway import ir, pipeline
+from gateway import ir, limits, pipeline
 from gateway.api.http import GatewayConsumer
 from gateway.errors import GatewayError
 from gateway.surfaces.anthropic.encode import encode, message_json
 from gateway.surfaces.anthropic.stream import PING, StreamWriter
-from gateway.tokens import estimate_input_tokens
+from gateway.usage import recorder
+from gateway.usage.record import Seen, build, now_epoch
 
+log = logging.getLogger("tollgate.api")
+
+# Bytes of a forwarded text delta that are not text (SSE lines, JSON envelope): a reply cut
+# short is billed from its characters, estimated as the event's size less this.
+PASSTHROUGH_DELTA_FRAMING = 110
 SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
@@ -26,6 +37,18 @@ SSE_HEADERS = [
 
 
 class MessagesConsumer(GatewayConsumer):
+    async def __call__(self, scope, receive, send):
+        self.call: pipeline.Call | None = None
+        self.seen = Seen(finished=0.0)
+        self.writer: StreamWriter | None = None
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            self.seen.disconnected = True  # the server gave up on the connection
+            raise
+        finally:
+            await self.account()
+
     async def handle(self, body: bytes) -> None:
         call = pipeline.Call(request_id=self.request_id, started=self.started)
         self.call = call
@@ -34,9 +57,49 @@ class MessagesConsumer(GatewayConsumer):
             await self.stream(call)
         else:
             response = await pipeline.complete(call)
-            await self.send_json(
-                200, encode(self.message(call, response)), self.overhead_header(call)
-            )
+            self.seen.usage, self.seen.completed = response.usage, True
+            headers = self.overhead_header(call) + self.limit_headers(call)
+            await self.send_json(200, encode(self.message(call, response)), headers)
+
+    async def account(self) -> None:
+        """The request's one usage record: built, handed off, then its reservations settled."""
+        seen = self.seen
+        seen.finished = time.perf_counter()
+        call = self.call or pipeline.Call(
+            request_id=self.request_id, started=self.started, started_at=now_epoch(self.started)
+        )
+        if self.writer is not None:
+            seen.usage = self.writer.usage
+            seen.output_chars += self.writer.output_chars
+            seen.completed = self.writer.stop_reason is not None
+        try:
+            record = build(call, seen, settings.TOLLGATE_BILLING)
+            recorder.submit(record)
+        except Exception:
+            log.exception("usage record of request %s could not be built", self.request_id)
+            return
+        if call.admission is not None:
+            await limits.settle(call.admission, record)
+
+    async def send_headers(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.seen.http_status, self.seen.first_byte = status, time.perf_counter()
+        if self.seen.overhead_ms is None and self.call is not None:
+            self.seen.overhead_ms = self.call.overhead_ms()
+        await super().send_headers(status, headers)
+
+    async def send_error(self, err: GatewayError) -> None:
+        self.seen.error = err
+        if self.call is not None and self.call.admission is not None:
+            err.headers = {**self.call.admission.headers(), **err.headers}
+        await super().send_error(err)
+
+    async def client_gone(self) -> None:
+        self.seen.disconnected = True
+
+    def limit_headers(self, call: pipeline.Call) -> list[tuple[bytes, bytes]]:
+        if call.admission is None:
+            return []
+        return [(k.encode(), v.encode()) for k, v in call.admission.headers().items()]
 
     def message(self, call: pipeline.Call, response: ir.Response) -> dict:
         if response.passthrough is not None:
@@ -44,17 +107,19 @@ class MessagesConsumer(GatewayConsumer):
         return message_json(response, message_id=call.message_id, model=call.body.model)
 
     def overhead_header(self, call: pipeline.Call) -> list[tuple[bytes, bytes]]:
-        return [(b"tollgate-overhead-ms", f"{call.overhead_ms():.2f}".encode())]
+        self.seen.overhead_ms = call.overhead_ms()
+        return [(b"tollgate-overhead-ms", f"{self.seen.overhead_ms:.2f}".encode())]
 
     async def stream(self, call: pipeline.Call) -> None:
         events, first = await pipeline.open_stream(call)
-        writer = StreamWriter(message_id=call.message_id, model=call.body.model)
+        writer = self.writer = StreamWriter(message_id=call.message_id, model=call.body.model)
         if not isinstance(first, ir.Passthrough):
-            writer.input_estimate = estimate_input_tokens(call.request)
+            writer.input_estimate = call.input_estimate()
             if isinstance(first, ir.StreamStart) and first.usage is None:
                 first.usage = ir.Usage(input_tokens=writer.input_estimate)
         headers = self.base_headers(b"text/event-stream; charset=utf-8") + SSE_HEADERS
-        await self.send_headers(200, headers + self.overhead_header(call))
+        headers += self.overhead_header(call) + self.limit_headers(call)
+        await self.send_headers(200, headers)
         pump = asyncio.current_task()
         watcher = asyncio.create_task(self.watch_disconnect(pump))
         pinger = asyncio.create_task(self.keep_alive(writer))
@@ -71,6 +136,7 @@ class MessagesConsumer(GatewayConsumer):
         except asyncio.CancelledError:
             # The client went away: closing the generator closes the upstream request.
             pump.uncancel()
+            self.seen.disconnected = True
         except GatewayError as err:
             await self.write(writer, ir.StreamError(err.type, err.message))
         finally:
@@ -81,6 +147,13 @@ class MessagesConsumer(GatewayConsumer):
             await self.send_body(b"")
 
     async def write(self, writer: StreamWriter, event: ir.StreamEvent) -> None:
+        if isinstance(event, ir.StreamError):
+            self.seen.stream_error = event.error_type
+        elif isinstance(event, ir.Passthrough):
+            if event.event == "content_block_delta":  # forwarded as is: count it roughly
+                self.seen.output_chars += max(0, len(event.data) - PASSTHROUGH_DELTA_FRAMING)
+            elif event.event == "error":
+                self.seen.stream_error = _error_type(event.data)
         data = writer.feed(event)
         if data:
             self.last_write = time.monotonic()
@@ -101,3 +174,12 @@ class MessagesConsumer(GatewayConsumer):
             if message["type"] == "http.disconnect":
                 pump.cancel()
                 return
+
+
+def _error_type(sse: bytes) -> str:
+    """The `error.type` of a forwarded SSE `error` event."""
+    try:
+        payload = msgspec.json.decode(sse.split(b"data:", 1)[1])
+        return str(payload["error"]["type"])
+    except (IndexError, KeyError, TypeError, msgspec.DecodeError):
+        return "api_error"

@@ -7,6 +7,7 @@ from gateway.api.catalog import CountTokensConsumer, ModelsConsumer
 from gateway.api.health import HealthConsumer, ReadyConsumer
 from gateway.api.http import NotFoundConsumer
 from gateway.api.messages import MessagesConsumer
+from gateway.api.metrics_endpoint import MetricsConsumer
 from gateway.asgi import django_application
 
 application = ProtocolTypeRouter(
@@ -20,6 +21,7 @@ application = ProtocolTypeRouter(
                 re_path(r"^v1/", NotFoundConsumer.as_asgi()),
                 path("healthz", HealthConsumer.as_asgi()),
                 path("readyz", ReadyConsumer.as_asgi()),
+                path("metrics", MetricsConsumer.as_asgi()),
                 re_path(r"", django_application),
             ]
         ),

@@ -23,7 +23,7 @@ def fake_upstream():
 
 
 @pytest.fixture(scope="session")
-def live_gateway(django_db_setup, django_db_blocker):
+def live_gateway(django_db_setup, django_db_blocker, tmp_path_factory):
     env = {
         "DATABASE_URL": database_url(settings.DATABASES["default"]),
         "REDIS_URL": settings.REDIS_URL,
@@ -34,6 +34,7 @@ def live_gateway(django_db_setup, django_db_blocker):
         "TOLLGATE_ROUTES_CACHE_SECONDS": "0",
         "TOLLGATE_BREAKER_FAILURES": "3",
         "TOLLGATE_BREAKER_COOLDOWN": "1.5",
+        "TOLLGATE_SPOOL_DIR": str(tmp_path_factory.mktemp("usage-spool")),
         "DEBUG": "false",
     }
     server = LiveGateway(env=env).start()

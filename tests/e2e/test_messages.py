@@ -294,22 +294,31 @@ def test_upstream_errors_are_mapped_and_fall_back(stage):
     assert caught.value.status_code == 529
     assert caught.value.body["error"]["type"] == "overloaded_error"
 
-    stage.upstream.script(
-        "gpt-flaky",
-        {
-            "status": 400,
-            "error_body": {
-                "error": {
-                    "message": "context_length_exceeded: too long",
-                    "type": "invalid_request_error",
-                }
-            },
-        },
+
+def test_upstream_client_error_is_returned_at_once_without_fallback(stage):
+    stage.apply(
+        providers=[stage.provider("openai", "first"), stage.provider("openai", "second")],
+        models=[
+            stage.model(
+                "claude-test",
+                [
+                    {"provider": "first", "upstream_model": "gpt-strict", "priority": 1},
+                    {"provider": "second", "upstream_model": "gpt-other", "priority": 2},
+                ],
+            )
+        ],
+        tenants=[{"name": "acme"}],
     )
+    client = stage.client(stage.tenant_key("acme"))
+    too_long = {"message": "context_length_exceeded: too long", "type": "invalid_request_error"}
+    stage.upstream.script("gpt-strict", {"status": 400, "error_body": {"error": too_long}})
     with pytest.raises(anthropic.BadRequestError) as caught:
-        client.messages.create(**ask)
+        client.messages.create(
+            model="claude-test", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
     assert "too long" in caught.value.body["error"]["message"]
-    assert len(stage.upstream.requests("gpt-steady")) == 3  # a 400 is not retried elsewhere
+    assert len(stage.upstream.requests("gpt-strict")) == 1  # not retried
+    assert stage.upstream.requests("gpt-other") == []  # and not sent elsewhere
 
 
 def test_unknown_v1_path_is_anthropic_shaped_404(stage):

@@ -417,3 +417,32 @@ def test_command_exits_non_zero_on_an_invalid_file(tmp_path):
     assert result.returncode == 1
     assert "providers[1] (anthropic-main): unknown kind 'bedrock'" in result.stderr
     assert "nothing applied" in result.stderr
+
+
+def test_preset_fills_kind_base_url_and_server_options():
+    config_apply(
+        data={
+            "providers": [
+                {"name": "local-vllm", "preset": "vllm"},
+                {
+                    "name": "azure-east",
+                    "preset": "azure",
+                    "base_url": "https://east.openai.azure.com",
+                    "api_key": "az-key",
+                    "options": {"azure_api_version": "2025-01-01"},
+                },
+            ]
+        }
+    )
+    vllm = Provider.objects.get(name="local-vllm")
+    assert (vllm.kind, vllm.base_url) == ("openai", "http://localhost:8000/v1")
+    assert vllm.options == {"top_k": True, "max_tokens_field": "max_tokens"}
+    azure = Provider.objects.get(name="azure-east")
+    assert azure.options["auth"] == "api-key"
+    assert azure.options["azure_api_version"] == "2025-01-01"  # the entry wins over the preset
+
+
+def test_unknown_preset_is_refused_by_name():
+    with pytest.raises(ConfigError) as caught:
+        config_apply(data={"providers": [{"name": "x", "preset": "nope"}]})
+    assert "providers[0] (x): unknown preset 'nope'" in str(caught.value)

@@ -8,6 +8,14 @@ from accounts.selectors import tenant_get
 from accounts.services import ServiceError, api_key_create
 
 
+def limits_summary(row) -> str:
+    """`rpm 60, tpm 100000, $25.00 monthly` or `none`."""
+    parts = [f"{name} {getattr(row, name)}" for name in ("rpm", "tpm") if getattr(row, name)]
+    if row.budget_usd is not None:
+        parts.append(f"${row.budget_usd} {row.budget_period}")
+    return ", ".join(parts) or "none"
+
+
 class Command(BaseCommand):
     help = "Create an API key for a tenant. The secret is printed once, on the last line."
 
@@ -19,6 +27,12 @@ class Command(BaseCommand):
             "--models", type=name_list, help="comma-separated model names (default: the tenant's)"
         )
         parser.add_argument("--allow-debug", action="store_true")
+        parser.add_argument("--rpm", type=int, default=None, help="requests per minute")
+        parser.add_argument("--tpm", type=int, default=None, help="tokens per minute")
+        parser.add_argument("--budget-usd", default=None, help="spend allowed per period, USD")
+        parser.add_argument(
+            "--budget-period", choices=("daily", "monthly"), default="monthly", help="UTC period"
+        )
 
     def handle(self, *args, **options):
         try:
@@ -28,6 +42,10 @@ class Command(BaseCommand):
                 expires_in_days=options["expires_in_days"],
                 models=options["models"],
                 allow_debug=options["allow_debug"],
+                rpm=options["rpm"],
+                tpm=options["tpm"],
+                budget_usd=options["budget_usd"],
+                budget_period=options["budget_period"],
             )
         except (ServiceError, Tenant.DoesNotExist) as exc:
             raise CommandError(str(exc)) from None
@@ -38,5 +56,6 @@ class Command(BaseCommand):
         self.stdout.write(f"  models: {models or 'whatever the tenant may use'}")
         self.stdout.write(f"  expires: {expires}")
         self.stdout.write(f"  debug allowed: {'yes' if key.allow_debug else 'no'}")
+        self.stdout.write(f"  limits: {limits_summary(key)}")
         self.stdout.write("The secret is shown only now; store it safely:")
         self.stdout.write(secret)

@@ -1,0 +1,66 @@
+"""Dashboard forms: the date range and split every page shares, and the new-key form."""
+
+from __future__ import annotations
+
+import secrets
+
+from django import forms
+
+from gateway.dashboard.selectors import BREAKDOWNS, DateRange
+
+# A new-key form may be submitted once: its nonce is spent on the first POST, so a reload
+# or double click cannot create a second key behind the person's back.
+_NONCES_SESSION_KEY = "dashboard:key-form-nonces"
+_NONCES_KEPT = 20
+
+
+class RangeForm(forms.Form):
+    """`?start=YYYY-MM-DD&end=YYYY-MM-DD&by=model`; missing values mean the last 30 days."""
+
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    by = forms.ChoiceField(
+        required=False,
+        label="Split by",
+        choices=[(d, d.title()) for d in BREAKDOWNS],
+    )
+
+    def clean(self):
+        data = super().clean()
+        try:
+            data["period"] = DateRange.build(data.get("start"), data.get("end"))
+        except ValueError as err:
+            raise forms.ValidationError(str(err)) from None
+        return data
+
+    def period(self) -> DateRange:
+        """The range asked for, or the default one when the form is invalid (errors shown)."""
+        return self.cleaned_data["period"] if self.is_valid() else DateRange.build()
+
+    def dimension(self) -> str:
+        return (self.cleaned_data.get("by") if self.is_valid() else None) or "model"
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, help_text="A label, e.g. ci or laptop")
+    expires_in_days = forms.IntegerField(
+        required=False, min_value=1, max_value=3650, label="Expires in (days)"
+    )
+    nonce = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    @staticmethod
+    def issue_nonce(session) -> str:
+        """A fresh one-time nonce for a form about to be shown."""
+        nonce = secrets.token_urlsafe(16)
+        kept = session.get(_NONCES_SESSION_KEY, [])[-(_NONCES_KEPT - 1) :]
+        session[_NONCES_SESSION_KEY] = [*kept, nonce]
+        return nonce
+
+    def nonce_unspent(self, session) -> bool:
+        """False when this form was already submitted once (a reload, a double click)."""
+        return self.data.get("nonce", "") in session.get(_NONCES_SESSION_KEY, [])
+
+    def spend_nonce(self, session) -> None:
+        nonce = self.data.get("nonce", "")
+        kept = session.get(_NONCES_SESSION_KEY, [])
+        session[_NONCES_SESSION_KEY] = [n for n in kept if n != nonce]

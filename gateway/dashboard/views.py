@@ -1,0 +1,202 @@
+"""Tenant dashboards: usage charts and tables, requests and keys, rendered on the server.
+
+Every view resolves the tenant (and key) the person may see first, so another tenant's pages
+and objects are 404, then checks the role for writes (a viewer's POST is 403).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import access
+from accounts.models import ApiKey, Tenant
+from accounts.services import ServiceError, api_key_create, api_key_revoke
+from gateway.dashboard import exports, panels, selectors
+from gateway.dashboard.forms import ApiKeyCreateForm, RangeForm
+
+REQUESTS_PER_PAGE = 50
+
+
+def _tenant_or_404(request: HttpRequest, name: str) -> Tenant:
+    try:
+        return access.tenant_visible_get(user=request.user, name=name)
+    except Tenant.DoesNotExist:
+        raise Http404("No such tenant") from None
+
+
+def _key_or_404(tenant: Tenant, key_id: int) -> ApiKey:
+    try:
+        return selectors.api_key_get(tenant=tenant, key_id=key_id)
+    except ApiKey.DoesNotExist:
+        raise Http404("No such key") from None
+
+
+def _context(request: HttpRequest, tenant: Tenant, **extra) -> dict:
+    """What every tenant page's frame needs: the tenant, the picker, the range to keep."""
+    params = urlencode({k: v for k, v in request.GET.items() if k in ("start", "end", "by") and v})
+    form = extra.get("form")
+    return {
+        "tenant": tenant,
+        "tenants": access.tenants_visible(user=request.user),
+        "role": access.role_in(user=request.user, tenant=tenant),
+        "can_manage_keys": access.can_manage_keys(user=request.user, tenant=tenant),
+        "period": form.period() if form else None,
+        "range_params": params,
+        "range_query": "?" + params if params else "",
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The tenant picker; a member of exactly one tenant goes straight to it."""
+    if name := request.GET.get("tenant"):
+        return redirect("dashboard:overview", tenant=_tenant_or_404(request, name).name)
+    tenants = list(access.tenants_visible(user=request.user))
+    if len(tenants) == 1 and not request.user.is_staff:
+        return redirect("dashboard:overview", tenant=tenants[0].name)
+    return render(request, "dashboard/home.html", {"tenants": tenants})
+
+
+@require_GET
+@login_required
+def overview(request: HttpRequest, tenant: str) -> HttpResponse:
+    tenant_obj = _tenant_or_404(request, tenant)
+    form = RangeForm(request.GET)
+    data = selectors.usage_overview(
+        tenant=tenant_obj, period=form.period(), dimension=form.dimension()
+    )
+    return render(
+        request,
+        "dashboard/overview.html",
+        _context(
+            request, tenant_obj, form=form, overview=data, charts=panels.overview_charts(data)
+        ),
+    )
+
+
+@require_GET
+@login_required
+def requests_list(request: HttpRequest, tenant: str) -> HttpResponse:
+    tenant_obj = _tenant_or_404(request, tenant)
+    form = RangeForm(request.GET)
+    records = selectors.usage_records(tenant=tenant_obj, period=form.period())
+    page = Paginator(records, REQUESTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request, "dashboard/requests.html", _context(request, tenant_obj, form=form, page=page)
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def keys(request: HttpRequest, tenant: str) -> HttpResponse:
+    """The keys with their usage; owners and admins create keys here (POST).
+
+    A new key's secret is in the POST's response only, never stored or shown again; the
+    page replaces its history entry, so a reload is a plain GET without the secret.
+    """
+    tenant_obj = _tenant_or_404(request, tenant)
+    created, create_form = None, None
+    if request.method == "POST":
+        if not access.can_manage_keys(user=request.user, tenant=tenant_obj):
+            raise PermissionDenied("Only the tenant's owners and admins create keys.")
+        create_form = ApiKeyCreateForm(request.POST)
+        if not create_form.nonce_unspent(request.session):
+            messages.info(request, "That form was already sent; a key's secret is shown once.")
+            return redirect("dashboard:keys", tenant=tenant_obj.name)
+        created = _create_key(request, tenant_obj, create_form)
+        if created:
+            create_form = None
+    if create_form is None and access.can_manage_keys(user=request.user, tenant=tenant_obj):
+        nonce = ApiKeyCreateForm.issue_nonce(request.session)
+        create_form = ApiKeyCreateForm(initial={"nonce": nonce})
+    form = RangeForm(request.GET)
+    context = _context(
+        request,
+        tenant_obj,
+        form=form,
+        keys=selectors.api_keys_with_usage(tenant=tenant_obj, period=form.period()),
+        create_form=create_form,
+        created_key=created[0] if created else None,
+        created_secret=created[1] if created else None,
+    )
+    response = render(request, "dashboard/keys.html", context)
+    if created:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+def _create_key(request: HttpRequest, tenant: Tenant, form: ApiKeyCreateForm):
+    """(key, secret) when the form was valid and the key made; errors go onto the form."""
+    if not form.is_valid():
+        return None
+    form.spend_nonce(request.session)
+    try:
+        return api_key_create(
+            tenant=tenant,
+            name=form.cleaned_data["name"],
+            expires_in_days=form.cleaned_data["expires_in_days"],
+        )
+    except ServiceError as err:
+        messages.error(request, str(err))
+        return None
+
+
+@require_GET
+@login_required
+def key_detail(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
+    tenant_obj = _tenant_or_404(request, tenant)
+    key = _key_or_404(tenant_obj, key_id)
+    form = RangeForm(request.GET)
+    dimension = form.dimension() if form.dimension() != "key" else "model"
+    data = selectors.usage_overview(
+        tenant=tenant_obj, period=form.period(), dimension=dimension, api_key_id=key.pk
+    )
+    recent = selectors.usage_records(tenant=tenant_obj, api_key_id=key.pk)[:20]
+    context = _context(
+        request,
+        tenant_obj,
+        form=form,
+        key=key,
+        overview=data,
+        charts=panels.overview_charts(data),
+        recent=recent,
+    )
+    return render(request, "dashboard/key_detail.html", context)
+
+
+@require_POST
+@login_required
+def key_revoke(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
+    tenant_obj = _tenant_or_404(request, tenant)
+    key = _key_or_404(tenant_obj, key_id)
+    if not access.can_manage_keys(user=request.user, tenant=tenant_obj):
+        raise PermissionDenied("Only the tenant's owners and admins revoke keys.")
+    api_key_revoke(key=key)
+    messages.success(request, f"Key {key.prefix}… revoked; it stops working within seconds.")
+    return redirect(reverse("dashboard:keys", kwargs={"tenant": tenant_obj.name}))
+
+
+@require_GET
+@login_required
+def export_csv(request: HttpRequest, tenant: str) -> HttpResponse:
+    """Usage per day, model, key and provider for the range, as CSV."""
+    tenant_obj = _tenant_or_404(request, tenant)
+    form = RangeForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain")
+    period = form.period()
+    rows = selectors.usage_rows(tenant=tenant_obj, period=period, group_by=selectors.DIMENSIONS)
+    response = HttpResponse(exports.usage_csv(rows), content_type="text/csv; charset=utf-8")
+    filename = f"tollgate-{tenant_obj.name}-{period.start}-{period.end}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

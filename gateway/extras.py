@@ -1,0 +1,167 @@
+"""Response extras a client asks for: `usage: true`, `meta: true`, `echo_upstream_request`,
+`debug`. Never forwarded upstream; credentials and auth headers never appear in them.
+
+Non-streaming responses carry them as fields of the message (`usage.cost_usd`,
+`usage.pricing`, `meta`, `upstream_request`, `debug`); streams carry the same fields on the
+final `message_delta` event, which the official SDKs parse without complaint. Money is a
+Decimal rendered as a string, so it is exact.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from gateway import ir
+from gateway.usage import billing
+
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
+
+
+def _usd(amount: Decimal) -> str:
+    return format(amount.normalize(), "f") if amount else "0"
+
+
+def pricing(usage: ir.Usage, prices) -> dict[str, Any]:
+    """Cost of this request, one line per meter, from the model's prices per million tokens."""
+    reasoning = min(usage.reasoning_tokens, usage.output_tokens)
+    meters = [
+        ("input", usage.input_tokens, prices.input),
+        ("output", usage.output_tokens - reasoning, prices.output),
+        ("cache_read", usage.cache_read_input_tokens, prices.cache_read),
+        ("cache_write", usage.cache_creation_input_tokens, prices.cache_write),
+        ("reasoning", reasoning, billing.reasoning_price(prices)),
+    ]
+    lines = [
+        {
+            "meter": meter,
+            "quantity": quantity,
+            "unit_price_per_mtok_usd": _usd(price),
+            "cost_usd": _usd(quantity * price / billing.MTOK),
+        }
+        for meter, quantity, price in meters
+    ]
+    return {"cost_usd": _usd(billing.cost_usd(usage, prices)), "currency": "USD", "lines": lines}
+
+
+def usage_fields(usage: ir.Usage, prices) -> dict[str, Any]:
+    breakdown = pricing(usage, prices)
+    return {"cost_usd": breakdown["cost_usd"], "pricing": breakdown}
+
+
+def meta(
+    call,
+    *,
+    warnings: list[str],
+    skipped: list[dict],
+    output_tokens: int,
+    first_token_at: float | None,
+) -> dict[str, Any]:
+    """What answered, how, and how long it took (names as the gateway we share an API with)."""
+    now = time.perf_counter()
+    latency_ms = (now - call.started) * 1000
+    generating = (now - first_token_at) if first_token_at else call.upstream_seconds
+    generation_ms = generating * 1000
+    tps = round(output_tokens / generating, 2) if generating > 0 else None
+    target = call.target
+    return {
+        "request_id": call.request_id,
+        "provider": target.provider_name if target else None,
+        "upstream_model": target.upstream_model if target else None,
+        "attempts": [
+            {
+                "provider": a.provider,
+                "upstream_model": a.upstream_model,
+                "status": a.status,
+                "latency_ms": round(a.latency_ms, 2),
+                "error_type": a.error_type,
+            }
+            for a in call.attempts
+        ],
+        "gateway_overhead_ms": round(call.overhead_ms(), 2),
+        "latency_ms": round(latency_ms, 2),
+        "generation_ms": round(generation_ms, 2),
+        "throughput_tps": tps,
+        "routing": {
+            "selected_provider": target.provider_name if target else None,
+            "attempted_providers": [a.provider for a in call.attempts],
+            "skipped_providers": skipped,
+        },
+        "warnings": warnings,
+    }
+
+
+def redacted(headers: dict[str, str]) -> dict[str, str]:
+    return {k: ("<redacted>" if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+def debug(call, options) -> dict[str, Any]:
+    exchange = call.exchange
+    out: dict[str, Any] = {}
+    if exchange is not None and exchange.request is not None and options.return_upstream_request:
+        out["upstream_request"] = {
+            "url": exchange.request.url,
+            "headers": redacted(exchange.request.headers),
+            "body": exchange.request.body,
+        }
+    if exchange is not None and options.return_upstream_response:
+        out["upstream_response"] = exchange.response_body
+    if options.trace:
+        trace = [
+            {
+                "step": "attempt",
+                "provider": a.provider,
+                "status": a.status,
+                "latency_ms": round(a.latency_ms, 2),
+                "error_type": a.error_type,
+            }
+            for a in call.attempts
+        ]
+        if options.trace_level == "full":
+            trace.append(
+                {
+                    "step": "gateway",
+                    "overhead_ms": round(call.overhead_ms(), 2),
+                    "upstream_ms": round(call.upstream_seconds * 1000, 2),
+                }
+            )
+        out["trace"] = trace
+    return out
+
+
+def wanted(body) -> bool:
+    return bool(
+        body.usage
+        or body.meta
+        or body.echo_upstream_request
+        or (body.debug is not None and body.debug.enabled)
+    )
+
+
+def fields(
+    call,
+    usage: ir.Usage,
+    *,
+    warnings: list[str],
+    skipped: list[dict],
+    first_token_at: float | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(fields to merge into `usage`, top-level fields) for what the client asked."""
+    body = call.body
+    usage_extra = usage_fields(usage, call.model.prices) if body.usage else {}
+    top: dict[str, Any] = {}
+    if body.meta:
+        top["meta"] = meta(
+            call,
+            warnings=warnings,
+            skipped=skipped,
+            output_tokens=usage.output_tokens,
+            first_token_at=first_token_at,
+        )
+    exchange = call.exchange
+    if body.echo_upstream_request and exchange is not None and exchange.request is not None:
+        top["upstream_request"] = exchange.request.body
+    if body.debug is not None and body.debug.enabled:
+        top["debug"] = debug(call, body.debug)
+    return usage_extra, top

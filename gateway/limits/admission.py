@@ -1,0 +1,191 @@
+"""Admission (before the upstream call) and settlement (after the response) of a request.
+
+What applies to a request is read from its key's cached info (its own and its tenant's
+limits): requests per minute, tokens per minute and a spend budget, each optional. All of
+them are checked and reserved by one admit.lua call: 429 `rate_limit_error` over a rate limit,
+402 `billing_error` over a budget. TPM reserves the prompt's estimate; a budget reserves the
+worst case (estimated prompt at the input price + max_tokens at the output price). settle.lua
+later replaces both with the real figures from the usage record.
+
+Redis unavailable: requests are admitted without limits (fail open) and a warning is logged;
+serving matters more than counting. No REDIS_URL (quick start): limits are not enforced.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
+
+from gateway import state
+from gateway.errors import ApiError, RateLimited
+from gateway.limits import budgets, scripts
+from gateway.usage import billing
+from gateway.usage.record import UsageRecord
+
+if TYPE_CHECKING:
+    from gateway.pipeline import Call
+
+log = logging.getLogger("tollgate.limits")
+ADMITTED, RATE_LIMITED, OVER_BUDGET, NOT_LOADED = 0, 1, 2, 3
+REQUESTS, TOKENS = "requests", "tokens"
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One rate limit: `limit` per minute of `kind`, this request costing `cost` of it."""
+
+    key: str
+    kind: str  # REQUESTS or TOKENS
+    scope: str  # "key" or "tenant"
+    limit: int
+    cost: int
+
+
+@dataclass(slots=True)
+class Admission:
+    """What a request reserved; kept on the Call until it is settled."""
+
+    request_id: str
+    buckets: list[Bucket]
+    holds: list[budgets.Hold]
+    reserved_tokens: int
+    # Per bucket, after this request: (remaining, epoch ms when it is full again).
+    seen: list[tuple[int, int]] = field(default_factory=list)
+
+    def headers(self) -> dict[str, str]:
+        """`anthropic-ratelimit-*`: per kind, the most restrictive of the key's and tenant's."""
+        out = {}
+        for kind in (REQUESTS, TOKENS):
+            mine = [
+                (s[0], b.limit, s[1])
+                for b, s in zip(self.buckets, self.seen, strict=True)
+                if b.kind == kind
+            ]
+            if mine:
+                remaining, limit, reset_ms = min(mine)
+                out[f"anthropic-ratelimit-{kind}-limit"] = str(limit)
+                out[f"anthropic-ratelimit-{kind}-remaining"] = str(remaining)
+                out[f"anthropic-ratelimit-{kind}-reset"] = rfc3339(reset_ms)
+        return out
+
+
+def rfc3339(epoch_ms: int) -> str:
+    at = datetime.fromtimestamp(math.ceil(epoch_ms / 1000), UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plan(call: Call) -> Admission:
+    """The buckets and budgets that apply to this request, with what it would reserve."""
+    key = call.key
+    scopes = [
+        (scope, owner, limits)
+        for scope, owner, limits in (
+            ("key", key.key_id, key.key_limits),
+            ("tenant", key.tenant_id, key.tenant_limits),
+        )
+        if limits is not None
+    ]
+    by_tokens = any(limits.tpm or limits.budget_usd is not None for _, _, limits in scopes)
+    estimate = call.input_estimate() if by_tokens else 0
+    worst = billing.worst_case_usd(estimate, call.request.max_tokens, call.model.prices)
+    day = budgets.day_at(call.started_at)
+    buckets, holds = [], []
+    for scope, owner, limits in scopes:
+        if limits.rpm:
+            buckets.append(Bucket(f"tg:rl:{scope}:{owner}:rpm", REQUESTS, scope, limits.rpm, 1))
+        if limits.tpm:
+            buckets.append(
+                Bucket(f"tg:rl:{scope}:{owner}:tpm", TOKENS, scope, limits.tpm, estimate)
+            )
+        if limits.budget_usd is not None:
+            period = budgets.period_of(limits.budget_period, day)
+            key_name = budgets.budget_key(scope, owner, period)
+            holds.append(budgets.Hold(key_name, scope, owner, limits.budget_usd, period, worst))
+    reserved = estimate if any(b.kind == TOKENS for b in buckets) else 0
+    return Admission(call.request_id, buckets, holds, reserved)
+
+
+async def admit(call: Call) -> Admission | None:
+    """Check and reserve; raise RateLimited (429) or BillingError (402). None: nothing applies."""
+    if call.key.key_limits is None and call.key.tenant_limits is None:
+        return None  # no limits: no Redis round trip at all
+    client = state.async_store()
+    if isinstance(client, state.LocalStore):
+        _warn_without_redis()
+        return None
+    admission = plan(call)
+    keys, args = _script_input(admission)
+    for _ in range(3):
+        try:
+            reply = await scripts.for_async(client, "admit")(keys=keys, args=args)
+            code, index, retry_ms, used = (int(v) for v in reply[:4])
+            if code == NOT_LOADED:  # first request of a period, or Redis lost the budget
+                await budgets.load(client, admission.holds[index - 1], time.time())
+                continue
+        except RedisError as exc:
+            log.warning("limits not enforced for %s: Redis failed (%r)", call.request_id, exc)
+            return None
+        admission.seen = [(int(reply[i]), int(reply[i + 1])) for i in range(4, len(reply), 2)]
+        if code == RATE_LIMITED:
+            raise _rate_limited(admission, admission.buckets[index - 1], retry_ms)
+        if code == OVER_BUDGET:
+            raise admission.holds[index - 1].refusal(used)
+        return admission
+    raise ApiError("budget state could not be loaded; try again")
+
+
+def _script_input(admission: Admission) -> tuple[list[str], list]:
+    """admit.lua's KEYS and ARGV (see the script's header)."""
+    args: list = [len(admission.buckets), len(admission.holds), admission.request_id]
+    for bucket in admission.buckets:
+        args += [bucket.limit, bucket.cost]
+    now = time.time()
+    for hold in admission.holds:
+        args += [billing.nano(hold.amount), billing.nano(hold.worst), hold.period.ttl_ms(now)]
+    keys = [b.key for b in admission.buckets] + [h.key for h in admission.holds]
+    return keys, args
+
+
+def _rate_limited(admission: Admission, bucket: Bucket, retry_ms: int) -> RateLimited:
+    who = "API key" if bucket.scope == "key" else "tenant"
+    if bucket.cost > bucket.limit:
+        message = (
+            f"this request's estimated {bucket.cost} input tokens exceed the {who}'s limit of "
+            f"{bucket.limit} tokens per minute"
+        )
+    else:
+        message = (
+            f"rate limit exceeded: the {who}'s limit is {bucket.limit} {bucket.kind} per minute"
+        )
+    headers = admission.headers()
+    headers["retry-after"] = str(max(1, math.ceil(retry_ms / 1000)))
+    return RateLimited(message, headers=headers)
+
+
+async def settle(admission: Admission, record: UsageRecord) -> None:
+    """Replace the reservations with the real tokens and cost (after the response is sent)."""
+    tokens = [b for b in admission.buckets if b.kind == TOKENS]
+    if not tokens and not admission.holds:
+        return
+    delta = record.tokens - admission.reserved_tokens
+    args = [len(tokens), len(admission.holds), admission.request_id, delta]
+    args += [billing.nano(record.cost_usd), *(b.limit for b in tokens)]
+    keys = [b.key for b in tokens] + [h.key for h in admission.holds]
+    try:
+        await scripts.for_async(state.async_store(), "settle")(keys=keys, args=args)
+    except RedisError as exc:
+        # The worker releases the reservation when the record lands; only TPM stays off.
+        log.warning("could not settle limits of %s: %r", admission.request_id, exc)
+
+
+@cache
+def _warn_without_redis() -> None:
+    """Logged once per process (the cache is the 'once')."""
+    log.warning("rate limits and budgets are configured but not enforced: REDIS_URL is not set")

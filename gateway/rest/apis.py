@@ -1,0 +1,307 @@
+"""REST API under `/api/v1`: one tenant's usage, requests and keys, for people and scripts.
+
+Callers authenticate with a tenant key (`x-api-key: KEY` or `Authorization: Bearer KEY`),
+which always means that key's tenant, or with a dashboard session (`?tenant=<name>` when
+the person sees several tenants; platform admins name any tenant). Key-authenticated callers
+read; they never create or revoke keys, so a leaked key cannot mint more. Writes to keys need
+the session of a tenant owner or admin, or of a platform admin. A tenant or key the caller
+may not see is a 404. Errors are DRF's usual JSON (`{"detail": ...}` or field errors).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts import access
+from accounts.authentication import TenantKeyAuthentication, TenantKeyPrincipal
+from accounts.models import ApiKey, Tenant
+from accounts.services import ServiceError, api_key_create, api_key_revoke
+from gateway.dashboard import selectors
+from gateway.models import UsageRecord
+from gateway.rest import schema  # noqa: F401  (registers the tenant-key security scheme)
+from providers.models import Model
+
+TENANT_PARAMETER = OpenApiParameter(
+    "tenant",
+    str,
+    description="Tenant name. Sessions seeing several tenants must give it; keys may omit it.",
+)
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def tenant_for(request: Request) -> Tenant:
+    """The one tenant this call is about, or 404 when the caller may not see it."""
+    name = request.query_params.get("tenant")
+    if isinstance(request.user, TenantKeyPrincipal):
+        if name and name != request.auth.tenant_name:
+            raise exceptions.NotFound("No such tenant.")
+        return Tenant.objects.get(pk=request.user.tenant_id)
+    if name:
+        try:
+            return access.tenant_visible_get(user=request.user, name=name)
+        except Tenant.DoesNotExist:
+            raise exceptions.NotFound("No such tenant.") from None
+    tenant = access.tenant_default(user=request.user)
+    if tenant is None:
+        raise exceptions.ValidationError({"tenant": ["Name the tenant: ?tenant=<name>."]})
+    return tenant
+
+
+def check_can_manage_keys(request: Request, tenant: Tenant) -> None:
+    if isinstance(request.user, TenantKeyPrincipal):
+        raise exceptions.PermissionDenied(
+            "API keys cannot create or revoke keys; sign in as a tenant owner or admin."
+        )
+    if not access.can_manage_keys(user=request.user, tenant=tenant):
+        raise exceptions.PermissionDenied("Only the tenant's owners and admins manage keys.")
+
+
+def key_for(tenant: Tenant, key_id: int) -> ApiKey:
+    try:
+        return selectors.api_key_get(tenant=tenant, key_id=key_id)
+    except ApiKey.DoesNotExist:
+        raise exceptions.NotFound("No such key.") from None
+
+
+class TenantApi(GenericAPIView):
+    # Key first: an anonymous caller gets 401 with `WWW-Authenticate: Bearer`, not 403.
+    authentication_classes = [TenantKeyAuthentication, SessionAuthentication]
+    pagination_class = Pagination
+
+    def paginated(self, items, serializer_class) -> Response:
+        page = self.paginate_queryset(items)
+        return self.get_paginated_response(serializer_class(page, many=True).data)
+
+
+class PeriodSerializer(serializers.Serializer):
+    start = serializers.DateField(required=False, help_text="First day (UTC), YYYY-MM-DD")
+    end = serializers.DateField(required=False, help_text="Last day (UTC), included")
+
+    def validate(self, data):
+        try:
+            data["period"] = selectors.DateRange.build(data.get("start"), data.get("end"))
+        except ValueError as err:
+            raise serializers.ValidationError(str(err)) from None
+        return data
+
+
+class UsageApi(TenantApi):
+    class InputSerializer(PeriodSerializer):
+        group_by = serializers.CharField(
+            required=False,
+            default="day",
+            help_text="Comma-separated: day, model, key, provider (empty: one row of totals)",
+        )
+
+        def validate_group_by(self, value: str) -> tuple[str, ...]:
+            dimensions = tuple(d.strip() for d in value.split(",") if d.strip())
+            unknown = [d for d in dimensions if d not in selectors.DIMENSIONS]
+            if unknown:
+                raise serializers.ValidationError(
+                    f"unknown: {', '.join(unknown)}; use {', '.join(selectors.DIMENSIONS)}"
+                )
+            return dimensions
+
+    @extend_schema_serializer(component_name="UsageRow")
+    class OutputSerializer(serializers.Serializer):
+        day = serializers.DateField(allow_null=True)
+        model = serializers.CharField(allow_null=True)
+        key_id = serializers.IntegerField(allow_null=True)
+        key_prefix = serializers.CharField(allow_null=True)
+        key_name = serializers.CharField(allow_null=True)
+        provider = serializers.CharField(allow_null=True)
+        requests = serializers.IntegerField()
+        errors = serializers.IntegerField()
+        error_rate = serializers.FloatField()
+        input_tokens = serializers.IntegerField()
+        output_tokens = serializers.IntegerField()
+        cache_read_tokens = serializers.IntegerField()
+        cache_write_tokens = serializers.IntegerField()
+        cost_usd = serializers.DecimalField(max_digits=20, decimal_places=9)
+        latency_ms_avg = serializers.FloatField(allow_null=True)
+        latency_p50_ms = serializers.FloatField(
+            allow_null=True, help_text="Median latency of successful requests"
+        )
+        latency_p95_ms = serializers.FloatField(allow_null=True)
+
+    @extend_schema(
+        operation_id="usage_list",
+        parameters=[InputSerializer, TENANT_PARAMETER],
+        responses=OutputSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        """Usage summed per group (day by default), from the daily roll-ups."""
+        tenant = tenant_for(request)
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        rows = selectors.usage_rows(
+            tenant=tenant,
+            period=params.validated_data["period"],
+            group_by=params.validated_data["group_by"],
+        )
+        return self.paginated(rows, self.OutputSerializer)
+
+
+class RequestsApi(TenantApi):
+    class FilterSerializer(serializers.Serializer):
+        start = serializers.DateField(required=False)
+        end = serializers.DateField(required=False)
+        model = serializers.CharField(required=False)
+        provider = serializers.CharField(required=False)
+        status = serializers.ChoiceField(choices=UsageRecord.Status.choices, required=False)
+
+    @extend_schema_serializer(component_name="RequestRecord")
+    class OutputSerializer(serializers.Serializer):
+        request_id = serializers.CharField()
+        model = serializers.CharField()
+        provider = serializers.CharField()
+        upstream_model = serializers.CharField()
+        key_prefix = serializers.CharField(source="api_key.prefix", allow_null=True, default=None)
+        status = serializers.CharField()
+        http_status = serializers.IntegerField()
+        error_type = serializers.CharField()
+        input_tokens = serializers.IntegerField()
+        output_tokens = serializers.IntegerField()
+        cache_read_tokens = serializers.IntegerField()
+        cache_write_tokens = serializers.IntegerField()
+        reasoning_tokens = serializers.IntegerField()
+        estimated = serializers.BooleanField()
+        cost_usd = serializers.DecimalField(max_digits=18, decimal_places=9)
+        latency_ms = serializers.FloatField()
+        ttfb_ms = serializers.FloatField(allow_null=True)
+        overhead_ms = serializers.FloatField(allow_null=True)
+        streamed = serializers.BooleanField()
+        started_at = serializers.DateTimeField()
+        finished_at = serializers.DateTimeField()
+
+    @extend_schema(
+        operation_id="requests_list",
+        parameters=[FilterSerializer, TENANT_PARAMETER],
+        responses=OutputSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        """The tenant's requests, newest first."""
+        tenant = tenant_for(request)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        period = None
+        if "start" in data or "end" in data:
+            period = _period(data.get("start"), data.get("end"))
+        records = selectors.usage_records(tenant=tenant, period=period)
+        exact = {k: data[k] for k in ("model", "provider", "status") if k in data}
+        return self.paginated(records.filter(**exact), self.OutputSerializer)
+
+
+def _period(start, end) -> selectors.DateRange:
+    try:
+        return selectors.DateRange.build(start, end)
+    except ValueError as err:
+        raise exceptions.ValidationError({"non_field_errors": [str(err)]}) from None
+
+
+@extend_schema_serializer(component_name="ApiKey")
+class KeyOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    prefix = serializers.CharField()
+    name = serializers.CharField()
+    allowed_models = serializers.SerializerMethodField(
+        help_text="Models the key is limited to (empty: whatever the tenant may use)"
+    )
+    allow_debug = serializers.BooleanField()
+    is_active = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+    def get_allowed_models(self, key: ApiKey) -> list[str]:
+        return [model.name for model in key.allowed_models.all()]
+
+
+class KeysApi(TenantApi):
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+        expires_in_days = serializers.IntegerField(
+            required=False, allow_null=True, min_value=1, max_value=3650
+        )
+        models = serializers.ListField(
+            child=serializers.CharField(),
+            required=False,
+            help_text="Limit the key to these models (default: whatever the tenant may use)",
+        )
+
+    @extend_schema_serializer(component_name="ApiKeyCreated")
+    class CreatedSerializer(KeyOutputSerializer):
+        secret = serializers.CharField(help_text="The key itself: shown in this response only")
+
+    @extend_schema(
+        operation_id="keys_list",
+        parameters=[TENANT_PARAMETER],
+        responses=KeyOutputSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        """The tenant's keys, newest first (secrets are never shown again)."""
+        tenant = tenant_for(request)
+        keys = tenant.api_keys.prefetch_related(
+            Prefetch("allowed_models", queryset=Model.objects.only("name"))
+        ).order_by("-created_at", "-id")
+        return self.paginated(keys, KeyOutputSerializer)
+
+    @extend_schema(
+        operation_id="keys_create",
+        parameters=[TENANT_PARAMETER],
+        request=InputSerializer,
+        responses={201: CreatedSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        """Create a key (tenant owners and admins, signed in). The secret is in this answer only."""
+        tenant = tenant_for(request)
+        check_can_manage_keys(request, tenant)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            key, secret = api_key_create(tenant=tenant, **data.validated_data)
+        except ServiceError as err:
+            raise exceptions.ValidationError({"non_field_errors": [str(err)]}) from None
+        key.secret = secret
+        response = Response(self.CreatedSerializer(key).data, status=status.HTTP_201_CREATED)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class KeyDetailApi(TenantApi):
+    @extend_schema(
+        operation_id="keys_retrieve",
+        parameters=[TENANT_PARAMETER],
+        responses=KeyOutputSerializer,
+    )
+    def get(self, request: Request, key_id: int) -> Response:
+        return Response(KeyOutputSerializer(key_for(tenant_for(request), key_id)).data)
+
+
+class KeyRevokeApi(TenantApi):
+    @extend_schema(
+        operation_id="keys_revoke",
+        parameters=[TENANT_PARAMETER],
+        request=None,
+        responses=KeyOutputSerializer,
+    )
+    def post(self, request: Request, key_id: int) -> Response:
+        """Revoke a key (idempotent); it stops working within seconds on every replica."""
+        tenant = tenant_for(request)
+        key = key_for(tenant, key_id)
+        check_can_manage_keys(request, tenant)
+        return Response(KeyOutputSerializer(api_key_revoke(key=key)).data)

@@ -1,0 +1,80 @@
+"""The billing policy: which outcomes are charged, and what their tokens cost.
+
+Every request ends in one outcome. `ok` is always billed; the hard cases follow
+`settings.TOLLGATE_BILLING` ("generated": bill the tokens used so far; "none": bill nothing),
+the same way for streamed and non-streamed requests. Money is Decimal, never float: USD per
+million tokens times tokens, quantized to 1e-9 (the database column's precision).
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal, Protocol
+
+from gateway import ir
+
+Outcome = Literal[
+    "ok",
+    "client_disconnect",  # the client went away (mid-stream, or before the answer)
+    "upstream_error_after_first_byte",  # the stream broke after the client got bytes
+    "upstream_error",  # 5xx, timeout, overload or unreachable before any byte
+    "upstream_client_error",  # the upstream refused the request content (4xx)
+    "gateway_rejection",  # auth, validation, policy, rate limit, budget
+]
+
+MTOK = Decimal(1_000_000)
+QUANTUM = Decimal("0.000000001")
+NANO = Decimal(1_000_000_000)
+
+
+class Prices(Protocol):
+    """USD per million tokens (`providers.routing.Prices`); `reasoning` is optional."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+
+
+def is_billed(outcome: Outcome, policy: dict) -> bool:
+    if outcome == "ok":
+        return True
+    if outcome == "gateway_rejection":
+        return False  # never: the request never reached a model
+    return policy[outcome] == "generated"
+
+
+def reasoning_price(prices: Prices) -> Decimal:
+    """Reasoning tokens cost the output price unless the model has a price of its own."""
+    own = getattr(prices, "reasoning", None)
+    return prices.output if own is None else own
+
+
+def cost_usd(usage: ir.Usage, prices: Prices) -> Decimal:
+    """Each kind of token at its own price. `output_tokens` includes reasoning tokens."""
+    reasoning = min(usage.reasoning_tokens, usage.output_tokens)
+    total = (
+        usage.input_tokens * prices.input
+        + usage.cache_read_input_tokens * prices.cache_read
+        + usage.cache_creation_input_tokens * prices.cache_write
+        + (usage.output_tokens - reasoning) * prices.output
+        + reasoning * reasoning_price(prices)
+    )
+    return (total / MTOK).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def worst_case_usd(input_tokens: int, max_tokens: int, prices: Prices) -> Decimal:
+    """What a request may cost at most: its estimated prompt and every token it may generate."""
+    output = max(prices.output, reasoning_price(prices))
+    total = input_tokens * prices.input + max_tokens * output
+    return (total / MTOK).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def nano(amount: Decimal) -> int:
+    """USD as integer nano-dollars, the unit budgets are counted in (exact in Redis)."""
+    return int((amount * NANO).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def estimate_output_tokens(chars: int, chars_per_token: int) -> int:
+    """Tokens of a reply we only saw the characters of (its usage never arrived)."""
+    return -(-chars // max(1, chars_per_token)) if chars > 0 else 0

@@ -1,0 +1,34 @@
+"""Reads over usage: what a key or tenant has spent, from the daily roll-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from gateway.models import DailyUsage
+
+OWNER_FIELD = {"key": "api_key_id", "tenant": "tenant_id"}
+
+
+def spent_usd(*, scope: str, owner_id: int, start: date, end: date) -> Decimal:
+    """Billed cost of a key or tenant over [start, end) (UTC days)."""
+    rows = DailyUsage.objects.filter(
+        **{OWNER_FIELD[scope]: owner_id}, day__gte=start, day__lt=end
+    ).aggregate(total=Sum("cost_usd"))
+    return rows["total"] or Decimal(0)
+
+
+def spent_by_day(
+    *, scope: str, owner_ids: Iterable[int], start: date, end: date
+) -> dict[tuple[int, date], Decimal]:
+    """Billed cost per (owner, day) over [start, end), for many keys or tenants at once."""
+    field = OWNER_FIELD[scope]
+    rows = (
+        DailyUsage.objects.filter(**{f"{field}__in": list(owner_ids)}, day__gte=start, day__lt=end)
+        .values(field, "day")
+        .annotate(total=Sum("cost_usd"))
+    )
+    return {(row[field], row["day"]): row["total"] for row in rows}

@@ -1,0 +1,206 @@
+"""The worker's writes: usage records, exactly once, with their daily roll-ups.
+
+`usage_records_store` inserts a batch with ON CONFLICT (request_id) DO NOTHING RETURNING
+request_id and rolls up only the rows that came back, in the same transaction, so a batch
+delivered twice (a resent spool file, a redelivered Celery message) changes nothing the
+second time. Keys' `last_used_at` is moved forward here too, never on the request path.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import ApiKey, Tenant
+from gateway.models import DailyUsage
+from gateway.models import UsageRecord as UsageRow
+from gateway.usage.record import UsageRecord
+
+RECORD_COLUMNS = (
+    "request_id",
+    "tenant_id",
+    "api_key_id",
+    "model",
+    "provider",
+    "upstream_model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "estimated",
+    "cost_usd",
+    "billed",
+    "latency_ms",
+    "ttfb_ms",
+    "overhead_ms",
+    "status",
+    "http_status",
+    "error_type",
+    "streamed",
+    "started_at",
+    "finished_at",
+    "recorded_at",
+)
+SUMMED = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "latency_ms_total",
+)
+ROLLUP_KEY = ("day", "tenant_id", "api_key_id", "model", "provider")
+CHUNK = 500
+
+
+def day_of(record: UsageRecord) -> date:
+    return datetime.fromtimestamp(record.started_at, UTC).date()
+
+
+def usage_records_store(*, records: list[UsageRecord]) -> list[UsageRecord]:
+    """Insert what is new, roll it up, touch keys; returns the records actually inserted."""
+    records = list({r.request_id: r for r in records}.values())
+    with transaction.atomic():
+        _unlink_deleted_owners(records)
+        inserted = [r for chunk in _chunks(records) for r in _insert(chunk)]
+        _roll_up(inserted)
+        _touch_keys(inserted)
+    return inserted
+
+
+def _chunks(records: list[UsageRecord]) -> Iterable[list[UsageRecord]]:
+    for start in range(0, len(records), CHUNK):
+        yield records[start : start + CHUNK]
+
+
+def _unlink_deleted_owners(records: list[UsageRecord]) -> None:
+    """A record may outlive its key or tenant: keep it, without the dangling reference."""
+    tenants = set(
+        Tenant.objects.filter(pk__in={r.tenant_id for r in records if r.tenant_id}).values_list(
+            "pk", flat=True
+        )
+    )
+    keys = set(
+        ApiKey.objects.filter(pk__in={r.key_id for r in records if r.key_id}).values_list(
+            "pk", flat=True
+        )
+    )
+    for r in records:
+        if r.tenant_id is not None and r.tenant_id not in tenants:
+            r.tenant_id = None
+        if r.key_id is not None and r.key_id not in keys:
+            r.key_id = None
+
+
+def _when(epoch: float):
+    return connection.ops.adapt_datetimefield_value(datetime.fromtimestamp(epoch, UTC))
+
+
+def _row(r: UsageRecord, now) -> tuple:
+    ops = connection.ops
+    return (
+        r.request_id[:40],
+        r.tenant_id,
+        r.key_id,
+        r.model,
+        r.provider,
+        r.upstream_model,
+        r.input_tokens,
+        r.output_tokens,
+        r.cache_read_tokens,
+        r.cache_write_tokens,
+        r.reasoning_tokens,
+        r.estimated,
+        ops.adapt_decimalfield_value(r.cost_usd, 18, 9),
+        r.billed,
+        r.latency_ms,
+        r.ttfb_ms,
+        r.overhead_ms,
+        r.status,
+        r.http_status,
+        r.error_type,
+        r.streamed,
+        _when(r.started_at),
+        _when(r.finished_at),
+        now,
+    )
+
+
+def _insert(records: list[UsageRecord]) -> list[UsageRecord]:
+    table = connection.ops.quote_name(UsageRow._meta.db_table)
+    placeholders = "(" + ", ".join(["%s"] * len(RECORD_COLUMNS)) + ")"
+    sql = (
+        f"INSERT INTO {table} ({', '.join(RECORD_COLUMNS)}) "
+        f"VALUES {', '.join([placeholders] * len(records))} "
+        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    params = [value for r in records for value in _row(r, now)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        new = {row[0] for row in cursor.fetchall()}
+    return [r for r in records if r.request_id in new]
+
+
+def _roll_up(records: list[UsageRecord]) -> None:
+    """Add the records to their DailyUsage rows (one upsert per batch)."""
+    totals: dict[tuple, dict] = defaultdict(lambda: dict.fromkeys(SUMMED, 0))
+    prefixes: dict[tuple, str] = {}
+    for r in records:
+        if r.tenant_id is None:
+            continue  # unauthenticated requests have nobody to roll up to
+        key = (day_of(r), r.tenant_id, r.key_id or 0, r.model, r.provider)
+        prefixes[key] = r.key_prefix[:16]
+        row = totals[key]
+        row["requests"] += 1
+        row["errors"] += r.status == UsageRow.Status.ERROR  # a client leaving is not one
+        row["input_tokens"] += r.input_tokens
+        row["output_tokens"] += r.output_tokens
+        row["cache_read_tokens"] += r.cache_read_tokens
+        row["cache_write_tokens"] += r.cache_write_tokens
+        row["cost_usd"] += r.cost_usd
+        row["latency_ms_total"] += r.latency_ms
+    if not totals:
+        return
+    ops = connection.ops
+    table = ops.quote_name(DailyUsage._meta.db_table)
+    columns = (*ROLLUP_KEY, "api_key_prefix", *SUMMED)
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in SUMMED)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"VALUES {', '.join([placeholders] * len(totals))} "
+        f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET {updates}"
+    )
+    params: list = []
+    for key, row in totals.items():
+        day, *rest = key
+        params += [ops.adapt_datefield_value(day), *rest, prefixes[key]]
+        params += [
+            ops.adapt_decimalfield_value(Decimal(v), 20, 9) if c == "cost_usd" else v
+            for c, v in row.items()
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _touch_keys(records: list[UsageRecord]) -> None:
+    """`last_used_at` = the latest request start per key, only ever moved forward."""
+    latest: dict[int, float] = {}
+    for r in records:
+        if r.key_id is not None:
+            latest[r.key_id] = max(latest.get(r.key_id, 0.0), r.started_at)
+    for key_id, epoch in latest.items():
+        when = datetime.fromtimestamp(epoch, UTC)
+        ApiKey.objects.filter(pk=key_id).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=when)
+        ).update(last_used_at=when)

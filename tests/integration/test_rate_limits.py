@@ -1,0 +1,128 @@
+"""Rate limits in Redis (admit.lua / settle.lua): exact under concurrency, shared by replicas."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from accounts.keys import Limits
+from gateway import limits, state
+from gateway.errors import RateLimited
+from gateway.usage.record import UsageRecord
+from tests.integration.limited_calls import call_for, fresh_redis_clients, key_info
+
+
+@pytest.fixture(autouse=True)
+def _clients():
+    fresh_redis_clients()
+    yield
+    fresh_redis_clients()
+
+
+async def admit_all(calls):
+    results = await asyncio.gather(*(limits.admit(c) for c in calls), return_exceptions=True)
+    admitted = [r for r in results if isinstance(r, limits.Admission)]
+    refused = [r for r in results if isinstance(r, RateLimited)]
+    assert len(admitted) + len(refused) == len(calls), results
+    return admitted, refused
+
+
+async def test_50_concurrent_admissions_with_rpm_20_admit_exactly_20():
+    info = key_info(key=Limits(rpm=20))
+
+    admitted, refused = await admit_all([call_for(info) for _ in range(50)])
+
+    assert len(admitted) == 20 and len(refused) == 30
+    headers = refused[0].headers
+    assert headers["anthropic-ratelimit-requests-limit"] == "20"
+    assert headers["anthropic-ratelimit-requests-remaining"] == "0"
+    assert 1 <= int(headers["retry-after"]) <= 3  # one request refills every 3 s
+    assert "API key's limit is 20 requests per minute" in refused[0].message
+
+
+async def test_replicas_share_the_limit_through_redis():
+    """Two clients (as two processes would have) draw on the same bucket."""
+    info = key_info(key=Limits(rpm=10))
+    calls = [call_for(info) for _ in range(16)]
+    first, _ = await admit_all(calls[:8])
+    state._async_clients.clear()  # the other "replica" connects anew
+
+    second, refused = await admit_all(calls[8:])
+
+    assert len(first) + len(second) == 10 and len(refused) == 6
+
+
+async def test_a_tenant_limit_is_shared_by_its_keys():
+    tenant = Limits(rpm=5)
+    one = key_info(tenant=tenant, tenant_id=424242)
+    two = key_info(tenant=tenant, tenant_id=424242)
+
+    admitted, _ = await admit_all([call_for(k) for k in (one, two) * 6])
+
+    assert len(admitted) == 5
+
+
+async def test_the_stricter_of_key_and_tenant_limits_is_reported():
+    info = key_info(key=Limits(rpm=100), tenant=Limits(rpm=3))
+
+    admission = await limits.admit(call_for(info))
+
+    headers = admission.headers()
+    assert headers["anthropic-ratelimit-requests-limit"] == "3"
+    assert headers["anthropic-ratelimit-requests-remaining"] == "2"
+    reset = datetime.strptime(headers["anthropic-ratelimit-requests-reset"], "%Y-%m-%dT%H:%M:%SZ")
+    seconds = reset.replace(tzinfo=UTC).timestamp() - datetime.now(UTC).timestamp()
+    assert 0 <= seconds <= 21  # one request of 3 per minute takes 20 s to refill
+
+
+async def test_tokens_reserve_the_estimate_then_settle_to_the_real_usage():
+    info = key_info(key=Limits(tpm=10_000))
+    call = call_for(info, prompt="word " * 200)
+
+    admission = await limits.admit(call)
+
+    estimate = call.input_estimate()
+    assert 150 < estimate < 260 and admission.reserved_tokens == estimate
+    assert admission.headers()["anthropic-ratelimit-tokens-remaining"] == str(10_000 - estimate)
+    record = UsageRecord(
+        request_id=call.request_id,
+        started_at=call.started_at,
+        finished_at=call.started_at,
+        status="ok",
+        http_status=200,
+        input_tokens=1000,
+        output_tokens=2000,
+    )
+    await limits.settle(admission, record)
+
+    after = await limits.admit(call_for(info, prompt="hi"))
+    remaining = int(after.headers()["anthropic-ratelimit-tokens-remaining"])
+    assert 10_000 - 3000 - after.reserved_tokens - 2 <= remaining <= 10_000 - 3000
+
+
+async def test_a_prompt_larger_than_the_token_limit_is_refused_with_its_size():
+    info = key_info(tenant=Limits(tpm=50))
+
+    with pytest.raises(RateLimited) as refused:
+        await limits.admit(call_for(info, prompt="word " * 200))
+
+    assert "exceed the tenant's limit of 50 tokens per minute" in refused.value.message
+    assert refused.value.headers["anthropic-ratelimit-tokens-limit"] == "50"
+
+
+async def test_without_limits_redis_is_not_touched(monkeypatch):
+    def no_redis():
+        raise AssertionError("a request without limits reached Redis")
+
+    monkeypatch.setattr(state, "async_store", no_redis)
+
+    assert await limits.admit(call_for(key_info())) is None
+
+
+async def test_requests_are_admitted_when_redis_is_down(monkeypatch):
+    import redis.asyncio as aioredis
+
+    dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    monkeypatch.setattr(state, "async_store", lambda: dead)
+
+    assert await limits.admit(call_for(key_info(key=Limits(rpm=1)))) is None

@@ -1,0 +1,103 @@
+"""Billing: each kind of token at its own price, Decimal to the nano-dollar, the policy table."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+
+from gateway import ir
+from gateway.usage import billing
+from providers.routing import Prices
+
+PRICES = Prices(
+    input=Decimal("3"), output=Decimal("15"), cache_read=Decimal("0.3"), cache_write=Decimal("3.75")
+)
+POLICY = {
+    "client_disconnect": "generated",
+    "upstream_error_after_first_byte": "generated",
+    "upstream_error": "generated",
+    "upstream_client_error": "none",
+    "chars_per_token": 4,
+}
+
+
+@dataclass(frozen=True)
+class PricesWithReasoning:
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    reasoning: Decimal | None
+
+
+def test_each_kind_of_token_is_billed_at_its_own_price():
+    usage = ir.Usage(
+        input_tokens=1000,
+        output_tokens=300,
+        cache_read_input_tokens=2000,
+        cache_creation_input_tokens=500,
+        reasoning_tokens=100,
+    )
+
+    cost = billing.cost_usd(usage, PRICES)
+
+    # 1000*3 + 2000*0.3 + 500*3.75 + 300*15 (reasoning at the output price) per million tokens
+    assert cost == Decimal("0.009975000")
+    assert isinstance(cost, Decimal)
+
+
+def test_reasoning_tokens_use_the_model_price_when_it_has_one():
+    prices = PricesWithReasoning(
+        Decimal("3"), Decimal("15"), Decimal("0.3"), Decimal("3.75"), Decimal("60")
+    )
+    usage = ir.Usage(output_tokens=300, reasoning_tokens=100)
+
+    # 200 visible output tokens at 15, 100 reasoning tokens at 60
+    assert billing.cost_usd(usage, prices) == Decimal("0.009000000")
+
+
+def test_cost_is_quantized_to_the_nano_dollar_without_floats():
+    tiny = Prices(Decimal("0.000001"), Decimal("0.000001"), Decimal(0), Decimal(0))
+
+    assert billing.cost_usd(ir.Usage(input_tokens=1), tiny) == Decimal("0E-9")
+    assert billing.cost_usd(ir.Usage(input_tokens=500), tiny) == Decimal("0.000000001")  # half up
+    assert billing.cost_usd(ir.Usage(input_tokens=7, output_tokens=3), PRICES) == Decimal(
+        "0.000066000"
+    )
+
+
+def test_worst_case_is_the_prompt_estimate_plus_every_token_max_tokens_allows():
+    assert billing.worst_case_usd(1000, 2000, PRICES) == Decimal("0.033000000")
+
+
+def test_nano_dollars_are_exact_integers():
+    assert billing.nano(Decimal("12.345678901")) == 12_345_678_901
+    assert billing.nano(Decimal("0.000000001")) == 1
+
+
+@pytest.mark.parametrize(
+    ("outcome", "billed"),
+    [
+        ("ok", True),
+        ("client_disconnect", True),
+        ("upstream_error_after_first_byte", True),
+        ("upstream_error", True),
+        ("upstream_client_error", False),
+        ("gateway_rejection", False),
+    ],
+)
+def test_default_policy(outcome, billed):
+    assert billing.is_billed(outcome, POLICY) is billed
+
+
+def test_policy_can_stop_billing_disconnects_but_never_bills_rejections():
+    policy = {**POLICY, "client_disconnect": "none", "gateway_rejection": "generated"}
+
+    assert not billing.is_billed("client_disconnect", policy)
+    assert not billing.is_billed("gateway_rejection", policy)
+
+
+def test_output_is_estimated_from_streamed_characters_rounding_up():
+    assert billing.estimate_output_tokens(0, 4) == 0
+    assert billing.estimate_output_tokens(1, 4) == 1
+    assert billing.estimate_output_tokens(41, 4) == 11
