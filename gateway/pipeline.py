@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
-from gateway import attempts, ids, ir, limits
+from gateway import attempts, ids, ir, limits, strictness
 from gateway.errors import ApiError, GatewayError, NotFound, PermissionDenied
-from gateway.surfaces.anthropic.decode import decode_messages, to_ir
+from gateway.surfaces.anthropic.decode import decode_messages, to_ir, unknown_fields
 from gateway.surfaces.anthropic.schema import MessagesBody
 from gateway.tokens import estimate_input_tokens
 from providers import breaker, preferences, routing
@@ -42,6 +42,14 @@ class Call:
     upstream_seconds: float = 0.0
     admission: limits.Admission | None = None  # what admission reserved, settled at the end
     estimated_input: int | None = None
+    strictness: str = "warn"
+    review: strictness.Review | None = None  # fields each planned route drops
+
+    def warnings(self) -> list[str]:
+        """What the route that answered dropped, when strictness asks to say so."""
+        if self.review is None or self.strictness != "warn":
+            return []
+        return self.review.warnings(self.target)
 
     def overhead_ms(self) -> float:
         return max(0.0, (time.perf_counter() - self.started - self.upstream_seconds) * 1000)
@@ -63,6 +71,7 @@ def beta_flags(headers: dict[bytes, bytes]) -> list[str]:
 async def admit(call: Call, raw: bytes, headers: dict[bytes, bytes]) -> None:
     """Authenticate, validate and resolve the request; raise the client's error otherwise."""
     call.key = await authenticate(secret_from_headers(headers))
+    call.strictness = strictness.level(headers)
     call.body = decode_messages(raw)
     call.request = to_ir(call.body, beta=beta_flags(headers))
     call.request.surface = "anthropic"
@@ -71,7 +80,11 @@ async def admit(call: Call, raw: bytes, headers: dict[bytes, bytes]) -> None:
     call.model = resolve_model(snapshot, call.key, call.body.model)
     if not call.model.routes:
         raise ApiError(f"model `{call.model.name}` has no enabled route")
-    call.targets = await plan(snapshot, call.model, call.body.provider, None)
+    targets = await plan(snapshot, call.model, call.body.provider, None)
+    translated = any(adapter_for(t.kind).surface != "anthropic" for t in targets)
+    unknown = unknown_fields(raw) if translated else []
+    call.review = strictness.review(targets, call.request, unknown, call.strictness)
+    call.targets = call.review.targets
     debug = call.body.debug
     if debug is not None and debug.enabled and not call.key.allow_debug:
         raise PermissionDenied("debug output is not enabled for this API key")

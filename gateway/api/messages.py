@@ -17,7 +17,7 @@ import time
 import msgspec
 from django.conf import settings
 
-from gateway import ir, limits, pipeline
+from gateway import extras, ir, limits, metrics, pipeline
 from gateway.api.http import GatewayConsumer
 from gateway.errors import GatewayError
 from gateway.surfaces.anthropic.encode import encode, message_json
@@ -58,8 +58,13 @@ class MessagesConsumer(GatewayConsumer):
         else:
             response = await pipeline.complete(call)
             self.seen.usage, self.seen.completed = response.usage, True
+            message = self.message(call, response)
+            if extras.wanted(call.body):
+                usage_fields, top = self.extras(call, response.usage)
+                message["usage"] = {**message.get("usage", {}), **usage_fields}
+                message.update(top)
             headers = self.overhead_header(call) + self.limit_headers(call)
-            await self.send_json(200, encode(self.message(call, response)), headers)
+            await self.send_json(200, encode(message), headers + self.warning_headers(call))
 
     async def account(self) -> None:
         """The request's one usage record: built, handed off, then its reservations settled."""
@@ -78,6 +83,7 @@ class MessagesConsumer(GatewayConsumer):
         except Exception:
             log.exception("usage record of request %s could not be built", self.request_id)
             return
+        observe(call, record)
         if call.admission is not None:
             await limits.settle(call.admission, record)
 
@@ -96,6 +102,23 @@ class MessagesConsumer(GatewayConsumer):
     async def client_gone(self) -> None:
         self.seen.disconnected = True
 
+    def extras(self, call: pipeline.Call, usage: ir.Usage) -> tuple[dict, dict]:
+        return extras.fields(
+            call,
+            usage,
+            warnings=call.warnings(),
+            skipped=call.review.skipped if call.review else [],
+            first_token_at=self.seen.first_byte,
+        )
+
+    def warning_headers(self, call: pipeline.Call) -> list[tuple[bytes, bytes]]:
+        warnings = call.warnings()
+        if not warnings:
+            return []
+        # Header values are latin-1: keep the field names (ASCII) and drop anything else.
+        text = "; ".join(warnings).encode("ascii", "replace")
+        return [(b"tollgate-warnings", text)]
+
     def limit_headers(self, call: pipeline.Call) -> list[tuple[bytes, bytes]]:
         if call.admission is None:
             return []
@@ -113,13 +136,15 @@ class MessagesConsumer(GatewayConsumer):
     async def stream(self, call: pipeline.Call) -> None:
         events, first = await pipeline.open_stream(call)
         writer = self.writer = StreamWriter(message_id=call.message_id, model=call.body.model)
+        if extras.wanted(call.body):
+            writer.extras = lambda usage: self.extras(call, usage)
         if not isinstance(first, ir.Passthrough):
             writer.input_estimate = call.input_estimate()
             if isinstance(first, ir.StreamStart) and first.usage is None:
                 first.usage = ir.Usage(input_tokens=writer.input_estimate)
         headers = self.base_headers(b"text/event-stream; charset=utf-8") + SSE_HEADERS
         headers += self.overhead_header(call) + self.limit_headers(call)
-        await self.send_headers(200, headers)
+        await self.send_headers(200, headers + self.warning_headers(call))
         pump = asyncio.current_task()
         watcher = asyncio.create_task(self.watch_disconnect(pump))
         pinger = asyncio.create_task(self.keep_alive(writer))
@@ -183,3 +208,25 @@ def _error_type(sse: bytes) -> str:
         return str(payload["error"]["type"])
     except (IndexError, KeyError, TypeError, msgspec.DecodeError):
         return "api_error"
+
+
+def observe(call: pipeline.Call, record) -> None:
+    """Prometheus figures of one finished request and of its failed upstream attempts."""
+    if call.model is None:
+        return  # refused before a model was resolved: no bounded label to count it under
+    metrics.observe_request(
+        model=record.model,
+        provider=record.provider or "none",
+        status=record.status,
+        error_type=record.error_type,
+        latency_s=record.latency_ms / 1000,
+        overhead_ms=record.overhead_ms,
+        input_tokens=record.input_tokens,
+        output_tokens=record.output_tokens,
+        cost=record.cost_usd,
+    )
+    for attempt in call.attempts:
+        if attempt.error_type is not None:
+            metrics.observe_upstream_error(
+                provider=attempt.provider, status=attempt.status or attempt.error_type
+            )

@@ -6,6 +6,8 @@ accumulates the final message, so the caller knows the usage and content whateve
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
 from gateway import ir
@@ -35,6 +37,8 @@ class StreamWriter:
         self.stop_reason: str | None = None
         self.output_chars = 0
         self.blocks = 0
+        # Response extras for the final message_delta: usage -> (usage fields, top-level fields).
+        self.extras: Callable[[ir.Usage], tuple[dict, dict]] | None = None
 
     def start(self, usage: ir.Usage | None = None) -> bytes:
         if usage is not None:
@@ -107,7 +111,17 @@ class StreamWriter:
             self.usage = event.usage
         if event.stop_reason is not None:
             self.stop_reason = event.stop_reason
+        if name == "message_delta" and self.extras is not None:
+            payload = msgspec.json.decode(event.data.split(b"data:", 1)[1])
+            self._add_extras(payload, self.usage)
+            return sse("message_delta", payload)
         return event.data
+
+    def _add_extras(self, event: dict, usage: ir.Usage) -> None:
+        if self.extras is not None:
+            usage_fields, top = self.extras(usage)
+            event.setdefault("usage", {}).update(usage_fields)
+            event.update(top)
 
     def _ensure(self, kind: str, shell: ir.Part) -> bytes:
         out = b"" if self.started else self.start()
@@ -148,6 +162,7 @@ class StreamWriter:
         self.finished = True
         delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
         event = {"type": "message_delta", "delta": delta, "usage": usage_json(usage)}
+        self._add_extras(event, usage)
         return out + sse("message_delta", event) + sse("message_stop", {"type": "message_stop"})
 
     def error(self, error_type: str, message: str) -> bytes:
