@@ -18,9 +18,11 @@ from accounts.services import (
     api_key_rotate,
     api_key_set_limits,
     api_key_update,
+    provider_defaults_check,
     tenant_create,
     tenant_delete,
     tenant_set_limits,
+    tenant_set_provider_defaults,
     tenant_update,
 )
 
@@ -53,8 +55,32 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ("user",)
 
 
+class TenantForm(forms.ModelForm):
+    class Meta:
+        model = Tenant
+        fields = (
+            "name",
+            "display_name",
+            "is_active",
+            "allowed_models",
+            "rpm",
+            "tpm",
+            "budget_usd",
+            "budget_period",
+            "provider_defaults",
+        )
+        help_texts = {"provider_defaults": 'e.g. {"order": ["anthropic-main"], "sort": "latency"}'}
+
+    def clean_provider_defaults(self):
+        try:
+            return provider_defaults_check(self.cleaned_data.get("provider_defaults"))
+        except ServiceError as err:
+            raise forms.ValidationError(str(err)) from None
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
+    form = TenantForm
     list_display = ("name", "display_name", "is_active", *LIMITS, "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "display_name")
@@ -63,8 +89,16 @@ class TenantAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:  # new tenants start active
-            return ("name", "display_name", "allowed_models", *LIMITS)
-        return ("name", "display_name", "is_active", "allowed_models", *LIMITS, "created_at")
+            return ("name", "display_name", "allowed_models", *LIMITS, "provider_defaults")
+        return (
+            "name",
+            "display_name",
+            "is_active",
+            "allowed_models",
+            *LIMITS,
+            "provider_defaults",
+            "created_at",
+        )
 
     def get_readonly_fields(self, request, obj=None):
         # The name is the tenant's identity: config files and key caches refer to it.
@@ -80,11 +114,13 @@ class TenantAdmin(admin.ModelAdmin):
                 models=_model_names(data),
             )
             tenant_set_limits(tenant=obj, **_limits(data))
+            tenant_set_provider_defaults(tenant=obj, defaults=data["provider_defaults"])
         else:
             tenant = tenant_create(
                 name=data["name"], display_name=data["display_name"], models=_model_names(data)
             )
             tenant_set_limits(tenant=tenant, **_limits(data))
+            tenant_set_provider_defaults(tenant=tenant, defaults=data["provider_defaults"])
             _adopt(obj, tenant)
 
     def save_related(self, request, form, formsets, change):

@@ -48,6 +48,9 @@ class Tenant(LimitFields):
     display_name = models.CharField(max_length=200, blank=True)
     # Empty means every enabled model.
     allowed_models = models.ManyToManyField("providers.Model", blank=True, related_name="+")
+    # Defaults for the request's `provider` object (order, only, ignore, include_alpha,
+    # allow_fallbacks, sort); a request's own fields win.
+    provider_defaults = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+import msgspec
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import transaction
@@ -139,6 +140,34 @@ def tenant_update(
         _forget_keys_on_commit(_hashes(tenant.api_keys.all()))
         transaction.on_commit(state.config_changed)
     return tenant
+
+
+def provider_defaults_check(defaults: dict | None) -> dict:
+    """A tenant's defaults for the request's `provider` object, checked against the same
+    schema as the request field, so a default can never say what a request could not."""
+    from gateway.surfaces.anthropic.schema import ProviderPrefsIn
+
+    if not isinstance(defaults, dict | None):
+        raise ServiceError("provider defaults: expected an object")
+    unknown = sorted(set(defaults or {}) - set(ProviderPrefsIn.__struct_fields__))
+    if unknown:
+        raise ServiceError(f"provider defaults: unknown field {unknown[0]!r}")
+    try:
+        prefs = msgspec.convert(defaults or {}, ProviderPrefsIn)
+    except msgspec.ValidationError as err:
+        raise ServiceError(f"provider defaults: {err}") from None
+    return {k: v for k, v in msgspec.structs.asdict(prefs).items() if v is not None}
+
+
+def tenant_set_provider_defaults(*, tenant: Tenant, defaults: dict | None) -> bool:
+    """Set the tenant's defaults for the request's `provider` object; True if they changed."""
+    cleaned = provider_defaults_check(defaults)
+    if cleaned == tenant.provider_defaults:
+        return False
+    tenant.provider_defaults = cleaned
+    tenant.save(update_fields=["provider_defaults"])
+    transaction.on_commit(state.config_changed)
+    return True
 
 
 def tenant_set_limits(*, tenant: Tenant, **limits) -> bool:

@@ -80,7 +80,8 @@ async def admit(call: Call, raw: bytes, headers: dict[bytes, bytes]) -> None:
     call.model = resolve_model(snapshot, call.key, call.body.model)
     if not call.model.routes:
         raise ApiError(f"model `{call.model.name}` has no enabled route")
-    targets = await plan(snapshot, call.model, call.body.provider, None)
+    defaults = snapshot.tenant_preferences.get(call.key.tenant_id)
+    targets = await plan(snapshot, call.model, call.body.provider, defaults)
     translated = any(adapter_for(t.kind).surface != "anthropic" for t in targets)
     unknown = unknown_fields(raw) if translated else []
     call.review = strictness.review(targets, call.request, unknown, call.strictness)

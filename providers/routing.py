@@ -70,6 +70,8 @@ class Snapshot:
     tenant_models: dict[int, frozenset[str]] = field(default_factory=dict)
     # Every enabled provider's name, to tell a typo in `provider.only` from a real name.
     provider_names: frozenset[str] = frozenset()
+    # tenant id -> the tenant's defaults for the request's `provider` object.
+    tenant_preferences: dict[int, dict] = field(default_factory=dict)
 
     def plan(self, model: ModelEntry, values: dict[int, float] | None = None) -> list[Target]:
         """Routes in the order to try: by priority; within a priority, by `values` (latency or
@@ -179,11 +181,18 @@ def _load(version: bytes | None) -> Snapshot:
         for m in Model.objects.filter(enabled=True)
     }
     tenant_models: dict[int, frozenset[str]] = {}
+    tenant_preferences: dict[int, dict] = {}
     for tenant in Tenant.objects.prefetch_related("allowed_models"):
         names = frozenset(m.name for m in tenant.allowed_models.all())
         if names:
             tenant_models[tenant.pk] = names
+        if tenant.provider_defaults:
+            tenant_preferences[tenant.pk] = dict(tenant.provider_defaults)
     names = frozenset(Provider.objects.filter(enabled=True).values_list("name", flat=True))
     return Snapshot(
-        version=version, models=models, tenant_models=tenant_models, provider_names=names
+        version=version,
+        models=models,
+        tenant_models=tenant_models,
+        provider_names=names,
+        tenant_preferences=tenant_preferences,
     )

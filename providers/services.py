@@ -29,7 +29,14 @@ from django.db import transaction
 
 from accounts.models import Tenant
 from accounts.selectors import api_keys_active
-from accounts.services import ServiceError, api_key_create, api_key_revoke, tenant_set_limits
+from accounts.services import (
+    ServiceError,
+    api_key_create,
+    api_key_revoke,
+    provider_defaults_check,
+    tenant_set_limits,
+    tenant_set_provider_defaults,
+)
 from gateway import state
 from providers import presets
 from providers.models import Model, Provider, Route
@@ -109,6 +116,7 @@ class TenantSpec(msgspec.Struct, forbid_unknown_fields=True):
     tpm: Annotated[int, msgspec.Meta(ge=1)] | None = None
     budget_usd: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | None = None  # USD
     budget_period: Literal["daily", "monthly"] = "monthly"
+    provider: dict[str, Any] | None = None  # defaults for the request's `provider` object
 
 
 class ConfigSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -223,6 +231,10 @@ def _check_document(spec: ConfigSpec) -> tuple[list[str], dict[str, str | None]]
     for i, t in enumerate(spec.tenants):
         if (error := _check_slug(t.name, 64)) is not None:
             problems.append(f"tenants[{i}] ({t.name}): {error}")
+        try:
+            provider_defaults_check(t.provider)
+        except ServiceError as err:
+            problems.append(f"tenants[{i}] ({t.name}).provider: {err}")
     return problems, credentials
 
 
@@ -352,6 +364,8 @@ def _apply_tenant(t: TenantSpec, counts: dict) -> None:
         status = "updated" if status == "unchanged" else status
     limits = {"rpm": t.rpm, "tpm": t.tpm, "budget_usd": t.budget_usd}
     if tenant_set_limits(tenant=tenant, budget_period=t.budget_period, **limits):
+        status = "updated" if status == "unchanged" else status
+    if t.provider is not None and tenant_set_provider_defaults(tenant=tenant, defaults=t.provider):
         status = "updated" if status == "unchanged" else status
     counts[status] += 1
 

@@ -178,3 +178,24 @@ def test_breaker_opens_after_failures_and_is_shared_between_replicas(stage, live
         assert len(stage.upstream.requests("gpt-flaky")) == 2  # closed again everywhere
     finally:
         other.stop()
+
+
+def test_tenant_provider_defaults_steer_and_requests_override_them(stage):
+    stage.apply(
+        providers=[stage.provider("openai", "p1"), stage.provider("openai", "p2")],
+        models=[
+            stage.model(
+                "claude-test",
+                [
+                    {"provider": "p1", "upstream_model": "gpt-1", "priority": 1},
+                    {"provider": "p2", "upstream_model": "gpt-2", "priority": 2},
+                ],
+            )
+        ],
+        tenants=[{"name": "acme", "provider": {"order": ["p2"]}}],
+    )
+    client = stage.client(stage.tenant_key("acme"))
+    client.messages.create(**ASK)
+    assert len(stage.upstream.requests("gpt-2")) == 1 and not stage.upstream.requests("gpt-1")
+    client.messages.create(**ASK, extra_body={"provider": {"order": ["p1"]}})
+    assert len(stage.upstream.requests("gpt-1")) == 1

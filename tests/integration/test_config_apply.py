@@ -446,3 +446,14 @@ def test_unknown_preset_is_refused_by_name():
     with pytest.raises(ConfigError) as caught:
         config_apply(data={"providers": [{"name": "x", "preset": "nope"}]})
     assert "providers[0] (x): unknown preset 'nope'" in str(caught.value)
+
+
+def test_tenant_provider_defaults_are_checked_like_the_request_field():
+    with pytest.raises(ConfigError) as caught:
+        config_apply(data={"tenants": [{"name": "acme", "provider": {"sort": "cheapest"}}]})
+    assert "tenants[0] (acme).provider: provider defaults:" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        config_apply(data={"tenants": [{"name": "acme", "provider": {"prefer": ["x"]}}]})
+    assert "unknown field 'prefer'" in str(caught.value)
+    config_apply(data={"tenants": [{"name": "acme", "provider": {"only": ["a"], "sort": None}}]})
+    assert Tenant.objects.get(name="acme").provider_defaults == {"only": ["a"]}
