@@ -97,6 +97,12 @@ class MessagesConsumer(GatewayConsumer):
         self.seen.error = err
         if self.call is not None and self.call.admission is not None:
             err.headers = {**self.call.admission.headers(), **err.headers}
+        overhead = (
+            self.call.overhead_ms()
+            if self.call is not None
+            else ((time.perf_counter() - self.started) * 1000)
+        )
+        err.headers = {**err.headers, "tollgate-overhead-ms": f"{overhead:.2f}"}
         await super().send_error(err)
 
     async def client_gone(self) -> None:

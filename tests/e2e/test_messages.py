@@ -228,6 +228,7 @@ def test_bad_field_is_400_naming_the_field(stage):
     assert body["error"]["type"] == "invalid_request_error"
     assert body["error"]["message"].startswith("max_tokens:")
     assert response.headers["request-id"] == body["request_id"]
+    assert float(response.headers["tollgate-overhead-ms"]) >= 0  # errors carry it too
     malformed = httpx.post(
         stage.gateway.url + "/v1/messages",
         headers={"x-api-key": key},
