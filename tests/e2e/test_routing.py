@@ -159,14 +159,16 @@ def test_breaker_opens_after_failures_and_is_shared_between_replicas(stage, live
         ("flaky", "openai", "gpt-flaky", {"priority": 1}),
         ("steady", "openai", "gpt-steady", {"priority": 2}),
     )
-    stage.upstream.script("gpt-flaky", *[{"status": 500}] * 20)
-    client = stage.client(key)
-    for _ in range(3):  # each request: the flaky route and its retry fail, steady answers
-        client.messages.create(**ASK)
-    tried = len(stage.upstream.requests("gpt-flaky"))
-    assert tried == 4  # the breaker (3 failures in e2e settings) opened after the 2nd request
+    # The replica starts first: the cool-down (1.5 s in e2e settings) must not run out while
+    # a process boots.
     other = LiveGateway(env=live_gateway.env).start()
     try:
+        stage.upstream.script("gpt-flaky", *[{"status": 500}] * 20)
+        client = stage.client(key)
+        for _ in range(3):  # each request: the flaky route and its retry fail, steady answers
+            client.messages.create(**ASK)
+        tried = len(stage.upstream.requests("gpt-flaky"))
+        assert tried == 4  # the breaker (3 failures in e2e settings) opened in the 2nd request
         replica = anthropic.Anthropic(base_url=other.url, api_key=key, max_retries=0)
         assert replica.messages.create(**ASK).content[0].text == "echo: x"
         assert len(stage.upstream.requests("gpt-flaky")) == tried  # skipped there too
@@ -174,6 +176,7 @@ def test_breaker_opens_after_failures_and_is_shared_between_replicas(stage, live
         stage.upstream.reset()
         replica.messages.create(**ASK)  # cool-down over: one probe, which succeeds
         assert len(stage.upstream.requests("gpt-flaky")) == 1
+        time.sleep(1.1)  # the first gateway's one-second view of the breaker refreshes
         client.messages.create(**ASK)
         assert len(stage.upstream.requests("gpt-flaky")) == 2  # closed again everywhere
     finally:
