@@ -216,6 +216,42 @@ def servers(bench: Bench, up: str, key: str) -> None:
         )
 
 
+def usage(bench: Bench, gw: str, key: str) -> None:
+    """Records the worker lands while the gateway is under full load, and the drain after."""
+    print("\n## 4. Usage recording under full load (32 connections)", flush=True)
+    worker = env.Worker().start()
+    try:
+        time.sleep(3)  # the worker connects
+        before = env.usage_rows()
+        result = env.load(
+            {
+                "connections": 32,
+                "duration": bench.duration * 2,
+                "warmup": 0,
+                "url": gw + "/v1/messages",
+                "headers": {"x-api-key": key},
+                "body": messages_body("bench-openai"),
+            }
+        )
+        during = env.usage_rows() - before
+        sent = result["completed"] + result["errors"]
+        stopped = time.monotonic()
+        while env.usage_rows() - before < sent and time.monotonic() - stopped < 60:
+            time.sleep(0.25)
+        drained = time.monotonic() - stopped
+        landed = env.usage_rows() - before
+        bench.add(
+            "4 usage records",
+            "32 conn",
+            f"{during / (bench.duration * 2):.0f} records/s landed during load vs "
+            f"{result['rps']:.0f} requests/s served",
+            f"all {landed}/{sent} landed {drained:.1f} s after the load stopped",
+            f"queue depth at end {env.queue_depth()}",
+        )
+    finally:
+        worker.stop()
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -232,7 +268,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short rows (smoke run)")
-    parser.add_argument("--rows", default="1,2,3,5,6", help="which rows to run")
+    parser.add_argument("--rows", default="1,2,3,4,5,6", help="which rows to run")
     parser.add_argument("--workers", type=int, default=2, help="gateway workers (rows 1, 2, 5)")
     args = parser.parse_args()
     rows = set(args.rows.split(","))
@@ -241,7 +277,7 @@ def main() -> None:
     env.prepare_database()
     with env.upstream() as upstream:
         key = env.configure(upstream.url)
-        if rows & {"1", "2", "5"}:
+        if rows & {"1", "2", "4", "5"}:
             gateway = env.Gateway(workers=args.workers).start()
             print(f"gateway: make serve WORKERS={args.workers} (uvicorn, uvloop, httptools)")
             try:
@@ -251,6 +287,8 @@ def main() -> None:
                     streaming(bench, upstream.url, gateway.url, key)
                 if "5" in rows:
                     payload_sweep(bench, upstream.url, gateway.url, key)
+                if "4" in rows:
+                    usage(bench, gateway.url, key)
             finally:
                 gateway.stop()
         if "3" in rows:

@@ -31,9 +31,23 @@ async def _redis() -> None:
     await state.async_store().get(state.CONFIG_VERSION_KEY)
 
 
+def _broker_check() -> None:
+    from gateway.celery import app
+
+    if app.conf.task_always_eager:
+        return  # quick start: usage records are written in-process, there is no broker
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=2)
+
+
+async def _broker() -> None:
+    # kombu is synchronous; readiness probes are rare, so a worker thread is fine here.
+    await asyncio.to_thread(_broker_check)
+
+
 class ReadyConsumer(GatewayConsumer):
     methods = ("GET", "HEAD")
-    checks = {"database": _database, "redis": _redis}
+    checks = {"database": _database, "redis": _redis, "broker": _broker}
 
     async def handle(self, body: bytes) -> None:
         results = {}

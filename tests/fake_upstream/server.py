@@ -25,8 +25,11 @@ class FakeUpstream:
     `/_control/*` API.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, max_records: int = 10_000
+    ) -> None:
         self.host = host
+        self.max_records = max_records
         self.port = port or _free_port(host)
         self.url = f"http://{host}:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -34,7 +37,15 @@ class FakeUpstream:
         self._client = httpx.Client(base_url=self.url, timeout=10.0)
 
     def start(self) -> Self:
-        command = [sys.executable, "-m", "tests.fake_upstream", "--host", self.host]
+        command = [
+            sys.executable,
+            "-m",
+            "tests.fake_upstream",
+            "--host",
+            self.host,
+            "--max-records",
+            str(self.max_records),
+        ]
         self._process = subprocess.Popen(
             [*command, "--port", str(self.port)],
             cwd=REPO_ROOT,
