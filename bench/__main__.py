@@ -168,7 +168,7 @@ def open_streams(bench: Bench, up: str, key: str, count: int) -> None:
         result = env.load(
             {
                 "connections": count,
-                "duration": 0.1,
+                "duration": 120,
                 "max_requests": count,
                 "warmup": 0,
                 "url": gateway.url + "/v1/messages",
