@@ -19,6 +19,7 @@ install: $(VENV)/.installed
 # Quick start: SQLite and in-process state unless DATABASE_URL / REDIS_URL say otherwise.
 run: install
 	$(BIN)/python manage.py migrate --no-input -v0
+	mkdir -p staticfiles
 	$(BIN)/python manage.py demo_bootstrap --host $(HOST) --port $(PORT)
 	$(BIN)/daphne -b $(HOST) -p $(PORT) gateway.asgi:application
 
