@@ -4,11 +4,14 @@ An API key's secret is shown exactly once, in the message after the add form; th
 shows only its prefix. Edits, revocations and deletions drop the key's cached policy.
 """
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import models as db
+from django.utils.html import format_html
 
-from accounts.models import ApiKey, Membership, Tenant
+from accounts.models import ApiKey, AuditEntry, Membership, Tenant
 from accounts.services import (
     ServiceError,
     api_key_create,
@@ -18,6 +21,8 @@ from accounts.services import (
     api_key_rotate,
     api_key_set_limits,
     api_key_update,
+    membership_delete,
+    membership_save,
     provider_defaults_check,
     tenant_create,
     tenant_delete,
@@ -128,6 +133,13 @@ class TenantAdmin(admin.ModelAdmin):
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
 
+    def save_formset(self, request, form, formset, change):
+        memberships = formset.save(commit=False)
+        for membership in formset.deleted_objects:
+            membership_delete(membership=membership)
+        for membership in memberships:
+            membership_save(membership=membership)
+
     def delete_model(self, request, obj):
         tenant_delete(tenant=obj)
 
@@ -144,6 +156,16 @@ class MembershipAdmin(admin.ModelAdmin):
     list_select_related = ("user", "tenant")
     autocomplete_fields = ("user", "tenant")
     readonly_fields = ("created_at",)
+
+    def save_model(self, request, obj, form, change):
+        membership_save(membership=obj)
+
+    def delete_model(self, request, obj):
+        membership_delete(membership=obj)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            membership_delete(membership=membership)
 
 
 # --- API keys --------------------------------------------------------------------------------
@@ -312,3 +334,53 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 f"until {key.previous_expires_at:%Y-%m-%d %H:%M} UTC. Copy the new secret now, "
                 f"it will not be shown again: {secret}",
             )
+
+
+# --- Audit log -------------------------------------------------------------------------------
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read only: entries are written by the services (accounts.audit), never edited here."""
+
+    list_display = ("created_at", "actor_label", "action", "object_type", "object_repr", "tenant")
+    list_filter = ("action", "object_type", "tenant")
+    search_fields = ("object_repr", "actor_label")
+    list_select_related = ("tenant",)
+    date_hierarchy = "created_at"
+    fields = (
+        "created_at",
+        "actor_label",
+        "actor",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "tenant",
+        "before_pretty",
+        "after_pretty",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="before")
+    def before_pretty(self, obj: AuditEntry) -> str:
+        return _pretty_json(obj.before)
+
+    @admin.display(description="after")
+    def after_pretty(self, obj: AuditEntry) -> str:
+        return _pretty_json(obj.after)
+
+
+def _pretty_json(value) -> str:
+    if value is None:
+        return "-"
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))

@@ -113,3 +113,36 @@ class ApiKey(LimitFields):
     def is_active(self) -> bool:
         now = timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class AuditEntry(models.Model):
+    """One administrative change: who, what, when, and the fields before and after.
+
+    Written by `accounts.audit.record` inside the changing service's transaction; never holds a
+    secret (see `accounts.audit.snapshot`).
+    """
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # "alice", "cli:gateway_apply", "api-key:tg_AbCdEfGh" or "system"; kept if the user goes.
+    actor_label = models.CharField(max_length=150)
+    # The tenant the object belongs to, for filtering (empty for providers, models, routes).
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=True
+    )
+    action = models.CharField(max_length=16)
+    object_type = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=200)
+    # Updates: only the changed fields. Create: the whole new object. Delete: the whole old one.
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.action} {self.object_type} {self.object_repr}"

@@ -20,8 +20,8 @@ from django.core.validators import validate_slug
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import keys
-from accounts.models import MAX_BUDGET_USD, ApiKey, LimitFields, Tenant
+from accounts import audit, keys
+from accounts.models import MAX_BUDGET_USD, ApiKey, LimitFields, Membership, Tenant
 from gateway import state
 from providers.models import Model
 
@@ -92,6 +92,8 @@ def _set_limits(row: Tenant | ApiKey, values: dict) -> bool:
         setattr(row, field, values[field])
     if changed:
         row.save(update_fields=changed)
+        before = {f: audit.plain(stored[f]) for f in changed}
+        audit.record(audit.UPDATE, row, before, {f: audit.plain(values[f]) for f in changed})
     return bool(changed)
 
 
@@ -113,6 +115,7 @@ def tenant_create(*, name: str, display_name: str = "", models: list[str] | None
     with transaction.atomic():
         tenant = Tenant.objects.create(name=name, display_name=display_name)
         tenant.allowed_models.set(allowed)
+        audit.record(audit.CREATE, tenant)
         transaction.on_commit(state.config_changed)
     return tenant
 
@@ -121,7 +124,9 @@ def tenant_set_models(*, tenant: Tenant, models: list[str] | None) -> Tenant:
     """Restrict a tenant to these models; None or empty means every enabled model."""
     allowed = models_by_name(models)
     with transaction.atomic():
+        before = audit.stored(tenant)
         tenant.allowed_models.set(allowed)
+        audit.record(audit.UPDATE, tenant, before=before, after=audit.stored(tenant))
         transaction.on_commit(state.config_changed)
     return tenant
 
@@ -132,10 +137,12 @@ def tenant_update(
     """Change a tenant's editable fields (its name is its identity and does not change)."""
     allowed = models_by_name(models)
     with transaction.atomic():
+        before = audit.stored(tenant)
         tenant.display_name = display_name
         tenant.is_active = is_active
         tenant.save(update_fields=["display_name", "is_active"])
         tenant.allowed_models.set(allowed)
+        audit.record(audit.UPDATE, tenant, before=before, after=audit.stored(tenant))
         # Every cached key carries its tenant's state.
         _forget_keys_on_commit(_hashes(tenant.api_keys.all()))
         transaction.on_commit(state.config_changed)
@@ -162,11 +169,16 @@ def provider_defaults_check(defaults: dict | None) -> dict:
 def tenant_set_provider_defaults(*, tenant: Tenant, defaults: dict | None) -> bool:
     """Set the tenant's defaults for the request's `provider` object; True if they changed."""
     cleaned = provider_defaults_check(defaults)
-    if cleaned == tenant.provider_defaults:
+    stored = Tenant.objects.filter(pk=tenant.pk).values_list("provider_defaults", flat=True).get()
+    if cleaned == stored:
+        tenant.provider_defaults = cleaned
         return False
-    tenant.provider_defaults = cleaned
-    tenant.save(update_fields=["provider_defaults"])
-    transaction.on_commit(state.config_changed)
+    with transaction.atomic():
+        tenant.provider_defaults = cleaned
+        tenant.save(update_fields=["provider_defaults"])
+        before, after = {"provider_defaults": stored}, {"provider_defaults": cleaned}
+        audit.record(audit.UPDATE, tenant, before=before, after=after)
+        transaction.on_commit(state.config_changed)
     return True
 
 
@@ -187,6 +199,7 @@ def tenant_delete(*, tenant: Tenant) -> None:
     """Delete a tenant with its memberships and keys; its keys stop working at once."""
     with transaction.atomic():
         _forget_keys_on_commit(_hashes(tenant.api_keys.all()))
+        audit.record(audit.DELETE, tenant)
         tenant.delete()
         transaction.on_commit(state.config_changed)
 
@@ -235,6 +248,7 @@ def api_key_create(
             **limit_values,
         )
         key.allowed_models.set(allowed)
+        audit.record(audit.CREATE, key)
     return key, secret
 
 
@@ -249,11 +263,13 @@ def api_key_update(
     """Change a key's label and policy; the cached policy is dropped so it applies at once."""
     allowed = api_key_models_check(tenant=key.tenant, models=models)
     with transaction.atomic():
+        before = audit.stored(key)
         key.name = name
         key.expires_at = expires_at
         key.allow_debug = allow_debug
         key.save(update_fields=["name", "expires_at", "allow_debug"])
         key.allowed_models.set(allowed)
+        audit.record(audit.UPDATE, key, before=before, after=audit.stored(key))
         _forget_keys_on_commit([key.secret_hash, key.previous_secret_hash])
     return key
 
@@ -282,6 +298,7 @@ def api_key_rotate(*, key: ApiKey, grace_seconds: int = DEFAULT_ROTATION_GRACE_S
     now = timezone.now()
     with transaction.atomic():
         current = ApiKey.objects.select_for_update().get(pk=key.pk)
+        before = audit.snapshot(current)
         dropped = current.previous_secret_hash
         key.previous_secret_hash, key.previous_prefix = current.secret_hash, current.prefix
         key.previous_expires_at = now + timedelta(seconds=grace_seconds)
@@ -296,6 +313,7 @@ def api_key_rotate(*, key: ApiKey, grace_seconds: int = DEFAULT_ROTATION_GRACE_S
                 "rotated_at",
             ]
         )
+        audit.record(audit.ROTATE, key, before=before, after=audit.stored(key))
         # The old secret's cached info says "no expiry": drop it (and the one before it).
         _forget_keys_on_commit([key.previous_secret_hash, dropped])
     return secret
@@ -305,8 +323,10 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
     """Revoke a key (idempotent: an already revoked key keeps its first revocation time)."""
     with transaction.atomic():
         if key.revoked_at is None:
+            before = audit.stored(key)
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at"])
+            audit.record(audit.REVOKE, key, before=before, after=audit.stored(key))
         _forget_keys_on_commit([key.secret_hash, key.previous_secret_hash])
     return key
 
@@ -314,4 +334,24 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
 def api_key_delete(*, key: ApiKey) -> None:
     with transaction.atomic():
         _forget_keys_on_commit([key.secret_hash, key.previous_secret_hash])
+        audit.record(audit.DELETE, key)
         key.delete()
+
+
+# --- Memberships -----------------------------------------------------------------------------
+
+
+def membership_save(*, membership: Membership) -> Membership:
+    """Add a person to a tenant or change their role (the admin's form has set the values)."""
+    with transaction.atomic():
+        before = audit.stored(membership)
+        membership.save()
+        action = audit.CREATE if before is None else audit.UPDATE
+        audit.record(action, membership, before=before, after=audit.stored(membership))
+    return membership
+
+
+def membership_delete(*, membership: Membership) -> None:
+    with transaction.atomic():
+        audit.record(audit.DELETE, membership)
+        membership.delete()

@@ -6,32 +6,34 @@ is set. Leaving the field empty keeps the stored credential.
 
 from django import forms
 from django.contrib import admin
-from django.db import transaction
 from django.db.models import Count
 
-from gateway import state
 from providers import breaker
 from providers.models import Model, Provider, Route
+from providers.services import catalog_delete, catalog_save
 
 
 class ConfigChangedAdmin(admin.ModelAdmin):
-    """Announces every save and delete to all gateway replicas once the change is committed."""
+    """Saves and deletes through the catalog services: each is audited and announced to all
+    gateway replicas once committed. Inline rows (a model's routes) go the same way."""
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        transaction.on_commit(state.config_changed)
+        catalog_save(row=obj)
 
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        transaction.on_commit(state.config_changed)
+    def save_formset(self, request, form, formset, change):
+        rows = formset.save(commit=False)
+        for row in formset.deleted_objects:
+            catalog_delete(row=row)
+        for row in rows:
+            catalog_save(row=row)
+        formset.save_m2m()
 
     def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        transaction.on_commit(state.config_changed)
+        catalog_delete(row=obj)
 
     def delete_queryset(self, request, queryset):
-        super().delete_queryset(request, queryset)
-        transaction.on_commit(state.config_changed)
+        for row in queryset:
+            catalog_delete(row=row)
 
 
 class ProviderForm(forms.ModelForm):
@@ -110,11 +112,10 @@ class ProviderAdmin(ConfigChangedAdmin):
         return "set" if obj.has_credential else "not set"
 
     def save_model(self, request, obj, form, change):
+        credential = form.cleaned_data.get("credential") or None
         if form.cleaned_data.get("clear_credential"):
-            obj.set_credential("")
-        elif form.cleaned_data.get("credential"):
-            obj.set_credential(form.cleaned_data["credential"])
-        super().save_model(request, obj, form, change)
+            credential = ""
+        catalog_save(row=obj, credential=credential)
 
 
 @admin.register(Model)

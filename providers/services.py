@@ -27,6 +27,7 @@ from django.core.validators import URLValidator, validate_slug
 from django.db import models as db
 from django.db import transaction
 
+from accounts import audit
 from accounts.models import Tenant
 from accounts.selectors import api_keys_active
 from accounts.services import (
@@ -271,18 +272,28 @@ def _counts(*extra: str) -> dict[str, int]:
     return dict.fromkeys(("created", "updated", "unchanged", *extra), 0)
 
 
-def _upsert(cls: type[db.Model], lookup: dict, values: dict) -> tuple[Any, str]:
-    """Create or update one row; returns it and "created", "updated" or "unchanged"."""
+def _upsert(cls: type[db.Model], lookup: dict, values: dict) -> tuple[Any, str, dict | None]:
+    """Create or update one row; returns it, "created", "updated" or "unchanged", and its
+    audit snapshot from before (None: created)."""
     obj = cls.objects.filter(**lookup).first()
     if obj is None:
-        return cls.objects.create(**lookup, **values), "created"
+        return cls.objects.create(**lookup, **values), "created", None
+    before = audit.snapshot(obj)
     changed = {f: v for f, v in values.items() if getattr(obj, f) != v}
     if not changed:
-        return obj, "unchanged"
+        return obj, "unchanged", before
     for field, value in changed.items():
         setattr(obj, field, value)
     obj.save()
-    return obj, "updated"
+    return obj, "updated", before
+
+
+def _record(obj: db.Model, before: dict | None, credential_replaced: bool = False) -> None:
+    """The audit entry of an upserted row: created, or the fields that changed (if any)."""
+    after = audit.snapshot(obj)
+    if credential_replaced and before and before.get("credential") == "set":
+        after["credential"] = "replaced"  # both "set": say that the secret changed, not what
+    audit.record(audit.UPDATE if before else audit.CREATE, obj, before, after)
 
 
 def _price(value: float) -> Decimal:
@@ -300,7 +311,7 @@ def _apply_provider(p: ProviderSpec, credential: str | None, counts: dict) -> Pr
         "first_byte_timeout": p.timeouts.first_byte,
         "idle_timeout": p.timeouts.idle,
     }
-    provider, status = _upsert(Provider, {"name": p.name}, values)
+    provider, status, before = _upsert(Provider, {"name": p.name}, values)
     try:
         # Compared in clear: Fernet gives a new ciphertext for the same secret every time.
         same = credential is None or provider.credential == credential
@@ -310,6 +321,7 @@ def _apply_provider(p: ProviderSpec, credential: str | None, counts: dict) -> Pr
         provider.set_credential(credential)
         provider.save(update_fields=["credential_encrypted", "updated_at"])
         status = "updated" if status == "unchanged" else status
+    _record(provider, before, credential_replaced=not same and bool(credential))
     counts[status] += 1
     return provider
 
@@ -330,7 +342,8 @@ def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) ->
         "price_cache_read": _price(price.cache_read),
         "price_cache_write": _price(price.cache_write),
     }
-    model, status = _upsert(Model, {"name": m.name}, values)
+    model, status, before = _upsert(Model, {"name": m.name}, values)
+    _record(model, before)
     summary["models"][status] += 1
     if m.routes is None:
         return
@@ -349,19 +362,23 @@ def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) ->
             "upstream_price_input": _optional_price(r.upstream_price_input),
             "upstream_price_output": _optional_price(r.upstream_price_output),
         }
-        route, status = _upsert(Route, lookup, values)
+        route, status, before = _upsert(Route, lookup, values)
+        _record(route, before)
         summary["routes"][status] += 1
         kept.append(route.pk)
+    for route in model.routes.exclude(pk__in=kept).select_related("model", "provider"):
+        audit.record(audit.DELETE, route)
     deleted, _ = model.routes.exclude(pk__in=kept).delete()
     summary["routes"]["deleted"] += deleted
 
 
 def _apply_tenant(t: TenantSpec, counts: dict) -> None:
-    tenant, status = _upsert(Tenant, {"name": t.name}, {"display_name": t.display_name})
+    tenant, status, before = _upsert(Tenant, {"name": t.name}, {"display_name": t.display_name})
     wanted = set(Model.objects.filter(name__in=t.models or []).values_list("pk", flat=True))
     if set(tenant.allowed_models.values_list("pk", flat=True)) != wanted:
         tenant.allowed_models.set(wanted)
         status = "updated" if status == "unchanged" else status
+    _record(tenant, before)  # limits and provider defaults: recorded by their services
     limits = {"rpm": t.rpm, "tpm": t.tpm, "budget_usd": t.budget_usd}
     if tenant_set_limits(tenant=tenant, budget_period=t.budget_period, **limits):
         status = "updated" if status == "unchanged" else status
@@ -416,6 +433,14 @@ DEMO_PRICES = {
 }
 
 
+def _ensure(cls: type[db.Model], **lookup) -> Any:
+    """get_or_create, with an audit entry when the row is new."""
+    row, created = cls.objects.get_or_create(**lookup)
+    if created:
+        audit.record(audit.CREATE, row)
+    return row
+
+
 def demo_bootstrap() -> tuple[Tenant, str]:
     """Ensure the demo provider, models and tenant, and rotate the tenant's `quickstart` key.
 
@@ -424,20 +449,48 @@ def demo_bootstrap() -> tuple[Tenant, str]:
     Other rows are never changed, so this is safe to run on every start.
     """
     with transaction.atomic():
-        provider, _ = Provider.objects.get_or_create(
-            name="demo", defaults={"kind": Provider.Kind.DEMO}
+        provider = _ensure(Provider, name="demo", defaults={"kind": Provider.Kind.DEMO})
+        model = _ensure(
+            Model, name=DEMO_MODEL, defaults={"display_name": "Claude (demo)", **DEMO_PRICES}
         )
-        model, _ = Model.objects.get_or_create(
-            name=DEMO_MODEL, defaults={"display_name": "Claude (demo)", **DEMO_PRICES}
-        )
-        Route.objects.get_or_create(model=model, provider=provider, upstream_model="demo-1")
+        _ensure(Route, model=model, provider=provider, upstream_model="demo-1")
         for name in DEMO_ALIASES:
             alias, created = Model.objects.get_or_create(name=name, defaults=DEMO_PRICES)
             if created:
-                Route.objects.create(model=alias, provider=provider, upstream_model="demo-1")
-        tenant, _ = Tenant.objects.get_or_create(name="demo", defaults={"display_name": "Demo"})
+                audit.record(audit.CREATE, alias)
+                _ensure(Route, model=alias, provider=provider, upstream_model="demo-1")
+        tenant = _ensure(Tenant, name="demo", defaults={"display_name": "Demo"})
         for old in api_keys_active(tenant=tenant).filter(name="quickstart"):
             api_key_revoke(key=old)
         _, secret = api_key_create(tenant=tenant, name="quickstart")
         transaction.on_commit(state.config_changed)
     return tenant, secret
+
+
+# --- Admin edits -----------------------------------------------------------------------------
+
+
+def catalog_save(*, row: Provider | Model | Route, credential: str | None = None) -> None:
+    """Save a provider, model or route edited in the admin (its form has set the values),
+    record the change and announce it to every replica after commit.
+
+    `credential`: a provider's new upstream key ("" clears it; None keeps the stored one).
+    """
+    with transaction.atomic():
+        before = audit.stored(row)
+        if credential is not None:
+            row.set_credential(credential)
+        row.save()
+        _record(row, before, credential_replaced=bool(credential))
+        transaction.on_commit(state.config_changed)
+
+
+def catalog_delete(*, row: Provider | Model | Route) -> None:
+    """Delete a provider, model or route; a provider's or model's routes go with it."""
+    with transaction.atomic():
+        cascaded = () if isinstance(row, Route) else row.routes.select_related("model", "provider")
+        for route in cascaded:
+            audit.record(audit.DELETE, route)
+        audit.record(audit.DELETE, row)
+        row.delete()
+        transaction.on_commit(state.config_changed)

@@ -1,7 +1,8 @@
 """`manage.py create_api_key --tenant NAME ...`: prints the new secret alone on the last line."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.audit import AuditedCommand
 from accounts.management.commands.create_tenant import name_list
 from accounts.models import Tenant
 from accounts.selectors import tenant_get
@@ -16,7 +17,7 @@ def limits_summary(row) -> str:
     return ", ".join(parts) or "none"
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Create an API key for a tenant. The secret is printed once, on the last line."
 
     def add_arguments(self, parser):

@@ -1,7 +1,8 @@
 """`manage.py create_tenant NAME [--models a,b]`."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.audit import AuditedCommand
 from accounts.services import ServiceError, tenant_create
 
 
@@ -10,7 +11,7 @@ def name_list(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Create a tenant, optionally restricted to some models."
 
     def add_arguments(self, parser):

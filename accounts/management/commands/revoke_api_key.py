@@ -1,13 +1,14 @@
 """`manage.py revoke_api_key KEY` (the shown prefix or the whole secret)."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.audit import AuditedCommand
 from accounts.models import ApiKey
 from accounts.selectors import api_key_find
 from accounts.services import api_key_revoke
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Revoke an API key, given its prefix (tg_AbCd1234) or its whole secret."
 
     def add_arguments(self, parser):

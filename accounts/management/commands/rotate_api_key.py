@@ -1,13 +1,14 @@
 """`manage.py rotate_api_key KEY [--grace-hours N]`: the new secret alone on the last line."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.audit import AuditedCommand
 from accounts.models import ApiKey
 from accounts.selectors import api_key_find
 from accounts.services import DEFAULT_ROTATION_GRACE_SECONDS, ServiceError, api_key_rotate
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Give an API key a new secret. The old secret keeps working during the grace period "
         "(default 24 hours), then is refused. The new secret is printed once, on the last line."

@@ -1,7 +1,6 @@
 """`manage.py demo_bootstrap`: the demo provider, models, tenant and a fresh key (`make run`)."""
 
-from django.core.management.base import BaseCommand
-
+from accounts.audit import AuditedCommand
 from providers.services import DEMO_ALIASES, DEMO_MODEL, demo_bootstrap
 
 EXAMPLES = """
@@ -24,7 +23,7 @@ Admin: http://{host}:{port}/admin/ (create a user with `.venv/bin/python manage.
 The quickstart key (shown once, replaced on every `make run`):"""
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Set up the built-in demo provider and a `demo` tenant; print a fresh quickstart key."
 
     def add_arguments(self, parser):

@@ -3,13 +3,14 @@
 from pathlib import Path
 
 import yaml
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.audit import AuditedCommand
 from accounts.services import ServiceError
 from providers.services import config_apply
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Create or update providers, models, routes and tenants from a YAML file."
 
     def add_arguments(self, parser):
