@@ -216,12 +216,24 @@ def servers(bench: Bench, up: str, key: str) -> None:
         )
 
 
+def _settled() -> int:
+    """The row count once it has stopped moving for half a second."""
+    count = env.usage_rows()
+    time.sleep(0.5)
+    return count
+
+
 def usage(bench: Bench, gw: str, key: str) -> None:
     """Records the worker lands while the gateway is under full load, and the drain after."""
     print("\n## 4. Usage recording under full load (32 connections)", flush=True)
     worker = env.Worker().start()
     try:
-        time.sleep(3)  # the worker connects
+        # Land what the earlier rows queued (no worker ran then), so this row counts its own.
+        deadline = time.monotonic() + 120
+        while (env.queue_depth() or env.usage_rows() != _settled()) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
         before = env.usage_rows()
         result = env.load(
             {

@@ -18,6 +18,7 @@ from tests.fake_upstream.server import FakeUpstream
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 DB_NAME = "tollgate_bench"
+SPOOL = ROOT / "bench" / "results" / "spool"  # the benchmark's own, never a developer's
 SECRET_KEY = "bench-only-secret-key-0123456789-0123456789-0123456789"
 FERNET_KEY = "Q1Uy1mT3vXUqZbqAjnW0qdcnX6gfFhZ8ZsT8yNQyV0A="
 
@@ -29,6 +30,7 @@ def bench_env(**extra: str) -> dict[str, str]:
         "REDIS_URL": "redis://127.0.0.1:6379/14",
         "SECRET_KEY": SECRET_KEY,
         "TOLLGATE_ENCRYPTION_KEYS": FERNET_KEY,
+        "TOLLGATE_SPOOL_DIR": str(SPOOL),
         **extra,
     }
 
@@ -212,8 +214,7 @@ def queue_depth() -> int:
     """Usage batches waiting in the broker, plus spool files not yet handed over."""
     import redis
 
-    spool = ROOT / "var" / "spool"
-    files = len(list(spool.glob("*.usage"))) if spool.exists() else 0
+    files = len(list(SPOOL.glob("*.usage"))) if SPOOL.exists() else 0
     return redis.Redis.from_url(bench_env()["REDIS_URL"]).llen("celery") + files
 
 
