@@ -80,19 +80,37 @@ def _count(data: Any, key: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-def usage_from(data: Any) -> ir.Usage | None:
-    """Reference 5.10: `prompt_tokens` includes cached and cache-write tokens; ours does not."""
+@dataclass(frozen=True, slots=True)
+class UsageNames:
+    """Where an OpenAI surface puts its usage figures (Chat and Responses name them apart)."""
+
+    prompt: str
+    completion: str
+    prompt_details: str
+    completion_details: str
+
+
+CHAT_USAGE = UsageNames(
+    "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"
+)
+RESPONSES_USAGE = UsageNames(
+    "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details"
+)
+
+
+def usage_from(data: Any, names: UsageNames = CHAT_USAGE) -> ir.Usage | None:
+    """Reference 5.10: OpenAI's prompt count includes cached and cache-write tokens; ours not."""
     if not isinstance(data, dict):
         return None
-    prompt = data.get("prompt_tokens_details")
-    cached = _count(prompt, "cached_tokens")
-    written = _count(prompt, "cache_write_tokens")
+    details = data.get(names.prompt_details)
+    cached = _count(details, "cached_tokens")
+    written = _count(details, "cache_write_tokens")
     return ir.Usage(
-        input_tokens=max(0, _count(data, "prompt_tokens") - cached - written),
-        output_tokens=_count(data, "completion_tokens"),
+        input_tokens=max(0, _count(data, names.prompt) - cached - written),
+        output_tokens=_count(data, names.completion),
         cache_read_input_tokens=cached,
         cache_creation_input_tokens=written,
-        reasoning_tokens=_count(data.get("completion_tokens_details"), "reasoning_tokens"),
+        reasoning_tokens=_count(data.get(names.completion_details), "reasoning_tokens"),
     )
 
 

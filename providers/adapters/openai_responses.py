@@ -19,11 +19,15 @@ from gateway.tokens import estimate_input_tokens, estimate_output_tokens
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 from providers.adapters.envelope import seal
 from providers.adapters.openai_chat import (
+    RESPONSES_USAGE,
     response_tool_id,
     sampling_dropped,
     stream_error,
     tool_input,
     wants_thinking,
+)
+from providers.adapters.openai_chat import (
+    usage_from as chat_usage_from,
 )
 from providers.adapters.openai_chat_request import is_reasoning_model
 from providers.adapters.openai_responses_request import PROVIDER, responses_body
@@ -62,25 +66,8 @@ def stop_reason(response: dict[str, Any], saw_tool: bool, saw_refusal: bool) -> 
     return "refusal" if saw_refusal else "end_turn"
 
 
-def _count(data: Any, key: str) -> int:
-    value = data.get(key) if isinstance(data, dict) else None
-    return value if isinstance(value, int) else 0
-
-
 def usage_from(data: Any) -> ir.Usage | None:
-    """Reference 5.10: `input_tokens` includes cached and cache-write tokens; ours does not."""
-    if not isinstance(data, dict):
-        return None
-    details = data.get("input_tokens_details")
-    cached = _count(details, "cached_tokens")
-    written = _count(details, "cache_write_tokens")
-    return ir.Usage(
-        input_tokens=max(0, _count(data, "input_tokens") - cached - written),
-        output_tokens=_count(data, "output_tokens"),
-        cache_read_input_tokens=cached,
-        cache_creation_input_tokens=written,
-        reasoning_tokens=_count(data.get("output_tokens_details"), "reasoning_tokens"),
-    )
+    return chat_usage_from(data, RESPONSES_USAGE)
 
 
 def _failure(response: dict[str, Any]) -> str:
