@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: install run serve test lint format bench bench-peer lock clean browser
+.PHONY: install run serve test lint format bench lock clean browser
 
 # Installs exactly what the lock file pins, checking every hash.
 $(VENV)/.installed: requirements-dev.lock
@@ -26,7 +26,8 @@ run: install
 # Production: uvicorn workers with uvloop and httptools (see README, Performance).
 serve: install
 	$(BIN)/python manage.py migrate --no-input -v0
-	$(BIN)/uvicorn gateway.asgi:application --host $(HOST) --port $(PORT) \
+	rm -rf var/prometheus && mkdir -p var/prometheus
+	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus $(BIN)/uvicorn gateway.asgi:application --host $(HOST) --port $(PORT) \
 		--workers $(WORKERS) --loop uvloop --http httptools --no-access-log \
 		--timeout-keep-alive 75
 
