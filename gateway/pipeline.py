@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
-from gateway import attempts, ids, ir, limits, strictness
+from gateway import attempts, ids, ir, limits, stops, strictness
 from gateway.errors import ApiError, GatewayError, NotFound, PermissionDenied
 from gateway.surfaces.anthropic.decode import decode_messages, to_ir, unknown_fields
 from gateway.surfaces.anthropic.schema import MessagesBody
@@ -43,6 +43,8 @@ class Call:
     admission: limits.Admission | None = None  # what admission reserved, settled at the end
     estimated_input: int | None = None
     strictness: str = "warn"
+    # Stop sequences the gateway matches itself on translated routes (gateway/stops.py).
+    stop_sequences: list[str] = field(default_factory=list)
     review: strictness.Review | None = None  # fields each planned route drops
 
     def warnings(self) -> list[str]:
@@ -84,6 +86,8 @@ async def admit(call: Call, raw: bytes, headers: dict[bytes, bytes]) -> None:
     targets = await plan(snapshot, call.model, call.body.provider, defaults)
     translated = any(adapter_for(t.kind).surface != "anthropic" for t in targets)
     unknown = unknown_fields(raw) if translated else []
+    # Translated routes get no native stops: the gateway matches them and says which matched.
+    call.stop_sequences, call.request.stop_sequences = call.request.stop_sequences, []
     call.review = strictness.review(targets, call.request, unknown, call.strictness)
     call.targets = call.review.targets
     debug = call.body.debug
@@ -142,6 +146,8 @@ async def complete(call: Call) -> ir.Response:
     response = await attempts.run(call, call.targets, attempt)
     if response.usage.estimated and not response.usage.input_tokens:
         response.usage.input_tokens = call.input_estimate()
+    if call.stop_sequences and response.passthrough is None:
+        stops.cut_response(response, call.stop_sequences)
     return response
 
 
@@ -167,7 +173,20 @@ async def open_stream(call: Call) -> tuple[AsyncIterator[ir.StreamEvent], ir.Str
             raise _stream_error(first)
         return events, first
 
-    return await attempts.run(call, call.targets, attempt)
+    events, first = await attempts.run(call, call.targets, attempt)
+    if not call.stop_sequences or isinstance(first, ir.Passthrough):
+        return events, first
+    matched = stops.cut_stream(_prepend(first, events), call.stop_sequences, call.input_estimate())
+    return matched, await anext(matched)
+
+
+async def _prepend(first: ir.StreamEvent, events):
+    try:
+        yield first
+        async for event in events:
+            yield event
+    finally:
+        await events.aclose()
 
 
 def _stream_error(event: ir.StreamError) -> GatewayError:

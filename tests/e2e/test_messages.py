@@ -326,3 +326,30 @@ def test_unknown_v1_path_is_anthropic_shaped_404(stage):
     response = httpx.get(stage.gateway.url + "/v1/nothing-here")
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found_error"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_stop_sequence_reports_which_one_matched_on_translated_routes(stage, stream):
+    key = stage.one_route("openai", "gpt-stops")
+    stage.upstream.script(
+        "gpt-stops",
+        {
+            "blocks": [{"type": "text", "text": "The answer is 42.\nEND of answer, and more text"}],
+            "text_chunk_size": 3,
+        },
+    )
+    ask = {
+        "model": "claude-test",
+        "max_tokens": 100,
+        "stop_sequences": ["STOP", "END"],
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    client = stage.client(key)
+    if stream:
+        with client.messages.stream(**ask) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(**ask)
+    assert message.content[0].text == "The answer is 42.\n"
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "END")
+    assert "stop" not in stage.upstream.requests("gpt-stops")[-1]["body"]  # matched by us
