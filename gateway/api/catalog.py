@@ -15,6 +15,7 @@ from accounts.keys import authenticate, secret_from_headers
 from gateway.api.http import GatewayConsumer
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import beta_flags, resolve_model
+from gateway.surfaces.anthropic import openapi
 from gateway.surfaces.anthropic.decode import decode_count_tokens, to_ir
 from providers import routing
 from providers.registry import adapter_for
@@ -85,6 +86,15 @@ class ModelsConsumer(GatewayConsumer):
         if found is None:
             raise NotFound(f"model: unknown model `{model_id}`")
         await self.send_json(200, _json.encode(model_json(found)))
+
+
+class OpenAPIConsumer(GatewayConsumer):
+    """`GET /v1/openapi.json`: the API's description, from the schema that validates it."""
+
+    methods = ("GET",)
+
+    async def handle(self, body: bytes) -> None:
+        await self.send_json(200, openapi.encoded())
 
 
 class CountTokensConsumer(GatewayConsumer):

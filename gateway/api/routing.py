@@ -3,7 +3,7 @@
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import path, re_path
 
-from gateway.api.catalog import CountTokensConsumer, ModelsConsumer
+from gateway.api.catalog import CountTokensConsumer, ModelsConsumer, OpenAPIConsumer
 from gateway.api.health import HealthConsumer, ReadyConsumer
 from gateway.api.http import NotFoundConsumer
 from gateway.api.messages import MessagesConsumer
@@ -17,6 +17,7 @@ application = ProtocolTypeRouter(
                 path("v1/messages", MessagesConsumer.as_asgi()),
                 path("v1/messages/count_tokens", CountTokensConsumer.as_asgi()),
                 path("v1/models", ModelsConsumer.as_asgi()),
+                path("v1/openapi.json", OpenAPIConsumer.as_asgi()),
                 path("v1/models/<str:model_id>", ModelsConsumer.as_asgi()),
                 re_path(r"^v1/", NotFoundConsumer.as_asgi()),
                 path("healthz", HealthConsumer.as_asgi()),

@@ -78,3 +78,11 @@ def test_count_tokens_respects_the_tenant_model_list(stage):
         stage.client(globex).messages.count_tokens(
             model="claude-a", messages=[{"role": "user", "content": "hello"}]
         )
+
+
+def test_openapi_document_is_served_without_a_key(stage):
+    import httpx
+
+    response = httpx.get(stage.gateway.url + "/v1/openapi.json")
+    assert response.status_code == 200
+    assert "/v1/messages" in response.json()["paths"]
