@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -24,13 +23,14 @@ from gateway.errors import InvalidRequest
 from providers.adapters.base import Target
 from providers.adapters.openai_chat import OpenAIChatAdapter
 from providers.adapters.openai_chat_request import chat_tool_id, reasoning_effort
+from tests.unit.adapters.goldens import (
+    cases,
+    check_request,
+    check_response,
+    make_request,
+)
 
-GOLDEN = Path(__file__).parents[2] / "golden" / "openai_chat"
-DEFAULT_REQUEST = {
-    "model": "claude-sonnet-4-5",
-    "max_tokens": 1024,
-    "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
-}
+FOLDER = "openai_chat"
 adapter = OpenAIChatAdapter()
 
 
@@ -47,16 +47,8 @@ def make_target(**overrides: Any) -> Target:
     return Target(**{**fields, **overrides})
 
 
-def make_request(data: dict[str, Any] | None = None, **overrides: Any) -> ir.Request:
-    return msgspec.convert({**(data or DEFAULT_REQUEST), **overrides}, ir.Request)
-
-
 def golden(prefix: str) -> list[Any]:
-    """The cases of one kind, loaded at collection time, each named after its file."""
-    return [
-        pytest.param(json.loads(path.read_text()), id=path.stem)
-        for path in sorted(GOLDEN.glob(f"{prefix}_*.json"))
-    ]
+    return cases(FOLDER, prefix)
 
 
 async def sse(chunks: list[Any]) -> AsyncIterator[tuple[str | None, bytes]]:
@@ -80,19 +72,12 @@ def test_golden_folder_covers_all_three_directions():
 
 @pytest.mark.parametrize("case", golden("request"))
 def test_request_golden(case: dict[str, Any]):
-    upstream = adapter.build_request(
-        make_request(case["ir_request"]), make_target(**case.get("target", {}))
-    )
-    assert {"url": upstream.url, "headers": upstream.headers, "body": upstream.body} == (
-        case["expected_upstream"]
-    )
+    check_request(adapter, case, make_target)
 
 
 @pytest.mark.parametrize("case", golden("response"))
 def test_response_golden(case: dict[str, Any]):
-    request = make_request(case.get("ir_request"))
-    response = adapter.parse_response(case["upstream_response"], request, make_target())
-    assert msgspec.to_builtins(response) == case["expected_ir"]
+    check_response(adapter, case, make_target)
 
 
 @pytest.mark.parametrize("case", golden("stream"))
