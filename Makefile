@@ -31,11 +31,14 @@ serve: install
 		--workers $(WORKERS) --loop uvloop --http httptools --no-access-log \
 		--timeout-keep-alive 75
 
-# The Claude Code CLI the e2e tests drive, pinned with integrity hashes in its package-lock.
-CLAUDE_CODE := tests/e2e/claude_code/node_modules/.installed
-$(CLAUDE_CODE): tests/e2e/claude_code/package-lock.json
-	cd tests/e2e/claude_code && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
-	cd tests/e2e/claude_code && node node_modules/@anthropic-ai/claude-code/install.cjs
+# The Claude Code CLI the e2e tests drive, pinned with integrity hashes in its package-lock
+# (tests/e2e/claude_code/) and installed beside the virtualenv, out of the source tree.
+CLAUDE_CODE := $(VENV)/claude-code/node_modules/.installed
+$(CLAUDE_CODE): tests/e2e/claude_code/package.json tests/e2e/claude_code/package-lock.json
+	mkdir -p $(VENV)/claude-code
+	cp tests/e2e/claude_code/package.json tests/e2e/claude_code/package-lock.json $(VENV)/claude-code/
+	cd $(VENV)/claude-code && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	cd $(VENV)/claude-code && node node_modules/@anthropic-ai/claude-code/install.cjs
 	touch $@
 
 # Debian's Chromium for the Playwright browser tests (tests/browser). Never `playwright install`:

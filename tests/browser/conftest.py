@@ -31,8 +31,8 @@ PASSWORD = "correct horse battery staple"  # UserFactory's
 
 @pytest.fixture(scope="package")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium: run `make browser`")
+    if not CHROMIUM.exists():  # make test installs it; a missing browser must fail, not skip
+        pytest.fail("no /usr/bin/chromium: run `make browser` (Debian's chromium package)")
     # Playwright's sync API keeps an event loop in this thread while it runs, so Django would
     # refuse the ORM calls tests (and the database flush after each) make between browser steps.
     with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:

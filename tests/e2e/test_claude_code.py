@@ -1,6 +1,7 @@
 """Claude Code (`claude -p`) completes a prompt with a tool call through Tollgate.
 
-The CLI is pinned in tests/e2e/claude_code/package.json and installed by `make test`. It talks
+The CLI is pinned in tests/e2e/claude_code/package-lock.json and installed by `make test` into
+.venv/claude-code. It talks
 to the real gateway, which routes every model to an OpenAI-compatible fake upstream.
 """
 
@@ -9,7 +10,9 @@ import os
 import subprocess
 from pathlib import Path
 
-CLAUDE = Path(__file__).parent / "claude_code/node_modules/@anthropic-ai/claude-code/bin/claude.exe"
+ROOT = Path(__file__).resolve().parents[2]
+# Installed by `make test` from tests/e2e/claude_code/package-lock.json (see the Makefile).
+CLAUDE = ROOT / ".venv/claude-code/node_modules/@anthropic-ai/claude-code/bin/claude.exe"
 
 
 def test_claude_code_runs_a_tool_through_an_openai_compatible_upstream(stage, tmp_path):
