@@ -53,6 +53,7 @@ class ProviderForm(forms.ModelForm):
             "kind",
             "base_url",
             "enabled",
+            "options",
             "extra_headers",
             "connect_timeout",
             "first_byte_timeout",
@@ -69,7 +70,17 @@ class ProviderForm(forms.ModelForm):
 class RouteInline(admin.TabularInline):
     model = Route
     extra = 0
-    fields = ("provider", "upstream_model", "priority", "weight", "alpha", "enabled", "health")
+    fields = (
+        "provider",
+        "upstream_model",
+        "priority",
+        "weight",
+        "alpha",
+        "enabled",
+        "upstream_price_input",
+        "upstream_price_output",
+        "health",
+    )
     readonly_fields = ("health",)
     autocomplete_fields = ("provider",)
 
@@ -98,7 +109,7 @@ class ProviderAdmin(ConfigChangedAdmin):
     search_fields = ("name", "base_url")
     readonly_fields = ("credential_state", "created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("name", "kind", "base_url", "enabled")}),
+        (None, {"fields": ("name", "kind", "base_url", "enabled", "options")}),
         ("Credential", {"fields": ("credential_state", "credential", "clear_credential")}),
         (
             "Advanced",
@@ -134,7 +145,7 @@ class PublicModelAdmin(ConfigChangedAdmin):
     readonly_fields = ("created_at", "updated_at")
     inlines = (RouteInline,)
     fieldsets = (
-        (None, {"fields": ("name", "display_name", "enabled", "max_tokens")}),
+        (None, {"fields": ("name", "display_name", "enabled", "max_tokens", "routing")}),
         (
             "Prices, USD per million tokens",
             {"fields": ("price_input", "price_output", "price_cache_read", "price_cache_write")},

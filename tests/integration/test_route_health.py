@@ -43,3 +43,13 @@ def test_breaker_lets_one_probe_through_after_the_cool_down(settings):
     assert allow(route.pk) is False  # everyone else waits for its outcome
     async_to_sync(breaker.record)(route.pk, ok=True, latency_ms=1.0)
     assert allow(route.pk) is True and allow(route.pk) is True
+
+
+def test_admin_edits_routing_rule_alpha_and_upstream_prices(admin_client):
+    route = RouteFactory()
+    model_page = admin_client.get(f"/admin/providers/model/{route.model.pk}/change/")
+    page = model_page.content.decode()
+    assert 'name="routing"' in page
+    assert 'name="routes-0-alpha"' in page and 'name="routes-0-upstream_price_input"' in page
+    provider_page = admin_client.get(f"/admin/providers/provider/{route.provider.pk}/change/")
+    assert 'name="options"' in provider_page.content.decode()
