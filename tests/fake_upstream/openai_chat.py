@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .scenario import Prompt, Reply, TextBlock, ThinkingBlock, ToolSpec, ToolUseBlock
+from .scenario import (
+    Prompt,
+    Reply,
+    TextBlock,
+    ThinkingBlock,
+    ToolSpec,
+    ToolUseBlock,
+    last_user_text,
+)
 from .sse import data_frame, json_fragments, json_text, pieces
 
 FINISH_REASON = {
@@ -55,22 +63,11 @@ def read_prompt(body: dict[str, Any]) -> Prompt:
     )
     stream_options = body.get("stream_options") or {}
     return Prompt(
-        last_user_text=_last_user_text(body.get("messages") or []),
+        last_user_text=last_user_text(body.get("messages") or [], "text"),
         tools=tools,
         forced_tool=_forced_tool(body.get("tool_choice"), tools),
         include_usage=bool(stream_options.get("include_usage")),
     )
-
-
-def _last_user_text(messages: list[Any]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            parts = content if isinstance(content, list) else []
-            return "".join(p.get("text", "") for p in parts if p.get("type") == "text")
-    return ""
 
 
 def _forced_tool(choice: Any, tools: tuple[ToolSpec, ...]) -> str | None:

@@ -10,7 +10,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import openai_chat
-from .scenario import Block, Prompt, Reply, TextBlock, ThinkingBlock, ToolSpec, ToolUseBlock
+from .scenario import (
+    Block,
+    Prompt,
+    Reply,
+    TextBlock,
+    ThinkingBlock,
+    ToolSpec,
+    ToolUseBlock,
+    last_user_text,
+)
 from .sse import event_frame, json_fragments, json_text, pieces
 
 # stop reason -> (status, incomplete_details.reason)
@@ -33,23 +42,10 @@ def read_prompt(body: dict[str, Any]) -> Prompt:
         if isinstance(tool, dict) and tool.get("type") == "function" and "name" in tool
     )
     return Prompt(
-        last_user_text=_last_user_text(body.get("input")),
+        last_user_text=last_user_text(body.get("input"), "input_text"),
         tools=tools,
         forced_tool=_forced_tool(body.get("tool_choice"), tools),
     )
-
-
-def _last_user_text(items: Any) -> str:
-    if isinstance(items, str):
-        return items
-    for item in reversed(items or []):
-        if isinstance(item, dict) and item.get("role") == "user":
-            content = item.get("content")
-            if isinstance(content, str):
-                return content
-            parts = content if isinstance(content, list) else []
-            return "".join(p.get("text", "") for p in parts if p.get("type") == "input_text")
-    return ""
 
 
 def _forced_tool(choice: Any, tools: tuple[ToolSpec, ...]) -> str | None:

@@ -161,6 +161,21 @@ class Reply:
         return block.signature or f"ZmFrZS1zaWc{self.reply_id}{index}"
 
 
+def last_user_text(messages: Any, text_type: str) -> str:
+    """The last user turn's text, for OpenAI-shaped turns (`text_type`: Chat's `text` or
+    Responses' `input_text`); a bare string is itself the user's text."""
+    if isinstance(messages, str):
+        return messages
+    for message in reversed(messages or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            parts = content if isinstance(content, list) else []
+            return "".join(p.get("text", "") for p in parts if p.get("type") == text_type)
+    return ""
+
+
 def estimate_tokens(chars: int) -> int:
     """The fake's tokenizer: about four characters a token, at least one."""
     return max(1, -(-chars // 4))

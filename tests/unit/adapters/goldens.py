@@ -7,7 +7,7 @@ ir_request?}) and `stream_*` (upstream chunks or events, expected_events, ir_req
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +50,25 @@ def check_response(adapter: Adapter, case: dict, make_target: Callable[..., Targ
     request = make_request(case.get("ir_request"))
     response = adapter.parse_response(case["upstream_response"], request, make_target())
     assert msgspec.to_builtins(response) == case["expected_ir"]
+
+
+async def data_lines(chunks: list[Any]) -> AsyncIterator[tuple[str | None, bytes]]:
+    """SSE without event names (OpenAI Chat, Gemini): a string is sent as is (`[DONE]`), an
+    object as its JSON."""
+    for item in chunks:
+        yield None, item.encode() if isinstance(item, str) else json.dumps(item).encode()
+
+
+async def named_events(events: list[dict]) -> AsyncIterator[tuple[str | None, bytes]]:
+    """SSE whose event name is the payload's `type` (OpenAI Responses)."""
+    for payload in events:
+        yield payload["type"], json.dumps(payload).encode()
+
+
+async def parse_events(
+    adapter: Adapter,
+    pairs: AsyncIterator[tuple[str | None, bytes]],
+    request: ir.Request,
+    target: Target,
+) -> list[dict]:
+    return [msgspec.to_builtins(e) async for e in adapter.parse_stream(pairs, request, target)]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -30,7 +29,9 @@ from tests.unit.adapters.goldens import (
     cases,
     check_request,
     check_response,
+    data_lines,
     make_request,
+    parse_events,
 )
 
 FOLDER = "gemini"
@@ -60,14 +61,8 @@ def golden(prefix: str) -> list[Any]:
     return cases(FOLDER, prefix)
 
 
-async def sse(chunks: list[Any]) -> AsyncIterator[tuple[str | None, bytes]]:
-    for item in chunks:
-        yield None, item.encode() if isinstance(item, str) else json.dumps(item).encode()
-
-
 async def stream_events(chunks: list[Any], request: ir.Request | None = None) -> list[dict]:
-    events = adapter.parse_stream(sse(chunks), request or make_request(), make_target())
-    return [msgspec.to_builtins(event) async for event in events]
+    return await parse_events(adapter, data_lines(chunks), request or make_request(), make_target())
 
 
 def body_of(request: ir.Request, **target: Any) -> dict[str, Any]:

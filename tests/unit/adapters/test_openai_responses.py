@@ -9,8 +9,6 @@ files were computed from the formula of reference 5.12.3 with the key below.
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -27,6 +25,8 @@ from tests.unit.adapters.goldens import (
     check_request,
     check_response,
     make_request,
+    named_events,
+    parse_events,
 )
 
 FOLDER = "openai_responses"
@@ -52,14 +52,10 @@ def golden(prefix: str) -> list[Any]:
     return cases(FOLDER, prefix)
 
 
-async def sse(events: list[dict]) -> AsyncIterator[tuple[str | None, bytes]]:
-    for payload in events:
-        yield payload["type"], json.dumps(payload).encode()
-
-
-async def stream_events(events: list[dict], request: ir.Request | None = None) -> list[dict]:
-    parsed = adapter.parse_stream(sse(events), request or make_request(), make_target())
-    return [msgspec.to_builtins(event) async for event in parsed]
+async def stream_events(chunks: list[Any], request: ir.Request | None = None) -> list[dict]:
+    return await parse_events(
+        adapter, named_events(chunks), request or make_request(), make_target()
+    )
 
 
 def body_of(request: ir.Request, **target: Any) -> dict[str, Any]:
