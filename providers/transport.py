@@ -12,7 +12,7 @@ import httpx2
 from django.conf import settings
 
 from providers.adapters.base import Target
-from providers.netstream import AsyncioBackend
+from providers.wire import WireTransport
 
 # Explicit process cache: (loop id, provider id, provider version) -> client.
 _clients: dict[tuple[int, int, str], httpx2.AsyncClient] = {}
@@ -28,10 +28,8 @@ def client_for(target: Target) -> httpx2.AsyncClient:
             max_keepalive_connections=conf["POOL_MAX_KEEPALIVE"],
             keepalive_expiry=30,
         )
-        transport = httpx2.AsyncHTTPTransport(limits=limits, trust_env=False)
-        transport._pool._network_backend = AsyncioBackend()  # see providers/netstream.py
         client = httpx2.AsyncClient(
-            transport=transport,
+            transport=WireTransport(limits=limits),  # see providers/wire.py
             timeout=httpx2.Timeout(conf["READ_TIMEOUT"], connect=conf["CONNECT_TIMEOUT"]),
             follow_redirects=False,
             trust_env=False,
