@@ -18,6 +18,7 @@ import msgspec
 from django.conf import settings
 
 from gateway import extras, ir, limits, metrics, pipeline
+from gateway.api.coalesce import Coalescer
 from gateway.api.http import GatewayConsumer
 from gateway.errors import GatewayError
 from gateway.surfaces.anthropic.encode import encode, message_json
@@ -154,22 +155,31 @@ class MessagesConsumer(GatewayConsumer):
         pump = asyncio.current_task()
         watcher = asyncio.create_task(self.watch_disconnect(pump))
         pinger = asyncio.create_task(self.keep_alive(writer))
+        out = Coalescer(self.send_events)
         try:
-            await self.write(writer, first)
-            async for event in events:
-                await self.write(writer, event)
-                if writer.finished:
+            self.write(writer, first, out)
+            await out.flush()  # the first event never waits for company
+            while not writer.finished:
+                try:
+                    event = await out.before_waiting(anext(events))
+                except StopAsyncIteration:
+                    self.write(
+                        writer,
+                        ir.StreamError("api_error", "upstream stream ended unexpectedly"),
+                        out,
+                    )
                     break
-            if not writer.finished:
-                await self.write(
-                    writer, ir.StreamError("api_error", "upstream stream ended unexpectedly")
-                )
+                self.write(writer, event, out)
+                if out.full:
+                    await out.flush()
+            await out.flush()
         except asyncio.CancelledError:
             # The client went away: closing the generator closes the upstream request.
             pump.uncancel()
             self.seen.disconnected = True
         except GatewayError as err:
-            await self.write(writer, ir.StreamError(err.type, err.message))
+            self.write(writer, ir.StreamError(err.type, err.message), out)
+            await out.flush()
         finally:
             watcher.cancel()
             pinger.cancel()
@@ -177,7 +187,7 @@ class MessagesConsumer(GatewayConsumer):
         with contextlib.suppress(Exception):
             await self.send_body(b"")
 
-    async def write(self, writer: StreamWriter, event: ir.StreamEvent) -> None:
+    def write(self, writer: StreamWriter, event: ir.StreamEvent, out: Coalescer) -> None:
         if isinstance(event, ir.StreamError):
             self.seen.stream_error = event.error_type
         elif isinstance(event, ir.Passthrough):
@@ -185,10 +195,11 @@ class MessagesConsumer(GatewayConsumer):
                 self.seen.output_chars += max(0, len(event.data) - PASSTHROUGH_DELTA_FRAMING)
             elif event.event == "error":
                 self.seen.stream_error = _error_type(event.data)
-        data = writer.feed(event)
-        if data:
-            self.last_write = time.monotonic()
-            await self.send_body(data, more=True)
+        out.add(writer.feed(event))
+
+    async def send_events(self, data: bytes) -> None:
+        self.last_write = time.monotonic()
+        await self.send_body(data, more=True)
 
     async def keep_alive(self, writer: StreamWriter) -> None:
         interval = settings.TOLLGATE["STREAM_PING_SECONDS"]
