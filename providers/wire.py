@@ -27,6 +27,11 @@ import httpx2
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 # A reader that falls this far behind pauses the socket until it catches up.
 _HIGH_WATER = 256 * 1024
+# A response closed before its end is read to its end in the background when that is close
+# (the usual case: a stream's last event was handled before its terminating chunk arrived),
+# so the connection is kept instead of reopened for the next request; longer ones are cut.
+_DRAIN_SECONDS = 1.0
+_DRAIN_BYTES = 64 * 1024
 
 
 class _Connection(asyncio.Protocol):
@@ -43,6 +48,10 @@ class _Connection(asyncio.Protocol):
         self.drained: asyncio.Future | None = None
         self.write_paused = False
         self.read_paused = False
+        self.exchanges = 0  # requests begun on this connection
+        self.on_drained = None  # set while a closed response is read to its end
+        self.drain_budget = 0
+        self.drain_timer: asyncio.TimerHandle | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -54,6 +63,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0
+        self.received = 0
         self.error: httpx2.TransportError | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
@@ -66,12 +76,14 @@ class _Connection(asyncio.Protocol):
             self.closed = True
             self.transport.close()
             return
+        self.received += len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:  # not a subclass
             self.error = httpx2.RemoteProtocolError(f"malformed upstream response: {exc}")
             self.closed = True
             self.transport.close()
+            self._end_drain()
         self._wake()
 
     def eof_received(self) -> bool:
@@ -104,6 +116,12 @@ class _Connection(asyncio.Protocol):
         self.until_close = b"content-length" not in lowered and b"transfer-encoding" not in lowered
 
     def on_body(self, body: bytes) -> None:
+        if self.on_drained is not None:  # nobody reads this body any more
+            self.drain_budget -= len(body)
+            if self.drain_budget < 0:
+                self.close()
+                self._end_drain()
+            return
         self.chunks.append(body)
         self.buffered += len(body)
         if self.buffered > _HIGH_WATER and not self.read_paused:
@@ -111,9 +129,14 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def on_message_complete(self) -> None:
+        if 100 <= self.status < 200:  # an interim answer (103 Early Hints): the real one follows
+            self.headers = []
+            self.headers_done = False
+            return
         self.complete = True
         self.keep_alive = self.parser.should_keep_alive()
         self.parser = None
+        self._end_drain()
 
     # -- used by the transport ---------------------------------------------------------------
 
@@ -123,6 +146,28 @@ class _Connection(asyncio.Protocol):
             self.complete = True  # a body delimited by the connection closing has ended
             self.parser = None
         self._wake()
+        self._end_drain()
+
+    def start_drain(self, done) -> None:
+        """Read the rest of the response in the background; `done(self)` when it settles."""
+        self.chunks.clear()
+        self.buffered = 0
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.on_drained = done
+        self.drain_budget = _DRAIN_BYTES
+        self.drain_timer = asyncio.get_running_loop().call_later(_DRAIN_SECONDS, self._drain_late)
+
+    def _drain_late(self) -> None:
+        self.close()
+        self._end_drain()
+
+    def _end_drain(self) -> None:
+        done, self.on_drained = self.on_drained, None
+        if done is not None:
+            self.drain_timer.cancel()
+            done(self)
 
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -134,6 +179,10 @@ class _Connection(asyncio.Protocol):
 
     def begin(self, head: bytes, body: bytes, method: bytes) -> None:
         self._reset()
+        self.exchanges += 1
+        if self.read_paused:  # the last body was closed unread after its final bytes paused us
+            self.read_paused = False
+            self.transport.resume_reading()
         self.parser = httptools.HttpResponseParser(self)
         self.head_only = method == b"HEAD"
         self.transport.write(head + body if len(body) < 65536 else head)
@@ -182,7 +231,7 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
-            self.transport.close()
+            self.transport.abort()  # close() would keep flushing a request we gave up on
 
 
 async def _wait(future: asyncio.Future, timeout: float | None, error: type, what: str) -> None:
@@ -244,15 +293,19 @@ class WireTransport(httpx2.AsyncBaseTransport):
         body = await request.aread()
         head = _head(request.method.encode(), url.raw_path, request.headers.raw, request)
 
-        conn = await self._acquire(origin, timeouts)
-        try:
-            conn.begin(head, body, request.method.encode())
-            await conn.drain(timeouts.get("write"))
-            await conn.response_head(timeouts.get("read"))
-        except BaseException:
-            conn.close()
-            self._release(conn)
-            raise
+        while True:
+            conn = await self._acquire(origin, timeouts)
+            try:
+                conn.begin(head, body, request.method.encode())
+                await conn.drain(timeouts.get("write"))
+                await conn.response_head(timeouts.get("read"))
+            except BaseException as exc:
+                conn.close()
+                self._settle(conn)
+                if _stale(conn, exc):
+                    continue  # the server had closed this idle connection: it never saw us
+                raise
+            break
         return httpx2.Response(
             status_code=conn.status,
             headers=conn.headers,
@@ -268,16 +321,18 @@ class WireTransport(httpx2.AsyncBaseTransport):
     # -- the pool ---------------------------------------------------------------------------
 
     async def _acquire(self, origin: tuple[bytes, bytes, int], timeouts: dict) -> _Connection:
-        now = time.monotonic()
-        for conn in reversed(self._idle):  # most recently used first: likeliest still open
-            if conn.origin == origin:
-                self._idle.remove(conn)
-                if conn.reusable(now, self._expiry):
-                    return conn
-                conn.close()
-                self._open -= 1
+        while True:  # and again after each wait: the connection released may be idle now
+            now = time.monotonic()
+            for conn in reversed(self._idle):  # most recently used first: likeliest still open
+                if conn.origin == origin:
+                    self._idle.remove(conn)
+                    if conn.reusable(now, self._expiry):
+                        return conn
+                    conn.close()
+                    self._open -= 1
+                    break
+            if self._open < self._max:
                 break
-        while self._open >= self._max:
             if self._idle:  # make room by closing an idle connection to another origin
                 self._idle.popleft().close()
                 self._open -= 1
@@ -289,6 +344,8 @@ class WireTransport(httpx2.AsyncBaseTransport):
             except BaseException:
                 if slot in self._slots:
                     self._slots.remove(slot)
+                else:  # woken, then cancelled: pass the wake-up on instead of losing it
+                    self._wake_one()
                 raise
         self._open += 1
         try:
@@ -319,6 +376,13 @@ class WireTransport(httpx2.AsyncBaseTransport):
         return conn
 
     def _release(self, conn: _Connection) -> None:
+        """A response closed by its reader: its connection is kept if its end is near."""
+        if not (conn.complete or conn.closed) and conn.error is None and conn.headers_done:
+            conn.start_drain(self._settle)  # the pool slot stays taken until it settles
+            return
+        self._settle(conn)
+
+    def _settle(self, conn: _Connection) -> None:
         """Back to the idle set when the exchange ended cleanly, otherwise closed."""
         reusable = conn.complete and conn.keep_alive and not conn.closed
         if reusable and len(self._idle) < self._max_idle:
@@ -335,6 +399,20 @@ class WireTransport(httpx2.AsyncBaseTransport):
             if not slot.done():
                 slot.set_result(None)
                 return
+
+
+def _stale(conn: _Connection, exc: BaseException) -> bool:
+    """A kept-alive connection the server closed as we reused it: closed, not a byte back.
+
+    Servers close idle connections only between exchanges, so a request that met such a close
+    was not processed; it is sent once more on a new connection (as browsers do).
+    """
+    return (
+        conn.exchanges > 1
+        and conn.received == 0
+        and isinstance(exc, httpx2.RemoteProtocolError)
+        and conn.error is None
+    )
 
 
 def _head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], request) -> bytes:
