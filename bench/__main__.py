@@ -19,6 +19,15 @@ from bench import environment as env
 
 PROMPT = "Hello, how are you today? Please answer briefly."
 RESULTS = Path(__file__).parent / "results"
+# (label, upstream surface, gateway model); bench/peer.py runs the same cases.
+NON_STREAMING = [
+    ("Anthropic pass-through", "anthropic", "bench-pass"),
+    ("Anthropic -> OpenAI Chat", "openai", "bench-openai"),
+]
+STREAMING = [  # 200-token replies
+    ("pass-through", "anthropic", "bench-pass-200"),
+    ("OpenAI Chat translation", "openai", "bench-openai-200"),
+]
 
 
 def messages_body(model: str, prompt: str = PROMPT, stream: bool = False) -> str:
@@ -36,10 +45,55 @@ def chat_body(model: str, prompt: str = PROMPT, stream: bool = False) -> str:
 
 
 class Bench:
-    def __init__(self, duration: float, quick: bool):
+    def __init__(self, duration: float, quick: bool, timeout: float | None = None):
         self.duration = duration
         self.quick = quick
+        self.timeout = timeout  # per request, for a gateway that may stall; None waits forever
         self.rows: list[list[str]] = []
+
+    def load(self, url: str, headers: dict, body: str, conns: int, duration: float | None) -> dict:
+        spec = {"connections": conns, "duration": duration or self.duration}
+        if self.timeout:
+            spec["timeout"] = self.timeout
+        return env.load({**spec, "url": url, "headers": headers, "body": body})
+
+    def direct(
+        self,
+        upstream_url: str,
+        surface: str,
+        upstream_model: str,
+        conns: int,
+        prompt: str = PROMPT,
+        stream: bool = False,
+        duration: float | None = None,
+    ) -> dict:
+        """The fake upstream answering the same payload directly: the baseline."""
+        path, body, auth = {
+            "anthropic": ("/v1/messages", messages_body, {"x-api-key": "sk-bench"}),
+            "openai": ("/v1/chat/completions", chat_body, {"authorization": "Bearer sk-bench"}),
+        }[surface]
+        return self.load(
+            upstream_url + path, auth, body(upstream_model, prompt, stream), conns, duration
+        )
+
+    def through(
+        self,
+        gateway_url: str,
+        key: str,
+        model: str,
+        conns: int,
+        prompt: str = PROMPT,
+        stream: bool = False,
+        duration: float | None = None,
+    ) -> dict:
+        """`/v1/messages` through a gateway."""
+        return self.load(
+            gateway_url + "/v1/messages",
+            {"x-api-key": key},
+            messages_body(model, prompt, stream),
+            conns,
+            duration,
+        )
 
     def pair(
         self,
@@ -54,27 +108,8 @@ class Bench:
         stream: bool = False,
         duration: float | None = None,
     ) -> tuple[dict, dict]:
-        direct_path, direct_body, auth = {
-            "anthropic": ("/v1/messages", messages_body, {"x-api-key": "sk-bench"}),
-            "openai": ("/v1/chat/completions", chat_body, {"authorization": "Bearer sk-bench"}),
-        }[surface]
-        spec = {"connections": conns, "duration": duration or self.duration}
-        direct = env.load(
-            {
-                **spec,
-                "url": upstream_url + direct_path,
-                "headers": auth,
-                "body": direct_body(upstream_model, prompt, stream),
-            }
-        )
-        through = env.load(
-            {
-                **spec,
-                "url": gateway_url + "/v1/messages",
-                "headers": {"x-api-key": key},
-                "body": messages_body(model, prompt, stream),
-            }
-        )
+        direct = self.direct(upstream_url, surface, upstream_model, conns, prompt, stream, duration)
+        through = self.through(gateway_url, key, model, conns, prompt, stream, duration)
         return direct, through
 
     def add(self, *cells: object) -> None:
@@ -92,41 +127,45 @@ def added(direct: float | None, through: float | None) -> str:
     return f"{(through - direct) * 1000:+.2f} ms"
 
 
+def rate(direct: dict, through: dict) -> str:
+    return (
+        f"{through['rps']:.0f} rps vs {direct['rps']:.0f} direct "
+        f"(x{through['rps'] / max(direct['rps'], 1):.2f})"
+    )
+
+
+def latency(label: str, field: str, direct: dict, through: dict) -> str:
+    """`label through vs direct ms (+added)` for one latency field of a load result."""
+    return (
+        f"{label} {ms(through[field])} vs {ms(direct[field])} ms "
+        f"({added(direct[field], through[field])})"
+    )
+
+
 def non_streaming(bench: Bench, up: str, gw: str, key: str) -> None:
     print("\n## 1. Non-streaming /v1/messages", flush=True)
-    for label, surface, model in [
-        ("Anthropic pass-through", "anthropic", "bench-pass"),
-        ("Anthropic -> OpenAI Chat", "openai", "bench-openai"),
-    ]:
+    for label, surface, model in NON_STREAMING:
         for conns in (1, 32, 256):
             direct, through = bench.pair(up, gw, key, surface, model, "bench-echo", conns)
             bench.add(
                 f"1 {label}",
                 f"{conns} conn",
-                f"{through['rps']:.0f} rps vs {direct['rps']:.0f} direct "
-                f"(x{through['rps'] / max(direct['rps'], 1):.2f})",
-                f"p50 {ms(through['p50'])} vs {ms(direct['p50'])} ms "
-                f"({added(direct['p50'], through['p50'])})",
-                f"p99 {ms(through['p99'])} vs {ms(direct['p99'])} ms "
-                f"({added(direct['p99'], through['p99'])})",
+                rate(direct, through),
+                latency("p50", "p50", direct, through),
+                latency("p99", "p99", direct, through),
                 f"errors {through['errors']}",
             )
 
 
 def streaming(bench: Bench, up: str, gw: str, key: str) -> None:
     print("\n## 2. Streaming, 200-token reply", flush=True)
-    for label, surface, model in [
-        ("pass-through", "anthropic", "bench-pass-200"),
-        ("OpenAI Chat translation", "openai", "bench-openai-200"),
-    ]:
+    for label, surface, model in STREAMING:
         direct, through = bench.pair(up, gw, key, surface, model, "bench-200tok", 1, stream=True)
         bench.add(
             f"2 stream {label}",
             "1 conn",
-            f"first byte {ms(through['ttfb_p50'])} vs {ms(direct['ttfb_p50'])} ms "
-            f"({added(direct['ttfb_p50'], through['ttfb_p50'])})",
-            f"last byte {ms(through['p50'])} vs {ms(direct['p50'])} ms "
-            f"({added(direct['p50'], through['p50'])})",
+            latency("first byte", "ttfb_p50", direct, through),
+            latency("last byte", "p50", direct, through),
             f"errors {through['errors']}",
         )
 
@@ -144,8 +183,7 @@ def payload_sweep(bench: Bench, up: str, gw: str, key: str) -> None:
         bench.add(
             f"5 payload {size_kb} KB",
             "1 conn",
-            f"p50 {ms(through['p50'])} vs {ms(direct['p50'])} ms "
-            f"({added(direct['p50'], through['p50'])})",
+            latency("p50", "p50", direct, through),
             f"added per KB {extra * 1000 / size_kb:.4f} ms",
             f"errors {through['errors']}",
         )
@@ -209,8 +247,7 @@ def servers(bench: Bench, up: str, key: str) -> None:
         bench.add(
             f"6 server {server}",
             "32 conn",
-            f"{through['rps']:.0f} rps vs {direct['rps']:.0f} direct "
-            f"(x{through['rps'] / max(direct['rps'], 1):.2f})",
+            rate(direct, through),
             f"p50 {ms(through['p50'])} ms",
             f"errors {through['errors']}",
         )
@@ -286,29 +323,30 @@ def main() -> None:
     rows = set(args.rows.split(","))
     bench = Bench(duration=1.5 if args.quick else 5.0, quick=args.quick)
     print(f"# Tollgate benchmark — {time.strftime('%Y-%m-%d %H:%M')} — {machine()}")
-    env.prepare_database()
-    with env.upstream() as upstream:
-        key = env.configure(upstream.url)
-        if rows & {"1", "2", "4", "5"}:
-            gateway = env.Gateway(workers=args.workers).start()
-            print(f"gateway: make serve WORKERS={args.workers} (uvicorn, uvloop, httptools)")
-            try:
-                if "1" in rows:
-                    non_streaming(bench, upstream.url, gateway.url, key)
-                if "2" in rows:
-                    streaming(bench, upstream.url, gateway.url, key)
-                if "5" in rows:
-                    payload_sweep(bench, upstream.url, gateway.url, key)
-                if "4" in rows:
-                    usage(bench, gateway.url, key)
-            finally:
-                gateway.stop()
-        if "3" in rows:
-            open_streams(bench, upstream.url, key, 200 if args.quick else 1000)
-        if "6" in rows:
-            servers(bench, upstream.url, key)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.txt").write_text("\n".join(" | ".join(r) for r in bench.rows) + "\n")
+    with env.exclusive():
+        env.prepare_database()
+        with env.upstream() as upstream:
+            key = env.configure(upstream.url)
+            if rows & {"1", "2", "4", "5"}:
+                gateway = env.Gateway(workers=args.workers).start()
+                print(f"gateway: make serve WORKERS={args.workers} (uvicorn, uvloop, httptools)")
+                try:
+                    if "1" in rows:
+                        non_streaming(bench, upstream.url, gateway.url, key)
+                    if "2" in rows:
+                        streaming(bench, upstream.url, gateway.url, key)
+                    if "5" in rows:
+                        payload_sweep(bench, upstream.url, gateway.url, key)
+                    if "4" in rows:
+                        usage(bench, gateway.url, key)
+                finally:
+                    gateway.stop()
+            if "3" in rows:
+                open_streams(bench, upstream.url, key, 200 if args.quick else 1000)
+            if "6" in rows:
+                servers(bench, upstream.url, key)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "latest.txt").write_text("\n".join(" | ".join(r) for r in bench.rows) + "\n")
 
 
 if __name__ == "__main__":

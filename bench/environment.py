@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -33,6 +36,21 @@ def bench_env(**extra: str) -> dict[str, str]:
         "TOLLGATE_SPOOL_DIR": str(SPOOL),
         **extra,
     }
+
+
+@contextmanager
+def exclusive() -> Iterator[None]:
+    """One benchmark run at a time: runs share the database, Redis db 14 and the cores, and a
+    second run's `configure` would point the first one's providers at its own fake upstream."""
+    lock = ROOT / "bench" / "results" / ".lock"
+    lock.parent.mkdir(exist_ok=True)
+    with lock.open("w") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("waiting for another benchmark run to finish", flush=True)
+            fcntl.flock(file, fcntl.LOCK_EX)
+        yield
 
 
 def prepare_database() -> None:

@@ -2,7 +2,9 @@
 
 `python -m bench.load SPEC_JSON` prints one JSON result: completed requests, errors, rate and
 latency percentiles (total, and time to first body byte). Connections are kept alive; each
-connection sends its next request when the previous response has been read in full.
+connection sends its next request when the previous response has been read in full. With
+`timeout` in the spec, a response not read in full within that many seconds counts as an error
+(status `timeout`) and its connection is closed.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def request_bytes(url: str, body: bytes, headers: dict[str, str]) -> bytes:
 
 async def connection(spec: dict, payload: bytes, results: dict, deadline: float) -> None:
     parts = urlsplit(spec["url"])
+    timeout = spec.get("timeout")
     try:
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port, limit=2**22)
     except OSError:
@@ -66,7 +69,15 @@ async def connection(spec: dict, payload: bytes, results: dict, deadline: float)
             results["sent"] += 1
             began = time.perf_counter()
             writer.write(payload)
-            status, first, _ = await read_response(reader)
+            if timeout:
+                try:
+                    status, first, _ = await asyncio.wait_for(read_response(reader), timeout)
+                except TimeoutError:
+                    results["errors"] += 1
+                    results["statuses"]["timeout"] = results["statuses"].get("timeout", 0) + 1
+                    return
+            else:
+                status, first, _ = await read_response(reader)
             done = time.perf_counter()
             if status != 200:
                 results["errors"] += 1
