@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: install run serve test lint format bench lock clean browser
+.PHONY: install run serve test lint format bench bench-peer lock clean browser
 
 # Installs exactly what the lock file pins, checking every hash.
 $(VENV)/.installed: requirements-dev.lock
@@ -65,6 +65,11 @@ format: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# Rows 1 and 2 again with LiteLLM proxy beside Tollgate; LiteLLM is installed once, by the
+# script, into its own virtualenv beside ours (.venv/peer-litellm; see bench/README.md).
+bench-peer: install
+	$(BIN)/python -m bench.peer
 
 # Regenerates the lock files from pyproject.toml (needs uv: pip install uv).
 lock:
