@@ -28,7 +28,7 @@ serve: install
 	$(BIN)/python manage.py migrate --no-input -v0
 	rm -rf var/prometheus && mkdir -p var/prometheus
 	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus $(BIN)/uvicorn gateway.asgi:application --host $(HOST) --port $(PORT) \
-		--workers $(WORKERS) --loop uvloop --http httptools --no-access-log \
+		--workers $(WORKERS) --loop uvloop --http gateway.server:HttpProtocol --no-access-log \
 		--timeout-keep-alive 75
 
 # The Claude Code CLI the e2e tests drive, pinned with integrity hashes in its package-lock

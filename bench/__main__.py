@@ -51,10 +51,20 @@ class Bench:
         self.timeout = timeout  # per request, for a gateway that may stall; None waits forever
         self.rows: list[list[str]] = []
 
-    def load(self, url: str, headers: dict, body: str, conns: int, duration: float | None) -> dict:
+    def load(
+        self,
+        url: str,
+        headers: dict,
+        body: str,
+        conns: int,
+        duration: float | None,
+        rate: float | None = None,
+    ) -> dict:
         spec = {"connections": conns, "duration": duration or self.duration}
         if self.timeout:
             spec["timeout"] = self.timeout
+        if rate:
+            spec["rate"] = rate
         return env.load({**spec, "url": url, "headers": headers, "body": body})
 
     def direct(
@@ -66,6 +76,7 @@ class Bench:
         prompt: str = PROMPT,
         stream: bool = False,
         duration: float | None = None,
+        rate: float | None = None,
     ) -> dict:
         """The fake upstream answering the same payload directly: the baseline."""
         path, body, auth = {
@@ -73,7 +84,7 @@ class Bench:
             "openai": ("/v1/chat/completions", chat_body, {"authorization": "Bearer sk-bench"}),
         }[surface]
         return self.load(
-            upstream_url + path, auth, body(upstream_model, prompt, stream), conns, duration
+            upstream_url + path, auth, body(upstream_model, prompt, stream), conns, duration, rate
         )
 
     def through(
@@ -85,6 +96,7 @@ class Bench:
         prompt: str = PROMPT,
         stream: bool = False,
         duration: float | None = None,
+        rate: float | None = None,
     ) -> dict:
         """`/v1/messages` through a gateway."""
         return self.load(
@@ -93,6 +105,7 @@ class Bench:
             messages_body(model, prompt, stream),
             conns,
             duration,
+            rate,
         )
 
     def pair(
@@ -107,9 +120,11 @@ class Bench:
         prompt: str = PROMPT,
         stream: bool = False,
         duration: float | None = None,
+        rate: float | None = None,
     ) -> tuple[dict, dict]:
-        direct = self.direct(upstream_url, surface, upstream_model, conns, prompt, stream, duration)
-        through = self.through(gateway_url, key, model, conns, prompt, stream, duration)
+        args = (conns, prompt, stream, duration, rate)
+        direct = self.direct(upstream_url, surface, upstream_model, *args)
+        through = self.through(gateway_url, key, model, *args)
         return direct, through
 
     def add(self, *cells: object) -> None:
@@ -143,10 +158,15 @@ def latency(label: str, field: str, direct: dict, through: dict) -> str:
 
 
 def non_streaming(bench: Bench, up: str, gw: str, key: str) -> None:
+    """Closed loop (every connection sends again as soon as it has its answer: throughput, and
+    latency at saturation, which is queueing), then 32 connections at a fixed half of the
+    gateway's own 32-connection throughput (open loop: what each request costs under load)."""
     print("\n## 1. Non-streaming /v1/messages", flush=True)
     for label, surface, model in NON_STREAMING:
+        capacity = 0.0
         for conns in (1, 32, 256):
             direct, through = bench.pair(up, gw, key, surface, model, "bench-echo", conns)
+            capacity = through["rps"] if conns == 32 else capacity
             bench.add(
                 f"1 {label}",
                 f"{conns} conn",
@@ -155,6 +175,16 @@ def non_streaming(bench: Bench, up: str, gw: str, key: str) -> None:
                 latency("p99", "p99", direct, through),
                 f"errors {through['errors']}",
             )
+        offered = max(50, int(capacity / 2 // 50 * 50))
+        direct, through = bench.pair(up, gw, key, surface, model, "bench-echo", 32, rate=offered)
+        bench.add(
+            f"1 {label}",
+            f"32 conn at {offered} rps",
+            f"served {through['rps']:.0f} rps vs {direct['rps']:.0f} direct",
+            latency("p50", "p50", direct, through),
+            latency("p99", "p99", direct, through),
+            f"errors {through['errors']}",
+        )
 
 
 def streaming(bench: Bench, up: str, gw: str, key: str) -> None:

@@ -4,7 +4,9 @@
 latency percentiles (total, and time to first body byte). Connections are kept alive; each
 connection sends its next request when the previous response has been read in full. With
 `timeout` in the spec, a response not read in full within that many seconds counts as an error
-(status `timeout`) and its connection is closed.
+(status `timeout`) and its connection is closed. With `rate`, the connections send on a fixed
+schedule at that many requests/s in all (open loop), for latency at a given load rather than at
+saturation.
 """
 
 from __future__ import annotations
@@ -56,18 +58,30 @@ def request_bytes(url: str, body: bytes, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def connection(spec: dict, payload: bytes, results: dict, deadline: float) -> None:
+async def connection(
+    spec: dict, payload: bytes, results: dict, deadline: float, offset: float = 0.0
+) -> None:
+    """One kept-alive connection. With `rate` in the spec (requests/s over all connections),
+    requests go out on a fixed schedule and each latency counts from its scheduled time, so
+    a response that comes back late also charges the requests it held up."""
     parts = urlsplit(spec["url"])
     timeout = spec.get("timeout")
+    interval = spec["connections"] / spec["rate"] if spec.get("rate") else 0.0
     try:
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port, limit=2**22)
     except OSError:
         results["errors"] += 1
         return
+    scheduled = time.perf_counter() + offset * interval
     try:
         while time.perf_counter() < deadline and results["sent"] < spec.get("max_requests", 1e12):
+            if interval:
+                if (wait := scheduled - time.perf_counter()) > 0:
+                    await asyncio.sleep(wait)
+                began, scheduled = scheduled, scheduled + interval
+            else:
+                began = time.perf_counter()
             results["sent"] += 1
-            began = time.perf_counter()
             writer.write(payload)
             if timeout:
                 try:
@@ -111,8 +125,9 @@ async def run(spec: dict) -> dict:
         )
     began = time.perf_counter()
     deadline = began + spec["duration"]
+    n = spec["connections"]
     await asyncio.gather(
-        *(connection(spec, payload, results, deadline) for _ in range(spec["connections"]))
+        *(connection(spec, payload, results, deadline, offset=i / n) for i in range(n))
     )
     elapsed = time.perf_counter() - began
     lat, ttfb = results["latencies"], results["ttfb"]

@@ -33,12 +33,16 @@ class Coalescer:
     def full(self) -> bool:
         return self._size >= MAX_PENDING_BYTES
 
+    def take(self) -> bytes:
+        """Everything pending, now the caller's to send."""
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._size = 0
+        return data
+
     async def flush(self) -> None:
         if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            self._size = 0
-            await self._send(data)
+            await self._send(self.take())
 
     def before_waiting(self, awaitable: Awaitable[T]) -> Awaitable[T]:
         """Await `awaitable`, flushing first if (and only when) it is about to suspend."""

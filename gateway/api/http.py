@@ -86,6 +86,7 @@ class GatewayConsumer(AsyncConsumer):
         self, status: int, payload: bytes, extra: list[tuple[bytes, bytes]] | None = None
     ) -> None:
         headers = self.base_headers(b"application/json")
+        headers.append((b"content-length", str(len(payload)).encode()))  # no chunk framing
         if extra:
             headers.extend(extra)
         await self.send_headers(status, headers)

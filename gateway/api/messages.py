@@ -42,6 +42,7 @@ class MessagesConsumer(GatewayConsumer):
         self.call: pipeline.Call | None = None
         self.seen = Seen(finished=0.0)
         self.writer: StreamWriter | None = None
+        self.body_ended = False
         try:
             await super().__call__(scope, receive, send)
         except asyncio.CancelledError:
@@ -172,20 +173,27 @@ class MessagesConsumer(GatewayConsumer):
                 self.write(writer, event, out)
                 if out.full:
                     await out.flush()
-            await out.flush()
+            await self.end_body(out)
         except asyncio.CancelledError:
             # The client went away: closing the generator closes the upstream request.
             pump.uncancel()
             self.seen.disconnected = True
         except GatewayError as err:
             self.write(writer, ir.StreamError(err.type, err.message), out)
-            await out.flush()
+            await self.end_body(out)
         finally:
             watcher.cancel()
             pinger.cancel()
             await events.aclose()
-        with contextlib.suppress(Exception):
-            await self.send_body(b"")
+        if not self.body_ended:
+            with contextlib.suppress(Exception):
+                await self.send_body(b"")
+
+    async def end_body(self, out: Coalescer) -> None:
+        """The last events and the end of the body in one message (one write, chunk terminator
+        included)."""
+        self.body_ended = True
+        await self.send_body(out.take())
 
     def write(self, writer: StreamWriter, event: ir.StreamEvent, out: Coalescer) -> None:
         if isinstance(event, ir.StreamError):
