@@ -55,6 +55,24 @@ class UpstreamRequest:
     def content(self) -> bytes:
         return _json.encode(self.body)
 
+    def parsed_url(self) -> httpx2.URL:
+        return parsed_url(self.url)
+
+
+# Explicit process cache: parsing a URL is 40 % of building an httpx2 request, and a gateway
+# calls a few dozen distinct upstream URLs (provider x endpoint x model) over and over.
+_urls: dict[str, httpx2.URL] = {}
+_URLS_KEPT = 4096
+
+
+def parsed_url(url: str) -> httpx2.URL:
+    parsed = _urls.get(url)
+    if parsed is None:
+        if len(_urls) >= _URLS_KEPT:
+            _urls.clear()
+        parsed = _urls[url] = httpx2.URL(url)
+    return parsed
+
 
 @dataclass(slots=True)
 class Exchange:
@@ -98,7 +116,7 @@ class Adapter:
         The default is the gateway's own estimate (a real tokenizer, see gateway/tokens.py);
         adapters whose provider has a counting endpoint override `count_request`.
         """
-        return estimate_input_tokens(request), False
+        return estimate_input_tokens(request, exact=True), False
 
     def stream(
         self,
@@ -200,7 +218,7 @@ class HttpAdapter(Adapter):
             return await super().count_tokens(request, target, client)
         try:
             response = await client.post(
-                upstream.url,
+                upstream.parsed_url(),
                 content=upstream.content(),
                 headers=upstream.headers,
                 timeout=self.timeout(target),
@@ -224,7 +242,7 @@ class HttpAdapter(Adapter):
         exchange.request = upstream
         try:
             response = await client.post(
-                upstream.url,
+                upstream.parsed_url(),
                 content=upstream.content(),
                 headers=upstream.headers,
                 timeout=self.timeout(target),
@@ -249,7 +267,7 @@ class HttpAdapter(Adapter):
         exchange.request = upstream
         http_request = client.build_request(
             "POST",
-            upstream.url,
+            upstream.parsed_url(),
             content=upstream.content(),
             headers=upstream.headers,
             timeout=self.timeout(target),
