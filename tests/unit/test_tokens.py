@@ -62,7 +62,7 @@ def request(*texts: str, **extra) -> ir.Request:
 @pytest.fixture
 def tokenised(monkeypatch) -> list[int]:
     """Characters handed to the tokenizer, call by call."""
-    encoding = tokens._encoding()
+    encoding = tokens.encoding()
     real = encoding.encode_ordinary
     seen: list[int] = []
 
@@ -78,7 +78,7 @@ def test_a_short_prompt_is_counted_exactly():
     text = prose(3_000, seed=1)
     exact = tokens.estimate_input_tokens(request(text), exact=True)
     assert tokens.estimate_input_tokens(request(text)) == exact
-    assert exact == len(tokens._encoding().encode_ordinary(text)) + tokens.MESSAGE_OVERHEAD
+    assert exact == len(tokens.encoding().encode_ordinary(text)) + tokens.MESSAGE_OVERHEAD
 
 
 def test_a_long_prompt_tokenises_a_bounded_sample_and_lands_close(tokenised):
