@@ -8,4 +8,6 @@ COPY . .
 RUN useradd --system --uid 10001 tollgate && mkdir -p /app/var/spool && chown -R tollgate /app
 USER tollgate
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "gateway.asgi:application"]
+# The production server, as `make serve` runs it (gateway/server.py); WORKERS defaults to 2.
+ENV HOST=0.0.0.0 PORT=8000 PROMETHEUS_MULTIPROC_DIR=/app/var/prometheus
+CMD ["python", "-m", "gateway.server"]

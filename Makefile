@@ -23,13 +23,12 @@ run: install
 	$(BIN)/python manage.py demo_bootstrap --host $(HOST) --port $(PORT)
 	$(BIN)/daphne -b $(HOST) -p $(PORT) gateway.asgi:application
 
-# Production: uvicorn workers with uvloop and httptools (see README, Performance).
+# Production: uvicorn workers with uvloop and httptools, through gateway/server.py (whose protocol
+# sends a response head with its first body bytes; see README, Performance). The image runs the same.
 serve: install
 	$(BIN)/python manage.py migrate --no-input -v0
-	rm -rf var/prometheus && mkdir -p var/prometheus
-	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus $(BIN)/uvicorn gateway.asgi:application --host $(HOST) --port $(PORT) \
-		--workers $(WORKERS) --loop uvloop --http gateway.server:HttpProtocol --no-access-log \
-		--timeout-keep-alive 75
+	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
+		$(BIN)/python -m gateway.server
 
 # The Claude Code CLI the e2e tests drive, pinned with integrity hashes in its package-lock
 # (tests/e2e/claude_code/) and installed beside the virtualenv, out of the source tree.

@@ -162,12 +162,19 @@ class Gateway:
         raise RuntimeError("gateway did not start; see bench/results/gateway-*.log")
 
     def pids(self) -> list[int]:
-        """The serving processes (make -> uvicorn -> workers)."""
-        pattern = f"--port {self.port}|-p {self.port}"
+        """The serving Python processes (make -> python -m gateway.server -> workers), found by
+        the process group the server was started in."""
         out = subprocess.run(
-            ["pgrep", "-f", "--", pattern], capture_output=True, text=True
+            ["pgrep", "-g", str(self.process.pid)], capture_output=True, text=True
         ).stdout.split()
-        return [int(p) for p in out]
+        pids = []
+        for pid in map(int, out):
+            try:
+                if "python" in os.readlink(f"/proc/{pid}/exe"):
+                    pids.append(pid)
+            except OSError:
+                continue  # gone meanwhile
+        return pids
 
     def rss_mb(self) -> float:
         total = 0
@@ -226,6 +233,13 @@ class Worker:
 def usage_rows() -> int:
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{DB_NAME}") as c:
         return c.execute("SELECT count(*) FROM gateway_usagerecord").fetchone()[0]
+
+
+def discard_queued_usage() -> None:
+    """Empty the benchmark's own usage queue (Redis db 14's Celery list); never a developer's."""
+    import redis
+
+    redis.Redis.from_url(bench_env()["REDIS_URL"]).delete("celery")
 
 
 def queue_depth() -> int:

@@ -56,3 +56,36 @@ class HeadHoldingTransport:
 class HttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(HeadHoldingTransport(transport, self.loop))
+
+
+def main() -> None:
+    """`python -m gateway.server`: the production server, as `make serve` and the image run it.
+
+    uvicorn with uvloop, this protocol and WORKERS processes (default 2) on HOST:PORT (default
+    127.0.0.1:8000). With PROMETHEUS_MULTIPROC_DIR set (`make serve` and the image set it), the
+    workers keep their metrics there and `/metrics` adds them up; it is emptied first, as
+    prometheus-client requires, since a previous run's files would be counted again.
+    """
+    import os
+    import shutil
+
+    import uvicorn
+
+    if metrics_dir := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        os.makedirs(metrics_dir)
+
+    uvicorn.run(
+        "gateway.asgi:application",
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "8000")),
+        workers=int(os.environ.get("WORKERS", "2")),
+        loop="uvloop",
+        http="gateway.server:HttpProtocol",
+        access_log=False,
+        timeout_keep_alive=75,
+    )
+
+
+if __name__ == "__main__":
+    main()
