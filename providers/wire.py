@@ -416,11 +416,16 @@ def _stale(conn: _Connection, exc: BaseException) -> bool:
 
 
 def _head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], request) -> bytes:
-    """The request line and headers, refusing anything that would split them."""
+    """The request line and headers, refusing anything that would split them: the head must
+    hold exactly one CR and one LF per line we wrote (counted in C, not per header in Python)."""
     lines = [method, b" ", target, b" HTTP/1.1\r\n"]
     for name, value in headers:
-        if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name or b":" in name:
-            raise httpx2.LocalProtocolError(f"illegal header {name!r}", request=request)
         lines += (name, b": ", value, b"\r\n")
     lines.append(b"\r\n")
-    return b"".join(lines)
+    head = b"".join(lines)
+    expected = len(headers) + 2
+    if head.count(b"\n") != expected or head.count(b"\r") != expected or b"\0" in head:
+        raise httpx2.LocalProtocolError("illegal header value (CR, LF or NUL)", request=request)
+    if any(b":" in name for name, _ in headers):
+        raise httpx2.LocalProtocolError("illegal header name", request=request)
+    return head
