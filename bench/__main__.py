@@ -13,6 +13,7 @@ import platform
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import environment as env
@@ -44,6 +45,17 @@ def chat_body(model: str, prompt: str = PROMPT, stream: bool = False) -> str:
     return json.dumps(body)
 
 
+@dataclass(frozen=True)
+class Load:
+    """How one measurement loads its target; the baseline and the gateway get the same."""
+
+    conns: int
+    prompt: str = PROMPT
+    stream: bool = False
+    duration: float | None = None  # None: the bench's own
+    rate: float | None = None  # requests/s over all connections (open loop); None: closed loop
+
+
 class Bench:
     def __init__(self, duration: float, quick: bool, timeout: float | None = None):
         self.duration = duration
@@ -51,62 +63,27 @@ class Bench:
         self.timeout = timeout  # per request, for a gateway that may stall; None waits forever
         self.rows: list[list[str]] = []
 
-    def load(
-        self,
-        url: str,
-        headers: dict,
-        body: str,
-        conns: int,
-        duration: float | None,
-        rate: float | None = None,
-    ) -> dict:
-        spec = {"connections": conns, "duration": duration or self.duration}
+    def load(self, url: str, headers: dict, body: str, load: Load) -> dict:
+        spec = {"connections": load.conns, "duration": load.duration or self.duration}
         if self.timeout:
             spec["timeout"] = self.timeout
-        if rate:
-            spec["rate"] = rate
+        if load.rate:
+            spec["rate"] = load.rate
         return env.load({**spec, "url": url, "headers": headers, "body": body})
 
-    def direct(
-        self,
-        upstream_url: str,
-        surface: str,
-        upstream_model: str,
-        conns: int,
-        prompt: str = PROMPT,
-        stream: bool = False,
-        duration: float | None = None,
-        rate: float | None = None,
-    ) -> dict:
+    def direct(self, upstream_url: str, surface: str, upstream_model: str, load: Load) -> dict:
         """The fake upstream answering the same payload directly: the baseline."""
         path, body, auth = {
             "anthropic": ("/v1/messages", messages_body, {"x-api-key": "sk-bench"}),
             "openai": ("/v1/chat/completions", chat_body, {"authorization": "Bearer sk-bench"}),
         }[surface]
-        return self.load(
-            upstream_url + path, auth, body(upstream_model, prompt, stream), conns, duration, rate
-        )
+        payload = body(upstream_model, load.prompt, load.stream)
+        return self.load(upstream_url + path, auth, payload, load)
 
-    def through(
-        self,
-        gateway_url: str,
-        key: str,
-        model: str,
-        conns: int,
-        prompt: str = PROMPT,
-        stream: bool = False,
-        duration: float | None = None,
-        rate: float | None = None,
-    ) -> dict:
+    def through(self, gateway_url: str, key: str, model: str, load: Load) -> dict:
         """`/v1/messages` through a gateway."""
-        return self.load(
-            gateway_url + "/v1/messages",
-            {"x-api-key": key},
-            messages_body(model, prompt, stream),
-            conns,
-            duration,
-            rate,
-        )
+        payload = messages_body(model, load.prompt, load.stream)
+        return self.load(gateway_url + "/v1/messages", {"x-api-key": key}, payload, load)
 
     def pair(
         self,
@@ -116,16 +93,10 @@ class Bench:
         surface: str,
         model: str,
         upstream_model: str,
-        conns: int,
-        prompt: str = PROMPT,
-        stream: bool = False,
-        duration: float | None = None,
-        rate: float | None = None,
+        load: Load,
     ) -> tuple[dict, dict]:
-        args = (conns, prompt, stream, duration, rate)
-        direct = self.direct(upstream_url, surface, upstream_model, *args)
-        through = self.through(gateway_url, key, model, *args)
-        return direct, through
+        direct = self.direct(upstream_url, surface, upstream_model, load)
+        return direct, self.through(gateway_url, key, model, load)
 
     def add(self, *cells: object) -> None:
         self.rows.append([str(c) for c in cells])
@@ -165,7 +136,7 @@ def non_streaming(bench: Bench, up: str, gw: str, key: str) -> None:
     for label, surface, model in NON_STREAMING:
         capacity = 0.0
         for conns in (1, 32, 256):
-            direct, through = bench.pair(up, gw, key, surface, model, "bench-echo", conns)
+            direct, through = bench.pair(up, gw, key, surface, model, "bench-echo", Load(conns))
             capacity = through["rps"] if conns == 32 else capacity
             bench.add(
                 f"1 {label}",
@@ -176,7 +147,9 @@ def non_streaming(bench: Bench, up: str, gw: str, key: str) -> None:
                 f"errors {through['errors']}",
             )
         offered = max(50, int(capacity / 2 // 50 * 50))
-        direct, through = bench.pair(up, gw, key, surface, model, "bench-echo", 32, rate=offered)
+        direct, through = bench.pair(
+            up, gw, key, surface, model, "bench-echo", Load(32, rate=offered)
+        )
         bench.add(
             f"1 {label}",
             f"32 conn at {offered} rps",
@@ -190,7 +163,9 @@ def non_streaming(bench: Bench, up: str, gw: str, key: str) -> None:
 def streaming(bench: Bench, up: str, gw: str, key: str) -> None:
     print("\n## 2. Streaming, 200-token reply", flush=True)
     for label, surface, model in STREAMING:
-        direct, through = bench.pair(up, gw, key, surface, model, "bench-200tok", 1, stream=True)
+        direct, through = bench.pair(
+            up, gw, key, surface, model, "bench-200tok", Load(1, stream=True)
+        )
         bench.add(
             f"2 stream {label}",
             "1 conn",
@@ -206,7 +181,7 @@ def payload_sweep(bench: Bench, up: str, gw: str, key: str) -> None:
     for size_kb in (1, 100, 1000):
         prompt = ("lorem ipsum " * (size_kb * 1024 // 12 + 1))[: size_kb * 1024]
         direct, through = bench.pair(
-            up, gw, key, "openai", "bench-openai", "bench-echo", 1, prompt=prompt
+            up, gw, key, "openai", "bench-openai", "bench-echo", Load(1, prompt=prompt)
         )
         extra = (through["p50"] or 0) - (direct["p50"] or 0)
         base = base or max(extra, 1e-6)
@@ -270,7 +245,7 @@ def servers(bench: Bench, up: str, key: str) -> None:
         gateway = env.Gateway(workers=1, server=server).start()
         try:
             direct, through = bench.pair(
-                up, gateway.url, key, "openai", "bench-openai", "bench-echo", 32
+                up, gateway.url, key, "openai", "bench-openai", "bench-echo", Load(32)
             )
         finally:
             gateway.stop()

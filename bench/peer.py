@@ -28,6 +28,7 @@ from bench.__main__ import (
     RESULTS,
     STREAMING,
     Bench,
+    Load,
     latency,
     machine,
     messages_body,
@@ -206,7 +207,7 @@ class Side:
         if self.process.poll() is not None:
             return None
         return bench.through(
-            self.url, self.key, model, conns, stream=stream, duration=self.duration
+            self.url, self.key, model, Load(conns, stream=stream, duration=self.duration)
         )
 
 
@@ -246,7 +247,7 @@ def non_streaming(bench: Bench, up: str, sides: list[Side], steps: tuple[int, ..
         failed: set[str] = set()  # sides with errors at the step before
         for conns in steps:
             head = (f"1 {label}", f"{conns} conn")
-            direct = bench.direct(up, surface, "bench-echo", conns)
+            direct = bench.direct(up, surface, "bench-echo", Load(conns))
             results = {}
             for side in sides:
                 if conns >= FLOOD and side.name in failed:
@@ -275,7 +276,7 @@ def streaming(bench: Bench, up: str, sides: list[Side]) -> None:
     fields = [("first byte", "ttfb_p50"), ("last byte", "p50")]
     for label, surface, model in STREAMING:
         head = (f"2 stream {label}", "1 conn")
-        direct = bench.direct(up, surface, "bench-200tok", 1, stream=True)
+        direct = bench.direct(up, surface, "bench-200tok", Load(1, stream=True))
         results = {}
         for side in sides:
             result = side.through(bench, model, 1, stream=True)

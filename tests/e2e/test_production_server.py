@@ -10,16 +10,13 @@ only this server changes: several responses on one kept-alive connection, and ma
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
-import time
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import Stage
-from tests.e2e.live import ROOT, LiveGateway
+from tests.e2e.live import LiveGateway
 from tests.e2e.test_messages import (  # noqa: F401 -- collected again against `make serve`
     test_bad_field_is_400_naming_the_field,
     test_openai_compatible_upstream_answers_in_anthropic_format,
@@ -47,35 +44,6 @@ class MakeServe(LiveGateway):
 
     def command(self) -> list[str]:
         return ["make", "--no-print-directory", "serve", f"PORT={self.port}", "WORKERS=1"]
-
-    def start(self) -> MakeServe:
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            self.command(),
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # make, its shell and uvicorn stop together
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"make serve exited: {self.log()[-2000:]}")
-            try:
-                httpx.get(self.url + "/healthz", timeout=1)
-                return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError(f"make serve did not start: {self.log()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
