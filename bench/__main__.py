@@ -338,7 +338,9 @@ def main() -> None:
             key = env.configure(upstream.url)
             if rows & {"1", "2", "4", "5"}:
                 gateway = env.Gateway(workers=args.workers).start()
-                print(f"gateway: make serve WORKERS={args.workers} (uvicorn, uvloop, httptools)")
+                print(
+                    f"gateway: make serve WORKERS={args.workers} (gateway.server: uvicorn, uvloop)"
+                )
                 try:
                     if "1" in rows:
                         non_streaming(bench, upstream.url, gateway.url, key)

@@ -299,7 +299,7 @@ def main() -> None:
     bin_dir = install()
     header = [
         f"# Tollgate vs LiteLLM proxy — {time.strftime('%Y-%m-%d %H:%M')} — {machine()}",
-        f"Tollgate: make serve WORKERS={args.workers} (uvicorn, uvloop, httptools)",
+        f"Tollgate: make serve WORKERS={args.workers} (gateway.server: uvicorn, uvloop)",
         f"LiteLLM proxy {LITELLM_VERSION}: litellm --config --num_workers {args.peer_workers} "
         "(uvicorn, uvloop, h11), no database, master key",
     ]
