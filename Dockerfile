@@ -9,5 +9,6 @@ RUN useradd --system --uid 10001 tollgate && mkdir -p /app/var/spool && chown -R
 USER tollgate
 EXPOSE 8000
 # The production server, as `make serve` runs it (gateway/server.py); WORKERS defaults to 2.
-ENV HOST=0.0.0.0 PORT=8000 PROMETHEUS_MULTIPROC_DIR=/app/var/prometheus
-CMD ["python", "-m", "gateway.server"]
+# The metrics directory is the server's only: the Celery worker, from the same image, has none.
+ENV HOST=0.0.0.0 PORT=8000
+CMD ["env", "PROMETHEUS_MULTIPROC_DIR=/app/var/prometheus", "python", "-m", "gateway.server"]
