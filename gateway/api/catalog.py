@@ -7,6 +7,7 @@ documented estimate (a real tokenizer). Counting is never billed and never rate-
 
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs
 
 import msgspec
@@ -107,15 +108,17 @@ class CountTokensConsumer(GatewayConsumer):
         last: GatewayError | None = None
         for target in snapshot.plan(model):
             client = client_for(target) if target.base_url else None
+            began = time.perf_counter()
             try:
-                tokens, _exact = await adapter_for(target.kind).count_tokens(
-                    request, target, client
-                )
+                tokens, exact = await adapter_for(target.kind).count_tokens(request, target, client)
             except GatewayError as err:
+                self.upstream_seconds += time.perf_counter() - began
                 if not err.fallback:
                     raise
                 last = err
                 continue
+            if exact:  # the provider counted: that wait was not the gateway's own time
+                self.upstream_seconds += time.perf_counter() - began
             await self.send_json(200, _json.encode({"input_tokens": tokens}))
             return
         raise last or NotFound(f"model `{model.name}` has no enabled route")

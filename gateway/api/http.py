@@ -20,6 +20,8 @@ from gateway.errors import ApiError, GatewayError, MethodNotAllowed, RequestTooL
 
 log = logging.getLogger("tollgate.api")
 _json = msgspec.json.Encoder()
+# Every /v1 response says how long the gateway itself took, upstream waits excluded.
+OVERHEAD_HEADER = b"tollgate-overhead-ms"
 
 
 class ClientGone(Exception):
@@ -33,6 +35,7 @@ class GatewayConsumer(AsyncConsumer):
         self.scope, self.receive, self.base_send = scope, receive, send
         self.request_id = ids.request_id()
         self.started = time.perf_counter()
+        self.upstream_seconds = 0.0  # spent waiting for providers: not the gateway's own time
         self.response_started = False
         self.headers = dict(scope["headers"])
         try:
@@ -77,6 +80,9 @@ class GatewayConsumer(AsyncConsumer):
 
     async def send_headers(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.response_started = True
+        if not any(name == OVERHEAD_HEADER for name, _ in headers):
+            own = (time.perf_counter() - self.started - self.upstream_seconds) * 1000
+            headers = [*headers, (OVERHEAD_HEADER, f"{own:.2f}".encode())]
         await self.base_send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def send_body(self, body: bytes, *, more: bool = False) -> None:

@@ -19,7 +19,7 @@ from django.conf import settings
 
 from gateway import extras, ir, limits, metrics, pipeline
 from gateway.api.coalesce import Coalescer
-from gateway.api.http import GatewayConsumer
+from gateway.api.http import OVERHEAD_HEADER, GatewayConsumer
 from gateway.errors import GatewayError
 from gateway.surfaces.anthropic.encode import encode, message_json
 from gateway.surfaces.anthropic.stream import PING, StreamWriter
@@ -104,7 +104,7 @@ class MessagesConsumer(GatewayConsumer):
             if self.call is not None
             else ((time.perf_counter() - self.started) * 1000)
         )
-        err.headers = {**err.headers, "tollgate-overhead-ms": f"{overhead:.2f}"}
+        err.headers = {**err.headers, OVERHEAD_HEADER.decode(): f"{overhead:.2f}"}
         await super().send_error(err)
 
     async def client_gone(self) -> None:
@@ -139,7 +139,7 @@ class MessagesConsumer(GatewayConsumer):
 
     def overhead_header(self, call: pipeline.Call) -> list[tuple[bytes, bytes]]:
         self.seen.overhead_ms = call.overhead_ms()
-        return [(b"tollgate-overhead-ms", f"{self.seen.overhead_ms:.2f}".encode())]
+        return [(OVERHEAD_HEADER, f"{self.seen.overhead_ms:.2f}".encode())]
 
     async def stream(self, call: pipeline.Call) -> None:
         events, first = await pipeline.open_stream(call)

@@ -1,6 +1,7 @@
 """`/v1/models` and `/v1/messages/count_tokens` through the official SDK."""
 
 import anthropic
+import httpx
 import pytest
 
 
@@ -86,3 +87,20 @@ def test_openapi_document_is_served_without_a_key(stage):
     response = httpx.get(stage.gateway.url + "/v1/openapi.json")
     assert response.status_code == 200
     assert "/v1/messages" in response.json()["paths"]
+
+
+def test_every_v1_response_says_what_the_gateway_itself_took(stage):
+    acme, _ = two_tenants(stage)
+    client = stage.client(acme)
+    counted = client.messages.with_raw_response.count_tokens(
+        model="claude-b", messages=[{"role": "user", "content": "hello"}]
+    )
+    listed = client.models.with_raw_response.list()
+    headers = {"x-api-key": acme}
+    unknown = httpx.get(stage.gateway.url + "/v1/nothing-here", headers=headers)
+    refused = httpx.get(stage.gateway.url + "/v1/models", headers={"x-api-key": "tg_wrong"})
+    described = httpx.get(stage.gateway.url + "/v1/openapi.json")
+    for response in (counted, listed, unknown, refused, described):
+        overhead = float(response.headers["tollgate-overhead-ms"])
+        assert 0 <= overhead < 1000
+    assert (unknown.status_code, refused.status_code) == (404, 401)
