@@ -45,7 +45,7 @@ class _Connection(asyncio.Protocol):
         self.lost: BaseException | None = None
         self.idle_since = 0.0
         self.waiter: asyncio.Future | None = None
-        self.drained: asyncio.Future | None = None
+        self.writable: asyncio.Future | None = None
         self.write_paused = False
         self.read_paused = False
         self.exchanges = 0  # requests begun on this connection
@@ -93,16 +93,16 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self.lost = exc
         self._finish_on_close()
-        if self.drained is not None and not self.drained.done():
-            self.drained.set_result(None)
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
 
     def pause_writing(self) -> None:
         self.write_paused = True
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.drained is not None and not self.drained.done():
-            self.drained.set_result(None)
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
 
     # -- httptools callbacks ----------------------------------------------------------------
 
@@ -189,10 +189,10 @@ class _Connection(asyncio.Protocol):
         if len(body) >= 65536:
             self.transport.write(body)
 
-    async def drain(self, timeout: float | None) -> None:
+    async def request_written(self, timeout: float | None) -> None:
         if self.write_paused and not self.closed:
-            self.drained = asyncio.get_running_loop().create_future()
-            await _wait(self.drained, timeout, httpx2.WriteTimeout, "writing the request")
+            self.writable = asyncio.get_running_loop().create_future()
+            await _wait(self.writable, timeout, httpx2.WriteTimeout, "writing the request")
 
     async def response_head(self, timeout: float | None) -> None:
         while not self.headers_done:
@@ -297,7 +297,7 @@ class WireTransport(httpx2.AsyncBaseTransport):
             conn = await self._acquire(origin, timeouts)
             try:
                 conn.begin(head, body, request.method.encode())
-                await conn.drain(timeouts.get("write"))
+                await conn.request_written(timeouts.get("write"))
                 await conn.response_head(timeouts.get("read"))
             except BaseException as exc:
                 conn.close()
