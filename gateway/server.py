@@ -2,8 +2,8 @@
 
 uvicorn writes a response's head as soon as the application starts it, and its body as a
 second socket send; on a loopback exchange a send (and the reader's wake-up it causes) is the
-largest single cost of a request in the profile. `make serve` runs this protocol
-(`--http gateway.server:HttpProtocol`): a head is held until the next write of the same
+largest single cost of a request in the profile. The production server (`main` below, run by
+`make serve` and the image) uses this protocol: a head is held until the next write of the same
 connection, which goes out with it, and is sent alone at the end of the event-loop tick if no
 body comes in that tick. Bytes never change order; only a head ever waits, for at most a tick.
 """
