@@ -30,7 +30,9 @@ _HIGH_WATER = 256 * 1024
 # A response closed before its end is read to its end in the background when that is close
 # (the usual case: a stream's last event was handled before its terminating chunk arrived),
 # so the connection is kept instead of reopened for the next request; longer ones are cut.
-_DRAIN_SECONDS = 1.0
+# The deadline is short because a client that hangs up mid-generation also lands here: the
+# provider goes on generating (and billing) until the connection closes.
+_DRAIN_SECONDS = 0.25
 _DRAIN_BYTES = 64 * 1024
 
 
