@@ -30,8 +30,8 @@ _HIGH_WATER = 256 * 1024
 # A response closed before its end is read to its end in the background when that is close
 # (the usual case: a stream's last event was handled before its terminating chunk arrived),
 # so the connection is kept instead of reopened for the next request; longer ones are cut.
-# The deadline is short because a client that hangs up mid-generation also lands here: the
-# provider goes on generating (and billing) until the connection closes.
+# A reader that gives a response up calls its "abort" extension first, and the connection
+# closes at once: the provider stops generating (and billing) only when it sees the close.
 _DRAIN_SECONDS = 0.25
 _DRAIN_BYTES = 64 * 1024
 
@@ -312,7 +312,9 @@ class WireTransport(httpx2.AsyncBaseTransport):
             status_code=conn.status,
             headers=conn.headers,
             stream=_Body(self, conn, timeouts),
-            extensions={"http_version": b"HTTP/1.1"},
+            # "abort": the reader gives the response up (a client gone, a stream cut short), so
+            # its connection closes now instead of being read to its end (see _DRAIN_SECONDS).
+            extensions={"http_version": b"HTTP/1.1", "abort": conn.close},
             request=request,
         )
 

@@ -278,6 +278,7 @@ class HttpAdapter(Adapter):
             raise _timeout(exc) from None
         except httpx2.HTTPError as exc:
             raise _connection(exc) from None
+        last: ir.StreamEvent | None = None
         try:
             exchange.status = response.status_code
             exchange.first_byte_at = time.perf_counter()
@@ -285,16 +286,27 @@ class HttpAdapter(Adapter):
                 await response.aread()
                 raise self.parse_error(response.status_code, response.content, response.headers)
             # After the first byte the per-read timeout becomes the idle timeout between chunks.
-            # httpcore reads this dict again when the body starts, so the change takes effect.
+            # The transport reads this dict at every read, so the change takes effect.
             http_request.extensions["timeout"]["read"] = target.idle_timeout
             async for event in self.parse_stream(sse_data(response), request, target):
+                last = event
                 yield event
         except httpx2.TimeoutException:
             raise StreamInterrupted("timeout_error", "upstream stream stalled") from None
         except httpx2.HTTPError:
             raise StreamInterrupted("api_error", "upstream stream ended unexpectedly") from None
         finally:
+            abort = response.extensions.get("abort")
+            if abort and not response.is_stream_consumed and not _ended(last):
+                abort()  # given up mid-reply: the provider should stop generating now
             await response.aclose()
+
+
+def _ended(event: ir.StreamEvent | None) -> bool:
+    """Whether the provider's reply was over with this event (its end, or its error)."""
+    if isinstance(event, ir.Passthrough):
+        return event.event in ("message_stop", "error")
+    return isinstance(event, ir.StreamEnd | ir.StreamError)
 
 
 class StreamInterrupted(GatewayError):

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from providers import wire
 from providers.wire import WireTransport
 
 # A reply writes to the connection and returns whether the server keeps it open.
@@ -714,6 +715,27 @@ async def test_a_response_closed_far_from_its_end_is_cut_not_read(upstream):
         started = time.monotonic()
         await upstream.until(lambda: upstream.ended == 1)
         assert time.monotonic() - started < 0.5  # cut by the byte budget, not the deadline
+        after = await c.get("/2")
+
+    assert after.content == b"next"
+    assert upstream.accepts == 2
+
+
+async def test_a_response_given_up_with_abort_closes_its_connection_at_once(upstream):
+    upstream.script(
+        send_then_wait_for_hangup(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+        ),
+        ok(b"next"),
+    )
+    async with wire_client(upstream.url) as c:
+        response = await c.send(c.build_request("GET", "/1"), stream=True)
+        assert await anext(response.aiter_bytes()) == b"first"
+        started = time.monotonic()
+        response.extensions["abort"]()  # a client gone mid-reply: no drain, the close is news
+        await response.aclose()
+        await upstream.until(lambda: upstream.ended == 1)
+        assert time.monotonic() - started < wire._DRAIN_SECONDS / 2
         after = await c.get("/2")
 
     assert after.content == b"next"
