@@ -67,20 +67,14 @@ class ProviderForm(forms.ModelForm):
         return cleaned
 
 
+# What a route is, at a glance: its model's inline and the route list show the same columns.
+ROUTE_COLUMNS = ("provider", "upstream_model", "priority", "weight", "alpha", "enabled")
+
+
 class RouteInline(admin.TabularInline):
     model = Route
     extra = 0
-    fields = (
-        "provider",
-        "upstream_model",
-        "priority",
-        "weight",
-        "alpha",
-        "enabled",
-        "upstream_price_input",
-        "upstream_price_output",
-        "health",
-    )
+    fields = (*ROUTE_COLUMNS, "upstream_price_input", "upstream_price_output", "health")
     readonly_fields = ("health",)
     autocomplete_fields = ("provider",)
 
@@ -163,16 +157,7 @@ class PublicModelAdmin(ConfigChangedAdmin):
 
 @admin.register(Route)
 class RouteAdmin(ConfigChangedAdmin):
-    list_display = (
-        "model",
-        "provider",
-        "upstream_model",
-        "priority",
-        "weight",
-        "alpha",
-        "enabled",
-        "health",
-    )
+    list_display = ("model", *ROUTE_COLUMNS, "health")
     list_filter = ("enabled", "alpha", "provider")
     search_fields = ("model__name", "provider__name", "upstream_model")
     list_select_related = ("model", "provider")
