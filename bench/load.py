@@ -6,7 +6,8 @@ connection sends its next request when the previous response has been read in fu
 `timeout` in the spec, a response not read in full within that many seconds counts as an error
 (status `timeout`) and its connection is closed. With `rate`, the connections send on a fixed
 schedule at that many requests/s in all (open loop), for latency at a given load rather than at
-saturation.
+saturation. With `ramp`, connection i of n sends its first request i/n * ramp seconds in, so
+long streams end and restart spread out instead of in waves.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ async def connection(
     except OSError:
         results["errors"] += 1
         return
+    if spec.get("ramp"):  # connections start one after another over `ramp` seconds
+        await asyncio.sleep(offset * spec["ramp"])
     scheduled = time.perf_counter() + offset * interval
     try:
         while time.perf_counter() < deadline and results["sent"] < spec.get("max_requests", 1e12):
