@@ -75,6 +75,9 @@ TOLLGATE = {
     "USAGE_FLUSH_SECONDS": env.float("TOLLGATE_USAGE_FLUSH_SECONDS", default=0.2),
     "USAGE_BATCH_SIZE": env.int("TOLLGATE_USAGE_BATCH_SIZE", default=500),
     "SPOOL_RETRY_SECONDS": env.float("TOLLGATE_SPOOL_RETRY_SECONDS", default=2.0),
+    # When set, /metrics answers only `Authorization: Bearer <token>` (Prometheus'
+    # `authorization.credentials`); empty leaves it open for a scraper on a private network.
+    "METRICS_TOKEN": env.str("TOLLGATE_METRICS_TOKEN", default=""),
 }
 
 

@@ -1,20 +1,33 @@
 """`/metrics`: the Prometheus exposition of `gateway.metrics` (every worker in multiprocess mode).
 
-Not authenticated and holding no tenant names: restrict it to the scraper at the network edge.
+It holds no tenant names. With TOLLGATE_METRICS_TOKEN set it answers only a scraper that
+sends `Authorization: Bearer <token>`; without, restrict it to the scraper at the network edge.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+
+from django.conf import settings
 
 from gateway import metrics
 from gateway.api.http import GatewayConsumer
+from gateway.errors import AuthenticationFailed
 
 
 class MetricsConsumer(GatewayConsumer):
     methods = ("GET", "HEAD")
 
     async def handle(self, body: bytes) -> None:
+        token = settings.TOLLGATE["METRICS_TOKEN"]
+        if token:
+            scheme, _, sent = self.headers.get(b"authorization", b"").partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(sent.strip(), token.encode()):
+                raise AuthenticationFailed(
+                    "/metrics needs `Authorization: Bearer <TOLLGATE_METRICS_TOKEN>`",
+                    headers={"www-authenticate": "Bearer"},
+                )
         # In multiprocess mode this reads every worker's files: keep it off the event loop.
         payload, content_type = await asyncio.to_thread(metrics.render)
         await self.send_headers(200, self.base_headers(content_type.encode()))

@@ -25,12 +25,27 @@ def samples(text: str) -> dict[tuple[str, frozenset], float]:
     }
 
 
-async def get(path: str, method: str = "GET") -> httpx.Response:
+async def get(path: str, method: str = "GET", headers: dict | None = None) -> httpx.Response:
     from gateway.asgi import application
 
     transport = httpx.ASGITransport(app=application)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        return await client.request(method, path)
+        return await client.request(method, path, headers=headers)
+
+
+async def test_a_metrics_token_keeps_out_scrapers_without_it(settings):
+    settings.TOLLGATE = {**settings.TOLLGATE, "METRICS_TOKEN": "scrape-me-0123"}
+
+    for headers in (None, {"authorization": "Bearer wrong"}, {"authorization": "scrape-me-0123"}):
+        refused = await get("/metrics", headers=headers)
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert refused.json()["error"]["type"] == "authentication_error"
+        assert "scrape-me" not in refused.text  # the token is never echoed
+    allowed = await get("/metrics", headers={"authorization": "bearer scrape-me-0123"})
+
+    assert allowed.status_code == 200
+    assert "tollgate_requests_total" in allowed.text
 
 
 async def test_an_observed_request_shows_up_in_metrics():
