@@ -4,6 +4,11 @@ A warm key costs no database query: each process keeps what it learned for
 KEY_CACHE_SECONDS, backed by a Redis entry shared by all replicas. Revoking a key deletes
 the Redis entry, so every replica sees the revocation within KEY_CACHE_SECONDS.
 
+While Redis does not answer, keys are read from the database (every KEY_CACHE_SECONDS per key
+and process), so revocations still apply within KEY_CACHE_SECONDS. Entries written before the
+outage may describe keys revoked during it (the revocation could not delete them), so a process
+that saw Redis fail drops every shared key entry once Redis answers again.
+
 A key's info also carries its own and its tenant's limits (rate limits, budget), so admission
 needs no query either. A rotated key answers to two secrets until the grace period ends: the
 previous one is loaded with `expires_at` set to the end of the grace.
@@ -27,7 +32,9 @@ from gateway.errors import AuthenticationFailed
 SECRET_PREFIX = "tg_"
 SHOWN_PREFIX_LENGTH = 11  # "tg_" + 8 characters: enough to tell keys apart in lists
 _ALPHABET = string.ascii_letters + string.digits
-REDIS_TTL_SECONDS = 300
+# Bounds how long a shared entry can outlive a revocation whose delete failed (Redis away)
+# and that no gateway process noticed: one query per key and minute is cheap.
+REDIS_TTL_SECONDS = 60
 
 
 class Limits(msgspec.Struct, frozen=True):
@@ -125,17 +132,51 @@ async def lookup(secret_hash: str) -> KeyInfo | None:
     cached = _process_cache.get(secret_hash)
     if cached is not None and now - cached[1] < settings.TOLLGATE["KEY_CACHE_SECONDS"]:
         return cached[0]
-    store = state.async_store()
-    raw = await store.get(redis_key(secret_hash))
-    if raw is not None:
-        info = None if raw == _MISSING else _info_decoder.decode(raw)
-    else:
+    if state.redis_down():
         info = await _load(secret_hash)
-        encoded = _MISSING if info is None else _info_encoder.encode(info)
-        # Unknown keys are remembered briefly so guessing costs no database query either.
-        await store.set(redis_key(secret_hash), encoded, ex=REDIS_TTL_SECONDS if info else 10)
+    else:
+        try:
+            info = await _shared_lookup(state.async_store(), secret_hash)
+        except state.SHARED_ERRORS as exc:
+            state.outage("key cache", exc)
+            info = await _load(secret_hash)
     _process_cache[secret_hash] = (info, now)
     return info
+
+
+class _Flushed:
+    """Explicit process state: the outage count when this process last dropped the shared
+    key entries (see the module docstring)."""
+
+    outages = 0
+
+
+async def _shared_lookup(store, secret_hash: str) -> KeyInfo | None:
+    if _Flushed.outages != state.outages():
+        count = state.outages()
+        await _drop_shared_entries(store)
+        _Flushed.outages = count
+    raw = await store.get(redis_key(secret_hash))
+    if raw is not None:
+        return None if raw == _MISSING else _info_decoder.decode(raw)
+    info = await _load(secret_hash)
+    encoded = _MISSING if info is None else _info_encoder.encode(info)
+    # Unknown keys are remembered briefly so guessing costs no database query either.
+    await store.set(redis_key(secret_hash), encoded, ex=REDIS_TTL_SECONDS if info else 10)
+    return info
+
+
+async def _drop_shared_entries(store) -> None:
+    if isinstance(store, state.LocalStore):
+        return
+    batch = []
+    async for name in store.scan_iter(match=redis_key("*"), count=1000):
+        batch.append(name)
+        if len(batch) >= 1000:
+            await store.unlink(*batch)
+            batch.clear()
+    if batch:
+        await store.unlink(*batch)
 
 
 @database_sync_to_async

@@ -54,6 +54,12 @@ UPSTREAM_ERRORS = Counter(
     ["provider", "status"],
 )
 
+SHARED_STATE_ERRORS = Counter(
+    "tollgate_shared_state_errors",
+    "Redis calls that failed; the gateway served from process state and the database instead.",
+    ["operation"],
+)
+
 
 def observe_request(
     *,
@@ -83,6 +89,10 @@ def observe_request(
 def observe_upstream_error(*, provider: str, status: int | str) -> None:
     """Count one failed upstream attempt (a fallback that then succeeded counts too)."""
     UPSTREAM_ERRORS.labels(provider, str(status)).inc()
+
+
+def observe_shared_state_error(operation: str) -> None:
+    SHARED_STATE_ERRORS.labels(operation).inc()
 
 
 def render() -> tuple[bytes, str]:

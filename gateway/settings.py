@@ -62,6 +62,8 @@ TOLLGATE = {
     "POOL_MAX_KEEPALIVE": env.int("TOLLGATE_POOL_MAX_KEEPALIVE", default=128),
     # Redis connections per process (requests wait for one when all are busy).
     "REDIS_MAX_CONNECTIONS": env.int("TOLLGATE_REDIS_MAX_CONNECTIONS", default=64),
+    # How long a Redis connect or call may take before the gateway serves without Redis.
+    "REDIS_TIMEOUT": env.float("TOLLGATE_REDIS_TIMEOUT", default=1.0),
     # Circuit breaker per route: consecutive failures that open it, and its cool-down.
     "BREAKER_FAILURES": env.int("TOLLGATE_BREAKER_FAILURES", default=5),
     "BREAKER_COOLDOWN": env.float("TOLLGATE_BREAKER_COOLDOWN", default=30.0),

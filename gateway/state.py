@@ -3,10 +3,16 @@
 Everything that N gateway replicas must agree on (key cache entries, the routing table version,
 rate limits, budgets, breakers) goes through here. With REDIS_URL unset the same calls hit
 a dict in this process, which is right only for a single-process quick start.
+
+When Redis stops answering (refused, or silent past TOLLGATE_REDIS_TIMEOUT), requests are still
+served: callers report it with `outage()` and fall back to what one process can know alone
+(keys and routes from the database, breakers counted locally, limits not enforced), and for
+OUTAGE_BACKOFF_SECONDS after each failure `redis_down()` tells them not to wait for Redis again.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from functools import cache
 from typing import Any
@@ -15,7 +21,49 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from gateway import metrics
+
+log = logging.getLogger("tollgate.state")
+
 CONFIG_VERSION_KEY = "tg:config:version"
+# What a failed Redis call raises: redis-py wraps socket errors and timeouts in RedisError.
+SHARED_ERRORS = (redis.RedisError, OSError)
+OUTAGE_BACKOFF_SECONDS = 1.0
+_OUTAGE_LOG_SECONDS = 10.0
+
+
+class _Outage:
+    """Explicit process state of the last Redis failures this process saw."""
+
+    until = 0.0  # monotonic time before which Redis is not tried again
+    count = 0  # failures seen so far; a caller that must act once an outage ends compares it
+    logged: dict[str, float] = {}  # operation -> when a failure of it was last logged
+
+
+def outage(operation: str, exc: BaseException) -> None:
+    """Note a failed Redis call: back off, count it, and log it (at most every 10 s per
+    operation, so an outage does not flood the log)."""
+    now = time.monotonic()
+    _Outage.until = now + OUTAGE_BACKOFF_SECONDS
+    _Outage.count += 1
+    metrics.observe_shared_state_error(operation)
+    if now - _Outage.logged.get(operation, float("-inf")) >= _OUTAGE_LOG_SECONDS:
+        _Outage.logged[operation] = now
+        log.warning(
+            "Redis unreachable (%s: %s); %s falls back to this process and the database",
+            type(exc).__name__,
+            exc,
+            operation,
+        )
+
+
+def redis_down() -> bool:
+    """True while this process backs off after a Redis failure."""
+    return time.monotonic() < _Outage.until
+
+
+def outages() -> int:
+    return _Outage.count
 
 
 class LocalStore:
@@ -76,6 +124,8 @@ def async_store() -> aioredis.Redis | LocalStore:
             max_connections=settings.TOLLGATE["REDIS_MAX_CONNECTIONS"],
             timeout=10,
             health_check_interval=30,
+            socket_connect_timeout=settings.TOLLGATE["REDIS_TIMEOUT"],
+            socket_timeout=settings.TOLLGATE["REDIS_TIMEOUT"],
         )
         client = aioredis.Redis(connection_pool=pool)
         _async_clients[loop_id] = client
@@ -84,24 +134,49 @@ def async_store() -> aioredis.Redis | LocalStore:
 
 @cache
 def sync_redis() -> redis.Redis | None:
-    return redis.Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+    if not settings.REDIS_URL:
+        return None
+    timeout = settings.TOLLGATE["REDIS_TIMEOUT"]
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=timeout, socket_timeout=timeout
+    )
 
 
 def config_changed() -> None:
-    """Tell every replica that providers, models, routes or tenants changed."""
+    """Tell every replica that providers, models, routes or tenants changed.
+
+    Called once the change is committed, so a Redis failure must not fail the change: replicas
+    that cannot reach Redis reread the database on their own (providers.routing), and the others
+    see the change when the next notice gets through.
+    """
     client = sync_redis()
     if client is None:
         store = local_store()
         store._data[CONFIG_VERSION_KEY] = (str(time.time_ns()).encode(), None)
-    else:
+        return
+    try:
         client.incr(CONFIG_VERSION_KEY)
+    except SHARED_ERRORS as exc:
+        log.error(
+            "config change not announced, Redis unreachable (%s: %s)", type(exc).__name__, exc
+        )
 
 
 def forget(*keys: str) -> None:
-    """Delete shared cache entries from synchronous code (admin, services)."""
+    """Delete shared cache entries from synchronous code (admin, services).
+
+    A failure is logged, not raised (the change it follows is committed): gateway processes
+    that saw Redis fail drop every shared key entry when it answers again (accounts.keys), and
+    any entry left expires after accounts.keys.REDIS_TTL_SECONDS.
+    """
     client = sync_redis()
     if client is None:
         for key in keys:
             local_store()._data.pop(key, None)
     elif keys:
-        client.delete(*keys)
+        try:
+            client.delete(*keys)
+        except SHARED_ERRORS as exc:
+            log.error(
+                "shared cache entries not dropped, Redis unreachable (%s)", type(exc).__name__
+            )

@@ -10,6 +10,9 @@ other processes see it within VIEW_SECONDS. Successes on a healthy route are onl
 locally and folded into the shared EWMAs once a second, so the breaker costs the hot path no
 Redis round trip per request. (A success seen by a process whose view is up to a second old
 may not reset a failure streak counted elsewhere: the streak then resets on its next sync.)
+
+While Redis does not answer, each process keeps its breakers by itself, with the same rules
+(gateway.state): a failing route still opens, only per process.
 """
 
 from __future__ import annotations
@@ -119,15 +122,24 @@ async def allow(route_id: int) -> bool:
     if isinstance(store, state.LocalStore):
         return await _local_allow(store, route_id)
     view = _views.setdefault(route_id, _View())
-    if time.monotonic() - view.fetched >= VIEW_SECONDS:
-        await _sync(store, route_id, view)
+    if time.monotonic() - view.fetched >= VIEW_SECONDS and not state.redis_down():
+        try:
+            await _sync(store, route_id, view)
+        except state.SHARED_ERRORS as exc:
+            state.outage("breakers", exc)
     if not view.open_until:
         return True
     now = time.time()
     if now < view.open_until:
         return False
+    if state.redis_down():
+        return True  # cool-down over, and no replica to share the probe with: this is one
     cooldown = settings.TOLLGATE["BREAKER_COOLDOWN"]
-    return bool(await store.eval(_ALLOW, 1, breaker_key(route_id), now, cooldown))
+    try:
+        return bool(await store.eval(_ALLOW, 1, breaker_key(route_id), now, cooldown))
+    except state.SHARED_ERRORS as exc:
+        state.outage("breakers", exc)
+        return True
 
 
 async def record(route_id: int, *, ok: bool, latency_ms: float) -> None:
@@ -142,16 +154,30 @@ async def record(route_id: int, *, ok: bool, latency_ms: float) -> None:
     if ok and not view.failures and not view.open_until:
         return  # the common case: a healthy route stays healthy, nothing to tell Redis now
     conf = settings.TOLLGATE
-    result = await store.eval(
-        _RECORD,
-        1,
-        breaker_key(route_id),
-        int(ok),
-        time.time(),
-        conf["BREAKER_FAILURES"],
-        conf["BREAKER_COOLDOWN"],
-    )
-    view.learn(result)
+    if not state.redis_down():
+        try:
+            result = await store.eval(
+                _RECORD,
+                1,
+                breaker_key(route_id),
+                int(ok),
+                time.time(),
+                conf["BREAKER_FAILURES"],
+                conf["BREAKER_COOLDOWN"],
+            )
+        except state.SHARED_ERRORS as exc:
+            state.outage("breakers", exc)
+        else:
+            view.learn(result)
+            return
+    # Redis away: the same rules on this process's view alone.
+    if ok:
+        view.failures, view.open_until = 0, 0.0
+    else:
+        view.failures += 1
+        if view.failures >= conf["BREAKER_FAILURES"] or view.open_until:
+            view.open_until = time.time() + conf["BREAKER_COOLDOWN"]
+    view.fetched = time.monotonic()  # trusted as the state until the next sync
 
 
 @dataclass(frozen=True)
@@ -181,12 +207,16 @@ def health(route_id: int) -> RouteHealth:
 async def latencies(route_ids: list[int]) -> dict[int, float]:
     """EWMA latency per route, for `sort: latency`; routes never measured are absent."""
     store = state.async_store()
-    if isinstance(store, state.LocalStore) or not route_ids:
+    if isinstance(store, state.LocalStore) or not route_ids or state.redis_down():
         return {}
     pipe = store.pipeline(transaction=False)
     for route_id in route_ids:
         pipe.hget(breaker_key(route_id), "latency_ms")
-    values = await pipe.execute()
+    try:
+        values = await pipe.execute()
+    except state.SHARED_ERRORS as exc:
+        state.outage("route latencies", exc)
+        return {}
     return {r: float(v) for r, v in zip(route_ids, values, strict=True) if v is not None}
 
 

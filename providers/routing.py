@@ -98,6 +98,7 @@ class _Cache:
 
     snapshot: Snapshot | None = None
     checked_at: float = 0.0
+    loaded_at: float = float("-inf")  # when the snapshot was read from the database
     # The refresh in flight, shared by every request that needs it (no thundering herd).
     refreshing: asyncio.Future | None = None
 
@@ -113,19 +114,41 @@ async def current() -> Snapshot:
     return await asyncio.shield(_Cache.refreshing)
 
 
+# With Redis away no change notice arrives, so the database is reread this often instead.
+DEGRADED_RELOAD_SECONDS = 10.0
+_OFFLINE = b"loaded-without-redis"
+
+
 async def _refresh(snap: Snapshot | None) -> Snapshot:
-    version = await state.async_store().get(state.CONFIG_VERSION_KEY)
-    if snap is None or version != snap.version:
-        snap = await _load(version)
-        _Cache.snapshot = snap
+    known, version = await _shared_version()
+    if known:
+        stale = snap is None or version != snap.version
+    else:
+        stale = snap is None or time.monotonic() - _Cache.loaded_at >= DEGRADED_RELOAD_SECONDS
+    if stale:
+        # Loaded without Redis, a version Redis never holds: its first answer reloads once more.
+        snap = await _load(version if known else _OFFLINE)
+        _Cache.snapshot, _Cache.loaded_at = snap, time.monotonic()
     _Cache.checked_at = time.monotonic()
     return snap
+
+
+async def _shared_version() -> tuple[bool, bytes | None]:
+    """(whether Redis answered, the routing table version it holds)."""
+    if state.redis_down():
+        return False, None
+    try:
+        return True, await state.async_store().get(state.CONFIG_VERSION_KEY)
+    except state.SHARED_ERRORS as exc:
+        state.outage("routing table", exc)
+        return False, None
 
 
 def reset() -> None:
     """Forget the cached table (tests, and after config changes inside this process)."""
     _Cache.snapshot = None
     _Cache.checked_at = 0.0
+    _Cache.loaded_at = float("-inf")
     _Cache.refreshing = None
 
 

@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING
 
-from redis.exceptions import RedisError
-
 from gateway import state
 from gateway.errors import ApiError, RateLimited
 from gateway.limits import budgets, scripts
@@ -120,6 +118,8 @@ async def admit(call: Call) -> Admission | None:
     if isinstance(client, state.LocalStore):
         _warn_without_redis()
         return None
+    if state.redis_down():
+        return None  # limits are shared or not at all: served unlimited while Redis is away
     admission = plan(call)
     keys, args = _script_input(admission)
     for _ in range(3):
@@ -129,8 +129,8 @@ async def admit(call: Call) -> Admission | None:
             if code == NOT_LOADED:  # first request of a period, or Redis lost the budget
                 await budgets.load(client, admission.holds[index - 1], time.time())
                 continue
-        except RedisError as exc:
-            log.warning("limits not enforced for %s: Redis failed (%r)", call.request_id, exc)
+        except state.SHARED_ERRORS as exc:
+            state.outage("limits", exc)
             return None
         admission.seen = [(int(reply[i]), int(reply[i + 1])) for i in range(4, len(reply), 2)]
         if code == RATE_LIMITED:
@@ -180,9 +180,9 @@ async def settle(admission: Admission, record: UsageRecord) -> None:
     keys = [b.key for b in tokens] + [h.key for h in admission.holds]
     try:
         await scripts.for_async(state.async_store(), "settle")(keys=keys, args=args)
-    except RedisError as exc:
+    except state.SHARED_ERRORS as exc:
         # The worker releases the reservation when the record lands; only TPM stays off.
-        log.warning("could not settle limits of %s: %r", admission.request_id, exc)
+        state.outage("limits", exc)
 
 
 @cache
