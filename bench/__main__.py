@@ -241,14 +241,15 @@ def open_streams(bench: Bench, up: str, key: str, count: int) -> None:
 
 
 def servers(bench: Bench, up: str, key: str) -> None:
-    """daphne (the reference server) against uvicorn, one process each, translation path."""
-    print(
-        "\n## 6. ASGI server, one process each (Anthropic -> OpenAI Chat, 32 connections)",
-        flush=True,
-    )
-    for server in ("daphne", "uvicorn"):
+    """daphne (the reference server), uvicorn (production) and granian, one process each,
+    translation path: latency at one connection, throughput at 32."""
+    print("\n## 6. ASGI server, one process each (Anthropic -> OpenAI Chat)", flush=True)
+    for server in ("daphne", "uvicorn", "granian"):
         gateway = env.Gateway(workers=1, server=server).start()
         try:
+            direct_one, one = bench.pair(
+                up, gateway.url, key, "openai", "bench-openai", "bench-echo", Load(1)
+            )
             direct, through = bench.pair(
                 up, gateway.url, key, "openai", "bench-openai", "bench-echo", Load(32)
             )
@@ -256,10 +257,10 @@ def servers(bench: Bench, up: str, key: str) -> None:
             gateway.stop()
         bench.add(
             f"6 server {server}",
-            "32 conn",
-            rate(direct, through),
-            f"p50 {ms(through['p50'])} ms",
-            f"errors {through['errors']}",
+            "1 / 32 conn",
+            latency("1 conn p50", "p50", direct_one, one),
+            f"32 conn {rate(direct, through)}",
+            f"errors {one['errors'] + through['errors']}",
         )
 
 

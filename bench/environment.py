@@ -125,7 +125,25 @@ class Gateway:
         self.log = open(ROOT / "bench" / "results" / f"gateway-{server}.log", "wb")  # noqa: SIM115
 
     def start(self) -> Gateway:
-        if self.server == "daphne":
+        if self.server == "granian":
+            command = [
+                str(BIN / "granian"),
+                "--interface",
+                "asgi",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--loop",
+                "uvloop",
+                "--no-ws",
+                "--log-level",
+                "warning",  # no access log, as uvicorn runs with --no-access-log
+                "gateway.asgi:application",
+            ]
+        elif self.server == "daphne":
             command = [
                 str(BIN / "daphne"),
                 "-v",
