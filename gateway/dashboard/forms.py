@@ -1,4 +1,5 @@
-"""Dashboard forms: the date range and split every page shares, and the new-key form."""
+"""Dashboard forms: the date range and split every page shares, the new-key form and a key's
+limits form."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import secrets
 
 from django import forms
 
+from accounts.models import ApiKey
+from accounts.services import LIMIT_FIELDS
 from gateway.dashboard.selectors import BREAKDOWNS, DateRange
 
 # A new-key form may be submitted once: its nonce is spent on the first POST, so a reload
@@ -64,3 +67,21 @@ class ApiKeyCreateForm(forms.Form):
         nonce = self.data.get("nonce", "")
         kept = session.get(_NONCES_SESSION_KEY, [])
         session[_NONCES_SESSION_KEY] = [n for n in kept if n != nonce]
+
+
+class ApiKeyLimitsForm(forms.ModelForm):
+    """Validates a key's limits with the model's own rules; saving goes through
+    accounts.services.api_key_set_limits (audit, shared cache), never `form.save()`."""
+
+    class Meta:
+        model = ApiKey
+        fields = LIMIT_FIELDS
+        labels = {
+            "rpm": "Requests per minute",
+            "tpm": "Tokens per minute",
+            "budget_usd": "Budget (USD)",
+            "budget_period": "Budget period",
+        }
+
+    def limits(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in LIMIT_FIELDS}

@@ -20,7 +20,9 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
+from gateway.limits.budgets import period_of
 from gateway.models import DailyUsage, UsageRecord
+from gateway.usage.selectors import spent_usd
 
 DIMENSIONS = ("day", "model", "key", "provider")
 BREAKDOWNS = ("model", "key", "provider")
@@ -326,6 +328,30 @@ def usage_records(
     if api_key_id is not None:
         records = records.filter(api_key_id=api_key_id)
     return records.order_by("-started_at", "-id")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A budget that applies to a key's requests, with what its period has cost so far."""
+
+    scope: str  # "key" or "tenant"
+    amount: Decimal
+    period: str  # "daily" or "monthly"
+    spent: Decimal  # landed usage of the current period
+    resets: date
+
+
+def key_budgets(*, key: ApiKey) -> list[Budget]:
+    """The key's own budget and its tenant's, when set (both apply to every request)."""
+    today = timezone.now().astimezone(UTC).date()
+    found = []
+    for scope, owner in (("key", key), ("tenant", key.tenant)):
+        if owner.budget_usd is None:
+            continue
+        period = period_of(owner.budget_period or "monthly", today)
+        spent = spent_usd(scope=scope, owner_id=owner.pk, start=period.start, end=period.end)
+        found.append(Budget(scope, owner.budget_usd, period.name, spent, period.end))
+    return found
 
 
 def api_key_get(*, tenant: Tenant, key_id: int) -> ApiKey:

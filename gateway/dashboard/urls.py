@@ -26,5 +26,6 @@ urlpatterns = [
     path("dashboard/<slug:tenant>/keys/", views.keys, name="keys"),
     path("dashboard/<slug:tenant>/keys/<int:key_id>/", views.key_detail, name="key"),
     path("dashboard/<slug:tenant>/keys/<int:key_id>/revoke/", views.key_revoke, name="key-revoke"),
+    path("dashboard/<slug:tenant>/keys/<int:key_id>/limits/", views.key_limits, name="key-limits"),
     path("dashboard/<slug:tenant>/export.csv", views.export_csv, name="export"),
 ]

@@ -18,9 +18,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import access
 from accounts.models import ApiKey, Tenant
-from accounts.services import ServiceError, api_key_create, api_key_revoke
+from accounts.services import ServiceError, api_key_create, api_key_revoke, api_key_set_limits
 from gateway.dashboard import exports, panels, selectors
-from gateway.dashboard.forms import ApiKeyCreateForm, RangeForm
+from gateway.dashboard.forms import ApiKeyCreateForm, ApiKeyLimitsForm, RangeForm
 
 REQUESTS_PER_PAGE = 50
 
@@ -155,7 +155,18 @@ def _create_key(request: HttpRequest, tenant: Tenant, form: ApiKeyCreateForm):
 @login_required
 def key_detail(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
     tenant_obj = _tenant_or_404(request, tenant)
-    key = _key_or_404(tenant_obj, key_id)
+    return _key_page(request, tenant_obj, _key_or_404(tenant_obj, key_id))
+
+
+def _key_page(
+    request: HttpRequest,
+    tenant_obj: Tenant,
+    key: ApiKey,
+    limits_form: ApiKeyLimitsForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    if limits_form is None and access.can_manage_keys(user=request.user, tenant=tenant_obj):
+        limits_form = ApiKeyLimitsForm(instance=key)
     form = RangeForm(request.GET)
     dimension = form.dimension() if form.dimension() != "key" else "model"
     data = selectors.usage_overview(
@@ -170,8 +181,33 @@ def key_detail(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
         overview=data,
         charts=panels.overview_charts(data),
         recent=recent,
+        budgets=selectors.key_budgets(key=key),
+        limits_form=limits_form,
     )
-    return render(request, "dashboard/key_detail.html", context)
+    return render(request, "dashboard/key_detail.html", context, status=status)
+
+
+@require_POST
+@login_required
+def key_limits(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
+    """Owners and admins set a key's rate limits and budget (the tenant's are the platform's)."""
+    tenant_obj = _tenant_or_404(request, tenant)
+    key = _key_or_404(tenant_obj, key_id)
+    if not access.can_manage_keys(user=request.user, tenant=tenant_obj):
+        raise PermissionDenied("Only the tenant's owners and admins change a key's limits.")
+    form = ApiKeyLimitsForm(request.POST, instance=key)
+    if not form.is_valid():
+        return _key_page(request, tenant_obj, _key_or_404(tenant_obj, key_id), form, status=400)
+    try:
+        changed = api_key_set_limits(key=_key_or_404(tenant_obj, key_id), **form.limits())
+    except ServiceError as err:
+        form.add_error(None, str(err))
+        return _key_page(request, tenant_obj, _key_or_404(tenant_obj, key_id), form, status=400)
+    if changed:
+        messages.success(request, f"Limits of {key.prefix}… saved; they apply within seconds.")
+    else:
+        messages.info(request, "Nothing changed.")
+    return redirect(reverse("dashboard:key", kwargs={"tenant": tenant_obj.name, "key_id": key.pk}))
 
 
 @require_POST

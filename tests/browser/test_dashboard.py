@@ -95,6 +95,22 @@ def test_owner_revokes_a_key_from_the_keys_page(page: Page, acme):
     assert acme["key"].revoked_at is not None
 
 
+def test_owner_sets_a_keys_limits_and_sees_them_applied(page: Page, acme):
+    log_in(page, "alice")
+    page.goto(f"/dashboard/acme/keys/{acme['key'].pk}/")
+
+    page.get_by_label("Requests per minute").fill("120")
+    page.get_by_label("Budget (USD)").fill("40")
+    page.get_by_label("Budget period").select_option("daily")
+    page.get_by_role("button", name="Save limits").click()
+
+    expect(page.locator(".messages")).to_contain_text("Limits of")
+    expect(page.locator("dl.limits")).to_contain_text("120 requests/min")
+    expect(page.get_by_text("$0.00 of $40.00 spent this day")).to_be_visible()
+    acme["key"].refresh_from_db()
+    assert (acme["key"].rpm, acme["key"].budget_period) == (120, "daily")
+
+
 def test_a_viewer_sees_keys_but_no_create_or_revoke_controls(page: Page, acme):
     log_in(page, "victor")
     page.goto("/dashboard/acme/keys/")
