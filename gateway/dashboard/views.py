@@ -6,6 +6,8 @@ and objects are 404, then checks the role for writes (a viewer's POST is 403).
 
 from __future__ import annotations
 
+import copy
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -187,36 +189,46 @@ def _key_page(
     return render(request, "dashboard/key_detail.html", context, status=status)
 
 
+def _managed_key(
+    request: HttpRequest, tenant: str, key_id: int, doing: str
+) -> tuple[Tenant, ApiKey]:
+    """The tenant and key of a write by one of the tenant's owners or admins; 404, 403 else."""
+    tenant_obj = _tenant_or_404(request, tenant)
+    key = _key_or_404(tenant_obj, key_id)
+    if not access.can_manage_keys(user=request.user, tenant=tenant_obj):
+        raise PermissionDenied(f"Only the tenant's owners and admins {doing}.")
+    return tenant_obj, key
+
+
 @require_POST
 @login_required
 def key_limits(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
     """Owners and admins set a key's rate limits and budget (the tenant's are the platform's)."""
-    tenant_obj = _tenant_or_404(request, tenant)
-    key = _key_or_404(tenant_obj, key_id)
-    if not access.can_manage_keys(user=request.user, tenant=tenant_obj):
-        raise PermissionDenied("Only the tenant's owners and admins change a key's limits.")
-    form = ApiKeyLimitsForm(request.POST, instance=key)
-    if not form.is_valid():
-        return _key_page(request, tenant_obj, _key_or_404(tenant_obj, key_id), form, status=400)
-    try:
-        changed = api_key_set_limits(key=_key_or_404(tenant_obj, key_id), **form.limits())
-    except ServiceError as err:
-        form.add_error(None, str(err))
-        return _key_page(request, tenant_obj, _key_or_404(tenant_obj, key_id), form, status=400)
-    if changed:
-        messages.success(request, f"Limits of {key.prefix}… saved; they apply within seconds.")
-    else:
-        messages.info(request, "Nothing changed.")
-    return redirect(reverse("dashboard:key", kwargs={"tenant": tenant_obj.name, "key_id": key.pk}))
+    tenant_obj, key = _managed_key(request, tenant, key_id, "change a key's limits")
+    # Validation writes the values onto its instance: a copy, so the page shows the stored ones.
+    form = ApiKeyLimitsForm(request.POST, instance=copy.copy(key))
+    if form.is_valid():
+        try:
+            changed = api_key_set_limits(key=key, **form.limits())
+        except ServiceError as err:
+            form.add_error(None, str(err))
+        else:
+            if changed:
+                messages.success(
+                    request, f"Limits of {key.prefix}… saved; they apply within seconds."
+                )
+            else:
+                messages.info(request, "Nothing changed.")
+            return redirect(
+                reverse("dashboard:key", kwargs={"tenant": tenant_obj.name, "key_id": key.pk})
+            )
+    return _key_page(request, tenant_obj, key, form, status=400)
 
 
 @require_POST
 @login_required
 def key_revoke(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
-    tenant_obj = _tenant_or_404(request, tenant)
-    key = _key_or_404(tenant_obj, key_id)
-    if not access.can_manage_keys(user=request.user, tenant=tenant_obj):
-        raise PermissionDenied("Only the tenant's owners and admins revoke keys.")
+    tenant_obj, key = _managed_key(request, tenant, key_id, "revoke keys")
     api_key_revoke(key=key)
     messages.success(request, f"Key {key.prefix}… revoked; it stops working within seconds.")
     return redirect(reverse("dashboard:keys", kwargs={"tenant": tenant_obj.name}))

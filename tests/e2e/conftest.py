@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import anthropic
 import pytest
-from django.conf import settings
 
 from accounts.services import api_key_create, tenant_create
 from providers.services import config_apply
-from tests.e2e.live import LiveGateway, database_url
+from tests.e2e.live import LiveGateway, gateway_env
 from tests.fake_upstream.server import FakeUpstream
 
 
@@ -24,19 +23,14 @@ def fake_upstream():
 
 @pytest.fixture(scope="session")
 def live_gateway(django_db_setup, django_db_blocker, tmp_path_factory):
-    env = {
-        "DATABASE_URL": database_url(settings.DATABASES["default"]),
-        "REDIS_URL": settings.REDIS_URL,
-        "SECRET_KEY": settings.SECRET_KEY,
-        "TOLLGATE_ENCRYPTION_KEYS": ",".join(settings.TOLLGATE_ENCRYPTION_KEYS),
-        "TOLLGATE_STREAM_PING_SECONDS": "0.5",
-        "TOLLGATE_MAX_BODY_BYTES": str(4 * 1024 * 1024),
-        "TOLLGATE_ROUTES_CACHE_SECONDS": "0",
-        "TOLLGATE_BREAKER_FAILURES": "3",
-        "TOLLGATE_BREAKER_COOLDOWN": "1.5",
-        "TOLLGATE_SPOOL_DIR": str(tmp_path_factory.mktemp("usage-spool")),
-        "DEBUG": "false",
-    }
+    env = gateway_env(
+        TOLLGATE_STREAM_PING_SECONDS="0.5",
+        TOLLGATE_MAX_BODY_BYTES=str(4 * 1024 * 1024),
+        TOLLGATE_ROUTES_CACHE_SECONDS="0",
+        TOLLGATE_BREAKER_FAILURES="3",
+        TOLLGATE_BREAKER_COOLDOWN="1.5",
+        TOLLGATE_SPOOL_DIR=str(tmp_path_factory.mktemp("usage-spool")),
+    )
     server = LiveGateway(env=env).start()
     yield server
     server.stop()

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,6 +26,18 @@ def database_url(db: dict) -> str:
     user = db.get("USER") or "postgres"
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     return f"postgres://{user}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def gateway_env(**overrides: str) -> dict[str, str]:
+    """A gateway process's environment: this test run's database, Redis and secrets."""
+    return {
+        "DATABASE_URL": database_url(settings.DATABASES["default"]),
+        "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "TOLLGATE_ENCRYPTION_KEYS": ",".join(settings.TOLLGATE_ENCRYPTION_KEYS),
+        "DEBUG": "false",
+        **overrides,
+    }
 
 
 class LiveGateway:

@@ -21,7 +21,7 @@ from accounts.models import ApiKey
 from accounts.services import api_key_revoke
 from gateway import state
 from tests.e2e.conftest import Stage
-from tests.e2e.live import LiveGateway, database_url
+from tests.e2e.live import LiveGateway, gateway_env
 from tests.e2e.processes import RedisServer
 
 ASK = {"model": "claude-test", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
@@ -38,18 +38,14 @@ def shared(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gateway(django_db_setup, shared, tmp_path_factory):
-    env = {
-        "DATABASE_URL": database_url(settings.DATABASES["default"]),
-        "REDIS_URL": shared.url,
-        "CELERY_BROKER_URL": settings.REDIS_URL,  # usage records keep their own broker
-        "SECRET_KEY": settings.SECRET_KEY,
-        "TOLLGATE_ENCRYPTION_KEYS": ",".join(settings.TOLLGATE_ENCRYPTION_KEYS),
-        "TOLLGATE_KEY_CACHE_SECONDS": "0.2",
-        "TOLLGATE_ROUTES_CACHE_SECONDS": "0",
-        "TOLLGATE_REDIS_TIMEOUT": "0.3",
-        "TOLLGATE_SPOOL_DIR": str(tmp_path_factory.mktemp("spool")),
-        "DEBUG": "false",
-    }
+    env = gateway_env(
+        REDIS_URL=shared.url,
+        CELERY_BROKER_URL=settings.REDIS_URL,  # usage records keep the suite's broker
+        TOLLGATE_KEY_CACHE_SECONDS="0.2",
+        TOLLGATE_ROUTES_CACHE_SECONDS="0",
+        TOLLGATE_REDIS_TIMEOUT="0.3",
+        TOLLGATE_SPOOL_DIR=str(tmp_path_factory.mktemp("spool")),
+    )
     server = LiveGateway(env=env).start()
     yield server
     server.stop()

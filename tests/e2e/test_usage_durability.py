@@ -15,14 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import msgspec
 import pytest
-from django.conf import settings
 
 from gateway.models import DailyUsage
 from gateway.models import UsageRecord as UsageRow
 from gateway.usage.record import UsageRecord
 from gateway.usage.spool import unpack
 from tests.e2e.conftest import Stage
-from tests.e2e.live import LiveGateway, database_url, free_port
+from tests.e2e.live import LiveGateway, free_port, gateway_env
 from tests.e2e.processes import CeleryWorker, RedisServer
 
 ASK = {"model": "claude-test", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
@@ -37,15 +36,7 @@ def broker(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def env(django_db_setup, broker) -> dict[str, str]:
-    return {
-        "DATABASE_URL": database_url(settings.DATABASES["default"]),
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_BROKER_URL": broker.url,
-        "SECRET_KEY": settings.SECRET_KEY,
-        "TOLLGATE_ENCRYPTION_KEYS": ",".join(settings.TOLLGATE_ENCRYPTION_KEYS),
-        "CELERY_VISIBILITY_TIMEOUT": "10",
-        "DEBUG": "false",
-    }
+    return gateway_env(CELERY_BROKER_URL=broker.url, CELERY_VISIBILITY_TIMEOUT="10")
 
 
 @pytest.fixture(scope="module")
