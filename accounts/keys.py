@@ -132,14 +132,11 @@ async def lookup(secret_hash: str) -> KeyInfo | None:
     cached = _process_cache.get(secret_hash)
     if cached is not None and now - cached[1] < settings.TOLLGATE["KEY_CACHE_SECONDS"]:
         return cached[0]
-    if state.redis_down():
+    found, info = await state.shared(
+        "key cache", lambda: _shared_lookup(state.async_store(), secret_hash)
+    )
+    if not found:
         info = await _load(secret_hash)
-    else:
-        try:
-            info = await _shared_lookup(state.async_store(), secret_hash)
-        except state.SHARED_ERRORS as exc:
-            state.outage("key cache", exc)
-            info = await _load(secret_hash)
     _process_cache[secret_hash] = (info, now)
     return info
 

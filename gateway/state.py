@@ -5,17 +5,18 @@ rate limits, budgets, breakers) goes through here. With REDIS_URL unset the same
 a dict in this process, which is right only for a single-process quick start.
 
 When Redis stops answering (refused, or silent past TOLLGATE_REDIS_TIMEOUT), requests are still
-served: callers report it with `outage()` and fall back to what one process can know alone
-(keys and routes from the database, breakers counted locally, limits not enforced), and for
-OUTAGE_BACKOFF_SECONDS after each failure `redis_down()` tells them not to wait for Redis again.
+served: callers make their Redis calls through `shared()` and fall back to what one process can
+know alone (keys and routes from the database, breakers counted locally, limits not enforced);
+for OUTAGE_BACKOFF_SECONDS after each failure Redis is not asked again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -30,6 +31,7 @@ CONFIG_VERSION_KEY = "tg:config:version"
 SHARED_ERRORS = (redis.RedisError, OSError)
 OUTAGE_BACKOFF_SECONDS = 1.0
 _OUTAGE_LOG_SECONDS = 10.0
+T = TypeVar("T")
 
 
 class _Outage:
@@ -60,6 +62,18 @@ def outage(operation: str, exc: BaseException) -> None:
 def redis_down() -> bool:
     """True while this process backs off after a Redis failure."""
     return time.monotonic() < _Outage.until
+
+
+async def shared(operation: str, call: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
+    """Make one Redis call the outage-aware way: (True, its result), or (False, None) when this
+    process is backing off or the call failed (noted with `outage`); the caller falls back."""
+    if redis_down():
+        return False, None
+    try:
+        return True, await call()
+    except SHARED_ERRORS as exc:
+        outage(operation, exc)
+        return False, None
 
 
 def outages() -> int:

@@ -122,24 +122,19 @@ async def allow(route_id: int) -> bool:
     if isinstance(store, state.LocalStore):
         return await _local_allow(store, route_id)
     view = _views.setdefault(route_id, _View())
-    if time.monotonic() - view.fetched >= VIEW_SECONDS and not state.redis_down():
-        try:
-            await _sync(store, route_id, view)
-        except state.SHARED_ERRORS as exc:
-            state.outage("breakers", exc)
+    if time.monotonic() - view.fetched >= VIEW_SECONDS:
+        await state.shared("breakers", lambda: _sync(store, route_id, view))
     if not view.open_until:
         return True
     now = time.time()
     if now < view.open_until:
         return False
-    if state.redis_down():
-        return True  # cool-down over, and no replica to share the probe with: this is one
     cooldown = settings.TOLLGATE["BREAKER_COOLDOWN"]
-    try:
-        return bool(await store.eval(_ALLOW, 1, breaker_key(route_id), now, cooldown))
-    except state.SHARED_ERRORS as exc:
-        state.outage("breakers", exc)
-        return True
+    asked, allowed = await state.shared(
+        "breakers", lambda: store.eval(_ALLOW, 1, breaker_key(route_id), now, cooldown)
+    )
+    # Without Redis there is no replica to share the probe with: this request is the probe.
+    return bool(allowed) if asked else True
 
 
 async def record(route_id: int, *, ok: bool, latency_ms: float) -> None:
@@ -154,22 +149,21 @@ async def record(route_id: int, *, ok: bool, latency_ms: float) -> None:
     if ok and not view.failures and not view.open_until:
         return  # the common case: a healthy route stays healthy, nothing to tell Redis now
     conf = settings.TOLLGATE
-    if not state.redis_down():
-        try:
-            result = await store.eval(
-                _RECORD,
-                1,
-                breaker_key(route_id),
-                int(ok),
-                time.time(),
-                conf["BREAKER_FAILURES"],
-                conf["BREAKER_COOLDOWN"],
-            )
-        except state.SHARED_ERRORS as exc:
-            state.outage("breakers", exc)
-        else:
-            view.learn(result)
-            return
+    told, result = await state.shared(
+        "breakers",
+        lambda: store.eval(
+            _RECORD,
+            1,
+            breaker_key(route_id),
+            int(ok),
+            time.time(),
+            conf["BREAKER_FAILURES"],
+            conf["BREAKER_COOLDOWN"],
+        ),
+    )
+    if told:
+        view.learn(result)
+        return
     # Redis away: the same rules on this process's view alone.
     if ok:
         view.failures, view.open_until = 0, 0.0
@@ -207,15 +201,13 @@ def health(route_id: int) -> RouteHealth:
 async def latencies(route_ids: list[int]) -> dict[int, float]:
     """EWMA latency per route, for `sort: latency`; routes never measured are absent."""
     store = state.async_store()
-    if isinstance(store, state.LocalStore) or not route_ids or state.redis_down():
+    if isinstance(store, state.LocalStore) or not route_ids:
         return {}
     pipe = store.pipeline(transaction=False)
     for route_id in route_ids:
         pipe.hget(breaker_key(route_id), "latency_ms")
-    try:
-        values = await pipe.execute()
-    except state.SHARED_ERRORS as exc:
-        state.outage("route latencies", exc)
+    answered, values = await state.shared("route latencies", pipe.execute)
+    if not answered:
         return {}
     return {r: float(v) for r, v in zip(route_ids, values, strict=True) if v is not None}
 

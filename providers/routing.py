@@ -120,7 +120,9 @@ _OFFLINE = b"loaded-without-redis"
 
 
 async def _refresh(snap: Snapshot | None) -> Snapshot:
-    known, version = await _shared_version()
+    known, version = await state.shared(
+        "routing table", lambda: state.async_store().get(state.CONFIG_VERSION_KEY)
+    )
     if known:
         stale = snap is None or version != snap.version
     else:
@@ -131,17 +133,6 @@ async def _refresh(snap: Snapshot | None) -> Snapshot:
         _Cache.snapshot, _Cache.loaded_at = snap, time.monotonic()
     _Cache.checked_at = time.monotonic()
     return snap
-
-
-async def _shared_version() -> tuple[bool, bytes | None]:
-    """(whether Redis answered, the routing table version it holds)."""
-    if state.redis_down():
-        return False, None
-    try:
-        return True, await state.async_store().get(state.CONFIG_VERSION_KEY)
-    except state.SHARED_ERRORS as exc:
-        state.outage("routing table", exc)
-        return False, None
 
 
 def reset() -> None:

@@ -118,20 +118,20 @@ async def admit(call: Call) -> Admission | None:
     if isinstance(client, state.LocalStore):
         _warn_without_redis()
         return None
-    if state.redis_down():
-        return None  # limits are shared or not at all: served unlimited while Redis is away
+    # Limits are shared or not at all: while Redis is away requests are served unlimited.
+    _, admission = await state.shared("limits", lambda: _reserve(client, call))
+    return admission
+
+
+async def _reserve(client, call: Call) -> Admission:
     admission = plan(call)
     keys, args = _script_input(admission)
     for _ in range(3):
-        try:
-            reply = await scripts.for_async(client, "admit")(keys=keys, args=args)
-            code, index, retry_ms, used = (int(v) for v in reply[:4])
-            if code == NOT_LOADED:  # first request of a period, or Redis lost the budget
-                await budgets.load(client, admission.holds[index - 1], time.time())
-                continue
-        except state.SHARED_ERRORS as exc:
-            state.outage("limits", exc)
-            return None
+        reply = await scripts.for_async(client, "admit")(keys=keys, args=args)
+        code, index, retry_ms, used = (int(v) for v in reply[:4])
+        if code == NOT_LOADED:  # first request of a period, or Redis lost the budget
+            await budgets.load(client, admission.holds[index - 1], time.time())
+            continue
         admission.seen = [(int(reply[i]), int(reply[i + 1])) for i in range(4, len(reply), 2)]
         if code == RATE_LIMITED:
             raise _rate_limited(admission, admission.buckets[index - 1], retry_ms)
@@ -178,11 +178,11 @@ async def settle(admission: Admission, record: UsageRecord) -> None:
     args = [len(tokens), len(admission.holds), admission.request_id, delta]
     args += [billing.nano(record.cost_usd), *(b.limit for b in tokens)]
     keys = [b.key for b in tokens] + [h.key for h in admission.holds]
-    try:
-        await scripts.for_async(state.async_store(), "settle")(keys=keys, args=args)
-    except state.SHARED_ERRORS as exc:
-        # The worker releases the reservation when the record lands; only TPM stays off.
-        state.outage("limits", exc)
+    # If Redis fails, the worker releases the reservation when the record lands; only TPM
+    # stays off.
+    await state.shared(
+        "limits", lambda: scripts.for_async(state.async_store(), "settle")(keys=keys, args=args)
+    )
 
 
 @cache
