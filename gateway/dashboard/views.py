@@ -207,22 +207,18 @@ def key_limits(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
     tenant_obj, key = _managed_key(request, tenant, key_id, "change a key's limits")
     # Validation writes the values onto its instance: a copy, so the page shows the stored ones.
     form = ApiKeyLimitsForm(request.POST, instance=copy.copy(key))
-    if form.is_valid():
-        try:
-            changed = api_key_set_limits(key=key, **form.limits())
-        except ServiceError as err:
-            form.add_error(None, str(err))
-        else:
-            if changed:
-                messages.success(
-                    request, f"Limits of {key.prefix}… saved; they apply within seconds."
-                )
-            else:
-                messages.info(request, "Nothing changed.")
-            return redirect(
-                reverse("dashboard:key", kwargs={"tenant": tenant_obj.name, "key_id": key.pk})
-            )
-    return _key_page(request, tenant_obj, key, form, status=400)
+    if not form.is_valid():
+        return _key_page(request, tenant_obj, key, form, status=400)
+    try:
+        changed = api_key_set_limits(key=key, **form.limits())
+    except ServiceError as err:
+        form.add_error(None, str(err))
+        return _key_page(request, tenant_obj, key, form, status=400)
+    if changed:
+        messages.success(request, f"Limits of {key.prefix}… saved; they apply within seconds.")
+    else:
+        messages.info(request, "Nothing changed.")
+    return redirect(reverse("dashboard:key", kwargs={"tenant": tenant_obj.name, "key_id": key.pk}))
 
 
 @require_POST
