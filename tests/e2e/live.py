@@ -41,7 +41,11 @@ def gateway_env(**overrides: str) -> dict[str, str]:
 
 
 class LiveGateway:
-    """`daphne gateway.asgi:application` in a subprocess; `.url` is its base URL."""
+    """The gateway in a subprocess; `.url` is its base URL.
+
+    `server`: "daphne" (the quick start's server, `make run`), "production" (`make serve`:
+    `python -m gateway.server`, uvicorn with our protocol, one worker) or "uvicorn" (plain).
+    """
 
     def __init__(self, *, env: dict[str, str], server: str = "daphne"):
         self.port = free_port()
@@ -52,6 +56,8 @@ class LiveGateway:
         self.log_path = Path(f"/tmp/tollgate-e2e-{self.port}.log")
 
     def command(self) -> list[str]:
+        if self.server == "production":
+            return ["make", "--no-print-directory", "serve", f"PORT={self.port}", "WORKERS=1"]
         if self.server == "uvicorn":
             return [
                 sys.executable,

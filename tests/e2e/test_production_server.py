@@ -39,16 +39,9 @@ from tests.e2e.test_streaming import (  # noqa: F401
 )
 
 
-class MakeServe(LiveGateway):
-    """`make serve PORT=... WORKERS=1`: the production command, flags and all."""
-
-    def command(self) -> list[str]:
-        return ["make", "--no-print-directory", "serve", f"PORT={self.port}", "WORKERS=1"]
-
-
 @pytest.fixture(scope="module")
 def production_gateway(live_gateway):
-    server = MakeServe(env=live_gateway.env).start()
+    server = LiveGateway(env=live_gateway.env, server="production").start()
     yield server
     server.stop()
 
