@@ -68,8 +68,17 @@ def main() -> None:
     """
     import os
     import shutil
+    import sys
 
     import uvicorn
+    from django.core.exceptions import ImproperlyConfigured
+
+    # The production server never runs on development secrets (gateway/settings.py).
+    os.environ.setdefault("TOLLGATE_PRODUCTION", "1")
+    try:
+        import gateway.settings  # noqa: F401
+    except ImproperlyConfigured as exc:
+        sys.exit(f"tollgate: {exc}")
 
     if metrics_dir := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         shutil.rmtree(metrics_dir, ignore_errors=True)

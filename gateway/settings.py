@@ -6,7 +6,10 @@ production sets DATABASE_URL and REDIS_URL.
 """
 
 import base64
+import binascii
 import hashlib
+import os
+import secrets
 from pathlib import Path
 
 import environ
@@ -19,14 +22,63 @@ if (BASE_DIR / ".env").exists():
 
 # --- Core -------------------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=False)
+# Production is any run that is neither DEBUG nor the SQLite quick start, and the production
+# server (`python -m gateway.server`) always: it refuses to start without its own secrets.
+PRODUCTION = not DEBUG and (
+    bool(env.str("DATABASE_URL", default="")) or env.bool("TOLLGATE_PRODUCTION", default=False)
+)
+QUICK_START_DIR = BASE_DIR / "var" / "quickstart"
+
+
+def _required(name: str) -> None:
+    raise environ.ImproperlyConfigured(
+        f"{name} must be set: Tollgate refuses to run in production on development values "
+        "(DEBUG is off and DATABASE_URL is set, or this is the production server). "
+        "See README, Running in production."
+    )
+
+
+def _quick_start_secret() -> str:
+    """A development SECRET_KEY generated once on this machine (never a public, shared value)."""
+    path = QUICK_START_DIR / "secret_key"
+    if not path.exists():
+        QUICK_START_DIR.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process of this quick start wrote it first
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
-    if not DEBUG and env.bool("TOLLGATE_REQUIRE_SECRET_KEY", default=False):
-        raise environ.ImproperlyConfigured("SECRET_KEY must be set in production")
-    # Quick start only: a fixed, public key. `make serve` refuses to start without a real one.
-    SECRET_KEY = "insecure-quick-start-key-set-SECRET_KEY-in-production"
+    if PRODUCTION:
+        _required("SECRET_KEY")
+    SECRET_KEY = _quick_start_secret()
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+# Origins (scheme://host[:port]) allowed to POST dashboard and admin forms, e.g. the public
+# https:// address when Tollgate runs behind a proxy under another name.
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Served over HTTPS (directly or behind a TLS proxy): secure cookies and a redirect to https for
+# the admin, dashboard and REST API. Off by default because the quick start and the tests speak
+# plain HTTP on loopback; production sets it (README, Running in production).
+HTTPS = env.bool("TOLLGATE_HTTPS", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# HSTS for subdomains and the browsers' preload list commit the operator's whole domain, not
+# this service: set the two above when the domain qualifies, no deployment warning otherwise.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+if env.bool("TOLLGATE_TRUST_X_FORWARDED_PROTO", default=False):
+    # Only behind a proxy that sets X-Forwarded-Proto itself (and strips the client's).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
 
 # --- Data stores ------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
@@ -37,12 +89,39 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 # Empty REDIS_URL = single-process quick start: shared state lives in process memory.
 REDIS_URL = env.str("REDIS_URL", default="")
 
+
+def _fernet_keys(keys: list[str]) -> list[str]:
+    for key in keys:
+        try:
+            if len(base64.urlsafe_b64decode(key.encode())) == 32:
+                continue
+        except (ValueError, binascii.Error):
+            pass
+        raise environ.ImproperlyConfigured(
+            "TOLLGATE_ENCRYPTION_KEYS holds a value that is not a Fernet key (32 url-safe "
+            "base64 bytes; make one with `python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`)"
+        )
+    return keys
+
+
+def _derived_key(secret: str) -> str:
+    digest = hashlib.sha256(("tollgate-fernet:" + secret).encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
 # Fernet keys, newest first; the first encrypts, all decrypt (rotation).
-TOLLGATE_ENCRYPTION_KEYS = env.list("TOLLGATE_ENCRYPTION_KEYS", default=[])
+TOLLGATE_ENCRYPTION_KEYS = _fernet_keys(env.list("TOLLGATE_ENCRYPTION_KEYS", default=[]))
 if not TOLLGATE_ENCRYPTION_KEYS:
-    # Quick start: derive one from SECRET_KEY so credentials are still never stored in clear.
-    _derived = hashlib.sha256(("tollgate-fernet:" + SECRET_KEY).encode()).digest()
-    TOLLGATE_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(_derived).decode()]
+    if PRODUCTION:
+        _required("TOLLGATE_ENCRYPTION_KEYS")
+    # Quick start: derived from its generated SECRET_KEY, so credentials are never stored in
+    # clear; the key earlier releases derived from their public quick-start value still reads
+    # what they stored.
+    TOLLGATE_ENCRYPTION_KEYS = [
+        _derived_key(SECRET_KEY),
+        _derived_key("insecure-quick-start-key-set-SECRET_KEY-in-production"),
+    ]
 
 # --- Gateway ----------------------------------------------------------------------------------
 TOLLGATE = {
