@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import msgspec
 
+from gateway import redaction
+
 
 class GatewayError(Exception):
     status = 500
@@ -24,7 +26,8 @@ class GatewayError(Exception):
     def body(self, request_id: str | None = None) -> dict:
         return {
             "type": "error",
-            "error": {"type": self.type, "message": self.message},
+            # An upstream's message may echo a credential it was sent.
+            "error": {"type": self.type, "message": redaction.scrub(self.message)},
             "request_id": request_id,
         }
 
