@@ -322,7 +322,9 @@ class GeminiAdapter(HttpAdapter):
             try:
                 chunk = _unwrap(_decode.decode(data))
             except msgspec.DecodeError:
-                yield ir.StreamError("api_error", "upstream sent an invalid stream chunk")
+                yield ir.StreamError(
+                    "api_error", "upstream sent an invalid stream chunk", unreadable=True
+                )
                 return
             if not isinstance(chunk, dict):
                 continue

@@ -390,7 +390,9 @@ class OpenAIChatAdapter(HttpAdapter):
             try:
                 chunk = _decode.decode(data)
             except msgspec.DecodeError:
-                yield ir.StreamError("api_error", "upstream sent an invalid stream chunk")
+                yield ir.StreamError(
+                    "api_error", "upstream sent an invalid stream chunk", unreadable=True
+                )
                 return
             if not isinstance(chunk, dict):
                 continue

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from gateway import ir
-from gateway.errors import InvalidRequest
+from gateway.errors import RouteRefusal
 from providers.adapters.base import Target
 
 # OpenAI accepts at most 40 characters; Anthropic only these characters (reference 5.12.1).
@@ -46,11 +46,12 @@ def chat_tool_id(tool_id: str) -> str:
     return "t_" + "".join(reversed(digits))[:24]
 
 
-def refuse(feature: str, target: Target) -> InvalidRequest:
-    """A 400 naming what cannot be sent; another route (e.g. Anthropic) may still serve it."""
-    err = InvalidRequest(f"{feature} is not supported by provider `{target.provider_name}`")
-    err.fallback = True
-    return err
+def refuse(feature: str, target: Target) -> RouteRefusal:
+    """A 400 naming what cannot be sent; another route (e.g. Anthropic) may still serve it.
+
+    Decided before any network call, so it never counts against the route (gateway/errors.py).
+    """
+    return RouteRefusal(feature, target.provider_name)
 
 
 # --- Content parts ----------------------------------------------------------------------------

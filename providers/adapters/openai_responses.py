@@ -301,7 +301,9 @@ class OpenAIResponsesAdapter(HttpAdapter):
             try:
                 payload = _decode.decode(data)
             except msgspec.DecodeError:
-                yield ir.StreamError("api_error", "upstream sent an invalid stream event")
+                yield ir.StreamError(
+                    "api_error", "upstream sent an invalid stream event", unreadable=True
+                )
                 return
             if not isinstance(payload, dict):
                 continue
