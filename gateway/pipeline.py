@@ -25,6 +25,7 @@ from gateway.surfaces.anthropic.decode import decode_messages, to_ir, unknown_fi
 from gateway.surfaces.anthropic.schema import MessagesBody
 from gateway.tokens import estimate_input_tokens
 from providers import breaker, preferences, routing
+from providers.adapters import options
 from providers.adapters.base import Exchange, Target
 from providers.registry import adapter_for
 from providers.transport import client_for
@@ -68,11 +69,13 @@ class Call:
             )
 
     def client_shaped(self, target: Target) -> bool:
-        """Whether the request sent to `target` carried fields the client chose (on a route
-        speaking the client's surface, unknown fields and blocks passed through): an odd answer
-        to it is then not the provider's fault. Error path only."""
+        """Whether the request sent to `target` carried fields the client chose (its provider
+        options; on a route speaking the client's surface, unknown fields and blocks passed
+        through): an odd answer to it is then not the provider's fault. Error path only."""
         request = self.request
         adapter = adapter_for(target.kind)
+        if options.addressed(adapter.options, request.provider_options):
+            return True
         if adapter.surface != request.surface:
             return False
         return bool(request.unportable or unknown_fields(request.raw))

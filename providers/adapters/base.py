@@ -26,6 +26,7 @@ from gateway.errors import (
     upstream_error,
 )
 from gateway.tokens import estimate_input_tokens
+from providers.adapters.options import OptionTable
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
@@ -100,6 +101,8 @@ class Adapter:
     kind: ClassVar[str]
     # The client surface this provider speaks natively (its requests pass through unchanged).
     surface: ClassVar[str | None] = None
+    # The `provider_options` a client may send this provider (providers/adapters/options.py).
+    options: ClassVar[OptionTable | None] = None
 
     async def complete(
         self,

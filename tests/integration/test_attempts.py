@@ -176,3 +176,13 @@ async def test_an_unreadable_answer_counts_only_when_the_gateway_alone_shaped_th
     assert failures(forwarded) == 0
     assert upstream.calls.count(shaped.provider_name) == 2  # a provider fault: retried
     assert failures(shaped) == 2
+
+
+async def test_provider_options_make_an_odd_answer_the_requests_doing():
+    target = route("openai")
+    upstream = Upstream(**{target.provider_name: InvalidAnswer("unreadable")})
+    made = call(provider_options={"openai": {"verbosity": "low"}})
+    with pytest.raises(InvalidAnswer):
+        await attempts.run(made, [target], upstream)
+    assert failures(target) == 0
+    assert len(upstream.calls) == 1
