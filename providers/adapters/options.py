@@ -65,14 +65,15 @@ def rejected(table: OptionTable | None, given: Mapping[str, Any]) -> list[str]:
                 out.append(f"provider_options.{family} (expected an object)")
                 continue
             for name, value in options.items():
-                where = f"provider_options.{family}.{shown(name)}"
                 option = table.options.get(name)
                 if option is None:
-                    out.append(where)
+                    out.append(f"provider_options.{family}.{shown(name)}")
                 elif option.path is None:
-                    out.append(f"{where} ({option.check.expects})")
+                    out.append(f"provider_options.{family}.{name} ({option.check.expects})")
                 elif option.check.clean(value) is INVALID:
-                    out.append(f"{where} (expected {option.check.expects})")
+                    out.append(
+                        f"provider_options.{family}.{name} (expected {option.check.expects})"
+                    )
         elif family not in FAMILIES:
             out.append(f"provider_options.{shown(family)}")
     return out
