@@ -6,13 +6,14 @@ when something is recorded, so DRF's key authentication, which runs inside the v
 too), management commands wrap their work in `acting_as(label="cli:<command>")`, and anything
 else is "system".
 
-Snapshots never hold a secret: fields named like one are left out, a provider's credential is
-only "set" or "not set", and header values that look like credentials are redacted.
+Snapshots never hold a secret, by the gateway's one redaction rule (gateway/redaction.py):
+fields named like a secret and encrypted columns are left out, a provider's credential is only
+"set" or "not set", its extra headers show their names only, and the provider's credential
+values are redacted wherever else they appear (a URL, its options).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,12 +27,10 @@ from django.core.management.base import BaseCommand
 from django.db import models
 
 from accounts.models import AuditEntry, Tenant
+from gateway import redaction
 
 CREATE, UPDATE, DELETE, REVOKE, ROTATE = "create", "update", "delete", "revoke", "rotate"
-
-# `max_tokens` is a count, not a token: "tokens" is allowed, "token" is not.
-SECRET_FIELD = re.compile(r"secret|password|credential|token(?!s)", re.IGNORECASE)
-SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
+REPLACED = "<replaced>"  # a redacted value that changed: the entry says so, never what it was
 OBJECT_TYPES = {
     "ApiKey": "api_key",
     "Tenant": "tenant",
@@ -129,15 +128,26 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _headers(value: dict) -> dict:
-    return {k: "(redacted)" if SECRET_HEADER.search(k) else v for k, v in (value or {}).items()}
+def _credentials(obj: models.Model) -> tuple[redaction.Secrets, dict[str, str] | None]:
+    """A provider's credential values, and its extra headers (None: it has none to show)."""
+    if not hasattr(obj, "credential_encrypted"):
+        return redaction.Secrets(), None
+    try:
+        headers = obj.extra_headers
+        values = [obj.credential, *headers.values()]
+    except ValueError:  # encrypted with a key no longer configured: nothing to show
+        return redaction.Secrets(), {}
+    return redaction.Secrets(values), headers
 
 
 def snapshot(obj: models.Model) -> dict:
     """The object's fields as plain JSON values, without secrets or automatic timestamps."""
+    secrets, headers = _credentials(obj)
     data: dict[str, Any] = {}
     for field in obj._meta.concrete_fields:
-        if field.primary_key or SECRET_FIELD.search(field.name):
+        if field.primary_key or redaction.secret_name(field.name):
+            continue
+        if field.name.endswith("_encrypted"):  # summarised below, never the ciphertext
             continue
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
             continue
@@ -146,13 +156,12 @@ def snapshot(obj: models.Model) -> dict:
         if field.is_relation:
             related = getattr(obj, field.name)
             data[field.name] = None if related is None else str(related)
-        elif "headers" in field.name:
-            data[field.name] = _headers(getattr(obj, field.attname))
         else:
-            data[field.name] = plain(getattr(obj, field.attname))
+            data[field.name] = redaction.scrub_json(plain(getattr(obj, field.attname)), secrets)
     for field in obj._meta.many_to_many:
         data[field.name] = sorted(str(o) for o in getattr(obj, field.name).all())
-    if hasattr(obj, "credential_encrypted"):
+    if headers is not None:
+        data["extra_headers"] = redaction.headers(headers, secrets)
         data["credential"] = "set" if obj.credential_encrypted else "not set"
     return data
 

@@ -1,15 +1,27 @@
 """Trying routes in order: circuit breakers, same-route retries with backoff, fallback.
 
-One runner for every kind of attempt (a JSON completion, the opening of a stream): a route
-whose breaker is open is skipped; a transient failure (connection, timeout, 408, 409, 429, 5xx,
-529) is retried on the same route after its `retry-after` or an exponential backoff with
-jitter, within a bounded budget, then the next route is tried; a failure that is the client's
-fault is returned at once.
+One runner for every kind of attempt (a JSON completion, the opening of a stream). Routes are
+shared by every tenant, so only what says something about the provider touches a route's
+health (the typing lives in gateway/errors.py):
+
+- a route whose breaker is open is skipped;
+- a refusal decided before any network call (content the route cannot carry) is never retried
+  and never seen by the breaker: the next route is tried, and when none can carry the request
+  the client gets the 400 naming what could not be sent;
+- a provider fault (connection, timeout, 5xx, 429/529, an unreadable answer to a request the
+  gateway alone shaped) counts as a breaker failure and is retried on the same route after its
+  `retry-after` or an exponential backoff with jitter, within a bounded budget, unless the
+  breaker opened meanwhile (that failure, or a failed half-open probe, may be what opened it);
+  then the next route is tried;
+- anything else (an upstream 4xx caused by the client's content, an odd answer to fields the
+  client chose) is neither a failure nor a success: returned at once, or, when another route
+  may do better, tried there without a retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -18,12 +30,13 @@ from typing import TypeVar
 
 from django.conf import settings
 
-from gateway.errors import GatewayError, Overloaded
+from gateway.errors import GatewayError, InvalidAnswer, Overloaded, RouteRefusal
 from providers import breaker
 from providers.adapters.base import Exchange, Target
 
 T = TypeVar("T")
 BACKOFF_BASE = 0.25
+log = logging.getLogger("tollgate.routes")
 
 
 @dataclass(slots=True)
@@ -43,6 +56,15 @@ def backoff(err: GatewayError, tries: int, remaining: float) -> float | None:
     return delay if delay <= remaining else None
 
 
+def provider_failed(call, target: Target, err: GatewayError) -> bool:
+    """Whether this failed attempt counts against the route (see the module docstring)."""
+    if not err.provider_fault:
+        return False
+    if isinstance(err, InvalidAnswer):
+        return not call.client_shaped(target)  # the client's own fields may explain it
+    return True
+
+
 async def run(
     call, targets: list[Target], attempt: Callable[[Target, Exchange], Awaitable[T]]
 ) -> T:
@@ -50,6 +72,7 @@ async def run(
     conf = settings.TOLLGATE
     budget_end = time.monotonic() + conf["RETRY_BUDGET_SECONDS"]
     last: GatewayError | None = None
+    refusal: RouteRefusal | None = None
     for target in targets:
         if not await breaker.allow(target.route_id):
             call.attempts.append(
@@ -72,17 +95,38 @@ async def run(
             began = time.perf_counter()
             try:
                 result = await attempt(target, exchange)
+            except RouteRefusal as err:
+                refusal = refusal or err
+                call.refused(target, err)
+                await breaker.release(target.route_id)  # a probe it held proved nothing
+                break
             except GatewayError as err:
                 elapsed = time.perf_counter() - began
                 _note(call, target, exchange, elapsed, err)
-                await breaker.record(
-                    target.route_id, ok=not err.fallback, latency_ms=elapsed * 1000
-                )
+                failed = provider_failed(call, target, err)
+                if failed:
+                    log.warning(
+                        "route %s failed (%s): %s",
+                        target.provider_name,
+                        exchange.status or err.type,
+                        err.message[:300],
+                    )
+                    await breaker.record(target.route_id, ok=False, latency_ms=elapsed * 1000)
+                else:
+                    await breaker.release(target.route_id)
                 if not err.fallback:
                     raise
                 last = err
+                if not failed:
+                    break  # the request's doing: the same route would answer the same
                 delay = backoff(err, tries, budget_end - time.monotonic())
-                if tries < conf["ROUTE_RETRIES"] and delay is not None:
+                # The breaker is asked again: this failure (or a failed half-open probe) may
+                # be what opened it, and then the route gets no second call.
+                if (
+                    tries < conf["ROUTE_RETRIES"]
+                    and delay is not None
+                    and await breaker.allow(target.route_id)
+                ):
                     tries += 1
                     await asyncio.sleep(delay)
                     continue
@@ -92,7 +136,8 @@ async def run(
             await breaker.record(target.route_id, ok=True, latency_ms=elapsed * 1000)
             call.target, call.exchange = target, exchange
             return result
-    raise last or Overloaded("no route could serve the request")
+    # A provider's failure says more than a refusal: another try may find that route back.
+    raise last or refusal or Overloaded("no route could serve the request")
 
 
 def _note(

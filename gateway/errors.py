@@ -2,11 +2,20 @@
 
 Every failure a client can see is a `GatewayError`: a type, an HTTP status and a message.
 `retryable` feeds the `x-should-retry` header the official SDKs honour.
+
+What a failed attempt says about its route is typed too, because routes are shared by every
+tenant: `fallback` says another route may succeed, `provider_fault` that the provider itself
+failed (a connect error, a timeout, 5xx, 429/529, an unreadable answer): only those count
+against the route's circuit breaker and are retried on the same route. A `RouteRefusal`
+(decided before any network call) and an upstream 4xx caused by the client's content say
+nothing about the provider.
 """
 
 from __future__ import annotations
 
 import msgspec
+
+from gateway import redaction
 
 
 class GatewayError(Exception):
@@ -15,6 +24,8 @@ class GatewayError(Exception):
     retryable = True
     # True when another route might succeed where this attempt failed.
     fallback = False
+    # True when the provider failed: a breaker failure, and a same-route retry may help.
+    provider_fault = False
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -24,7 +35,8 @@ class GatewayError(Exception):
     def body(self, request_id: str | None = None) -> dict:
         return {
             "type": "error",
-            "error": {"type": self.type, "message": self.message},
+            # An upstream's message may echo a credential it was sent.
+            "error": {"type": self.type, "message": redaction.scrub(self.message)},
             "request_id": request_id,
         }
 
@@ -36,6 +48,22 @@ class InvalidRequest(GatewayError):
     status = 400
     type = "invalid_request_error"
     retryable = False
+
+
+class RouteRefusal(InvalidRequest):
+    """This route cannot carry the request (content or a field it has no way to send).
+
+    Decided while building the upstream request, before any network call: never retried,
+    never counted by the route's breaker; the next route may carry it, and when none can the
+    client gets this 400 naming what could not be sent.
+    """
+
+    fallback = True
+
+    def __init__(self, feature: str, provider: str):
+        super().__init__(f"{feature} is not supported by provider `{provider}`")
+        self.feature = feature
+        self.provider = provider
 
 
 class AuthenticationFailed(GatewayError):
@@ -94,8 +122,23 @@ class Overloaded(GatewayError):
     type = "overloaded_error"
 
 
+class InvalidAnswer(GatewayError):
+    """The upstream answered something the gateway cannot read (not JSON, not its shape).
+
+    A provider fault when the gateway alone shaped the request; when the client's own fields
+    went upstream with it (provider options, fields passed through), the attempt loop counts
+    it as the request's doing instead (gateway/attempts.py).
+    """
+
+    status = 502
+    type = "api_error"
+    fallback = True
+    provider_fault = True
+
+
 class UpstreamError(GatewayError):
-    """An upstream answered with an error; `fallback` says whether another route may help."""
+    """An upstream answered with an error; `fallback` says whether another route may help,
+    `provider_fault` whether the provider failed (see the module docstring)."""
 
     def __init__(
         self,
@@ -104,6 +147,7 @@ class UpstreamError(GatewayError):
         status: int,
         type: str,
         fallback: bool,
+        fault: bool = False,
         retry_after: float | None = None,
         upstream_status: int | None = None,
     ):
@@ -111,6 +155,7 @@ class UpstreamError(GatewayError):
         self.status = status
         self.type = type
         self.fallback = fallback
+        self.provider_fault = fault
         self.retryable = fallback
         self.retry_after = retry_after
         self.upstream_status = upstream_status
@@ -131,13 +176,16 @@ def upstream_error(
         return UpstreamError(
             message, status=413, type="request_too_large", fallback=False, upstream_status=s
         )
-    if s in (401, 403, 404):
-        # Our credential or route is wrong, not the tenant's request: another route may work.
+    if s in (401, 403, 404, 409):
+        # Another route may work. Only 401 (the gateway's own credential refused) says the route
+        # is broken: a client can earn a 403, 404 or 409 with what it sends (a cache or file id
+        # it may not use, a beta it may not have), so those never count against the route.
         return UpstreamError(
             f"upstream refused the gateway's request ({s})",
             status=500,
             type="api_error",
             fallback=True,
+            fault=s == 401,
             upstream_status=s,
         )
     if s == 429 or s in (502, 503, 529):
@@ -146,6 +194,7 @@ def upstream_error(
             status=529,
             type="overloaded_error",
             fallback=True,
+            fault=True,
             retry_after=retry_after,
             upstream_status=s,
         )
@@ -155,14 +204,16 @@ def upstream_error(
             status=504,
             type="timeout_error",
             fallback=True,
+            fault=True,
             upstream_status=s,
         )
-    if s == 409 or s >= 500:
+    if s >= 500:
         return UpstreamError(
             message or "upstream error",
             status=500,
             type="api_error",
             fallback=True,
+            fault=True,
             upstream_status=s,
         )
     return UpstreamError(

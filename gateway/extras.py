@@ -1,5 +1,6 @@
 """Response extras a client asks for: `usage: true`, `meta: true`, `echo_upstream_request`,
-`debug`. Never forwarded upstream; credentials and auth headers never appear in them.
+`debug`. Never forwarded upstream; credentials never appear in them: whatever they show of
+the upstream exchange goes through the one redaction rule (gateway/redaction.py) first.
 
 Non-streaming responses carry them as fields of the message (`usage.cost_usd`,
 `usage.pricing`, `meta`, `upstream_request`, `debug`); streams carry the same fields on the
@@ -13,10 +14,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from gateway import ir
+from gateway import ir, redaction
 from gateway.usage import billing
-
-SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
 
 
 def _usd(amount: Decimal) -> str:
@@ -92,21 +91,26 @@ def meta(
     }
 
 
-def redacted(headers: dict[str, str]) -> dict[str, str]:
-    return {k: ("<redacted>" if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
+def secrets(call) -> redaction.Secrets:
+    """Every credential value known here: the process's, and the answering route's own."""
+    target = call.target
+    if target is None:
+        return redaction.known()
+    return redaction.known() + redaction.Secrets([target.api_key, *target.extra_headers.values()])
 
 
 def debug(call, options) -> dict[str, Any]:
     exchange = call.exchange
     out: dict[str, Any] = {}
+    hidden = secrets(call) if exchange is not None else None
     if exchange is not None and exchange.request is not None and options.return_upstream_request:
         out["upstream_request"] = {
-            "url": exchange.request.url,
-            "headers": redacted(exchange.request.headers),
-            "body": exchange.request.body,
+            "url": hidden.scrub(exchange.request.url),
+            "headers": redaction.headers(exchange.request.headers, hidden),
+            "body": redaction.scrub_json(exchange.request.body, hidden),
         }
     if exchange is not None and options.return_upstream_response:
-        out["upstream_response"] = exchange.response_body
+        out["upstream_response"] = redaction.scrub_json(exchange.response_body, hidden)
     if options.trace:
         trace = [
             {
@@ -161,7 +165,7 @@ def fields(
         )
     exchange = call.exchange
     if body.echo_upstream_request and exchange is not None and exchange.request is not None:
-        top["upstream_request"] = exchange.request.body
+        top["upstream_request"] = redaction.scrub_json(exchange.request.body, secrets(call))
     if body.debug is not None and body.debug.enabled:
         top["debug"] = debug(call, body.debug)
     return usage_extra, top

@@ -187,9 +187,11 @@ class StreamEnd(msgspec.Struct, tag="end"):
     stop_sequence: str | None = None
 
 
-class StreamError(msgspec.Struct, tag="error"):
+class StreamError(msgspec.Struct, tag="error", omit_defaults=True):
     error_type: str
     message: str
+    # True when the gateway could not read the upstream's stream (not an error it reported).
+    unreadable: bool = False
 
 
 class Passthrough(msgspec.Struct, tag="passthrough"):

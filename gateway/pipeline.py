@@ -13,11 +13,19 @@ from dataclasses import dataclass, field
 
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
 from gateway import attempts, ids, ir, limits, stops, strictness
-from gateway.errors import ApiError, GatewayError, NotFound, PermissionDenied
+from gateway.errors import (
+    ApiError,
+    GatewayError,
+    InvalidAnswer,
+    NotFound,
+    PermissionDenied,
+    RouteRefusal,
+)
 from gateway.surfaces.anthropic.decode import decode_messages, to_ir, unknown_fields
 from gateway.surfaces.anthropic.schema import MessagesBody
 from gateway.tokens import estimate_input_tokens
 from providers import breaker, preferences, routing
+from providers.adapters import options
 from providers.adapters.base import Exchange, Target
 from providers.registry import adapter_for
 from providers.transport import client_for
@@ -52,6 +60,25 @@ class Call:
         if self.review is None or self.strictness != "warn":
             return []
         return self.review.warnings(self.target)
+
+    def refused(self, target: Target, err: RouteRefusal) -> None:
+        """A route that could not carry the request (no upstream call was made)."""
+        if self.review is not None:
+            self.review.skipped.append(
+                {"provider": target.provider_name, "unsupported": [err.feature]}
+            )
+
+    def client_shaped(self, target: Target) -> bool:
+        """Whether the request sent to `target` carried fields the client chose (its provider
+        options; on a route speaking the client's surface, unknown fields and blocks passed
+        through): an odd answer to it is then not the provider's fault. Error path only."""
+        request = self.request
+        adapter = adapter_for(target.kind)
+        if options.addressed(adapter.options, request.provider_options):
+            return True
+        if adapter.surface != request.surface:
+            return False
+        return bool(request.unportable or unknown_fields(request.raw))
 
     def overhead_ms(self) -> float:
         return max(0.0, (time.perf_counter() - self.started - self.upstream_seconds) * 1000)
@@ -162,9 +189,7 @@ async def open_stream(call: Call) -> tuple[AsyncIterator[ir.StreamEvent], ir.Str
         try:
             first = await anext(events)
         except StopAsyncIteration:
-            err = ApiError("upstream stream ended before any event")
-            err.fallback = True
-            raise err from None
+            raise InvalidAnswer("upstream stream ended before any event") from None
         except GatewayError:
             await events.aclose()
             raise
@@ -189,9 +214,22 @@ async def _prepend(first: ir.StreamEvent, events):
         await events.aclose()
 
 
+# Errors a provider reports in its first stream event: the provider failed, or the request is
+# at fault (returned at once, like an upstream 4xx); anything else may fare better elsewhere.
+PROVIDER_STREAM_ERRORS = frozenset(
+    {"api_error", "overloaded_error", "rate_limit_error", "timeout_error"}
+)
+CLIENT_STREAM_ERRORS = {"invalid_request_error": 400, "request_too_large": 413}
+
+
 def _stream_error(event: ir.StreamError) -> GatewayError:
+    if event.unreadable:
+        return InvalidAnswer(event.message)
     err = GatewayError(event.message)
     err.type = "overloaded_error" if event.error_type == "rate_limit_error" else event.error_type
-    err.status = {"overloaded_error": 529, "timeout_error": 504}.get(err.type, 500)
-    err.fallback = True
+    client_status = CLIENT_STREAM_ERRORS.get(err.type)
+    err.status = client_status or {"overloaded_error": 529, "timeout_error": 504}.get(err.type, 500)
+    err.fallback = client_status is None
+    err.retryable = client_status is None
+    err.provider_fault = event.error_type in PROVIDER_STREAM_ERRORS
     return err

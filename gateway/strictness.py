@@ -5,6 +5,11 @@ request with a 400 naming the field and provider when none is left), `warn` (the
 drops the field and reports it in the `tollgate-warnings` header and `meta.warnings`, `off`
 drops it silently. It is decided per candidate route, so a field one route cannot honour can
 steer the request to a route that can.
+
+`provider_options` go through the same review: an option the route's table does not list (or
+whose value fails its check, see providers/adapters/options.py) is a field it cannot honour.
+Names are the client's own, so they are shown printable and truncated, and at most
+MAX_REPORTED per route (the rest are counted): they end up in a response header.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ from dataclasses import dataclass, field
 
 from gateway import ir
 from gateway.errors import InvalidRequest
+from providers.adapters import options
 from providers.adapters.base import Target
 from providers.registry import adapter_for
 
 HEADERS = (b"x-tollgate-strictness", b"x-aistats-strictness")
 LEVELS = ("error", "warn", "off")
+MAX_REPORTED = 20
 
 
 def level(headers: dict[bytes, bytes]) -> str:
@@ -52,11 +59,18 @@ def review(
     targets: list[Target], request: ir.Request, unknown: list[str], strictness: str
 ) -> Review:
     result = Review(targets=[])
+    named = [options.shown(name) for name in unknown[:MAX_REPORTED]]
     for target in targets:
         adapter = adapter_for(target.kind)
         dropped = adapter.unsupported(request, target)
-        if adapter.surface != request.surface:
-            dropped = dropped + unknown
+        hidden = 0
+        if adapter.surface != request.surface and unknown:
+            dropped, hidden = dropped + named, len(unknown) - len(named)
+        if request.provider_options:
+            dropped = dropped + options.rejected(adapter.options, request.provider_options)
+        if len(dropped) > MAX_REPORTED or hidden:
+            more = len(dropped) - MAX_REPORTED + hidden
+            dropped = [*dropped[:MAX_REPORTED], f"{more} more fields"]
         if dropped and strictness == "error":
             result.skipped.append({"provider": target.provider_name, "unsupported": dropped})
             continue

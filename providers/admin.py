@@ -1,7 +1,8 @@
 """Admin for providers, models and routes. Every change tells the gateways to reload routing.
 
-A provider's credential is write-only here: the form never renders it back, only whether one
-is set. Leaving the field empty keeps the stored credential.
+A provider's credential and its extra header values are write-only here: the form never
+renders them back, only whether a credential is set and the headers' names. Leaving a field
+empty keeps what is stored.
 """
 
 from django import forms
@@ -10,7 +11,7 @@ from django.db.models import Count
 
 from providers import breaker
 from providers.models import Model, Provider, Route
-from providers.services import catalog_delete, catalog_save
+from providers.services import catalog_delete, catalog_save, headers_problem
 
 
 class ConfigChangedAdmin(admin.ModelAdmin):
@@ -45,6 +46,15 @@ class ProviderForm(forms.ModelForm):
         help_text="The upstream API key. Never shown again; leave empty to keep the current one.",
     )
     clear_credential = forms.BooleanField(required=False, label="Clear credential")
+    extra_headers = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text=(
+            "Replaces every extra header sent upstream: a JSON object of names and values, "
+            'e.g. {"cf-aig-authorization": "Bearer ..."}. Stored encrypted and never shown '
+            "again; leave empty to keep the current headers, {} removes them."
+        ),
+    )
 
     class Meta:
         model = Provider
@@ -59,6 +69,12 @@ class ProviderForm(forms.ModelForm):
             "first_byte_timeout",
             "idle_timeout",
         )
+
+    def clean_extra_headers(self):
+        headers = self.cleaned_data.get("extra_headers")
+        if headers is not None and (problem := headers_problem(headers)) is not None:
+            raise forms.ValidationError(problem)
+        return headers
 
     def clean(self):
         cleaned = super().clean()
@@ -101,13 +117,21 @@ class ProviderAdmin(ConfigChangedAdmin):
     list_display = ("name", "kind", "base_url", "enabled", "credential_state", "updated_at")
     list_filter = ("kind", "enabled")
     search_fields = ("name", "base_url")
-    readonly_fields = ("credential_state", "created_at", "updated_at")
+    readonly_fields = ("credential_state", "header_names", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "kind", "base_url", "enabled", "options")}),
         ("Credential", {"fields": ("credential_state", "credential", "clear_credential")}),
         (
             "Advanced",
-            {"fields": ("extra_headers", "connect_timeout", "first_byte_timeout", "idle_timeout")},
+            {
+                "fields": (
+                    "header_names",
+                    "extra_headers",
+                    "connect_timeout",
+                    "first_byte_timeout",
+                    "idle_timeout",
+                )
+            },
         ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
@@ -116,11 +140,20 @@ class ProviderAdmin(ConfigChangedAdmin):
     def credential_state(self, obj: Provider) -> str:
         return "set" if obj.has_credential else "not set"
 
+    @admin.display(description="extra headers")
+    def header_names(self, obj: Provider) -> str:
+        try:
+            names = list(obj.extra_headers)
+        except ValueError:
+            return "set, but cannot be decrypted with TOLLGATE_ENCRYPTION_KEYS"
+        return ", ".join(names) if names else "none"
+
     def save_model(self, request, obj, form, change):
         credential = form.cleaned_data.get("credential") or None
         if form.cleaned_data.get("clear_credential"):
             credential = ""
-        catalog_save(row=obj, credential=credential)
+        headers = form.cleaned_data.get("extra_headers")
+        catalog_save(row=obj, credential=credential, extra_headers=headers)
 
 
 @admin.register(Model)

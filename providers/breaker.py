@@ -2,8 +2,12 @@
 
 After BREAKER_FAILURES consecutive failures a route opens for BREAKER_COOLDOWN seconds and is
 skipped; when the cool-down ends, exactly one request (across all replicas) is let through as
-the probe, and its outcome closes the breaker or opens it again. Alongside, each route keeps an
-EWMA of its latency and a decaying error rate, which latency-sorted routing and the admin read.
+the probe, and its outcome closes the breaker or opens it again. A probe whose attempt proved
+nothing about the provider (refused before the network, the client's own error) gives the
+probe back (`release`), so one tenant's bad request cannot hold a route shut for everyone.
+Only provider faults are recorded as failures (gateway/attempts.py decides which).
+Alongside, each route keeps an EWMA of its latency and a decaying error rate, which
+latency-sorted routing and the admin read.
 
 Failures are written to Redis as they happen, and the writer learns the new state at once;
 other processes see it within VIEW_SECONDS. Successes on a healthy route are only counted
@@ -172,6 +176,20 @@ async def record(route_id: int, *, ok: bool, latency_ms: float) -> None:
         if view.failures >= conf["BREAKER_FAILURES"] or view.open_until:
             view.open_until = time.time() + conf["BREAKER_COOLDOWN"]
     view.fetched = time.monotonic()  # trusted as the state until the next sync
+
+
+async def release(route_id: int) -> None:
+    """An attempt that says nothing about the route ended: free the probe slot it may hold.
+
+    A route this process sees closed has no probe to free, so the common case costs nothing.
+    """
+    view = _views.get(route_id)
+    if view is None or not view.open_until:
+        return
+    store = state.async_store()
+    if isinstance(store, state.LocalStore):
+        return  # the in-process breaker has no probe slot
+    await state.shared("breakers", lambda: store.hdel(breaker_key(route_id), "probing"))
 
 
 @dataclass(frozen=True)

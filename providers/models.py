@@ -1,5 +1,6 @@
 """Providers (where requests go), public models (what clients ask for), routes and prices."""
 
+import json
 from decimal import Decimal
 
 from django.core.validators import MinValueValidator
@@ -22,7 +23,9 @@ class Provider(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     base_url = models.URLField(max_length=500, blank=True)
     credential_encrypted = models.TextField(blank=True, editable=False)
-    extra_headers = models.JSONField(default=dict, blank=True)
+    # Headers sent with every upstream request (a proxy's key, a project id): often credentials
+    # themselves, so kept encrypted like the API key (a JSON object, see `extra_headers`).
+    extra_headers_encrypted = models.TextField(blank=True, editable=False)
     # Quirks of an OpenAI-compatible server or of Azure (see providers/presets.py).
     options = models.JSONField(default=dict, blank=True)
     connect_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
@@ -48,6 +51,16 @@ class Provider(models.Model):
     @property
     def has_credential(self) -> bool:
         return bool(self.credential_encrypted)
+
+    @property
+    def extra_headers(self) -> dict[str, str]:
+        if not self.extra_headers_encrypted:
+            return {}
+        return json.loads(crypto.decrypt(self.extra_headers_encrypted))
+
+    @extra_headers.setter
+    def extra_headers(self, headers: dict[str, str] | None) -> None:
+        self.extra_headers_encrypted = crypto.encrypt(json.dumps(headers)) if headers else ""
 
 
 class Model(models.Model):

@@ -3,6 +3,8 @@
 Each process serves it from memory and reloads it when the shared config version (bumped by
 every admin or `gateway_apply` change, see `gateway.state.config_changed`) moves; the version
 is checked at most every ROUTES_CACHE_SECONDS, so the hot path makes no database query.
+Providers' credentials and extra headers are decrypted once per load, which also tells the
+redaction rule (gateway/redaction.py) every configured credential value.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from decimal import Decimal
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from gateway import state
+from gateway import redaction, state
 from providers.adapters.base import Target
 
 
@@ -143,25 +145,48 @@ def reset() -> None:
     _Cache.refreshing = None
 
 
+def _credentials(providers: list) -> dict[int, tuple[str, dict[str, str]]]:
+    """provider id -> (API key, extra headers), decrypted once per load, and every value
+    registered with the redaction rule (disabled providers' too). A provider whose secrets
+    cannot be decrypted any more is left out (a route using it fails the load, saying why)."""
+    found: dict[int, tuple[str, dict[str, str]]] = {}
+    values: list[str] = []
+    for provider in providers:
+        try:
+            api_key, headers = provider.credential, provider.extra_headers
+        except ValueError:
+            continue
+        found[provider.pk] = (api_key, headers)
+        values += [api_key, *headers.values()]
+    redaction.remember(values)
+    return found
+
+
 @database_sync_to_async
 def _load(version: bytes | None) -> Snapshot:
     from accounts.models import Tenant
     from providers.models import Model, Provider, Route
 
     signing_key = hashlib.sha256(b"tollgate-signature:" + settings.SECRET_KEY.encode()).digest()
+    providers = list(Provider.objects.all())
+    credentials = _credentials(providers)
     routes: dict[int, list[RouteEntry]] = {}
     query = Route.objects.filter(enabled=True, provider__enabled=True, model__enabled=True)
     for route in query.select_related("provider"):
         provider = route.provider
+        api_key, extra_headers = credentials.get(provider.pk) or (
+            provider.credential,  # raises: it cannot be decrypted with the configured keys
+            provider.extra_headers,
+        )
         target = Target(
             route_id=route.pk,
             provider_id=provider.pk,
             provider_name=provider.name,
             kind=provider.kind,
             base_url=provider.base_url,
-            api_key=provider.credential,
+            api_key=api_key,
             upstream_model=route.upstream_model,
-            extra_headers=dict(provider.extra_headers or {}),
+            extra_headers=extra_headers,
             options=dict(provider.options or {}),
             connect_timeout=provider.connect_timeout,
             first_byte_timeout=provider.first_byte_timeout,
@@ -202,7 +227,7 @@ def _load(version: bytes | None) -> Snapshot:
             tenant_models[tenant.pk] = names
         if tenant.provider_defaults:
             tenant_preferences[tenant.pk] = dict(tenant.provider_defaults)
-    names = frozenset(Provider.objects.filter(enabled=True).values_list("name", flat=True))
+    names = frozenset(p.name for p in providers if p.enabled)
     return Snapshot(
         version=version,
         models=models,

@@ -5,7 +5,8 @@
 - providers, models and tenants not in the document are left alone (nothing is deleted);
 - for an entry that is listed, fields left out take their defaults (the file is the truth),
   except a provider's credential: with neither `api_key` nor `api_key_env` the stored one stays,
-  so secrets can be kept out of the file and set in the admin;
+  so secrets can be kept out of the file and set in the admin; a provider's `headers` are
+  stored encrypted, like its credential;
 - a model's `routes:` list REPLACES its routes: routes not listed are deleted. Leave `routes:`
   out entirely to keep a model's routes as they are;
 - a tenant without `models:` may use every enabled model.
@@ -179,6 +180,26 @@ def _check_duplicates(section: str, names: list[str], problems: list[str]) -> No
         first.setdefault(name, i)
 
 
+# An HTTP token (RFC 9110) for names; values on one line, without control characters.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,8192}")
+MAX_EXTRA_HEADERS = 50
+
+
+def headers_problem(headers: Any) -> str | None:
+    """What is wrong with a provider's extra headers (None: nothing), for admin and config."""
+    if not isinstance(headers, dict):
+        return "headers must be an object of header names and values"
+    if len(headers) > MAX_EXTRA_HEADERS:
+        return f"at most {MAX_EXTRA_HEADERS} extra headers"
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            return f"header name {name!r} is not a valid HTTP header name"
+        if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+            return f"header {name}: the value must be text on one line (latin-1, no controls)"
+    return None
+
+
 def _check_provider(where: str, p: ProviderSpec, problems: list[str]) -> str | None:
     """Check one provider; returns its credential (None: keep the stored one)."""
     if p.preset is not None:
@@ -199,6 +220,8 @@ def _check_provider(where: str, p: ProviderSpec, problems: list[str]) -> str | N
             _url(p.base_url)
         except ValidationError:
             problems.append(f"{where}: base_url {p.base_url!r} is not a valid http(s) URL")
+    if (error := headers_problem(p.headers)) is not None:
+        problems.append(f"{where}: {error}")
     if p.api_key is not None and p.api_key_env is not None:
         problems.append(f"{where}: give api_key or api_key_env, not both")
     if p.api_key_env is not None:
@@ -288,12 +311,34 @@ def _upsert(cls: type[db.Model], lookup: dict, values: dict) -> tuple[Any, str, 
     return obj, "updated", before
 
 
-def _record(obj: db.Model, before: dict | None, credential_replaced: bool = False) -> None:
+def _record(
+    obj: db.Model,
+    before: dict | None,
+    credential_replaced: bool = False,
+    headers_replaced: frozenset[str] = frozenset(),
+) -> None:
     """The audit entry of an upserted row: created, or the fields that changed (if any)."""
     after = audit.snapshot(obj)
     if credential_replaced and before and before.get("credential") == "set":
         after["credential"] = "replaced"  # both "set": say that the secret changed, not what
+    if headers_replaced and before:  # values are redacted: say which ones changed
+        after["extra_headers"] = {
+            name: audit.REPLACED if name in headers_replaced else value
+            for name, value in after["extra_headers"].items()
+        }
     audit.record(audit.UPDATE if before else audit.CREATE, obj, before, after)
+
+
+def _stored_headers(provider: Provider | None) -> dict[str, str]:
+    try:
+        return provider.extra_headers if provider is not None else {}
+    except ValueError:  # encrypted with a key no longer configured: every value is replaced
+        return {}
+
+
+def _replaced(old: dict[str, str], new: dict[str, str]) -> frozenset[str]:
+    """Headers kept by name whose value changed."""
+    return frozenset(name for name, value in new.items() if name in old and old[name] != value)
 
 
 def _price(value: float) -> Decimal:
@@ -311,6 +356,7 @@ def _apply_provider(p: ProviderSpec, credential: str | None, counts: dict) -> Pr
         "first_byte_timeout": p.timeouts.first_byte,
         "idle_timeout": p.timeouts.idle,
     }
+    old_headers = _stored_headers(Provider.objects.filter(name=p.name).first())
     provider, status, before = _upsert(Provider, {"name": p.name}, values)
     try:
         # Compared in clear: Fernet gives a new ciphertext for the same secret every time.
@@ -321,7 +367,12 @@ def _apply_provider(p: ProviderSpec, credential: str | None, counts: dict) -> Pr
         provider.set_credential(credential)
         provider.save(update_fields=["credential_encrypted", "updated_at"])
         status = "updated" if status == "unchanged" else status
-    _record(provider, before, credential_replaced=not same and bool(credential))
+    _record(
+        provider,
+        before,
+        credential_replaced=not same and bool(credential),
+        headers_replaced=_replaced(old_headers, p.headers),
+    )
     counts[status] += 1
     return provider
 
@@ -470,18 +521,29 @@ def demo_bootstrap() -> tuple[Tenant, str]:
 # --- Admin edits -----------------------------------------------------------------------------
 
 
-def catalog_save(*, row: Provider | Model | Route, credential: str | None = None) -> None:
+def catalog_save(
+    *,
+    row: Provider | Model | Route,
+    credential: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> None:
     """Save a provider, model or route edited in the admin (its form has set the values),
     record the change and announce it to every replica after commit.
 
     `credential`: a provider's new upstream key ("" clears it; None keeps the stored one).
+    `extra_headers`: a provider's new extra headers, all of them ({} clears; None keeps).
     """
     with transaction.atomic():
         before = audit.stored(row)
+        replaced: frozenset[str] = frozenset()
         if credential is not None:
             row.set_credential(credential)
+        if extra_headers is not None and isinstance(row, Provider):
+            stored = Provider.objects.filter(pk=row.pk).first() if row.pk else None
+            replaced = _replaced(_stored_headers(stored), extra_headers)
+            row.extra_headers = extra_headers
         row.save()
-        _record(row, before, credential_replaced=bool(credential))
+        _record(row, before, credential_replaced=bool(credential), headers_replaced=replaced)
         transaction.on_commit(state.config_changed)
 
 

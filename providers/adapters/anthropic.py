@@ -13,6 +13,7 @@ import msgspec
 
 from gateway import ir
 from gateway.surfaces.anthropic.schema import GATEWAY_FIELDS
+from providers.adapters import options
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -35,6 +36,11 @@ _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
 # Signatures minted by this gateway for other providers' reasoning; Anthropic rejects them.
 GATEWAY_SIGNATURE_PREFIX = "tg1."
+# What a client may set under `provider_options.anthropic` (see options.py): the request's
+# top-level `cache_control` (automatic caching of the last cacheable block).
+OPTIONS = options.OptionTable(
+    "anthropic", {"cache_control": options.Option(("cache_control",), options.CACHE_CONTROL)}
+)
 
 
 def messages_url(base_url: str) -> str:
@@ -91,12 +97,14 @@ def _part(block: dict[str, Any]) -> ir.Part | None:
 class AnthropicAdapter(HttpAdapter):
     kind = "anthropic"
     surface = "anthropic"
+    options = OPTIONS
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         body: dict[str, Any] = _decode.decode(request.raw) if request.raw else {}
         for field in GATEWAY_FIELDS & body.keys():
             del body[field]
         body["model"] = target.upstream_model
+        options.apply(OPTIONS, request.provider_options, body)  # the client's own fields win
         if GATEWAY_SIGNATURE_PREFIX.encode() in request.raw:
             _strip_foreign_thinking(body.get("messages") or [])
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}

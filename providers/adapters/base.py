@@ -17,11 +17,22 @@ import httpx2
 import msgspec
 
 from gateway import ir
-from gateway.errors import ApiError, GatewayError, TimeoutError_, UpstreamError, upstream_error
+from gateway.errors import (
+    ApiError,
+    GatewayError,
+    InvalidAnswer,
+    TimeoutError_,
+    UpstreamError,
+    upstream_error,
+)
 from gateway.tokens import estimate_input_tokens
+from providers.adapters.options import OptionTable
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
+# What a parser raises on an answer that is not the shape it expects (a string for an object, a
+# missing key): the answer was unreadable, which is not the gateway's own failure.
+UNREADABLE = (msgspec.DecodeError, AttributeError, KeyError, IndexError, TypeError, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +46,7 @@ class Target:
     base_url: str
     api_key: str = field(repr=False)
     upstream_model: str
-    extra_headers: dict[str, str] = field(default_factory=dict)
+    extra_headers: dict[str, str] = field(default_factory=dict, repr=False)
     connect_timeout: float = 10.0
     first_byte_timeout: float = 120.0
     idle_timeout: float = 120.0
@@ -90,6 +101,8 @@ class Adapter:
     kind: ClassVar[str]
     # The client surface this provider speaks natively (its requests pass through unchanged).
     surface: ClassVar[str | None] = None
+    # The `provider_options` a client may send this provider (providers/adapters/options.py).
+    options: ClassVar[OptionTable | None] = None
 
     async def complete(
         self,
@@ -258,9 +271,12 @@ class HttpAdapter(Adapter):
         try:
             body = _decode.decode(response.content)
         except msgspec.DecodeError:
-            raise upstream_error(502, "upstream answered with invalid JSON") from None
+            raise InvalidAnswer("upstream answered with invalid JSON") from None
         exchange.response_body = body
-        return self.parse_response(body, request, target)
+        try:
+            return self.parse_response(body, request, target)
+        except UNREADABLE:
+            raise InvalidAnswer("upstream answered with an unreadable message") from None
 
     async def stream(self, request, target, client, exchange):
         upstream = self.build_request(request, target)
@@ -295,6 +311,8 @@ class HttpAdapter(Adapter):
             raise StreamInterrupted("timeout_error", "upstream stream stalled") from None
         except httpx2.HTTPError:
             raise StreamInterrupted("api_error", "upstream stream ended unexpectedly") from None
+        except UNREADABLE:
+            yield ir.StreamError("api_error", "upstream sent an unreadable event", unreadable=True)
         finally:
             abort = response.extensions.get("abort")
             if abort and not response.is_stream_consumed and not _ended(last):
@@ -310,7 +328,11 @@ def _ended(event: ir.StreamEvent | None) -> bool:
 
 
 class StreamInterrupted(GatewayError):
-    """The upstream stream broke after it had started."""
+    """The upstream stream broke after it had started (before its first event, another route
+    may still serve the request)."""
+
+    fallback = True
+    provider_fault = True
 
     def __init__(self, error_type: str, message: str):
         super().__init__(message)
@@ -319,11 +341,11 @@ class StreamInterrupted(GatewayError):
 
 def _timeout(exc: httpx2.TimeoutException) -> GatewayError:
     err = TimeoutError_(f"upstream timed out ({type(exc).__name__})")
-    err.fallback = True
+    err.fallback = err.provider_fault = True
     return err
 
 
 def _connection(exc: httpx2.HTTPError) -> GatewayError:
     err = ApiError(f"could not reach upstream ({type(exc).__name__})")
-    err.fallback = True
+    err.fallback = err.provider_fault = True
     return err

@@ -23,6 +23,9 @@ from providers.adapters.gemini_request import (
     gemini_body,
     renamed_tools,
 )
+from providers.adapters.gemini_request import (
+    OPTIONS as REQUEST_OPTIONS,
+)
 from providers.adapters.openai_chat import response_tool_id, wants_thinking
 
 _decode = msgspec.json.Decoder()
@@ -274,6 +277,7 @@ def _unwrap(body: Any) -> Any:
 
 class GeminiAdapter(HttpAdapter):
     kind = "gemini"
+    options = REQUEST_OPTIONS
 
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
         dropped = []
@@ -322,7 +326,9 @@ class GeminiAdapter(HttpAdapter):
             try:
                 chunk = _unwrap(_decode.decode(data))
             except msgspec.DecodeError:
-                yield ir.StreamError("api_error", "upstream sent an invalid stream chunk")
+                yield ir.StreamError(
+                    "api_error", "upstream sent an invalid stream chunk", unreadable=True
+                )
                 return
             if not isinstance(chunk, dict):
                 continue

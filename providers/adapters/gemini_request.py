@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway import ir
 from gateway.errors import InvalidRequest
+from providers.adapters import options
 from providers.adapters.base import Target
 from providers.adapters.envelope import provider_data
 from providers.adapters.gemini_schema import gemini_parameters
@@ -20,6 +21,22 @@ PROVIDER = "gemini"  # the envelope's provider name
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 MAX_STOP_SEQUENCES = 5
 _MODES = {"auto": "AUTO", "any": "ANY", "tool": "ANY", "none": "NONE"}
+# What a client may set under `provider_options.google` (see options.py). A cache's TTL is
+# chosen when the cache is created: generateContent has no field for the last two.
+_NO_TTL_FIELD = options.unmapped("generateContent has no such field: set the TTL on the cache")
+OPTIONS = options.OptionTable(
+    "google",
+    {
+        "cached_content": options.Option(
+            ("cachedContent",),
+            options.text(200, r"cachedContents/[A-Za-z0-9_.-]+", "cachedContents/<id>"),
+        ),
+        "safety_settings": options.Option(("safetySettings",), options.SAFETY_SETTINGS),
+        "safetySettings": options.Option(("safetySettings",), options.SAFETY_SETTINGS),
+        "cache_ttl": options.Option(None, _NO_TTL_FIELD),
+        "cache_control": options.Option(None, _NO_TTL_FIELD),
+    },
+)
 
 
 # --- Tool names -------------------------------------------------------------------------------
@@ -219,7 +236,6 @@ def gemini_body(request: ir.Request, target: Target) -> dict[str, Any]:
     body.update(_tools(request))
     body["generationConfig"] = _generation_config(request, target)
     # metadata.user_id has no Gemini field: dropped (reference 5.2).
-    options = request.provider_options.get("google") or {}
-    if options.get("cached_content"):
-        body["cachedContent"] = options["cached_content"]
+    # Options the client addressed to Google, from the table only; they never replace ours.
+    options.apply(OPTIONS, request.provider_options, body)
     return body

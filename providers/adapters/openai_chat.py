@@ -17,6 +17,7 @@ from gateway.tokens import estimate_input_tokens, estimate_output_tokens
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 from providers.adapters.envelope import seal
 from providers.adapters.openai_chat_request import CHAT_TOOL_ID, chat_body, is_reasoning_model
+from providers.adapters.openai_chat_request import OPTIONS as REQUEST_OPTIONS
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
@@ -358,6 +359,7 @@ def sampling_dropped(request: ir.Request, reasoning_model: bool, *, stops: bool)
 
 class OpenAIChatAdapter(HttpAdapter):
     kind = "openai"
+    options = REQUEST_OPTIONS
 
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
         dropped = sampling_dropped(request, is_reasoning_model(target.upstream_model), stops=True)
@@ -390,7 +392,9 @@ class OpenAIChatAdapter(HttpAdapter):
             try:
                 chunk = _decode.decode(data)
             except msgspec.DecodeError:
-                yield ir.StreamError("api_error", "upstream sent an invalid stream chunk")
+                yield ir.StreamError(
+                    "api_error", "upstream sent an invalid stream chunk", unreadable=True
+                )
                 return
             if not isinstance(chunk, dict):
                 continue

@@ -14,7 +14,8 @@ from typing import Any
 import msgspec
 
 from gateway import ir
-from gateway.errors import InvalidRequest
+from gateway.errors import RouteRefusal
+from providers.adapters import options
 from providers.adapters.base import Target
 
 # OpenAI accepts at most 40 characters; Anthropic only these characters (reference 5.12.1).
@@ -23,6 +24,21 @@ REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 MAX_STOP_SEQUENCES = 4
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _json = msgspec.json.Encoder()
+
+# What a client may set under `provider_options.openai` on Chat Completions (see options.py).
+PROMPT_CACHE_KEY = options.text(256)
+PROMPT_CACHE_RETENTION = options.one_of("in_memory", "24h", aliases={"in-memory": "in_memory"})
+VERBOSITY = options.one_of("low", "medium", "high")
+OPTIONS = options.OptionTable(
+    "openai",
+    {
+        "prompt_cache_key": options.Option(("prompt_cache_key",), PROMPT_CACHE_KEY),
+        "prompt_cache_retention": options.Option(
+            ("prompt_cache_retention",), PROMPT_CACHE_RETENTION
+        ),
+        "verbosity": options.Option(("verbosity",), VERBOSITY),
+    },
+)
 
 
 def is_reasoning_model(upstream_model: str) -> bool:
@@ -46,11 +62,12 @@ def chat_tool_id(tool_id: str) -> str:
     return "t_" + "".join(reversed(digits))[:24]
 
 
-def refuse(feature: str, target: Target) -> InvalidRequest:
-    """A 400 naming what cannot be sent; another route (e.g. Anthropic) may still serve it."""
-    err = InvalidRequest(f"{feature} is not supported by provider `{target.provider_name}`")
-    err.fallback = True
-    return err
+def refuse(feature: str, target: Target) -> RouteRefusal:
+    """A 400 naming what cannot be sent; another route (e.g. Anthropic) may still serve it.
+
+    Decided before any network call, so it never counts against the route (gateway/errors.py).
+    """
+    return RouteRefusal(feature, target.provider_name)
 
 
 # --- Content parts ----------------------------------------------------------------------------
@@ -235,6 +252,6 @@ def chat_body(request: ir.Request, target: Target) -> dict[str, Any]:
     if request.user_id:
         # Never forward a tenant's raw user id; a stable hash serves abuse tracking as well.
         body["safety_identifier"] = hashlib.sha256(request.user_id.encode()).hexdigest()[:32]
-    # Options the client addressed to OpenAI explicitly (e.g. prompt_cache_retention).
-    body.update(request.provider_options.get("openai") or {})
+    # Options the client addressed to OpenAI, from the table only; they never replace ours.
+    options.apply(OPTIONS, request.provider_options, body)
     return body

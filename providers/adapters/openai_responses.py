@@ -30,6 +30,7 @@ from providers.adapters.openai_chat import (
     usage_from as chat_usage_from,
 )
 from providers.adapters.openai_chat_request import is_reasoning_model
+from providers.adapters.openai_responses_request import OPTIONS as REQUEST_OPTIONS
 from providers.adapters.openai_responses_request import PROVIDER, responses_body
 
 _decode = msgspec.json.Decoder()
@@ -276,6 +277,7 @@ HANDLERS = {
 
 class OpenAIResponsesAdapter(HttpAdapter):
     kind = "openai_responses"
+    options = REQUEST_OPTIONS
 
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
         # The Responses API has no stop parameter at all.
@@ -301,7 +303,9 @@ class OpenAIResponsesAdapter(HttpAdapter):
             try:
                 payload = _decode.decode(data)
             except msgspec.DecodeError:
-                yield ir.StreamError("api_error", "upstream sent an invalid stream event")
+                yield ir.StreamError(
+                    "api_error", "upstream sent an invalid stream event", unreadable=True
+                )
                 return
             if not isinstance(payload, dict):
                 continue

@@ -13,9 +13,13 @@ from typing import Any
 import msgspec
 
 from gateway import ir
+from providers.adapters import options
 from providers.adapters.base import Target
 from providers.adapters.envelope import provider_data
 from providers.adapters.openai_chat_request import (
+    PROMPT_CACHE_KEY,
+    PROMPT_CACHE_RETENTION,
+    VERBOSITY,
     chat_tool_id,
     is_reasoning_model,
     reasoning_effort,
@@ -25,6 +29,18 @@ from providers.adapters.openai_chat_request import (
 PROVIDER = "openai-responses"  # the envelope's provider name
 _json = msgspec.json.Encoder()
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
+# What a client may set under `provider_options.openai` on Responses (see options.py).
+OPTIONS = options.OptionTable(
+    "openai",
+    {
+        "prompt_cache_key": options.Option(("prompt_cache_key",), PROMPT_CACHE_KEY),
+        "prompt_cache_retention": options.Option(
+            ("prompt_cache_retention",), PROMPT_CACHE_RETENTION
+        ),
+        "verbosity": options.Option(("text", "verbosity"), VERBOSITY),
+        "context_management": options.Option(("context_management",), options.COMPACTION),
+    },
+)
 
 
 # --- User content -----------------------------------------------------------------------------
@@ -210,6 +226,6 @@ def responses_body(request: ir.Request, target: Target) -> dict[str, Any]:
     if request.user_id:
         # Never forward a tenant's raw user id; a stable hash serves abuse tracking as well.
         body["safety_identifier"] = hashlib.sha256(request.user_id.encode()).hexdigest()[:32]
-    # Options the client addressed to OpenAI explicitly (e.g. prompt_cache_key, service_tier).
-    body.update(request.provider_options.get("openai") or {})
+    # Options the client addressed to OpenAI, from the table only; they never replace ours.
+    options.apply(OPTIONS, request.provider_options, body)
     return body

@@ -285,6 +285,9 @@ def test_upstream_errors_are_mapped_and_fall_back(stage):
     assert client.messages.create(**ask).content[0].text == "echo: x"
     assert len(stage.upstream.requests("gpt-flaky")) == 2
     assert len(stage.upstream.requests("gpt-steady")) == 1
+    # A success ends the flaky route's failure streak: a third failure in a row would open its
+    # breaker (e2e settings), and a retry is never made behind a breaker that just opened.
+    client.messages.create(**ask)
 
     stage.upstream.script("gpt-flaky", *[{"status": 429, "headers": {"retry-after": "1"}}] * 2)
     stage.upstream.script("gpt-steady", {"status": 503}, {"status": 503})

@@ -45,6 +45,22 @@ def test_breaker_lets_one_probe_through_after_the_cool_down(settings):
     assert allow(route.pk) is True and allow(route.pk) is True
 
 
+def test_a_probe_that_proved_nothing_gives_the_probe_back(settings):
+    settings.TOLLGATE = {**settings.TOLLGATE, "BREAKER_COOLDOWN": 0.3}
+    route = RouteFactory()
+    for _ in range(settings.TOLLGATE["BREAKER_FAILURES"]):
+        async_to_sync(breaker.record)(route.pk, ok=False, latency_ms=1.0)
+    allow = async_to_sync(breaker.allow)
+    time.sleep(0.35)
+    assert allow(route.pk) is True  # a hostile request takes the probe, is refused locally
+    assert allow(route.pk) is False
+
+    async_to_sync(breaker.release)(route.pk)
+
+    assert allow(route.pk) is True  # the next tenant probes at once, not a cool-down later
+    assert breaker.health(route.pk).state == "half-open"
+
+
 def test_admin_edits_routing_rule_alpha_and_upstream_prices(admin_client):
     route = RouteFactory()
     model_page = admin_client.get(f"/admin/providers/model/{route.model.pk}/change/")

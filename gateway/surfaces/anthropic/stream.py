@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from gateway import ir
+from gateway import ir, redaction
 from gateway.surfaces.anthropic.encode import part_json, usage_json
 
 _encoder = msgspec.json.Encoder()
@@ -167,4 +167,6 @@ class StreamWriter:
 
     def error(self, error_type: str, message: str) -> bytes:
         self.finished = True
-        return sse("error", {"type": "error", "error": {"type": error_type, "message": message}})
+        # An upstream's message may echo a credential it was sent.
+        error = {"type": error_type, "message": redaction.scrub(message)}
+        return sse("error", {"type": "error", "error": error})
