@@ -58,6 +58,9 @@ class HeadHoldingTransport:
         self.flush()
         self._transport.write_eof()
 
+    def is_closing(self) -> bool:  # asked once a request: direct, not through __getattr__
+        return self._transport.is_closing()
+
     def abort(self) -> None:
         self._head = None
         self._transport.abort()
@@ -126,7 +129,8 @@ class HttpProtocol(HttpToolsProtocol):
         self.head_bytes = None
         self.reading_body = True
         self.body_bytes = self.body_counted = 0
-        self.cancel_deadline()
+        if self.deadline is not None:
+            self.cancel_deadline()
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -137,7 +141,8 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self.reading_body = False
         self.head_bytes = 0
-        self.cancel_deadline()
+        if self.deadline is not None:
+            self.cancel_deadline()
         self.pending.discard(self)
 
     def on_response_complete(self) -> None:
