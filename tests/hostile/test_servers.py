@@ -8,6 +8,7 @@ started with the same settings but short timeouts and a small bound, so each tak
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -296,6 +297,33 @@ def test_connections_that_never_send_beyond_the_bound_drop_the_oldest_and_health
 
     assert seconds < 0.5
     assert dropped >= 150  # closed at once, without an answer; the rest got 408 after 1 s
+    assert_healthy(guarded)
+
+
+@pytest.mark.parametrize(
+    "stalled",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ",  # a head that never ends
+        BODY_HEAD + b"Content-Length: 1000\r\n\r\n{",  # a body that never ends
+    ],
+    ids=["heads", "bodies"],
+)
+def test_a_flood_of_stalled_requests_is_shed_while_healthz_answers(guarded, stalled):
+    flood = []
+    for _ in range(300):
+        flood.append(sock := connect(guarded.gateway))
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):  # dropped already
+            sock.sendall(stalled)
+    sent = time.monotonic()
+
+    seconds = healthz_seconds(guarded)
+    answers = [read_answer(sock) for sock in flood]
+
+    assert seconds < 0.5
+    assert all(answered - sent < 3.5 for _, answered in answers)  # none held past the timeout
+    dropped = sum(1 for answer, _ in answers if answer == b"")
+    assert dropped >= 250  # the oldest, past TOLLGATE_MAX_PENDING_CONNECTIONS=50
+    assert all(parse(answer)[0] == 408 for answer, _ in answers if answer)
     assert_healthy(guarded)
 
 
