@@ -16,8 +16,9 @@ whole may cost the process more than a bounded amount, for more than a bounded t
 - at most `max_pending` connections per process are waiting for a whole request (new, still
   sending, or idle between requests): past it, the oldest of them is closed (`Pending`).
 
-Refusals are Anthropic-shaped JSON (`refusal`). gateway/server.py (uvicorn, `make serve`) and
-gateway/devserver.py (daphne, `make run`) apply these rules with their own hooks.
+Refusals, a malformed request's 400 included, are Anthropic-shaped JSON (`refusal`).
+gateway/server.py (uvicorn, `make serve`) and gateway/devserver.py (daphne, `make run`) apply
+these rules with their own hooks.
 """
 
 from __future__ import annotations
@@ -132,6 +133,10 @@ class RequestTimeout(InvalidRequest):
 
 class HeadTooLarge(InvalidRequest):
     status = 431  # invalid_request_error, as for 408
+
+
+def malformed() -> GatewayError:
+    return InvalidRequest("malformed HTTP request")
 
 
 def head_too_large(limits: ConnectionLimits) -> GatewayError:

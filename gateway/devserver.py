@@ -109,6 +109,9 @@ class GuardedChannel(http.HTTPChannel):
         if self.persistent and not (self.refused or self.lost or self._handlingRequest):
             self.pending.add(self)  # kept alive: waiting for the next request
 
+    def _respondToBadRequestAndDisconnect(self) -> None:  # Twisted's bare 400, for any flaw
+        self.refuse(guard.malformed())
+
     def head_timed_out(self) -> None:
         self.deadline = None
         self.refuse(guard.head_timeout(self.limits))

@@ -166,6 +166,9 @@ class HttpProtocol(HttpToolsProtocol):
             self.send_stall.cancel()
             self.send_stall = None
 
+    def send_400_response(self, msg: str) -> None:  # httptools could not parse the request
+        self.refuse(guard.malformed())
+
     def head_timed_out(self) -> None:
         self.deadline = None
         self.refuse(guard.head_timeout(self.limits))
@@ -193,7 +196,7 @@ class HttpProtocol(HttpToolsProtocol):
     def refuse(self, err: GatewayError) -> None:
         """Answer `err` (unless this request's answer is already written or under way), then
         linger: read no more requests and close once the client has had time to read it."""
-        if self.refused or self.transport.is_closing():  # (uvicorn answered 400 and closed)
+        if self.refused or self.transport.is_closing():
             return
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:

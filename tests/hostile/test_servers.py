@@ -164,6 +164,21 @@ def test_an_oversized_request_head_is_431_at_once_and_healthz_still_answers(host
     assert_healthy(hostile)
 
 
+@pytest.mark.parametrize(
+    "garbage",
+    [b"NOT HTTP\r\n\r\n", b"GET / HTTP/1.1\r\nNo-Colon-Here\r\n\r\n", b"\x16\x03\x01\x02\x00\x01"],
+    ids=["request line", "header line", "tls hello"],
+)
+def test_a_malformed_request_is_an_anthropic_shaped_400_and_the_server_stays_up(hostile, garbage):
+    sock = connect(hostile.gateway)
+    sock.sendall(garbage + b"\r\n\r\n")
+
+    answer, _ = read_answer(sock)
+
+    assert_refusal(answer, 400)
+    assert_healthy(hostile)
+
+
 def test_a_connection_that_never_sends_is_closed_with_408_within_the_head_timeout(guarded):
     sock = connect(guarded.gateway)
     opened = time.monotonic()

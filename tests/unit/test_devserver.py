@@ -90,6 +90,16 @@ def test_many_header_lines_past_the_limit_are_431_not_twisteds_bare_400():
     assert connection.transport.value().count(b"HTTP/1.1") == 1
 
 
+def test_a_malformed_head_is_an_anthropic_shaped_400_not_twisteds_bare_one():
+    connection = Connection()
+
+    connection.send(b"GET /healthz HTTP/1.1\r\n" + b"X: y\r\n" * 600)  # over 500 headers
+
+    assert connection.status == 400
+    assert b'"type":"invalid_request_error"' in connection.transport.value()
+    assert connection.transport.value().count(b"HTTP/1.1") == 1
+
+
 def test_a_silent_connection_is_408_after_the_head_timeout_then_closed_after_the_linger():
     connection = Connection()
 

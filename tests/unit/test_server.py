@@ -273,12 +273,14 @@ async def test_a_kept_alive_connection_waits_again_after_its_answer():
     assert status(kept_socket.sent) == 200 and kept_socket.aborted
 
 
-async def test_a_malformed_request_gets_uvicorns_400_alone():
+async def test_a_malformed_request_is_one_anthropic_shaped_400():
     protocol, socket = connect()
 
     protocol.data_received(b"NOT HTTP AT ALL " + b"a" * 5000)  # malformed, and over the cap
+    await asyncio.sleep(0)
 
     assert status(socket.sent) == 400 and socket.sent.count(b"HTTP/1.1") == 1
+    assert b'"type":"invalid_request_error"' in socket.sent and socket.eof
 
 
 async def test_a_client_that_reads_nothing_for_the_send_timeout_is_dropped():
