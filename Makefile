@@ -16,12 +16,13 @@ $(VENV)/.installed: requirements-dev.lock
 
 install: $(VENV)/.installed
 
-# Quick start: SQLite and in-process state unless DATABASE_URL / REDIS_URL say otherwise.
+# Quick start: SQLite and in-process state unless DATABASE_URL / REDIS_URL say otherwise. daphne,
+# through gateway/devserver.py (its limits on slow, oversized and never-reading clients; see README).
 run: install
 	$(BIN)/python manage.py migrate --no-input -v0
 	mkdir -p staticfiles
 	$(BIN)/python manage.py demo_bootstrap --host $(HOST) --port $(PORT)
-	$(BIN)/daphne -b $(HOST) -p $(PORT) gateway.asgi:application
+	$(BIN)/python -m gateway.devserver -b $(HOST) -p $(PORT) gateway.asgi:application
 
 # Production: uvicorn workers with uvloop and httptools, through gateway/server.py (whose protocol
 # sends a response head with its first body bytes; see README, Performance). The image runs the same.

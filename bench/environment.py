@@ -145,7 +145,9 @@ class Gateway:
             ]
         elif self.server == "daphne":
             command = [
-                str(BIN / "daphne"),
+                str(BIN / "python"),
+                "-m",
+                "gateway.devserver",  # daphne, as `make run` starts it
                 "-v",
                 "0",  # no access log, as uvicorn runs with --no-access-log
                 "-b",

@@ -123,10 +123,36 @@ if not TOLLGATE_ENCRYPTION_KEYS:
         _derived_key("insecure-quick-start-key-set-SECRET_KEY-in-production"),
     ]
 
+
 # --- Gateway ----------------------------------------------------------------------------------
+def _at_least(name: str, default: float, minimum: float, kind: type = float) -> int | float:
+    """A number from the environment; the server refuses to start on garbage or on too little."""
+    raw = env.str(name, default="") or str(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise environ.ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+    if not value >= minimum or value == float("inf"):
+        raise environ.ImproperlyConfigured(f"{name} must be at least {minimum}, not {raw!r}")
+    return value
+
+
 TOLLGATE = {
     # Largest accepted request body (Anthropic's own limit is 32 MB).
     "MAX_BODY_BYTES": env.int("TOLLGATE_MAX_BODY_BYTES", default=32 * 1024 * 1024),
+    # What both servers enforce on a client connection (gateway/connection_guard.py): the
+    # request head's size (431 past it) and the time it may take from the connection's opening
+    # (or its first byte after a kept-alive response) (408); the longest pause inside a body,
+    # after which it must also average BODY_MIN_RATE bytes a second (408); how long a client
+    # may read nothing of a response before it is dropped; the idle keep-alive time; and how many
+    # connections one process keeps waiting for a whole request before it drops the oldest.
+    "MAX_HEADER_BYTES": _at_least("TOLLGATE_MAX_HEADER_BYTES", 64 * 1024, 4096, int),
+    "HEADER_TIMEOUT_SECONDS": _at_least("TOLLGATE_HEADER_TIMEOUT_SECONDS", 10.0, 0.1),
+    "BODY_TIMEOUT_SECONDS": _at_least("TOLLGATE_BODY_TIMEOUT_SECONDS", 30.0, 0.1),
+    "BODY_MIN_RATE": _at_least("TOLLGATE_BODY_MIN_RATE", 4096, 1, int),
+    "SEND_TIMEOUT_SECONDS": _at_least("TOLLGATE_SEND_TIMEOUT_SECONDS", 60.0, 0.1),
+    "KEEPALIVE_TIMEOUT_SECONDS": _at_least("TOLLGATE_KEEPALIVE_TIMEOUT_SECONDS", 75.0, 0.1),
+    "MAX_PENDING_CONNECTIONS": _at_least("TOLLGATE_MAX_PENDING_CONNECTIONS", 1000, 1, int),
     # How long a process trusts its cached view of a key; revocation is visible after this.
     "KEY_CACHE_SECONDS": env.float("TOLLGATE_KEY_CACHE_SECONDS", default=2.0),
     # How often a process checks whether the routing table changed.

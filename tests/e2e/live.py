@@ -43,7 +43,8 @@ def gateway_env(**overrides: str) -> dict[str, str]:
 class LiveGateway:
     """The gateway in a subprocess; `.url` is its base URL.
 
-    `server`: "daphne" (the quick start's server, `make run`), "production" (`make serve`:
+    `server`: "daphne" (the quick start's server, `make run`: `python -m gateway.devserver`,
+    daphne with the connection limits), "production" (`make serve`:
     `python -m gateway.server`, uvicorn with our protocol, one worker) or "uvicorn" (plain).
     """
 
@@ -73,7 +74,7 @@ class LiveGateway:
         return [
             sys.executable,
             "-m",
-            "daphne",
+            "gateway.devserver",  # daphne, as `make run` starts it
             "-b",
             "127.0.0.1",
             "-p",
