@@ -1,4 +1,5 @@
-"""Reads over usage: what a key or tenant has spent, from the daily roll-ups."""
+"""Reads over usage: what a key or tenant has spent (from the daily roll-ups), and how many
+records were parked as dead letters."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
-from gateway.models import DailyUsage
+from gateway.models import DailyUsage, UsageDeadLetter
 
 OWNER_FIELD = {"key": "api_key_id", "tenant": "tenant_id"}
 
@@ -32,3 +33,7 @@ def spent_by_day(
         .annotate(total=Sum("cost_usd"))
     )
     return {(row[field], row["day"]): row["total"] for row in rows}
+
+
+def dead_letters_count() -> int:
+    return UsageDeadLetter.objects.count()
