@@ -207,7 +207,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # An unacknowledged batch (its worker died) is delivered again after this many seconds.
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+    # Look for such batches every CELERY_UNACKED_RESTORE_INTERVAL seconds (kombu would
+    # otherwise look only every tenth interval).
     "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": 1,
     # A publish to a broker that vanished must fail (and spool), not hang.
     "socket_timeout": 5,
     "socket_connect_timeout": 2,
