@@ -73,10 +73,13 @@ TOLLGATE = {
     "RETRY_BUDGET_SECONDS": env.float("TOLLGATE_RETRY_BUDGET_SECONDS", default=8.0),
     # Usage records: buffered per process, written to the spool (fsync'd) and sent to Celery
     # every USAGE_FLUSH_SECONDS; spool files left by a failed send are retried in the background.
+    # A sent file is kept until its records are in the database; those that have not landed
+    # USAGE_RESEND_SECONDS after they were published, while later ones have, are sent again.
     "SPOOL_DIR": Path(env.str("TOLLGATE_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool"))),
     "USAGE_FLUSH_SECONDS": env.float("TOLLGATE_USAGE_FLUSH_SECONDS", default=0.2),
     "USAGE_BATCH_SIZE": env.int("TOLLGATE_USAGE_BATCH_SIZE", default=500),
     "SPOOL_RETRY_SECONDS": env.float("TOLLGATE_SPOOL_RETRY_SECONDS", default=2.0),
+    "USAGE_RESEND_SECONDS": env.float("TOLLGATE_USAGE_RESEND_SECONDS", default=60.0),
     # When set, /metrics answers only `Authorization: Bearer <token>` (Prometheus'
     # `authorization.credentials`); empty leaves it open for a scraper on a private network.
     "METRICS_TOKEN": env.str("TOLLGATE_METRICS_TOKEN", default=""),

@@ -12,7 +12,6 @@ record refused on its own is parked in `UsageDeadLetter` with the reason, and th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from base64 import b64encode
@@ -37,6 +36,7 @@ from accounts.models import ApiKey, Tenant
 from gateway.models import DailyUsage, UsageDeadLetter
 from gateway.models import UsageRecord as UsageRow
 from gateway.usage.record import UsageRecord, clean
+from gateway.usage.spool import frame_id
 
 log = logging.getLogger("tollgate.usage")
 # The database is unreachable or not the schema this code expects (a worker started before
@@ -146,7 +146,7 @@ def _dead_letter(record: UsageRecord, reason: str) -> UsageDeadLetter:
 
 def _unreadable_letter(frame: bytes, reason: str) -> UsageDeadLetter:
     return UsageDeadLetter(
-        request_id="frame_" + hashlib.sha256(frame).hexdigest()[:32],
+        request_id=frame_id(frame),
         record=json.dumps({"frame_base64": b64encode(frame).decode("ascii")}),
         reason=clean(f"not a usage record: {reason}", 2000),
     )

@@ -1,6 +1,6 @@
 """Nothing is lost: a real Celery worker stopped during a burst, the broker (a real Redis
-server) restarted in the middle of one, or killed while the worker holds batches it cannot
-finish; every request's record arrives exactly once.
+server) restarted in the middle of one, killed without persistence under a backlog, or killed
+while the worker holds batches it cannot finish; every request's record arrives exactly once.
 
 The broker here is a Redis server of the test's own, so the suite's shared Redis is never
 disturbed; the gateway's shared state (key cache, breakers) stays on the suite's Redis, which
@@ -173,6 +173,64 @@ def test_records_still_buffered_at_shutdown_are_spooled_on_exit(env, tmp_path, t
     records = [msgspec.msgpack.decode(f, type=UsageRecord) for f in unpack(files[0].read_bytes())]
     assert [r.request_id for r in records] == [response.headers["request-id"]]
     assert records[0].http_status == 401
+
+
+def test_a_backlog_survives_its_broker_killed_without_persistence(
+    env, tmp_path, fake_upstream, transactional_db
+):
+    """The worker is stopped, 300 records wait in a Redis that keeps nothing on disk, Redis is
+    SIGKILLed and restarted empty: the gateway still has them in its spool, and once records
+    published after the restart land, it sends the lost ones again."""
+    volatile = RedisServer(tmp_path / "volatile", persistent=False)
+    (tmp_path / "volatile").mkdir()
+    volatile.start()
+    spool = tmp_path / "spool"
+    gateway = LiveGateway(
+        env={
+            **env,
+            "CELERY_BROKER_URL": volatile.url,
+            "TOLLGATE_SPOOL_DIR": str(spool),
+            "TOLLGATE_SPOOL_RETRY_SECONDS": "0.5",
+            "TOLLGATE_USAGE_RESEND_SECONDS": "1",
+            "TOLLGATE_ROUTES_CACHE_SECONDS": "0",
+        }
+    ).start()
+    worker = CeleryWorker({**env, "CELERY_BROKER_URL": volatile.url}, tmp_path / "worker.log")
+    try:
+        fake_upstream.reset()
+        stage = Stage(gateway, fake_upstream)
+        client = stage.client(stage.one_route("openai", "gpt-volatile"))
+        backlog = send(client, 300)
+        deadline = time.monotonic() + 10
+        while published(spool) < 300:  # all in the broker, and in the spool's `sent/`
+            assert time.monotonic() < deadline, "the backlog never reached the broker"
+            time.sleep(0.1)
+
+        volatile.kill()
+        volatile.start()
+        assert volatile.queued() == 0  # the queue is gone with it
+        worker.start()
+        after = send(client, 10)  # traffic goes on; these land at once
+
+        stored = landed(backlog + after, within=25)
+        missing = set(backlog + after) - set(stored)
+        assert not missing, (
+            f"{len(missing)} of {len(backlog)} records lost\n{gateway.log()[-3000:]}"
+        )
+        assert DailyUsage.objects.get().requests == 310
+        deadline = time.monotonic() + 10
+        while list(spool.rglob("*.usage")):  # every spool file let go once its records landed
+            assert time.monotonic() < deadline, list(spool.rglob("*"))
+            time.sleep(0.2)
+    finally:
+        worker.stop()
+        gateway.stop()
+        volatile.stop()
+
+
+def published(spool) -> int:
+    """Records the gateway has handed to the broker and still keeps."""
+    return sum(len(unpack(path.read_bytes())) for path in (spool / "sent").glob("*.usage"))
 
 
 def usage_batch(tag: str, n: int) -> tuple[str, list[str]]:

@@ -15,6 +15,8 @@ from gateway.models import DailyUsage, UsageDeadLetter
 from gateway.models import UsageRecord as UsageRow
 from gateway.usage import services
 from gateway.usage.record import UsageRecord
+from gateway.usage.recorder import landed_id
+from gateway.usage.selectors import landed_request_ids
 from gateway.usage.spool import pack
 from gateway.usage.tasks import record_usage_batch
 from tests.factories import make_key
@@ -251,3 +253,17 @@ def test_the_database_being_unreachable_parks_nothing(monkeypatch):
     with pytest.raises(OperationalError):
         record_usage_batch.apply(args=[payload([record(key, 1)])], throw=True)
     assert not UsageDeadLetter.objects.exists()
+
+
+def test_records_stored_or_parked_are_what_the_spool_sees_as_landed():
+    key, _ = make_key()
+    good = record(key, 1)
+    refused = record(key, 2, model="bad\x00")
+    garbage = msgspec.msgpack.encode({"request_id": 7})
+    frames = [msgspec.msgpack.encode(good), msgspec.msgpack.encode(refused), garbage]
+    record_usage_batch.apply(args=[base64.b64encode(pack(frames)).decode()]).get()
+
+    ids = [landed_id(frame) for frame in frames]
+
+    assert ids[:2] == [good.request_id, refused.request_id]
+    assert landed_request_ids([*ids, "req_never_sent"]) == set(ids)
