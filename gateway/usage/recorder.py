@@ -231,10 +231,9 @@ class Recorder:
                 self.spool.remove(path)
                 self._landed_through = max(self._landed_through, published)
                 progress = True
-        now = time.time()
-        for path, published, missing in waiting:
-            if self._looks_lost(published, now) and not self._republish(path, missing, now):
-                break
+        lost = [(p, m) for p, published, m in waiting if self._looks_lost(published, time.time())]
+        if lost:
+            self._republish(lost)
         return progress
 
     def _looks_lost(self, published: float, now: float) -> bool:
@@ -245,22 +244,22 @@ class Recorder:
             return age >= self.resend_seconds
         return age >= STALLED_FACTOR * self.resend_seconds
 
-    def _republish(self, path: Path, frames: list[bytes], now: float) -> bool:
-        log.warning(
-            "usage: %d records of %s not landed %.0f s after they were published; "
-            "publishing them again",
-            len(frames),
-            path.name,
-            now - (self.spool.published_at(path) or now),
-        )
+    def _republish(self, lost: list[tuple[Path, list[bytes]]]) -> None:
+        sent = 0
         try:
-            for start in range(0, len(frames), self.batch_size):
-                self.publish(pack(frames[start : start + self.batch_size]))
+            for path, frames in lost:
+                for start in range(0, len(frames), self.batch_size):
+                    self.publish(pack(frames[start : start + self.batch_size]))
+                self.spool.republished(path)
+                sent += len(frames)
         except Exception as exc:
-            log.warning("usage: Celery did not take them (%r); will retry", exc)
-            return False
-        self.spool.republished(path)
-        return True
+            log.warning("usage: Celery did not take records to send again (%r); will retry", exc)
+        if sent:
+            log.warning(
+                "usage: %d records not landed %.0f s or more after publication; sent again",
+                sent,
+                self.resend_seconds,
+            )
 
     def close(self) -> None:
         """At exit: spool what is buffered, then try once to send (bounded by socket timeouts)."""
