@@ -9,6 +9,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 from django.db import OperationalError
+from django.urls import reverse
 
 from accounts.models import ApiKey
 from gateway.models import DailyUsage, UsageDeadLetter
@@ -267,3 +268,23 @@ def test_records_stored_or_parked_are_what_the_spool_sees_as_landed():
 
     assert ids[:2] == [good.request_id, refused.request_id]
     assert landed_request_ids([*ids, "req_never_sent"]) == set(ids)
+
+
+def test_the_admin_shows_a_parked_record_with_its_reason_and_changes_nothing(admin_client):
+    run([record(make_key()[0], 1, model="oa-echo\x00")])
+    parked = UsageDeadLetter.objects.get()
+
+    listing = admin_client.get(reverse("admin:gateway_usagedeadletter_changelist"))
+    detail = admin_client.get(reverse("admin:gateway_usagedeadletter_change", args=[parked.pk]))
+    add = admin_client.get(reverse("admin:gateway_usagedeadletter_add"))
+    delete = admin_client.post(
+        reverse("admin:gateway_usagedeadletter_delete", args=[parked.pk]), {"post": "yes"}
+    )
+
+    assert listing.status_code == 200 and parked.request_id in listing.content.decode()
+    page = detail.content.decode()
+    assert detail.status_code == 200
+    assert "DataError" in page and "NUL" in page  # the reason
+    assert "oa-echo\\u0000" in page  # the record, as it came
+    assert add.status_code == 403 and delete.status_code == 403
+    assert UsageDeadLetter.objects.filter(pk=parked.pk).exists()
