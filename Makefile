@@ -1,4 +1,4 @@
-# Entry points people remember: make run, make test, make serve, make bench, make lint.
+# Entry points people remember: make run, make test, make serve, make worker, make bench, make lint.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: install run serve test lint format bench bench-peer lock clean browser
+.PHONY: install run serve worker test lint format bench bench-peer lock clean browser
 
 # Installs exactly what the lock file pins, checking every hash.
 $(VENV)/.installed: requirements-dev.lock
@@ -30,6 +30,11 @@ serve: install
 	$(BIN)/python manage.py migrate --no-input -v0
 	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
 		$(BIN)/python -m gateway.server
+
+# The usage worker beside `make serve` (same DATABASE_URL and REDIS_URL), supervised: it is
+# started again if Celery dies (gateway/worker.py).
+worker: install
+	$(BIN)/python -m gateway.worker --loglevel=info
 
 # The Claude Code CLI the e2e tests drive, pinned with integrity hashes in its package-lock
 # (tests/e2e/claude_code/) and installed beside the virtualenv, out of the source tree.

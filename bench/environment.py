@@ -226,10 +226,9 @@ class Worker:
     def start(self) -> Worker:
         self.process = subprocess.Popen(
             [
-                str(BIN / "celery"),
-                "-A",
-                "gateway",
-                "worker",
+                str(BIN / "python"),
+                "-m",
+                "gateway.worker",
                 "--loglevel=WARNING",
                 "--concurrency=1",
             ],

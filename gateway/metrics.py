@@ -7,6 +7,9 @@ values in files there, and `render` sums every worker's files, so any worker ans
 
 Label values must stay few: pass the resolved public model name ("" when none was resolved,
 e.g. an unknown model or a bad key), never a name a client typed that matched nothing.
+
+What another process knows (the usage worker's dead letters, in the database) is not kept in
+this process: `render` is handed it at scrape time and shows it as a gauge.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -95,10 +99,30 @@ def observe_shared_state_error(operation: str) -> None:
     SHARED_STATE_ERRORS.labels(operation).inc()
 
 
-def render() -> tuple[bytes, str]:
-    """(body, content type) of the Prometheus text exposition for this process or all workers."""
+class _Snapshot:
+    """A collector of values read at scrape time from elsewhere (the database)."""
+
+    def __init__(self, usage_dead_letters: int | None):
+        self.usage_dead_letters = usage_dead_letters
+
+    def collect(self):
+        if self.usage_dead_letters is not None:
+            yield GaugeMetricFamily(
+                "tollgate_usage_dead_letters",
+                "Usage records the database refused, parked by the worker (admin: dead letters).",
+                value=self.usage_dead_letters,
+            )
+
+
+def render(*, usage_dead_letters: int | None = None) -> tuple[bytes, str]:
+    """(body, content type) of the Prometheus text exposition for this process or all workers;
+    `usage_dead_letters` is shown when known (None: the database did not answer)."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    snapshot = CollectorRegistry()
+    snapshot.register(_Snapshot(usage_dead_letters))
+    return body + generate_latest(snapshot), CONTENT_TYPE_LATEST

@@ -95,3 +95,26 @@ class DailyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.tenant_id} {self.model}"
+
+
+class UsageDeadLetter(models.Model):
+    """A usage record the database refused even on its own (the rest of its batch landed).
+
+    Parked by the worker with the reason, shown read-only in the admin and counted at
+    `/metrics` (`tollgate_usage_dead_letters`). The record is kept as ASCII JSON text, so
+    whatever made the database refuse it (a NUL, a number out of range) is kept too.
+    """
+
+    request_id = models.CharField(
+        max_length=64, unique=True, help_text="The record's request id ('frame_…' if unreadable)"
+    )
+    tenant_id = models.BigIntegerField(null=True, blank=True, help_text="As in the record")
+    record = models.TextField(help_text="The record as JSON")
+    reason = models.TextField(help_text="Why the database refused it")
+    parked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-parked_at"]
+
+    def __str__(self) -> str:
+        return self.request_id

@@ -178,10 +178,13 @@ TOLLGATE = {
     "RETRY_BUDGET_SECONDS": env.float("TOLLGATE_RETRY_BUDGET_SECONDS", default=8.0),
     # Usage records: buffered per process, written to the spool (fsync'd) and sent to Celery
     # every USAGE_FLUSH_SECONDS; spool files left by a failed send are retried in the background.
+    # A sent file is kept until its records are in the database; those that have not landed
+    # USAGE_RESEND_SECONDS after they were published, while later ones have, are sent again.
     "SPOOL_DIR": Path(env.str("TOLLGATE_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool"))),
     "USAGE_FLUSH_SECONDS": env.float("TOLLGATE_USAGE_FLUSH_SECONDS", default=0.2),
     "USAGE_BATCH_SIZE": env.int("TOLLGATE_USAGE_BATCH_SIZE", default=500),
     "SPOOL_RETRY_SECONDS": env.float("TOLLGATE_SPOOL_RETRY_SECONDS", default=2.0),
+    "USAGE_RESEND_SECONDS": env.float("TOLLGATE_USAGE_RESEND_SECONDS", default=60.0),
     # When set, /metrics answers only `Authorization: Bearer <token>` (Prometheus'
     # `authorization.credentials`); empty leaves it open for a scraper on a private network.
     "METRICS_TOKEN": env.str("TOLLGATE_METRICS_TOKEN", default=""),
@@ -320,7 +323,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # An unacknowledged batch (its worker died) is delivered again after this many seconds.
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+    # Look for such batches every CELERY_UNACKED_RESTORE_INTERVAL seconds (kombu would
+    # otherwise look only every tenth interval).
     "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": 1,
     # A publish to a broker that vanished must fail (and spool), not hang.
     "socket_timeout": 5,
     "socket_connect_timeout": 2,

@@ -1,8 +1,9 @@
 """The usage record of one request, built from the pipeline's `Call` and what the consumer saw.
 
 Building it is pure (no ORM, no I/O): the consumer calls `build` once, after the response,
-and hands the record to the recorder. Strings are cut to their column sizes here, so a record
-can never be refused by the database for its length.
+and hands the record to the recorder. Every string bound for the database goes through `clean`
+here (NUL removed, lone surrogates replaced, cut to its column's size), so nothing a tenant
+typed (a model name with a NUL in it, say) can make the database refuse a record.
 """
 
 from __future__ import annotations
@@ -22,6 +23,17 @@ if TYPE_CHECKING:
     from gateway.pipeline import Call
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client went away before the answer"
+# Column sizes of gateway.models.UsageRecord (and DailyUsage.api_key_prefix); a test keeps them
+# equal to the models' max_length (this module stays free of the ORM).
+COLUMN_SIZES = {
+    "request_id": 40,
+    "status": 16,
+    "key_prefix": 16,
+    "model": 128,
+    "provider": 64,
+    "upstream_model": 200,
+    "error_type": 64,
+}
 
 
 class UsageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -108,7 +120,7 @@ def build(call: Call, seen: Seen, policy: dict) -> UsageRecord:
     usage = tokens_used(seen, policy["chars_per_token"])
     latency = seen.finished - call.started
     return UsageRecord(
-        request_id=call.request_id,
+        request_id=clean(call.request_id, COLUMN_SIZES["request_id"]),
         started_at=call.started_at,
         finished_at=call.started_at + latency,
         status=_status(outcome),
@@ -125,9 +137,21 @@ def build(call: Call, seen: Seen, policy: dict) -> UsageRecord:
         latency_ms=_ms(latency),
         ttfb_ms=_ms(seen.first_byte - call.started) if seen.first_byte else None,
         overhead_ms=None if seen.overhead_ms is None else round(seen.overhead_ms, 3),
-        error_type=_error_type(outcome, seen)[:64],
+        error_type=clean(_error_type(outcome, seen), COLUMN_SIZES["error_type"]),
         streamed=bool(call.body and call.body.stream),
     )
+
+
+def clean(value: str, size: int) -> str:
+    """`value` as PostgreSQL stores it in a column of `size` characters: without NUL (a text
+    field refuses it), lone surrogates replaced by U+FFFD (not encodable), at most `size` long."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    value = value[:size]
+    if value.isascii():
+        return value
+    # UTF-16 with surrogatepass joins a split pair and leaves a lone half for "replace".
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _ms(seconds: float) -> float:
@@ -140,16 +164,17 @@ def _who(call: Call) -> dict:
     if call.key is not None:
         who.update(tenant_id=call.key.tenant_id, key_id=call.key.key_id, key_prefix=call.key.prefix)
     if call.model is not None:
-        who["model"] = call.model.name[:128]
+        who["model"] = call.model.name
     elif call.body is not None:
-        who["model"] = call.body.model[:128]
+        who["model"] = call.body.model  # what the client typed: anything at all
     if call.target is not None:
         who.update(provider=call.target.provider_name, upstream_model=call.target.upstream_model)
     elif call.attempts:
         last = call.attempts[-1]
         who.update(provider=last.provider, upstream_model=last.upstream_model)
-    who["provider"] = who.get("provider", "")[:64]
-    who["upstream_model"] = who.get("upstream_model", "")[:200]
+    for field in ("key_prefix", "model", "provider", "upstream_model"):
+        if field in who:
+            who[field] = clean(who[field], COLUMN_SIZES[field])
     return who
 
 

@@ -4,23 +4,45 @@
 request_id and rolls up only the rows that came back, in the same transaction, so a batch
 delivered twice (a resent spool file, a redelivered Celery message) changes nothing the
 second time. Keys' `last_used_at` is moved forward here too, never on the request path.
+
+One bad row never sinks a batch: `usage_batch_store` tries the batch whole, and if the database
+refuses it for anything but an outage, again record by record, each in its own savepoint; a
+record refused on its own is parked in `UsageDeadLetter` with the reason, and the rest land.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from base64 import b64encode
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from django.db import connection, transaction
+import msgspec
+from django.db import (
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    ProgrammingError,
+    connection,
+    transaction,
+)
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
-from gateway.models import DailyUsage
+from gateway.models import DailyUsage, UsageDeadLetter
 from gateway.models import UsageRecord as UsageRow
-from gateway.usage.record import UsageRecord
+from gateway.usage.record import UsageRecord, clean
+from gateway.usage.spool import frame_id
+
+log = logging.getLogger("tollgate.usage")
+# The database is unreachable or not the schema this code expects (a worker started before
+# `migrate`): no record is at fault, so the whole batch must wait and be tried again.
+DATABASE_OUTAGE = (OperationalError, InterfaceError, InternalError, ProgrammingError)
+BIGINT = 2**63
 
 RECORD_COLUMNS = (
     "request_id",
@@ -64,6 +86,70 @@ CHUNK = 500
 
 def day_of(record: UsageRecord) -> date:
     return datetime.fromtimestamp(record.started_at, UTC).date()
+
+
+def usage_batch_store(
+    *, records: list[UsageRecord], unreadable: Iterable[tuple[bytes, str]] = ()
+) -> list[UsageRecord]:
+    """Store a batch; records the database refuses one by one, and frames that were not even
+    records (`unreadable`: raw bytes and why), are parked. Returns the records inserted.
+
+    Raises DATABASE_OUTAGE errors (nothing is parked then: the batch is to be tried again)."""
+    try:
+        inserted = usage_records_store(records=records)
+    except DATABASE_OUTAGE:
+        raise
+    except Exception as exc:
+        log.warning(
+            "usage batch of %d records refused (%s); storing them one by one", len(records), exc
+        )
+        inserted = usage_records_store_each(records=records)
+    if unreadable:
+        usage_dead_letters_park(letters=[_unreadable_letter(f, why) for f, why in unreadable])
+    return inserted
+
+
+def usage_records_store_each(*, records: list[UsageRecord]) -> list[UsageRecord]:
+    """Record by record, each in a savepoint; those refused are parked, in one transaction."""
+    inserted: list[UsageRecord] = []
+    refused: list[UsageDeadLetter] = []
+    with transaction.atomic():
+        for record in records:
+            try:
+                inserted += usage_records_store(records=[record])  # nested: a savepoint
+            except DATABASE_OUTAGE:
+                raise
+            except Exception as exc:
+                refused.append(_dead_letter(record, f"{type(exc).__name__}: {exc}"))
+        usage_dead_letters_park(letters=refused)
+    return inserted
+
+
+def usage_dead_letters_park(*, letters: list[UsageDeadLetter]) -> None:
+    """Keep what could not be stored; a record parked before (a batch redelivered) stays once."""
+    for letter in letters:
+        log.error("usage record %s parked as a dead letter: %s", letter.request_id, letter.reason)
+    UsageDeadLetter.objects.bulk_create(letters, ignore_conflicts=True)
+
+
+def _dead_letter(record: UsageRecord, reason: str) -> UsageDeadLetter:
+    # ensure_ascii: a NUL or a lone surrogate becomes a \u escape, which a text column takes.
+    text = json.dumps(msgspec.to_builtins(record), ensure_ascii=True, sort_keys=True)
+    tenant = record.tenant_id
+    return UsageDeadLetter(
+        request_id=clean(record.request_id, 64),
+        tenant_id=tenant if tenant is not None and -BIGINT <= tenant < BIGINT else None,
+        record=text,
+        reason=clean(reason, 2000),
+    )
+
+
+def _unreadable_letter(frame: bytes, reason: str) -> UsageDeadLetter:
+    return UsageDeadLetter(
+        request_id=frame_id(frame),
+        record=json.dumps({"frame_base64": b64encode(frame).decode("ascii")}),
+        reason=clean(f"not a usage record: {reason}", 2000),
+    )
 
 
 def usage_records_store(*, records: list[UsageRecord]) -> list[UsageRecord]:

@@ -1,14 +1,17 @@
-"""The recorder's durable side: an append-only directory of batch files on local disk.
+"""The recorder's durable side: a directory of batch files on local disk.
 
 One file per flush: a msgpack array of msgpack-encoded records, written to a temporary name,
 fsync'd, renamed into place and the directory fsync'd, so a file either is whole or is not
-there at all. A file is deleted only once Celery has accepted every record in it; a crash in
-between sends it again later, which the worker's idempotent insert absorbs.
+there at all. Once Celery has accepted every record in it, the file moves to `sent/` (its
+mtime then says when it was published); it is deleted only once every record in it is known
+to have landed in the database. A crash anywhere in between sends it again later, which the
+worker's idempotent insert absorbs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import logging
 import os
@@ -19,6 +22,7 @@ import msgspec
 
 log = logging.getLogger("tollgate.usage")
 SUFFIX = ".usage"
+SENT = "sent"  # the subdirectory of published files waiting for their records to land
 _frames = msgspec.msgpack.Decoder(list[msgspec.Raw])
 
 
@@ -34,6 +38,11 @@ def pack(frames: list[bytes]) -> bytes:
     return head + b"".join(frames)
 
 
+def frame_id(frame: bytes) -> str:
+    """The id of a frame that is not a readable record (what the worker parks it under)."""
+    return "frame_" + hashlib.sha256(frame).hexdigest()[:32]
+
+
 def unpack(data: bytes) -> list[bytes]:
     """One batch -> its records, still encoded."""
     return [bytes(raw) for raw in _frames.decode(data)]
@@ -44,6 +53,7 @@ class Spool:
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
+        self.sent_directory = self.directory / SENT
         self.pid = os.getpid()
         self._seq = itertools.count()
 
@@ -74,6 +84,47 @@ class Spool:
                 if mine in path.name or path.stat().st_mtime < cutoff:
                     found.append(path)
         return found
+
+    def mark_sent(self, path: Path) -> Path | None:
+        """Celery took every record of `path`: keep it in `sent/`, published now. None if
+        another process moved or deleted it first."""
+        self.sent_directory.mkdir(exist_ok=True)
+        target = self.sent_directory / path.name
+        try:
+            os.rename(path, target)
+            os.utime(target)  # the mtime of a sent file is when it was (last) published
+        except FileNotFoundError:
+            return None
+        return target
+
+    def republished(self, path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(path)
+
+    def sent(self, *, orphaned_after: float) -> list[Path]:
+        """Sent files to watch, oldest first: this process's, and others' not published again
+        for `orphaned_after` s (their process is likely gone)."""
+        try:
+            names = sorted(os.listdir(self.sent_directory))
+        except FileNotFoundError:
+            return []
+        mine = f"-{self.pid}-"
+        cutoff = time.time() - orphaned_after
+        found = []
+        for name in names:
+            if not name.endswith(SUFFIX):
+                continue
+            path = self.sent_directory / name
+            if mine in name or (self.published_at(path) or cutoff) < cutoff:
+                found.append(path)
+        return found
+
+    def published_at(self, path: Path) -> float | None:
+        """When a sent file was last published (epoch seconds); None if it is gone."""
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     def read(self, path: Path) -> list[bytes] | None:
         """A file's records; None if it is gone (sent by another process) or unreadable."""

@@ -2,9 +2,11 @@
 the database to the nano-dollar once the records have landed."""
 
 import asyncio
+import base64
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import msgspec
 import pytest
 from channels.db import database_sync_to_async
 
@@ -17,6 +19,8 @@ from gateway.models import UsageRecord as UsageRow
 from gateway.usage import billing
 from gateway.usage.record import UsageRecord
 from gateway.usage.services import usage_records_store
+from gateway.usage.spool import pack
+from gateway.usage.tasks import record_usage_batch
 from tests.factories import make_key
 from tests.integration.limited_calls import (
     call_for,
@@ -187,3 +191,31 @@ async def test_a_tenant_budget_is_shared_by_its_keys(owner):
     next_month = budgets.period_of("monthly", datetime.now(UTC).date()).end
     assert next_month.day == 1
     assert f"resets at {next_month.isoformat()}T00:00:00Z" in refused[0].message
+
+
+async def test_a_batch_with_a_record_the_database_refuses_still_settles_every_budget(owner):
+    """The hostile tenant's record is parked, the other tenant's land: no hold stays pending."""
+    hostile_key, _ = await database_sync_to_async(make_key)()
+    budget = Limits(budget_usd=Decimal("10"), budget_period="daily")
+    mine = key_info(tenant=budget, key_id=owner.pk, tenant_id=owner.tenant_id)
+    theirs = key_info(tenant=budget, key_id=hostile_key.pk, tenant_id=hostile_key.tenant_id)
+    calls = [call_for(mine) for _ in range(40)] + [call_for(theirs)]
+    admitted, _ = await admit_all(calls)
+    records = [record_of(c, Decimal("0.01")) for c in calls]
+    records[-1] = msgspec.structs.replace(records[-1], model="oa-echo\x00")  # not cleaned
+    for admission, record in zip(admitted, records, strict=True):
+        await limits.settle(admission, record)
+    assert budget_state("tenant", owner.tenant_id)["pending"] == billing.nano(Decimal("0.40"))
+
+    frames = [msgspec.msgpack.encode(r) for r in [records[-1], *records[:-1]]]
+    payload = base64.b64encode(pack(frames)).decode()
+    stored = await database_sync_to_async(lambda: record_usage_batch.apply(args=[payload]).get())()
+
+    assert stored == 40
+    assert budget_state("tenant", owner.tenant_id) == {
+        "spent": billing.nano(Decimal("0.40")),
+        "reserved": 0,
+        "pending": 0,
+    }
+    held = budget_state("tenant", hostile_key.tenant_id)  # parked: released, not spent
+    assert held == {"spent": 0, "reserved": 0, "pending": 0}

@@ -1,7 +1,9 @@
-"""`/metrics`: what `observe_request` and `observe_upstream_error` record, as a scraper sees it."""
+"""`/metrics`: what `observe_request` and `observe_upstream_error` record, and the usage dead
+letters the worker parked in the database, as a scraper sees it."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -9,12 +11,29 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
+from channels.db import database_sync_to_async
+from django.db import OperationalError
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import metrics
+from gateway.models import UsageDeadLetter
+from gateway.usage import selectors
+from gateway.usage.record import UsageRecord
+from gateway.usage.spool import pack
+from gateway.usage.tasks import record_usage_batch
+from tests.integration.limited_calls import short_lived_connections
 
 ROOT = Path(__file__).resolve().parents[2]
+# /metrics reads the dead letters from the database, on a thread of its own: committed rows only.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _short_lived_connections():
+    with short_lived_connections():
+        yield
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:
@@ -135,3 +154,43 @@ def test_multiprocess_mode_sums_every_workers_numbers(tmp_path):
         found[("tollgate_tokens_total", frozenset({**labels, "direction": "input"}.items()))] == 20
     )
     assert found[("tollgate_overhead_ms_count", frozenset())] == 2
+
+
+def payload(records: list[UsageRecord]) -> str:
+    return base64.b64encode(pack([msgspec.msgpack.encode(r) for r in records])).decode()
+
+
+def refused_record(n: int) -> UsageRecord:
+    return UsageRecord(
+        request_id=f"req_metrics_refused_{n}",
+        started_at=1.8e9,
+        finished_at=1.8e9,
+        status="error",
+        http_status=404,
+        model="oa-echo\x00",  # as an old spool file could still hold it
+    )
+
+
+async def test_records_the_worker_parked_are_counted_at_metrics():
+    assert samples((await get("/metrics")).text)[("tollgate_usage_dead_letters", frozenset())] == 0
+
+    run = database_sync_to_async(lambda p: record_usage_batch.apply(args=[p]).get())
+    await run(payload([refused_record(1), refused_record(2)]))
+    await run(payload([refused_record(1)]))  # delivered again: parked once
+
+    found = samples((await get("/metrics")).text)
+    assert found[("tollgate_usage_dead_letters", frozenset())] == 2
+    assert await database_sync_to_async(UsageDeadLetter.objects.count)() == 2
+
+
+async def test_metrics_answer_without_the_dead_letters_while_the_database_is_down(monkeypatch):
+    def unreachable():
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(selectors, "dead_letters_count", unreachable)
+
+    response = await get("/metrics")
+
+    assert response.status_code == 200
+    assert "tollgate_requests_total" in response.text
+    assert "tollgate_usage_dead_letters" not in response.text

@@ -1,16 +1,23 @@
-"""The usage task: each record stored once, roll-ups counted once, keys' last use moved on."""
+"""The usage task: each record stored once, roll-ups counted once, keys' last use moved on, and
+a record the database refuses parked alone while the rest of its batch lands."""
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import msgspec
 import pytest
+from django.db import OperationalError
+from django.urls import reverse
 
 from accounts.models import ApiKey
-from gateway.models import DailyUsage
+from gateway.models import DailyUsage, UsageDeadLetter
 from gateway.models import UsageRecord as UsageRow
+from gateway.usage import services
 from gateway.usage.record import UsageRecord
+from gateway.usage.recorder import landed_id
+from gateway.usage.selectors import landed_request_ids
 from gateway.usage.spool import pack
 from gateway.usage.tasks import record_usage_batch
 from tests.factories import make_key
@@ -164,3 +171,120 @@ def test_a_record_of_a_deleted_key_is_kept_without_it():
     row = UsageRow.objects.get(request_id=late.request_id)
     assert row.api_key_id is None and row.tenant_id == late.tenant_id
     assert DailyUsage.objects.get(tenant_id=late.tenant_id).api_key_id == 0
+
+
+# --- One bad record never sinks a batch ---------------------------------------------------------
+
+
+def other_tenant_batch(hostile: UsageRecord, n: int = 40) -> tuple[ApiKey, list[UsageRecord]]:
+    """40 records of another tenant with the hostile one in the middle of the same batch."""
+    key, _ = make_key()
+    batch = [record(key, i) for i in range(n)]
+    return key, [*batch[: n // 2], hostile, *batch[n // 2 :]]
+
+
+def test_a_record_with_a_nul_parks_alone_and_the_other_tenants_40_land():
+    """A record built before strings were cleaned (an old spool file): the database refuses it."""
+    hostile_key, _ = make_key()
+    hostile = record(hostile_key, 99, model="oa-echo\x00", status="error", http_status=404)
+    key, batch = other_tenant_batch(hostile)
+
+    assert run(batch) == 40
+
+    assert UsageRow.objects.filter(api_key=key).count() == 40
+    assert DailyUsage.objects.get(api_key_id=key.pk).requests == 40
+    assert not UsageRow.objects.filter(request_id=hostile.request_id).exists()
+    parked = UsageDeadLetter.objects.get()
+    assert parked.request_id == hostile.request_id
+    assert parked.tenant_id == hostile_key.tenant_id
+    assert parked.reason.startswith("DataError: ") and "NUL" in parked.reason
+    assert json.loads(parked.record)["model"] == "oa-echo\x00"  # kept as it came, escaped
+    assert "\x00" not in parked.record
+
+
+def test_a_number_the_database_cannot_hold_parks_only_its_record():
+    key, batch = other_tenant_batch(record(make_key()[0], 99, input_tokens=2**64 - 1), n=6)
+
+    assert run(batch) == 6
+
+    assert UsageRow.objects.filter(api_key=key).count() == 6
+    assert "out of range" in UsageDeadLetter.objects.get().reason
+
+
+def test_a_batch_delivered_again_parks_its_bad_record_once():
+    key, batch = other_tenant_batch(record(make_key()[0], 99, model="bad\x00"), n=4)
+
+    assert run(batch) == 4
+    assert run(batch) == 0
+
+    assert UsageRow.objects.filter(api_key=key).count() == 4
+    assert UsageDeadLetter.objects.count() == 1
+
+
+def test_a_frame_that_is_not_a_record_parks_alone():
+    key, _ = make_key()
+    good = [msgspec.msgpack.encode(record(key, n)) for n in range(3)]
+    garbage = msgspec.msgpack.encode({"request_id": 7})
+    payload = base64.b64encode(pack([good[0], garbage, *good[1:]])).decode()
+
+    assert record_usage_batch.apply(args=[payload]).get() == 3
+
+    assert UsageRow.objects.filter(api_key=key).count() == 3
+    parked = UsageDeadLetter.objects.get()
+    assert parked.request_id.startswith("frame_") and parked.tenant_id is None
+    assert parked.reason.startswith("not a usage record: ")
+    assert base64.b64decode(json.loads(parked.record)["frame_base64"]) == garbage
+
+
+def test_a_payload_that_is_not_a_batch_is_parked_not_dropped():
+    assert record_usage_batch.apply(args=["not base64 at all!"]).get() == 0
+
+    assert UsageDeadLetter.objects.get().reason.startswith("not a usage record: batch: ")
+
+
+def test_the_database_being_unreachable_parks_nothing(monkeypatch):
+    """An outage is no record's fault: the batch is raised for a retry, whole."""
+    key, _ = make_key()
+
+    def unreachable(**_):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(services, "usage_records_store", unreachable)
+
+    with pytest.raises(OperationalError):
+        record_usage_batch.apply(args=[payload([record(key, 1)])], throw=True)
+    assert not UsageDeadLetter.objects.exists()
+
+
+def test_records_stored_or_parked_are_what_the_spool_sees_as_landed():
+    key, _ = make_key()
+    good = record(key, 1)
+    refused = record(key, 2, model="bad\x00")
+    garbage = msgspec.msgpack.encode({"request_id": 7})
+    frames = [msgspec.msgpack.encode(good), msgspec.msgpack.encode(refused), garbage]
+    record_usage_batch.apply(args=[base64.b64encode(pack(frames)).decode()]).get()
+
+    ids = [landed_id(frame) for frame in frames]
+
+    assert ids[:2] == [good.request_id, refused.request_id]
+    assert landed_request_ids([*ids, "req_never_sent"]) == set(ids)
+
+
+def test_the_admin_shows_a_parked_record_with_its_reason_and_changes_nothing(admin_client):
+    run([record(make_key()[0], 1, model="oa-echo\x00")])
+    parked = UsageDeadLetter.objects.get()
+
+    listing = admin_client.get(reverse("admin:gateway_usagedeadletter_changelist"))
+    detail = admin_client.get(reverse("admin:gateway_usagedeadletter_change", args=[parked.pk]))
+    add = admin_client.get(reverse("admin:gateway_usagedeadletter_add"))
+    delete = admin_client.post(
+        reverse("admin:gateway_usagedeadletter_delete", args=[parked.pk]), {"post": "yes"}
+    )
+
+    assert listing.status_code == 200 and parked.request_id in listing.content.decode()
+    page = detail.content.decode()
+    assert detail.status_code == 200
+    assert "DataError" in page and "NUL" in page  # the reason
+    assert "oa-echo\\u0000" in page  # the record, as it came
+    assert add.status_code == 403 and delete.status_code == 403
+    assert UsageDeadLetter.objects.filter(pk=parked.pk).exists()

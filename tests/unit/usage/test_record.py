@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import msgspec
+import pytest
 
 from accounts.keys import KeyInfo
 from gateway import ir
@@ -11,7 +12,7 @@ from gateway.attempts import Attempt
 from gateway.errors import AuthenticationFailed, RateLimited, upstream_error
 from gateway.pipeline import Call
 from gateway.surfaces.anthropic.decode import decode_messages
-from gateway.usage.record import Seen, UsageRecord, build
+from gateway.usage.record import COLUMN_SIZES, Seen, UsageRecord, build, clean
 from providers.routing import ModelEntry, Prices
 
 PRICES = Prices(Decimal("3"), Decimal("15"), Decimal("0.3"), Decimal("3.75"))
@@ -200,3 +201,55 @@ def test_records_survive_the_msgpack_round_trip_with_exact_decimals():
     again = msgspec.msgpack.decode(msgspec.msgpack.encode(record), type=UsageRecord)
 
     assert again == record and again.cost_usd == Decimal("0.000033000")
+
+
+def unknown_model_call(model: str) -> Call:
+    call = served_call(attempted=False)
+    call.model = None
+    body = {"model": "x", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}
+    call.body = decode_messages(msgspec.json.encode(body))
+    call.body.model = model  # as a decoder that let anything through would leave it
+    return call
+
+
+def test_a_model_name_with_a_nul_is_recorded_without_it():
+    record = build(unknown_model_call("oa-echo\x00"), Seen(finished=100.1, http_status=404), POLICY)
+
+    assert record.model == "oa-echo"
+
+
+def test_a_lone_surrogate_is_replaced_and_the_record_still_encodes():
+    record = build(unknown_model_call("oa\ud800-echo"), Seen(finished=100.1), POLICY)
+
+    assert record.model == "oa\ufffd-echo"
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(record), type=UsageRecord) == record
+
+
+@pytest.mark.parametrize(
+    ("raw", "size", "expected"),
+    [
+        ("claude-test", 128, "claude-test"),
+        ("\x00" * 10_000 + "m", 128, "m"),
+        ("m" * 300, 128, "m" * 128),
+        ("é" * 300, 128, "é" * 128),
+        ("\ud83d\ude00 split pair", 64, "\U0001f600 split pair"),
+        ("\udc00\ud800", 64, "\ufffd\ufffd"),
+        ("", 16, ""),
+    ],
+)
+def test_clean_leaves_what_postgresql_accepts_within_the_column(raw, size, expected):
+    cleaned = clean(raw, size)
+
+    assert cleaned == expected
+    assert len(cleaned) <= size and "\x00" not in cleaned
+    cleaned.encode("utf-8")  # no lone surrogate left
+
+
+def test_every_cleaned_field_fits_its_column():
+    from gateway.models import DailyUsage
+    from gateway.models import UsageRecord as UsageRow
+
+    sizes = {f: UsageRow._meta.get_field(f).max_length for f in COLUMN_SIZES if f != "key_prefix"}
+    sizes["key_prefix"] = DailyUsage._meta.get_field("api_key_prefix").max_length
+
+    assert sizes == COLUMN_SIZES

@@ -5,7 +5,7 @@ import time
 
 import msgspec
 
-from gateway.usage.spool import Spool, pack, unpack
+from gateway.usage.spool import Spool, frame_id, pack, unpack
 
 
 def test_a_batch_is_one_msgpack_array_of_the_encoded_records():
@@ -51,3 +51,36 @@ def test_a_corrupt_file_is_set_aside(tmp_path):
     assert spool.read(path) is None
     assert spool.pending(orphaned_after=30) == []
     assert list(tmp_path.glob("*.bad"))
+
+
+def test_a_sent_file_moves_aside_stamped_with_when_it_was_published(tmp_path):
+    spool = Spool(tmp_path)
+    path = spool.write([b"\x01"])
+    old = time.time() - 60
+    os.utime(path, (old, old))
+
+    sent = spool.mark_sent(path)
+
+    assert spool.pending(orphaned_after=30) == []
+    assert spool.sent(orphaned_after=600) == [sent]
+    assert spool.read(sent) == [b"\x01"]
+    assert time.time() - spool.published_at(sent) < 5
+    assert spool.mark_sent(path) is None  # already moved (by another process, say)
+
+
+def test_another_process_sent_files_are_watched_only_once_orphaned(tmp_path):
+    mine, theirs = Spool(tmp_path), Spool(tmp_path)
+    theirs.pid = os.getpid() + 1
+    path = theirs.mark_sent(theirs.write([b"\x01"]))
+
+    assert mine.sent(orphaned_after=600) == []
+    old = time.time() - 601
+    os.utime(path, (old, old))
+    assert mine.sent(orphaned_after=600) == [path]
+    theirs.republished(path)
+    assert mine.sent(orphaned_after=600) == []
+
+
+def test_an_unreadable_frame_has_a_stable_id_of_its_own():
+    assert frame_id(b"\x01\x02") == frame_id(b"\x01\x02") != frame_id(b"\x01")
+    assert frame_id(b"\x01").startswith("frame_") and len(frame_id(b"\x01")) <= 40
