@@ -13,11 +13,12 @@ from urllib.parse import parse_qs
 import msgspec
 
 from accounts.keys import authenticate, secret_from_headers
+from gateway import client_json
 from gateway.api.http import GatewayConsumer
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import beta_flags, resolve_model
 from gateway.surfaces.anthropic import openapi
-from gateway.surfaces.anthropic.decode import decode_count_tokens, to_ir
+from gateway.surfaces.anthropic.decode import count_tokens_body, to_ir
 from providers import routing
 from providers.registry import adapter_for
 from providers.transport import client_for
@@ -101,8 +102,9 @@ class OpenAPIConsumer(GatewayConsumer):
 class CountTokensConsumer(GatewayConsumer):
     async def handle(self, body: bytes) -> None:
         key = await authenticate(secret_from_headers(self.headers))
-        request = to_ir(decode_count_tokens(body), beta=beta_flags(self.headers))
-        request.surface, request.raw = "anthropic", body
+        wire = client_json.decode_object(body)
+        request = to_ir(count_tokens_body(wire), beta=beta_flags(self.headers))
+        request.surface, request.raw, request.raw_json = "anthropic", body, wire
         snapshot = await routing.current()
         model = resolve_model(snapshot, key, request.model)
         last: GatewayError | None = None
