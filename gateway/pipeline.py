@@ -110,14 +110,16 @@ async def admit(call: Call, raw: bytes, headers: dict[bytes, bytes]) -> None:
 
 
 def resolve_model(snapshot: routing.Snapshot, key: KeyInfo, name: str) -> routing.ModelEntry:
+    """The model named, as this key may use it; a model the key or its tenant may not use does
+    not exist for it (the same 404, word for word), so no key can probe other tenants' models."""
     model = snapshot.models.get(name)
-    if model is None:
-        raise NotFound(f"model: unknown model `{name}`")
     tenant_models = snapshot.tenant_models.get(key.tenant_id)
-    if tenant_models is not None and name not in tenant_models:
-        raise PermissionDenied(f"model `{name}` is not enabled for this tenant")
-    if key.allowed_models is not None and name not in key.allowed_models:
-        raise PermissionDenied(f"model `{name}` is not allowed for this API key")
+    if (
+        model is None
+        or (tenant_models is not None and name not in tenant_models)
+        or (key.allowed_models is not None and name not in key.allowed_models)
+    ):
+        raise NotFound(f"model: unknown model `{name}`")
     return model
 
 

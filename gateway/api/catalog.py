@@ -78,14 +78,13 @@ class ModelsConsumer(GatewayConsumer):
     async def handle(self, body: bytes) -> None:
         key = await authenticate(secret_from_headers(self.headers))
         snapshot = await routing.current()
-        models = visible(snapshot, key)
         model_id = self.scope["url_route"]["kwargs"].get("model_id")
         if model_id is None:
             query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-            await self.send_json(200, _json.encode(page(models, query)))
+            await self.send_json(200, _json.encode(page(visible(snapshot, key), query)))
             return
-        found = next((m for m in models if m.name == model_id), None)
-        if found is None:
+        found = resolve_model(snapshot, key, model_id)  # 404 alike for unknown and not allowed
+        if not found.routes:
             raise NotFound(f"model: unknown model `{model_id}`")
         await self.send_json(200, _json.encode(model_json(found)))
 
