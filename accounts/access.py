@@ -7,6 +7,7 @@ exist for them: callers turn `Tenant.DoesNotExist` into a 404, never a 403.
 
 from __future__ import annotations
 
+from django.core.validators import slug_re
 from django.db.models import QuerySet
 
 from accounts.models import Membership, Tenant
@@ -25,6 +26,8 @@ def tenants_visible(*, user) -> QuerySet[Tenant]:
 
 def tenant_visible_get(*, user, name: str) -> Tenant:
     """The tenant named, or Tenant.DoesNotExist when it is missing or not theirs to see."""
+    if len(name) > 64 or not slug_re.match(name):  # no tenant has such a name: skip the query
+        raise Tenant.DoesNotExist(f"no tenant named {name!r}")
     try:
         return tenants_visible(user=user).get(name=name)
     except Tenant.DoesNotExist:

@@ -177,6 +177,9 @@ REST_FRAMEWORK = {
         "accounts.authentication.TenantKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only, both ways: no browsable HTML renderer. `Accept: text/html` alone is a 406 in
+    # DRF's JSON shape; browsers' `*/*` gets JSON.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "gateway.rest.parsers.ClientJsonParser",
         "rest_framework.parsers.FormParser",

@@ -461,3 +461,25 @@ def test_a_second_tenant_with_the_same_model_names_stays_apart(client, people, f
     client.force_login(people.owner)
 
     assert client.get("/dashboard/acme/").context["overview"].totals.requests == 1
+
+
+# --- Hostile parameters ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", [{"end": "9999-12-31"}, {"end": "0001-01-05"}])
+def test_dates_at_the_calendars_edge_are_a_form_error_not_a_500(client, people, query):
+    client.force_login(people.viewer)
+
+    for path in tenant_pages(people)[:-1]:
+        response = client.get(path, query)
+        assert response.status_code == 200, path
+        assert b"dates must lie between 1970-01-01 and 9999-12-30" in response.content
+    export = client.get("/dashboard/acme/export.csv", query)
+    assert export.status_code == 400
+
+
+@pytest.mark.parametrize("name", ["\x00", "caf\xe9", "a" * 65])
+def test_the_tenant_picker_answers_a_name_no_tenant_can_have_with_a_404(client, people, name):
+    client.force_login(people.staff)
+
+    assert client.get("/dashboard/", {"tenant": name}).status_code == 404

@@ -446,3 +446,56 @@ def test_schema_is_openapi_yaml_by_default_and_json_on_request(api):
     assert listed["content"]["application/json"]["schema"]["$ref"].endswith(
         "PaginatedRequestRecordList"
     )
+
+
+# --- Hostile parameters and bodies -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", [{"end": "9999-12-31"}, {"end": "0001-01-05"}])
+def test_dates_at_the_calendars_edge_are_a_400_naming_the_bounds(api, people, query):
+    api.force_login(people.viewer)
+
+    for path in ("/api/v1/usage", "/api/v1/requests"):
+        response = api.get(path, query)
+        assert response.status_code == 400, path
+        assert response.json() == {
+            "non_field_errors": ["dates must lie between 1970-01-01 and 9999-12-30"]
+        }
+
+
+@pytest.mark.parametrize("name", ["\x00", "caf\xe9", "a" * 65])
+def test_a_tenant_name_no_tenant_can_have_is_a_404(api, people, name):
+    api.force_login(people.staff)
+
+    assert api.get("/api/v1/usage", {"tenant": name}).status_code == 404
+
+
+def test_the_api_answers_json_only(api, people):
+    api.force_login(people.viewer)
+
+    html = api.get("/api/v1/keys", HTTP_ACCEPT="text/html")
+    anything = api.get("/api/v1/keys", HTTP_ACCEPT="text/html,*/*;q=0.8")
+
+    assert html.status_code == 406
+    assert html.json() == {"detail": "Could not satisfy the request Accept header."}
+    assert anything.status_code == 200 and anything["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        (b'{"name":' + b"[" * 5000 + b"]" * 5000 + b"}", "deeper than 128 levels"),
+        (b'{"name":"ops","expires_in_days":1e400}', "expires_in_days: Number out of range"),
+        (b'{"name":"caf\xe9"}', "name: invalid UTF-8 in a string"),
+        (b'{"name":', "not valid JSON"),
+    ],
+)
+def test_a_hostile_json_body_is_a_400_in_json(api, people, body, problem):
+    api.force_login(people.owner)
+
+    response = api.post("/api/v1/keys", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("JSON parse error - ")
+    assert problem in response.json()["detail"]
+    assert not ApiKey.objects.exclude(pk=people.key.pk).filter(tenant=people.tenant).exists()
