@@ -448,6 +448,99 @@ def test_schema_is_openapi_yaml_by_default_and_json_on_request(api):
     )
 
 
+# --- Platform staff: the admin's permissions, no more ------------------------------------------
+
+
+def test_staff_without_permissions_cannot_see_other_tenants(api, people):
+    api.force_login(people.bare_staff)
+
+    for path in READS:
+        response = api.get(path, {"tenant": "globex"})
+        assert response.status_code == 404, path
+        assert response.json() == {"detail": "No such tenant."}
+    assert api.get(f"/api/v1/keys/{people.other_key.pk}", {"tenant": "globex"}).status_code == 404
+
+
+def test_staff_without_permissions_cannot_create_or_revoke_other_tenants_keys(api, people):
+    api.force_login(people.bare_staff)
+
+    created = api.post("/api/v1/keys?tenant=globex", {"name": "sneaky"}, format="json")
+    revoked = api.post(f"/api/v1/keys/{people.other_key.pk}/revoke?tenant=globex")
+
+    assert (created.status_code, revoked.status_code) == (404, 404)
+    assert not ApiKey.objects.filter(name="sneaky").exists()
+    people.other_key.refresh_from_db()
+    assert people.other_key.revoked_at is None
+
+
+def test_staff_who_may_only_see_tenants_read_usage_but_not_keys(api, people):
+    from tests.integration.conftest import platform_admin
+
+    api.force_login(platform_admin("vera", permissions=("view_tenant",)))
+
+    usage = api.get("/api/v1/usage", {"tenant": "globex"})
+    listed = api.get("/api/v1/keys", {"tenant": "globex"})
+    one = api.get(f"/api/v1/keys/{people.other_key.pk}", {"tenant": "globex"})
+    created = api.post("/api/v1/keys?tenant=globex", {"name": "sneaky"}, format="json")
+    revoked = api.post(f"/api/v1/keys/{people.other_key.pk}/revoke?tenant=globex")
+
+    assert usage.status_code == 200
+    assert [r.status_code for r in (listed, one, created, revoked)] == [403, 403, 403, 403]
+    assert listed.json() == {"detail": "You may not see this tenant's keys."}
+    assert not ApiKey.objects.filter(name="sneaky").exists()
+    people.other_key.refresh_from_db()
+    assert people.other_key.revoked_at is None
+
+
+def test_staff_who_may_view_keys_list_them_but_neither_create_nor_revoke(api, people):
+    from tests.integration.conftest import platform_admin
+
+    api.force_login(platform_admin("viv", permissions=("view_tenant", "view_apikey")))
+
+    listed = api.get("/api/v1/keys", {"tenant": "globex"})
+    created = api.post("/api/v1/keys?tenant=globex", {"name": "sneaky"}, format="json")
+    revoked = api.post(f"/api/v1/keys/{people.other_key.pk}/revoke?tenant=globex")
+
+    assert [k["prefix"] for k in listed.json()["results"]] == [people.other_key.prefix]
+    assert (created.status_code, revoked.status_code) == (403, 403)
+    people.other_key.refresh_from_db()
+    assert people.other_key.revoked_at is None
+
+
+def test_staff_who_may_add_keys_create_but_do_not_revoke(api, people):
+    from tests.integration.conftest import platform_admin
+
+    api.force_login(platform_admin("ada", permissions=("view_tenant", "add_apikey")))
+
+    created = api.post("/api/v1/keys?tenant=globex", {"name": "ops"}, format="json")
+    revoked = api.post(f"/api/v1/keys/{people.other_key.pk}/revoke?tenant=globex")
+
+    assert created.status_code == 201
+    assert revoked.status_code == 403
+
+
+def test_superusers_manage_any_tenants_keys(api, people):
+    from tests.factories import UserFactory
+
+    api.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+
+    created = api.post("/api/v1/keys?tenant=globex", {"name": "ops"}, format="json")
+    revoked = api.post(f"/api/v1/keys/{people.other_key.pk}/revoke?tenant=globex")
+
+    assert (created.status_code, revoked.status_code) == (201, 200)
+
+
+def test_staff_keep_their_own_tenants_rights_without_any_permission(api, people):
+    MembershipFactory(user=people.bare_staff, tenant=people.tenant, role=Membership.Role.ADMIN)
+    api.force_login(people.bare_staff)
+
+    created = api.post("/api/v1/keys?tenant=acme", {"name": "mine"}, format="json")
+    other = api.get("/api/v1/keys", {"tenant": "globex"})
+
+    assert created.status_code == 201
+    assert other.status_code == 404
+
+
 # --- Hostile parameters and bodies -------------------------------------------------------------
 
 
