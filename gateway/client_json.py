@@ -27,7 +27,9 @@ from gateway.errors import InvalidRequest
 # Deeper than any real request (tool schemas nest a dozen levels), far below the stack's limit.
 MAX_DEPTH = 128
 # Past this many items a body is measured on its bytes instead (see `nests_deeper_than`).
-WALK_BUDGET = 1024
+WALK_BUDGET = 256
+# Bodies up to this size count their brackets first: at most MAX_DEPTH of them, no walk at all.
+_COUNTED_BELOW = 8192
 _INDENT_PAST_MAX = b"\n" + b" " * (MAX_DEPTH + 1)  # a value inside more than MAX_DEPTH levels
 
 _decoder = msgspec.json.Decoder()
@@ -48,7 +50,8 @@ def decode(body: bytes) -> Any:
         raise _located(body, _strip_path(str(err))) from None
     except msgspec.DecodeError as err:
         raise InvalidRequest(f"Request body is not valid JSON: {err}") from None
-    if (type(value) is dict or type(value) is list) and nests_deeper_than(value, body):
+    container = type(value) is dict or type(value) is list
+    if container and _may_nest_too_deep(body) and nests_deeper_than(value, body):
         raise _too_deep()
     return value
 
@@ -58,6 +61,13 @@ def decode_object(body: bytes) -> dict[str, Any]:
     if type(value) is not dict:
         raise InvalidRequest("Request body must be a JSON object")
     return value
+
+
+def _may_nest_too_deep(body: bytes) -> bool:
+    """False when the body is too small to hold MAX_DEPTH + 1 nested brackets (a fast path)."""
+    if len(body) <= 2 * MAX_DEPTH:
+        return False
+    return len(body) >= _COUNTED_BELOW or body.count(b"[") + body.count(b"{") > MAX_DEPTH
 
 
 def nests_deeper_than(value: dict | list, body: bytes, limit: int = MAX_DEPTH) -> bool:
