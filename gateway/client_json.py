@@ -7,7 +7,8 @@ at, then fails later where only a 500 is left (re-decoding the body for a pass-t
 So a client body is decoded here, once, untyped and whole; typed views are converted from that
 value. Refused, with the JSON path of the value where it can be found:
 
-- invalid JSON, and invalid UTF-8 anywhere (RFC 8259: JSON text is UTF-8);
+- invalid JSON, invalid UTF-8 anywhere (RFC 8259: JSON text is UTF-8) and lone surrogate
+  escapes (`"\\ud800"`, refused by msgspec), so every decoded string encodes back to UTF-8;
 - numbers outside the float range (`1e400`, which would become infinity) and integers of more
   than 4,300 digits: a strict JSON API has no non-finite numbers;
 - nesting deeper than MAX_DEPTH arrays and objects, so no later recursive step (an encoder, a

@@ -97,3 +97,9 @@ def test_locating_costs_a_bounded_amount_of_work():
 
     client_json.locate(body, fails)
     assert sum(calls) <= 3 * len(body)
+
+
+@pytest.mark.parametrize("escape", [rb'"\ud800"', rb'"a\udc00b"', rb'"\ud800\u0041"'])
+def test_a_lone_surrogate_escape_is_refused_so_every_string_encodes_back(escape):
+    assert error_of(b'{"t":' + escape + b"}").startswith("Request body is not valid JSON")
+    assert decode(rb'{"t":"\ud83d\ude00"}')["t"].encode() == "😀".encode()
