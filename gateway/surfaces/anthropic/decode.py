@@ -81,8 +81,10 @@ def decode_count_tokens(body: bytes) -> CountTokensBody:
     return count_tokens_body(client_json.decode_object(body))
 
 
-def unknown_fields(wire: dict[str, Any]) -> list[str]:
-    """Top-level fields outside the schema."""
+def unknown_fields(wire: dict[str, Any] | bytes) -> list[str]:
+    """Top-level fields outside the schema, of the decoded body (raw bytes are decoded first)."""
+    if isinstance(wire, bytes):
+        wire = client_json.decode_object(wire)
     return [k for k in wire if k not in KNOWN_FIELDS]
 
 

@@ -13,6 +13,7 @@ from gateway.surfaces.anthropic.decode import (
     decode_messages,
     is_base64,
     to_ir,
+    unknown_fields,
 )
 
 
@@ -435,3 +436,9 @@ def test_token_counts_past_32_bits_are_refused(field):
         f"{field}: Input should be less than or equal to 2147483647"
     )
     assert error_of(base(**{field: 10**30})).startswith(f"{field}: ")
+
+
+def test_unknown_fields_are_read_from_the_decoded_body_or_its_bytes():
+    raw = msgspec.json.encode(base(context_management={}, zz=1))
+    assert unknown_fields(msgspec.json.decode(raw)) == ["context_management", "zz"]
+    assert unknown_fields(raw) == ["context_management", "zz"]
