@@ -317,14 +317,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in queryset:
             api_key_delete(key=key)
 
-    @admin.action(description="Revoke selected keys")
+    # Both actions change keys: a staff member who may only view keys does not get them.
+    @admin.action(description="Revoke selected keys", permissions=("change",))
     def revoke_selected(self, request, queryset):
         keys = list(queryset.filter(revoked_at__isnull=True))
         for key in keys:
             api_key_revoke(key=key)
         self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)
 
-    @admin.action(description="Rotate selected keys (old secrets work 24 more hours)")
+    @admin.action(
+        description="Rotate selected keys (old secrets work 24 more hours)", permissions=("change",)
+    )
     def rotate_selected(self, request, queryset):
         for key in queryset.filter(revoked_at__isnull=True):
             secret = api_key_rotate(key=key)

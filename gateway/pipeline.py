@@ -7,21 +7,23 @@ IR response or an IR event stream. The consumer in `gateway/api/messages.py` onl
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
-from gateway import attempts, ids, ir, limits, stops, strictness
+from gateway import attempts, client_json, ids, ir, limits, stops, strictness
 from gateway.errors import (
     ApiError,
     GatewayError,
     InvalidAnswer,
+    InvalidRequest,
     NotFound,
     PermissionDenied,
     RouteRefusal,
 )
-from gateway.surfaces.anthropic.decode import decode_messages, to_ir, unknown_fields
+from gateway.surfaces.anthropic.decode import messages_body, to_ir, unknown_fields
 from gateway.surfaces.anthropic.schema import MessagesBody
 from gateway.tokens import estimate_input_tokens
 from providers import breaker, preferences, routing
@@ -78,7 +80,7 @@ class Call:
             return True
         if adapter.surface != request.surface:
             return False
-        return bool(request.unportable or unknown_fields(request.raw))
+        return bool(request.unportable or unknown_fields(request.raw_json or request.raw))
 
     def overhead_ms(self) -> float:
         return max(0.0, (time.perf_counter() - self.started - self.upstream_seconds) * 1000)
@@ -90,29 +92,41 @@ class Call:
         return self.estimated_input
 
 
+# An HTTP token (RFC 9110 section 5.6.2): visible ASCII without separators.
+_BETA_FLAG = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
 def beta_flags(headers: dict[bytes, bytes]) -> list[str]:
+    """`anthropic-beta`: comma-separated tokens, forwarded to Anthropic upstreams as they are."""
     value = headers.get(b"anthropic-beta")
     if not value:
         return []
-    return [flag.strip() for flag in value.decode("latin-1").split(",") if flag.strip()]
+    flags = [flag.strip(b" \t") for flag in value.split(b",")]
+    if not all(_BETA_FLAG.fullmatch(flag) for flag in flags if flag):
+        raise InvalidRequest(
+            "anthropic-beta: must be a comma-separated list of beta names, each of visible "
+            "ASCII characters without spaces or separators (an HTTP token)"
+        )
+    return [flag.decode("ascii") for flag in flags if flag]
 
 
 async def admit(call: Call, raw: bytes, headers: dict[bytes, bytes]) -> None:
     """Authenticate, validate and resolve the request; raise the client's error otherwise."""
     call.key = await authenticate(secret_from_headers(headers))
     call.strictness = strictness.level(headers)
-    call.body = decode_messages(raw)
+    wire = client_json.decode_object(raw)
+    call.body = messages_body(wire)
     call.request = to_ir(call.body, beta=beta_flags(headers))
-    call.request.surface = "anthropic"
-    call.request.raw = raw
+    call.request.surface, call.request.raw, call.request.raw_json = "anthropic", raw, wire
     snapshot = await routing.current()
     call.model = resolve_model(snapshot, call.key, call.body.model)
+    check_output_limit(call.model, call.request.max_tokens)
     if not call.model.routes:
         raise ApiError(f"model `{call.model.name}` has no enabled route")
     defaults = snapshot.tenant_preferences.get(call.key.tenant_id)
     targets = await plan(snapshot, call.model, call.body.provider, defaults)
     translated = any(adapter_for(t.kind).surface != "anthropic" for t in targets)
-    unknown = unknown_fields(raw) if translated else []
+    unknown = unknown_fields(wire) if translated else []
     # Translated routes get no native stops: the gateway matches them and says which matched.
     call.stop_sequences, call.request.stop_sequences = call.request.stop_sequences, []
     call.review = strictness.review(targets, call.request, unknown, call.strictness)
@@ -124,15 +138,26 @@ async def admit(call: Call, raw: bytes, headers: dict[bytes, bytes]) -> None:
 
 
 def resolve_model(snapshot: routing.Snapshot, key: KeyInfo, name: str) -> routing.ModelEntry:
+    """The model named, as this key may use it; a model the key or its tenant may not use does
+    not exist for it (the same 404, word for word), so no key can probe other tenants' models."""
     model = snapshot.models.get(name)
-    if model is None:
-        raise NotFound(f"model: unknown model `{name}`")
     tenant_models = snapshot.tenant_models.get(key.tenant_id)
-    if tenant_models is not None and name not in tenant_models:
-        raise PermissionDenied(f"model `{name}` is not enabled for this tenant")
-    if key.allowed_models is not None and name not in key.allowed_models:
-        raise PermissionDenied(f"model `{name}` is not allowed for this API key")
+    if (
+        model is None
+        or (tenant_models is not None and name not in tenant_models)
+        or (key.allowed_models is not None and name not in key.allowed_models)
+    ):
+        raise NotFound(f"model: unknown model `{name}`")
     return model
+
+
+def check_output_limit(model: routing.ModelEntry, max_tokens: int) -> None:
+    """`max_tokens` within the model's configured output limit (none configured: no limit)."""
+    if model.max_tokens is not None and max_tokens > model.max_tokens:
+        raise InvalidRequest(
+            f"max_tokens: {max_tokens} > {model.max_tokens}, which is the maximum allowed "
+            f"number of output tokens for {model.name}"
+        )
 
 
 async def plan(

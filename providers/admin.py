@@ -162,6 +162,7 @@ class PublicModelAdmin(ConfigChangedAdmin):
         "name",
         "display_name",
         "enabled",
+        "max_tokens",
         "price_input",
         "price_output",
         "route_count",

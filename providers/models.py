@@ -77,7 +77,14 @@ class Model(models.Model):
     price_output = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     price_cache_read = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     price_cache_write = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
-    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(
+        "output limit (max_tokens)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="The largest max_tokens a request may ask for: more is a 400 before any "
+        "upstream call. Empty: no limit. Shown as max_tokens in /v1/models.",
+    )
     routing = models.CharField(
         max_length=16,
         choices=Routing.choices,

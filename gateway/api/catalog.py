@@ -13,11 +13,12 @@ from urllib.parse import parse_qs
 import msgspec
 
 from accounts.keys import authenticate, secret_from_headers
+from gateway import client_json
 from gateway.api.http import GatewayConsumer
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import beta_flags, resolve_model
 from gateway.surfaces.anthropic import openapi
-from gateway.surfaces.anthropic.decode import decode_count_tokens, to_ir
+from gateway.surfaces.anthropic.decode import count_tokens_body, to_ir
 from providers import routing
 from providers.registry import adapter_for
 from providers.transport import client_for
@@ -77,14 +78,13 @@ class ModelsConsumer(GatewayConsumer):
     async def handle(self, body: bytes) -> None:
         key = await authenticate(secret_from_headers(self.headers))
         snapshot = await routing.current()
-        models = visible(snapshot, key)
         model_id = self.scope["url_route"]["kwargs"].get("model_id")
         if model_id is None:
             query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-            await self.send_json(200, _json.encode(page(models, query)))
+            await self.send_json(200, _json.encode(page(visible(snapshot, key), query)))
             return
-        found = next((m for m in models if m.name == model_id), None)
-        if found is None:
+        found = resolve_model(snapshot, key, model_id)  # 404 alike for unknown and not allowed
+        if not found.routes:
             raise NotFound(f"model: unknown model `{model_id}`")
         await self.send_json(200, _json.encode(model_json(found)))
 
@@ -101,8 +101,9 @@ class OpenAPIConsumer(GatewayConsumer):
 class CountTokensConsumer(GatewayConsumer):
     async def handle(self, body: bytes) -> None:
         key = await authenticate(secret_from_headers(self.headers))
-        request = to_ir(decode_count_tokens(body), beta=beta_flags(self.headers))
-        request.surface, request.raw = "anthropic", body
+        wire = client_json.decode_object(body)
+        request = to_ir(count_tokens_body(wire), beta=beta_flags(self.headers))
+        request.surface, request.raw, request.raw_json = "anthropic", body, wire
         snapshot = await routing.current()
         model = resolve_model(snapshot, key, request.model)
         last: GatewayError | None = None

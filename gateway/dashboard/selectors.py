@@ -28,6 +28,9 @@ DIMENSIONS = ("day", "model", "key", "provider")
 BREAKDOWNS = ("model", "key", "provider")
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+# Days a range may name: far from the calendar's ends, so no date arithmetic can overflow.
+EARLIEST_DAY = date(1970, 1, 1)
+LATEST_DAY = date(9999, 12, 30)
 PERCENTILE_SAMPLE_LIMIT = 100_000
 
 # Columns each dimension groups by, in the roll-ups and in the raw records.
@@ -77,6 +80,9 @@ class DateRange:
     @classmethod
     def build(cls, start: date | None = None, end: date | None = None) -> DateRange:
         """A checked range; missing ends default to the last DEFAULT_DAYS days. ValueError."""
+        for day in (start, end):
+            if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
+                raise ValueError(f"dates must lie between {EARLIEST_DAY} and {LATEST_DAY}")
         end = end or timezone.now().date()
         start = start or end - timedelta(days=DEFAULT_DAYS - 1)
         if start > end:

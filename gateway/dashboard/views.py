@@ -1,7 +1,8 @@
 """Tenant dashboards: usage charts and tables, requests and keys, rendered on the server.
 
 Every view resolves the tenant (and key) the person may see first, so another tenant's pages
-and objects are 404, then checks the role for writes (a viewer's POST is 403).
+and objects are 404, then checks the role, or a platform admin's Django permissions, for key
+pages and writes (`accounts/access.py`; a viewer's POST is 403).
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ def _key_or_404(tenant: Tenant, key_id: int) -> ApiKey:
         raise Http404("No such key") from None
 
 
+def _check_can_view_keys(request: HttpRequest, tenant: Tenant) -> None:
+    if not access.can_view_keys(user=request.user, tenant=tenant):
+        raise PermissionDenied("You may not see this tenant's keys.")
+
+
 def _context(request: HttpRequest, tenant: Tenant, **extra) -> dict:
     """What every tenant page's frame needs: the tenant, the picker, the range to keep."""
     params = urlencode({k: v for k, v in request.GET.items() if k in ("start", "end", "by") and v})
@@ -49,7 +55,7 @@ def _context(request: HttpRequest, tenant: Tenant, **extra) -> dict:
         "tenant": tenant,
         "tenants": access.tenants_visible(user=request.user),
         "role": access.role_in(user=request.user, tenant=tenant),
-        "can_manage_keys": access.can_manage_keys(user=request.user, tenant=tenant),
+        "can_manage_keys": access.can_change_keys(user=request.user, tenant=tenant),
         "period": form.period() if form else None,
         "range_params": params,
         "range_query": "?" + params if params else "",
@@ -107,9 +113,10 @@ def keys(request: HttpRequest, tenant: str) -> HttpResponse:
     page replaces its history entry, so a reload is a plain GET without the secret.
     """
     tenant_obj = _tenant_or_404(request, tenant)
+    _check_can_view_keys(request, tenant_obj)
     created, create_form = None, None
     if request.method == "POST":
-        if not access.can_manage_keys(user=request.user, tenant=tenant_obj):
+        if not access.can_create_keys(user=request.user, tenant=tenant_obj):
             raise PermissionDenied("Only the tenant's owners and admins create keys.")
         create_form = ApiKeyCreateForm(request.POST)
         if not create_form.nonce_unspent(request.session):
@@ -118,7 +125,7 @@ def keys(request: HttpRequest, tenant: str) -> HttpResponse:
         created = _create_key(request, tenant_obj, create_form)
         if created:
             create_form = None
-    if create_form is None and access.can_manage_keys(user=request.user, tenant=tenant_obj):
+    if create_form is None and access.can_create_keys(user=request.user, tenant=tenant_obj):
         nonce = ApiKeyCreateForm.issue_nonce(request.session)
         create_form = ApiKeyCreateForm(initial={"nonce": nonce})
     form = RangeForm(request.GET)
@@ -157,6 +164,7 @@ def _create_key(request: HttpRequest, tenant: Tenant, form: ApiKeyCreateForm):
 @login_required
 def key_detail(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
     tenant_obj = _tenant_or_404(request, tenant)
+    _check_can_view_keys(request, tenant_obj)
     return _key_page(request, tenant_obj, _key_or_404(tenant_obj, key_id))
 
 
@@ -167,7 +175,7 @@ def _key_page(
     limits_form: ApiKeyLimitsForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    if limits_form is None and access.can_manage_keys(user=request.user, tenant=tenant_obj):
+    if limits_form is None and access.can_change_keys(user=request.user, tenant=tenant_obj):
         limits_form = ApiKeyLimitsForm(instance=key)
     form = RangeForm(request.GET)
     dimension = form.dimension() if form.dimension() != "key" else "model"
@@ -194,8 +202,9 @@ def _managed_key(
 ) -> tuple[Tenant, ApiKey]:
     """The tenant and key of a write by one of the tenant's owners or admins; 404, 403 else."""
     tenant_obj = _tenant_or_404(request, tenant)
+    _check_can_view_keys(request, tenant_obj)
     key = _key_or_404(tenant_obj, key_id)
-    if not access.can_manage_keys(user=request.user, tenant=tenant_obj):
+    if not access.can_change_keys(user=request.user, tenant=tenant_obj):
         raise PermissionDenied(f"Only the tenant's owners and admins {doing}.")
     return tenant_obj, key
 

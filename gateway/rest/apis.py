@@ -2,10 +2,12 @@
 
 Callers authenticate with a tenant key (`x-api-key: KEY` or `Authorization: Bearer KEY`),
 which always means that key's tenant, or with a dashboard session (`?tenant=<name>` when
-the person sees several tenants; platform admins name any tenant). Key-authenticated callers
-read; they never create or revoke keys, so a leaked key cannot mint more. Writes to keys need
-the session of a tenant owner or admin, or of a platform admin. A tenant or key the caller
-may not see is a 404. Errors are DRF's usual JSON (`{"detail": ...}` or field errors).
+the person sees several tenants). Key-authenticated callers read; they never create or revoke
+keys, so a leaked key cannot mint more. Writes to keys need the session of a tenant owner or
+admin. Platform staff reach other tenants with the admin's own permissions (`accounts.access`).
+A tenant or key the caller may not see is a 404; a visible tenant's keys the caller may not
+list or touch, a 403. Errors are DRF's usual JSON (`{"detail": ...}` or field errors); the API
+answers JSON only (`Accept: text/html` alone is a 406).
 """
 
 from __future__ import annotations
@@ -59,12 +61,20 @@ def tenant_for(request: Request) -> Tenant:
     return tenant
 
 
-def check_can_manage_keys(request: Request, tenant: Tenant) -> None:
+def check_can_view_keys(request: Request, tenant: Tenant) -> None:
+    if isinstance(request.user, TenantKeyPrincipal):
+        return  # a key reads its own tenant's keys
+    if not access.can_view_keys(user=request.user, tenant=tenant):
+        raise exceptions.PermissionDenied("You may not see this tenant's keys.")
+
+
+def check_can_write_keys(request: Request, tenant: Tenant, *, create: bool) -> None:
     if isinstance(request.user, TenantKeyPrincipal):
         raise exceptions.PermissionDenied(
             "API keys cannot create or revoke keys; sign in as a tenant owner or admin."
         )
-    if not access.can_manage_keys(user=request.user, tenant=tenant):
+    allowed = access.can_create_keys if create else access.can_change_keys
+    if not allowed(user=request.user, tenant=tenant):
         raise exceptions.PermissionDenied("Only the tenant's owners and admins manage keys.")
 
 
@@ -255,6 +265,7 @@ class KeysApi(TenantApi):
     def get(self, request: Request) -> Response:
         """The tenant's keys, newest first (secrets are never shown again)."""
         tenant = tenant_for(request)
+        check_can_view_keys(request, tenant)
         keys = tenant.api_keys.prefetch_related(
             Prefetch("allowed_models", queryset=Model.objects.only("name"))
         ).order_by("-created_at", "-id")
@@ -269,7 +280,7 @@ class KeysApi(TenantApi):
     def post(self, request: Request) -> Response:
         """Create a key (tenant owners and admins, signed in). The secret is in this answer only."""
         tenant = tenant_for(request)
-        check_can_manage_keys(request, tenant)
+        check_can_write_keys(request, tenant, create=True)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -289,7 +300,9 @@ class KeyDetailApi(TenantApi):
         responses=KeyOutputSerializer,
     )
     def get(self, request: Request, key_id: int) -> Response:
-        return Response(KeyOutputSerializer(key_for(tenant_for(request), key_id)).data)
+        tenant = tenant_for(request)
+        check_can_view_keys(request, tenant)
+        return Response(KeyOutputSerializer(key_for(tenant, key_id)).data)
 
 
 class KeyRevokeApi(TenantApi):
@@ -302,6 +315,7 @@ class KeyRevokeApi(TenantApi):
     def post(self, request: Request, key_id: int) -> Response:
         """Revoke a key (idempotent); it stops working within seconds on every replica."""
         tenant = tenant_for(request)
+        check_can_view_keys(request, tenant)
         key = key_for(tenant, key_id)
-        check_can_manage_keys(request, tenant)
+        check_can_write_keys(request, tenant, create=False)
         return Response(KeyOutputSerializer(api_key_revoke(key=key)).data)

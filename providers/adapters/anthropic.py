@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from gateway import ir
+from gateway import client_json, ir
 from gateway.surfaces.anthropic.schema import GATEWAY_FIELDS
 from providers.adapters import options
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
@@ -48,20 +48,22 @@ def messages_url(base_url: str) -> str:
     return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
 
 
-def _strip_foreign_thinking(messages: list[dict[str, Any]]) -> None:
-    for message in messages:
-        content = message.get("content")
-        if not isinstance(content, list):
-            continue
-        message["content"] = [
-            block
-            for block in content
-            if not (
-                isinstance(block, dict)
-                and block.get("type") == "thinking"
-                and str(block.get("signature", "")).startswith(GATEWAY_SIGNATURE_PREFIX)
-            )
-        ]
+def _foreign_thinking(block: Any) -> bool:
+    return (
+        isinstance(block, dict)
+        and block.get("type") == "thinking"
+        and str(block.get("signature", "")).startswith(GATEWAY_SIGNATURE_PREFIX)
+    )
+
+
+def _strip_foreign_thinking(messages: list[Any]) -> list[Any]:
+    """New message dicts without our signatures (the client's decoded body stays as it was)."""
+    return [
+        {**m, "content": [b for b in m["content"] if not _foreign_thinking(b)]}
+        if isinstance(m, dict) and isinstance(m.get("content"), list)
+        else m
+        for m in messages
+    ]
 
 
 def usage_from(data: dict[str, Any], base: ir.Usage | None = None) -> ir.Usage:
@@ -100,13 +102,15 @@ class AnthropicAdapter(HttpAdapter):
     options = OPTIONS
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
-        body: dict[str, Any] = _decode.decode(request.raw) if request.raw else {}
-        for field in GATEWAY_FIELDS & body.keys():
-            del body[field]
+        wire = request.raw_json
+        if wire is None:  # a request not built by the surface's decoder (tests, tools)
+            wire = client_json.decode_object(request.raw) if request.raw else {}
+        # A shallow copy: the client's body is shared by every attempt and never changed.
+        body = {k: v for k, v in wire.items() if k not in GATEWAY_FIELDS}
         body["model"] = target.upstream_model
         options.apply(OPTIONS, request.provider_options, body)  # the client's own fields win
         if GATEWAY_SIGNATURE_PREFIX.encode() in request.raw:
-            _strip_foreign_thinking(body.get("messages") or [])
+            body["messages"] = _strip_foreign_thinking(body.get("messages") or [])
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         if target.api_key:
             headers["x-api-key"] = target.api_key

@@ -24,7 +24,7 @@ def decrypt_headers(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("providers", "0004_provider_options"),
+        ("providers", "0005_model_output_limit"),
     ]
 
     operations = [

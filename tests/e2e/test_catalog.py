@@ -73,12 +73,16 @@ def test_count_tokens_uses_the_providers_own_counter_when_it_has_one(stage):
     assert stage.upstream.requests("gpt-a") == []  # OpenAI has none: a local estimate
 
 
-def test_count_tokens_respects_the_tenant_model_list(stage):
+def test_count_tokens_answers_a_model_outside_the_tenant_list_as_unknown(stage):
     _, globex = two_tenants(stage)
-    with pytest.raises(anthropic.PermissionDeniedError):
+    with pytest.raises(anthropic.NotFoundError) as caught:
         stage.client(globex).messages.count_tokens(
             model="claude-a", messages=[{"role": "user", "content": "hello"}]
         )
+    assert caught.value.body["error"] == {
+        "type": "not_found_error",
+        "message": "model: unknown model `claude-a`",
+    }
 
 
 def test_openapi_document_is_served_without_a_key(stage):

@@ -177,7 +177,7 @@ def test_wrong_or_missing_key_is_401_with_request_id(stage):
     assert response.json()["type"] == "error"
 
 
-def test_model_outside_tenant_list_is_403_and_unknown_model_is_404(stage):
+def test_model_outside_tenant_list_is_the_same_404_as_an_unknown_model(stage):
     stage.apply(
         providers=[stage.provider("openai")],
         models=[
@@ -189,14 +189,21 @@ def test_model_outside_tenant_list_is_403_and_unknown_model_is_404(stage):
     client = stage.client(stage.tenant_key("acme"))
     ask = {"max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
     assert client.messages.create(model="claude-a", **ask).content[0].text == "echo: x"
-    with pytest.raises(anthropic.PermissionDeniedError):
+    with pytest.raises(anthropic.NotFoundError) as not_allowed:
         client.messages.create(model="claude-b", **ask)
-    with pytest.raises(anthropic.NotFoundError) as caught:
+    with pytest.raises(anthropic.NotFoundError) as unknown:
         client.messages.create(model="claude-nope", **ask)
-    assert "claude-nope" in caught.value.body["error"]["message"]
+    assert unknown.value.body["error"] == {
+        "type": "not_found_error",
+        "message": "model: unknown model `claude-nope`",
+    }
+    assert not_allowed.value.body["error"] == {
+        "type": "not_found_error",
+        "message": "model: unknown model `claude-b`",
+    }
 
 
-def test_key_limited_to_models_is_403_for_others(stage):
+def test_key_limited_to_models_gets_404_for_the_others(stage):
     stage.one_route("openai", "gpt-k")
     key = stage.tenant_key("acme", models=["claude-test"])
     ask = {"max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
@@ -208,8 +215,9 @@ def test_key_limited_to_models_is_403_for_others(stage):
         ],
         tenants=[],
     )
-    with pytest.raises(anthropic.PermissionDeniedError):
+    with pytest.raises(anthropic.NotFoundError) as caught:
         stage.client(key).messages.create(model="claude-other", **ask)
+    assert caught.value.body["error"]["message"] == "model: unknown model `claude-other`"
 
 
 def test_bad_field_is_400_naming_the_field(stage):

@@ -1,11 +1,13 @@
 """Standing people for the dashboard and REST API tests: the tenant's owner, admin and viewer,
-an outsider who owns another tenant, and a platform admin (staff) who belongs to none."""
+an outsider who owns another tenant, a platform admin (staff with the admin's permissions on
+tenants and keys) who belongs to none, and a staff member without any permission."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from accounts.models import ApiKey, Membership, Tenant
 from tests.factories import MembershipFactory, TenantFactory, UserFactory, make_key
@@ -20,8 +22,21 @@ class People:
     viewer: object
     outsider: object
     staff: object
+    bare_staff: object  # is_staff, no permission: the admin refuses it every page
     key: ApiKey  # acme's, `.secret` set
     other_key: ApiKey  # globex's, `.secret` set
+
+
+PLATFORM_ADMIN_PERMISSIONS = ("view_tenant", "view_apikey", "add_apikey", "change_apikey")
+
+
+def platform_admin(username: str, permissions=PLATFORM_ADMIN_PERMISSIONS):
+    """Staff granted these accounts.* permissions, as an operator grants them in the admin."""
+    user = UserFactory(username=username, is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="accounts", codename__in=permissions)
+    )
+    return user
 
 
 @pytest.fixture
@@ -43,7 +58,8 @@ def people(db, settings) -> People:
         admin=member("adam", acme, Membership.Role.ADMIN),
         viewer=member("victor", acme, Membership.Role.VIEWER),
         outsider=member("oscar", globex, Membership.Role.OWNER),
-        staff=UserFactory(username="stella", is_staff=True),
+        staff=platform_admin("stella"),
+        bare_staff=UserFactory(username="barry", is_staff=True),
         key=make_key(acme, name="ci")[0],
         other_key=make_key(globex, name="prod")[0],
     )

@@ -279,6 +279,54 @@ def test_a_tenant_member_without_staff_rights_cannot_open_key_admin(client):
     assert reverse("admin:login") in response["Location"]
 
 
+def staff_with(*codenames: str):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+def test_staff_without_permissions_are_refused_by_the_key_admin(client):
+    client.force_login(staff_with())
+
+    listed = client.get(reverse("admin:accounts_apikey_changelist"))
+
+    assert listed.status_code == 403
+
+
+def test_staff_who_may_only_view_keys_cannot_revoke_them_with_the_list_action(client):
+    key, _ = make_key()
+    client.force_login(staff_with("view_apikey"))
+
+    listed = client.get(reverse("admin:accounts_apikey_changelist"))
+    acted = client.post(
+        reverse("admin:accounts_apikey_changelist"),
+        {"action": "revoke_selected", "_selected_action": [key.pk]},
+    )
+
+    assert listed.status_code == 200
+    assert b"revoke_selected" not in listed.content
+    assert acted.status_code in (200, 302)
+    key.refresh_from_db()
+    assert key.revoked_at is None
+
+
+def test_staff_who_may_change_keys_revoke_them_with_the_list_action(client):
+    key, _ = make_key()
+    client.force_login(staff_with("view_apikey", "change_apikey"))
+
+    client.post(
+        reverse("admin:accounts_apikey_changelist"),
+        {"action": "revoke_selected", "_selected_action": [key.pk]},
+    )
+
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+
+
 # --- Admin: provider credentials --------------------------------------------------------------
 
 CREDENTIAL = "sk-live-do-not-render-0123456789"

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.urls import reverse
 
 from accounts.models import Tenant
 from gateway import state
@@ -457,3 +458,39 @@ def test_tenant_provider_defaults_are_checked_like_the_request_field():
     assert "unknown field 'prefer'" in str(caught.value)
     config_apply(data={"tenants": [{"name": "acme", "provider": {"only": ["a"], "sort": None}}]})
     assert Tenant.objects.get(name="acme").provider_defaults == {"only": ["a"]}
+
+
+# --- A model's output limit ---------------------------------------------------------------------
+
+
+def model_form(model, **changes) -> dict:
+    data = {
+        "name": model.name,
+        "display_name": model.display_name,
+        "enabled": "on",
+        "max_tokens": "",
+        "routing": model.routing,
+        "price_input": "0",
+        "price_output": "0",
+        "price_cache_read": "0",
+        "price_cache_write": "0",
+        "routes-TOTAL_FORMS": "0",
+        "routes-INITIAL_FORMS": "0",
+        "routes-MIN_NUM_FORMS": "0",
+        "routes-MAX_NUM_FORMS": "1000",
+    }
+    data.update(changes)
+    return data
+
+
+def test_the_admin_sets_a_models_output_limit_and_refuses_zero(admin_client):
+    model = ModelFactory(name="claude-x")
+    url = reverse("admin:providers_model_change", args=[model.pk])
+
+    refused = admin_client.post(url, model_form(model, max_tokens="0"))
+    saved = admin_client.post(url, model_form(model, max_tokens="8192"))
+
+    assert refused.status_code == 200
+    assert "max_tokens" in refused.context["adminform"].form.errors
+    assert saved.status_code == 302
+    assert Model.objects.get(pk=model.pk).max_tokens == 8192

@@ -461,3 +461,81 @@ def test_a_second_tenant_with_the_same_model_names_stays_apart(client, people, f
     client.force_login(people.owner)
 
     assert client.get("/dashboard/acme/").context["overview"].totals.requests == 1
+
+
+# --- Platform staff: the admin's permissions, no more ------------------------------------------
+
+
+def test_staff_without_permissions_see_no_other_tenant(client, people):
+    client.force_login(people.bare_staff)
+
+    picker = client.get("/dashboard/")
+
+    assert list(picker.context["tenants"]) == []
+    for path in tenant_pages(people):
+        assert client.get(path).status_code == 404, path
+    assert client.get("/dashboard/?tenant=acme").status_code == 404
+
+
+def test_staff_without_permissions_cannot_create_revoke_or_limit_keys(client, people):
+    client.force_login(people.bare_staff)
+
+    created = client.post("/dashboard/globex/keys/", {"name": "sneaky", "nonce": "x"})
+    revoked = client.post(f"/dashboard/globex/keys/{people.other_key.pk}/revoke/")
+    limited = client.post(f"/dashboard/globex/keys/{people.other_key.pk}/limits/", {"rpm": 1})
+
+    assert [r.status_code for r in (created, revoked, limited)] == [404, 404, 404]
+    people.other_key.refresh_from_db()
+    assert people.other_key.revoked_at is None and people.other_key.rpm is None
+
+
+def test_staff_who_may_only_see_tenants_get_usage_but_not_keys(client, people):
+    from tests.integration.conftest import platform_admin
+
+    client.force_login(platform_admin("vera", permissions=("view_tenant",)))
+
+    overview = client.get("/dashboard/globex/")
+    keys_page = client.get("/dashboard/globex/keys/")
+    key_page = client.get(f"/dashboard/globex/keys/{people.other_key.pk}/")
+    revoked = client.post(f"/dashboard/globex/keys/{people.other_key.pk}/revoke/")
+
+    assert overview.status_code == 200
+    assert [r.status_code for r in (keys_page, key_page, revoked)] == [403, 403, 403]
+    people.other_key.refresh_from_db()
+    assert people.other_key.revoked_at is None
+
+
+def test_staff_who_may_view_keys_see_them_without_the_forms_to_change_them(client, people):
+    from tests.integration.conftest import platform_admin
+
+    client.force_login(platform_admin("viv", permissions=("view_tenant", "view_apikey")))
+
+    keys_page = client.get("/dashboard/globex/keys/")
+    revoked = client.post(f"/dashboard/globex/keys/{people.other_key.pk}/revoke/")
+
+    assert keys_page.status_code == 200
+    assert keys_page.context["create_form"] is None
+    assert keys_page.context["can_manage_keys"] is False
+    assert revoked.status_code == 403
+
+
+# --- Hostile parameters ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", [{"end": "9999-12-31"}, {"end": "0001-01-05"}])
+def test_dates_at_the_calendars_edge_are_a_form_error_not_a_500(client, people, query):
+    client.force_login(people.viewer)
+
+    for path in tenant_pages(people)[:-1]:
+        response = client.get(path, query)
+        assert response.status_code == 200, path
+        assert b"dates must lie between 1970-01-01 and 9999-12-30" in response.content
+    export = client.get("/dashboard/acme/export.csv", query)
+    assert export.status_code == 400
+
+
+@pytest.mark.parametrize("name", ["\x00", "caf\xe9", "a" * 65])
+def test_the_tenant_picker_answers_a_name_no_tenant_can_have_with_a_404(client, people, name):
+    client.force_login(people.staff)
+
+    assert client.get("/dashboard/", {"tenant": name}).status_code == 404

@@ -446,3 +446,149 @@ def test_schema_is_openapi_yaml_by_default_and_json_on_request(api):
     assert listed["content"]["application/json"]["schema"]["$ref"].endswith(
         "PaginatedRequestRecordList"
     )
+
+
+# --- Platform staff: the admin's permissions, no more ------------------------------------------
+
+
+def test_staff_without_permissions_cannot_see_other_tenants(api, people):
+    api.force_login(people.bare_staff)
+
+    for path in READS:
+        response = api.get(path, {"tenant": "globex"})
+        assert response.status_code == 404, path
+        assert response.json() == {"detail": "No such tenant."}
+    assert api.get(f"/api/v1/keys/{people.other_key.pk}", {"tenant": "globex"}).status_code == 404
+
+
+def test_staff_without_permissions_cannot_create_or_revoke_other_tenants_keys(api, people):
+    api.force_login(people.bare_staff)
+
+    created = api.post("/api/v1/keys?tenant=globex", {"name": "sneaky"}, format="json")
+    revoked = api.post(f"/api/v1/keys/{people.other_key.pk}/revoke?tenant=globex")
+
+    assert (created.status_code, revoked.status_code) == (404, 404)
+    assert not ApiKey.objects.filter(name="sneaky").exists()
+    people.other_key.refresh_from_db()
+    assert people.other_key.revoked_at is None
+
+
+def test_staff_who_may_only_see_tenants_read_usage_but_not_keys(api, people):
+    from tests.integration.conftest import platform_admin
+
+    api.force_login(platform_admin("vera", permissions=("view_tenant",)))
+
+    usage = api.get("/api/v1/usage", {"tenant": "globex"})
+    listed = api.get("/api/v1/keys", {"tenant": "globex"})
+    one = api.get(f"/api/v1/keys/{people.other_key.pk}", {"tenant": "globex"})
+    created = api.post("/api/v1/keys?tenant=globex", {"name": "sneaky"}, format="json")
+    revoked = api.post(f"/api/v1/keys/{people.other_key.pk}/revoke?tenant=globex")
+
+    assert usage.status_code == 200
+    assert [r.status_code for r in (listed, one, created, revoked)] == [403, 403, 403, 403]
+    assert listed.json() == {"detail": "You may not see this tenant's keys."}
+    assert not ApiKey.objects.filter(name="sneaky").exists()
+    people.other_key.refresh_from_db()
+    assert people.other_key.revoked_at is None
+
+
+def test_staff_who_may_view_keys_list_them_but_neither_create_nor_revoke(api, people):
+    from tests.integration.conftest import platform_admin
+
+    api.force_login(platform_admin("viv", permissions=("view_tenant", "view_apikey")))
+
+    listed = api.get("/api/v1/keys", {"tenant": "globex"})
+    created = api.post("/api/v1/keys?tenant=globex", {"name": "sneaky"}, format="json")
+    revoked = api.post(f"/api/v1/keys/{people.other_key.pk}/revoke?tenant=globex")
+
+    assert [k["prefix"] for k in listed.json()["results"]] == [people.other_key.prefix]
+    assert (created.status_code, revoked.status_code) == (403, 403)
+    people.other_key.refresh_from_db()
+    assert people.other_key.revoked_at is None
+
+
+def test_staff_who_may_add_keys_create_but_do_not_revoke(api, people):
+    from tests.integration.conftest import platform_admin
+
+    api.force_login(platform_admin("ada", permissions=("view_tenant", "add_apikey")))
+
+    created = api.post("/api/v1/keys?tenant=globex", {"name": "ops"}, format="json")
+    revoked = api.post(f"/api/v1/keys/{people.other_key.pk}/revoke?tenant=globex")
+
+    assert created.status_code == 201
+    assert revoked.status_code == 403
+
+
+def test_superusers_manage_any_tenants_keys(api, people):
+    from tests.factories import UserFactory
+
+    api.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+
+    created = api.post("/api/v1/keys?tenant=globex", {"name": "ops"}, format="json")
+    revoked = api.post(f"/api/v1/keys/{people.other_key.pk}/revoke?tenant=globex")
+
+    assert (created.status_code, revoked.status_code) == (201, 200)
+
+
+def test_staff_keep_their_own_tenants_rights_without_any_permission(api, people):
+    MembershipFactory(user=people.bare_staff, tenant=people.tenant, role=Membership.Role.ADMIN)
+    api.force_login(people.bare_staff)
+
+    created = api.post("/api/v1/keys?tenant=acme", {"name": "mine"}, format="json")
+    other = api.get("/api/v1/keys", {"tenant": "globex"})
+
+    assert created.status_code == 201
+    assert other.status_code == 404
+
+
+# --- Hostile parameters and bodies -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", [{"end": "9999-12-31"}, {"end": "0001-01-05"}])
+def test_dates_at_the_calendars_edge_are_a_400_naming_the_bounds(api, people, query):
+    api.force_login(people.viewer)
+
+    for path in ("/api/v1/usage", "/api/v1/requests"):
+        response = api.get(path, query)
+        assert response.status_code == 400, path
+        assert response.json() == {
+            "non_field_errors": ["dates must lie between 1970-01-01 and 9999-12-30"]
+        }
+
+
+@pytest.mark.parametrize("name", ["\x00", "caf\xe9", "a" * 65])
+def test_a_tenant_name_no_tenant_can_have_is_a_404(api, people, name):
+    api.force_login(people.staff)
+
+    assert api.get("/api/v1/usage", {"tenant": name}).status_code == 404
+
+
+def test_the_api_answers_json_only(api, people):
+    api.force_login(people.viewer)
+
+    html = api.get("/api/v1/keys", HTTP_ACCEPT="text/html")
+    anything = api.get("/api/v1/keys", HTTP_ACCEPT="text/html,*/*;q=0.8")
+
+    assert html.status_code == 406
+    assert html.json() == {"detail": "Could not satisfy the request Accept header."}
+    assert anything.status_code == 200 and anything["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        (b'{"name":' + b"[" * 5000 + b"]" * 5000 + b"}", "deeper than 128 levels"),
+        (b'{"name":"ops","expires_in_days":1e400}', "expires_in_days: Number out of range"),
+        (b'{"name":"caf\xe9"}', "name: invalid UTF-8 in a string"),
+        (b'{"name":', "not valid JSON"),
+    ],
+)
+def test_a_hostile_json_body_is_a_400_in_json(api, people, body, problem):
+    api.force_login(people.owner)
+
+    response = api.post("/api/v1/keys", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("JSON parse error - ")
+    assert problem in response.json()["detail"]
+    assert not ApiKey.objects.exclude(pk=people.key.pk).filter(tenant=people.tenant).exists()

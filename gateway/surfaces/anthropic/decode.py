@@ -7,11 +7,11 @@ the JSON path of the bad field (`messages.1.content.0.text: ...`), as Anthropic'
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
-from gateway import ir
+from gateway import client_json, ir
 from gateway.errors import InvalidRequest
 from gateway.surfaces.anthropic.schema import (
     KNOWN_FIELDS,
@@ -21,14 +21,19 @@ from gateway.surfaces.anthropic.schema import (
     ToolIn,
 )
 
+T = TypeVar("T")
+
 TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 _MSGSPEC_PATH = re.compile(r" - at `\$(.*)`$")
 _MISSING = re.compile(r"^Object missing required field `([^`]+)`")
+_BOUND = re.compile(r"^Expected `(?:int|float)` (>=|<=|>|<) (\S+)$")
+_BOUND_WORDS = {
+    ">=": "greater than or equal to",
+    ">": "greater than",
+    "<=": "less than or equal to",
+    "<": "less than",
+}
 _EFFORT_BY_BUDGET = ((16384, "high"), (4096, "medium"), (0, "low"))
-
-_messages_decoder = msgspec.json.Decoder(MessagesBody)
-_count_decoder = msgspec.json.Decoder(CountTokensBody)
-_raw_decoder = msgspec.json.Decoder()
 
 
 def _path(msgspec_path: str) -> str:
@@ -36,10 +41,9 @@ def _path(msgspec_path: str) -> str:
     return re.sub(r"\[(\d+)\]", r".\1", msgspec_path).lstrip(".")
 
 
-def _invalid(err: msgspec.ValidationError | msgspec.DecodeError) -> InvalidRequest:
+def _invalid(err: msgspec.ValidationError) -> InvalidRequest:
+    """A schema violation in Anthropic's words: `<json.path>: <problem>`."""
     text = str(err)
-    if isinstance(err, msgspec.DecodeError) and not isinstance(err, msgspec.ValidationError):
-        return InvalidRequest(f"Request body is not valid JSON: {text}")
     where = ""
     if m := _MSGSPEC_PATH.search(text):
         where = _path(m.group(1))
@@ -47,44 +51,41 @@ def _invalid(err: msgspec.ValidationError | msgspec.DecodeError) -> InvalidReque
     if m := _MISSING.match(text):
         field = f"{where}.{m.group(1)}" if where else m.group(1)
         return InvalidRequest(f"{field}: Field required")
-    if text.startswith("Expected `object`") and not where:
-        return InvalidRequest("Request body must be a JSON object")
+    if m := _BOUND.match(text):
+        bound = m.group(2).removesuffix(".0")
+        text = f"Input should be {_BOUND_WORDS[m.group(1)]} {bound}"
     return InvalidRequest(f"{where}: {text}" if where else text)
 
 
-def decode_raw(body: bytes) -> dict[str, Any]:
+def _typed(wire: dict[str, Any], kind: type[T]) -> T:
     try:
-        raw = _raw_decoder.decode(body)
-    except msgspec.DecodeError as err:
+        return msgspec.convert(wire, kind)
+    except msgspec.ValidationError as err:
         raise _invalid(err) from None
-    if not isinstance(raw, dict):
-        raise InvalidRequest("Request body must be a JSON object")
-    return raw
+
+
+def messages_body(wire: dict[str, Any]) -> MessagesBody:
+    """The typed view of a `/v1/messages` body already decoded by `client_json`."""
+    return _typed(wire, MessagesBody)
+
+
+def count_tokens_body(wire: dict[str, Any]) -> CountTokensBody:
+    return _typed(wire, CountTokensBody)
 
 
 def decode_messages(body: bytes) -> MessagesBody:
-    try:
-        return _messages_decoder.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as err:
-        raise _invalid(err) from None
+    return messages_body(client_json.decode_object(body))
 
 
 def decode_count_tokens(body: bytes) -> CountTokensBody:
-    try:
-        return _count_decoder.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as err:
-        raise _invalid(err) from None
+    return count_tokens_body(client_json.decode_object(body))
 
 
-_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
-
-
-def unknown_fields(body: bytes) -> list[str]:
-    """Top-level fields outside the schema (nested values are not parsed, only skipped)."""
-    try:
-        return [k for k in _top_level.decode(body) if k not in KNOWN_FIELDS]
-    except msgspec.DecodeError:
-        return []
+def unknown_fields(wire: dict[str, Any] | bytes) -> list[str]:
+    """Top-level fields outside the schema, of the decoded body (raw bytes are decoded first)."""
+    if isinstance(wire, bytes):
+        wire = client_json.decode_object(wire)
+    return [k for k in wire if k not in KNOWN_FIELDS]
 
 
 def to_ir(body: MessagesBody | CountTokensBody, *, beta: list[str] | None = None) -> ir.Request:
@@ -128,24 +129,25 @@ def _system(system: str | list[SystemBlockIn] | None) -> list[ir.Text]:
 def _messages(items: list, unportable: list[str], system: list[ir.Text]) -> list[ir.Message]:
     """Conversation turns; `system` turns are folded into the system prompt (reference 1.4.2)."""
     merged: list[ir.Message] = []
+    results: list[tuple[int, str, str]] = []  # (merged turn, tool_use_id, where) of tool_results
     for i, item in enumerate(items):
         content = item.content
         if item.role == "system":
             system.extend(_system_turn(content, f"messages.{i}.content"))
             continue
+        if not (merged and merged[-1].role == item.role):
+            merged.append(ir.Message(role=item.role, content=[]))
         if isinstance(content, str):
-            parts: list[ir.Part] = [ir.Text(content)] if content else []
-        else:
-            parts = []
-            for j, b in enumerate(content):
-                part = _block(b, f"messages.{i}.content.{j}", unportable)
-                if part is not None:
-                    parts.append(part)
-        if merged and merged[-1].role == item.role:
-            merged[-1].content.extend(parts)  # Anthropic merges consecutive same-role turns
-        else:
-            merged.append(ir.Message(role=item.role, content=parts))
-    _check_tool_pairing(merged)
+            if content:
+                merged[-1].content.append(ir.Text(content))
+            continue
+        for j, b in enumerate(content):  # consecutive same-role turns merge, as Anthropic's do
+            part = _block(b, f"messages.{i}.content.{j}", unportable)
+            if isinstance(part, ir.ToolResult):
+                results.append((len(merged) - 1, part.tool_use_id, f"messages.{i}.content.{j}"))
+            if part is not None:
+                merged[-1].content.append(part)
+    _check_tool_pairing(merged, results)
     return merged
 
 
@@ -160,24 +162,40 @@ def _system_turn(content: str | list[dict], where: str) -> list[ir.Text]:
     return texts
 
 
-def _check_tool_pairing(messages: list[ir.Message]) -> None:
+def _tool_use_ids(message: ir.Message) -> list[str]:
+    return [p.id for p in message.content if isinstance(p, ir.ToolUse)]
+
+
+def _check_tool_pairing(messages: list[ir.Message], results: list[tuple[int, str, str]]) -> None:
+    """Every `tool_use` answered in the next turn, every `tool_result` asked in the previous."""
     for i, msg in enumerate(messages):
-        if msg.role != "assistant":
-            continue
-        ids = [p.id for p in msg.content if isinstance(p, ir.ToolUse)]
-        if not ids:
-            continue
-        nxt = messages[i + 1] if i + 1 < len(messages) else None
-        answered = (
-            {p.tool_use_id for p in nxt.content if isinstance(p, ir.ToolResult)} if nxt else set()
-        )
-        missing = [t for t in ids if t not in answered]
-        if missing and nxt is not None:
+        if msg.role != "assistant" or i + 1 == len(messages):
+            continue  # the last assistant turn may be a prefill that calls a tool
+        answered = {p.tool_use_id for p in messages[i + 1].content if isinstance(p, ir.ToolResult)}
+        missing = [t for t in _tool_use_ids(msg) if t not in answered]
+        if missing:
             raise InvalidRequest(
                 f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks "
                 f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
                 "corresponding `tool_result` block in the next message."
             )
+    asked: dict[int, set[str]] = {}
+    unexpected: list[tuple[int, str, str]] = []
+    for turn, tool_use_id, where in results:
+        if turn not in asked:
+            before = messages[turn - 1] if turn else None
+            ok = before is not None and before.role == "assistant"
+            asked[turn] = set(_tool_use_ids(before)) if ok else set()
+        if tool_use_id not in asked[turn]:
+            unexpected.append((turn, tool_use_id, where))
+    if unexpected:
+        turn, _, where = unexpected[0]
+        ids = ", ".join(t for n, t, _ in unexpected if n == turn)
+        raise InvalidRequest(
+            f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: {ids}. Each "
+            "`tool_result` block must have a corresponding `tool_use` block in the previous "
+            "message."
+        )
 
 
 def _text(block: dict, where: str) -> ir.Text:
@@ -189,6 +207,27 @@ def _text(block: dict, where: str) -> ir.Text:
     return ir.Text(text, cache_control=block.get("cache_control"))
 
 
+# Anthropic's documented media types, per source (reference 1.4.4).
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+PDF_MEDIA_TYPES = ("application/pdf",)
+TEXT_MEDIA_TYPES = ("text/plain",)
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _one_of(choices: tuple[str, ...]) -> str:
+    quoted = [f"'{c}'" for c in choices]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def is_base64(data: str) -> bool:
+    """Standard, padded base64 (RFC 4648 section 4), as Anthropic requires: about 1 ns a byte."""
+    if len(data) % 4 or not data.isascii():
+        return False
+    encoded = data.encode("ascii")
+    rest = encoded.translate(None, _BASE64_ALPHABET)  # what is not in the alphabet
+    return rest in (b"", b"=", b"==") and encoded.endswith(rest)
+
+
 def _source(block: dict, where: str) -> dict:
     source = block.get("source")
     if not isinstance(source, dict) or "type" not in source:
@@ -196,13 +235,33 @@ def _source(block: dict, where: str) -> dict:
     return source
 
 
+def _media_type(source: dict, where: str, allowed: tuple[str, ...]) -> str:
+    media_type = source.get("media_type")
+    if media_type is None:
+        raise InvalidRequest(f"{where}.media_type: Field required")
+    if media_type not in allowed:
+        raise InvalidRequest(f"{where}.media_type: Input should be {_one_of(allowed)}")
+    return media_type
+
+
+def _base64(source: dict, where: str, what: str) -> str:
+    data = source.get("data")
+    if not isinstance(data, str):
+        raise InvalidRequest(f"{where}.data: Field required")
+    if not data:
+        raise InvalidRequest(f"{where}: {what} cannot be empty")
+    if not is_base64(data):
+        raise InvalidRequest(f"{where}: invalid base64 data")
+    return data
+
+
 def _image(block: dict, where: str) -> ir.Image:
     source = _source(block, where)
     kind = source["type"]
     if kind == "base64":
-        if not isinstance(source.get("data"), str) or not source.get("media_type"):
-            raise InvalidRequest(f"{where}.source: base64 images need `media_type` and `data`")
-        return ir.Image(media_type=source["media_type"], data=source["data"])
+        at = f"{where}.image.source.base64"
+        media_type = _media_type(source, at, IMAGE_MEDIA_TYPES)
+        return ir.Image(media_type=media_type, data=_base64(source, at, "image"))
     if kind == "url" and isinstance(source.get("url"), str):
         return ir.Image(url=source["url"])
     raise InvalidRequest(f"{where}.source.type: image source `{kind}` is not supported here")
@@ -212,13 +271,17 @@ def _document(block: dict, where: str) -> ir.Document:
     source = _source(block, where)
     kind = source["type"]
     meta = {"title": block.get("title"), "context": block.get("context")}
-    if kind == "base64" and isinstance(source.get("data"), str):
-        return ir.Document(
-            media_type=source.get("media_type", "application/pdf"), data=source["data"], **meta
-        )
+    if kind == "base64":
+        at = f"{where}.document.source.base64"
+        media_type = _media_type(source, at, PDF_MEDIA_TYPES)
+        return ir.Document(media_type=media_type, data=_base64(source, at, "document"), **meta)
     if kind == "url" and isinstance(source.get("url"), str):
         return ir.Document(url=source["url"], **meta)
-    if kind == "text" and isinstance(source.get("data"), str):
+    if kind == "text":
+        at = f"{where}.document.source.text"
+        _media_type(source, at, TEXT_MEDIA_TYPES)
+        if not isinstance(source.get("data"), str):
+            raise InvalidRequest(f"{at}.data: Field required")
         return ir.Document(text=source["data"], media_type="text/plain", **meta)
     if kind == "content":
         inner = source.get("content")
@@ -261,7 +324,7 @@ def _tool_result(block: dict, where: str) -> ir.ToolResult:
         parts = [ir.Text(content)] if content else []
     elif isinstance(content, list):
         for k, b in enumerate(content):
-            sub = _block(b, f"{where}.content.{k}", [])
+            sub = _block(b, f"{where}.tool_result.content.{k}", [])
             if isinstance(sub, ir.Text | ir.Image | ir.Document):
                 parts.append(sub)
     return ir.ToolResult(

@@ -14,6 +14,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+# Token counts fit 32 bits: a 30-digit max_tokens would overflow the cost arithmetic of
+# admission (a model's own output limit, when it has one, is checked in the pipeline).
+INT32_MAX = 2**31 - 1
+
 # Request fields that steer the gateway and are never sent to any upstream.
 GATEWAY_FIELDS = frozenset(
     {"reasoning", "provider_options", "usage", "meta", "echo_upstream_request", "debug", "provider"}
@@ -50,7 +54,7 @@ class ToolChoiceIn(msgspec.Struct):
 
 class ThinkingIn(msgspec.Struct):
     type: Literal["enabled", "disabled", "adaptive"]
-    budget_tokens: Annotated[int, Meta(ge=0)] | None = None
+    budget_tokens: Annotated[int, Meta(ge=0, le=INT32_MAX)] | None = None
     display: Literal["summarized", "omitted"] | None = None
 
 
@@ -67,7 +71,7 @@ class ReasoningIn(msgspec.Struct):
     effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
     summary: str | None = None
     enabled: bool | None = None
-    max_tokens: Annotated[int, Meta(ge=1)] | None = None
+    max_tokens: Annotated[int, Meta(ge=1, le=INT32_MAX)] | None = None
 
 
 class ProviderPrefsIn(msgspec.Struct):
@@ -92,12 +96,12 @@ Probability = Annotated[float, Meta(ge=0, le=1)]
 
 class MessagesBody(msgspec.Struct):
     model: Annotated[str, Meta(min_length=1)]
-    max_tokens: Annotated[int, Meta(ge=0)]
+    max_tokens: Annotated[int, Meta(ge=1, le=INT32_MAX)]  # and the model's limit (pipeline)
     messages: Annotated[list[MessageIn], Meta(min_length=1)]
     system: str | list[SystemBlockIn] | None = None
     temperature: Probability | None = None
     top_p: Probability | None = None
-    top_k: Annotated[int, Meta(ge=1)] | None = None
+    top_k: Annotated[int, Meta(ge=1, le=INT32_MAX)] | None = None
     stop_sequences: list[str] | None = None
     stream: bool = False
     metadata: MetadataIn | None = None

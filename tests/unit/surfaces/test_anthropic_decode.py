@@ -1,11 +1,20 @@
 """Anthropic request JSON -> IR, and Anthropic's validation errors."""
 
+import random
+import re
+
 import msgspec
 import pytest
 
 from gateway import ir
 from gateway.errors import InvalidRequest
-from gateway.surfaces.anthropic.decode import decode_messages, to_ir
+from gateway.surfaces.anthropic.decode import (
+    decode_count_tokens,
+    decode_messages,
+    is_base64,
+    to_ir,
+    unknown_fields,
+)
 
 
 def decode(body: dict, beta=None) -> ir.Request:
@@ -225,3 +234,211 @@ def test_system_turns_mid_conversation_fold_into_the_system_prompt():
     )
     assert request.system == [ir.Text("first"), ir.Text("reminder")]
     assert request.messages == [ir.Message("user", [ir.Text("hi"), ir.Text("again")])]
+
+
+# --- Strict where laxness costs the platform: refused before any upstream call ---------------
+
+
+def user_blocks(*blocks) -> dict:
+    return base(messages=[{"role": "user", "content": list(blocks)}])
+
+
+def image(media_type="image/png", data="iVBORw0KGgo=") -> dict:
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def pdf(media_type="application/pdf", data="JVBERi0xLjQK") -> dict:
+    return {
+        "type": "document",
+        "source": {"type": "base64", "media_type": media_type, "data": data},
+    }
+
+
+@pytest.mark.parametrize("value", [0, -1])
+def test_max_tokens_below_one_is_refused_in_anthropic_words(value):
+    assert error_of(base(max_tokens=value)) == (
+        "max_tokens: Input should be greater than or equal to 1"
+    )
+
+
+def test_a_bound_on_a_float_is_worded_like_anthropics():
+    assert error_of(base(temperature=1.5)) == "temperature: Input should be less than or equal to 1"
+
+
+@pytest.mark.parametrize("media_type", ["image/jpeg", "image/png", "image/gif", "image/webp"])
+def test_documented_image_media_types_are_accepted(media_type):
+    (part,) = decode(user_blocks(image(media_type))).messages[0].content
+    assert part == ir.Image(media_type=media_type, data="iVBORw0KGgo=")
+
+
+@pytest.mark.parametrize("media_type", ["image/jpg", "image/svg+xml", "text/html", "", 5])
+def test_other_image_media_types_are_refused_naming_the_documented_ones(media_type):
+    assert error_of(user_blocks(image(media_type))) == (
+        "messages.0.content.0.image.source.base64.media_type: "
+        "Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'"
+    )
+
+
+def test_an_image_without_a_media_type_is_refused():
+    block = image()
+    del block["source"]["media_type"]
+    assert error_of(user_blocks(block)) == (
+        "messages.0.content.0.image.source.base64.media_type: Field required"
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "not base64!",
+        "iVBORw0KGgo",  # unpadded
+        "iVBO Rw0K",
+        "iVBORw0K\nGgo=",
+        "iVBO=w0KGgo=",  # padding inside
+        "iVBORw0KGg===",
+        "iVBORw0KGgé=",
+        "aVZC====",  # padding for a whole group
+    ],
+)
+def test_invalid_base64_image_data_is_refused(data):
+    assert error_of(user_blocks(image(data=data))) == (
+        "messages.0.content.0.image.source.base64: invalid base64 data"
+    )
+
+
+def test_empty_image_data_is_refused_in_anthropic_words():
+    assert error_of(user_blocks(image(data=""))) == (
+        "messages.0.content.0.image.source.base64: image cannot be empty"
+    )
+
+
+def test_an_image_nested_in_a_tool_result_is_checked_with_its_full_path():
+    body = base(
+        messages=[
+            {"role": "user", "content": "look"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "shot", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": [image(data="x")]}
+                ],
+            },
+        ]
+    )
+    assert error_of(body) == (
+        "messages.2.content.0.tool_result.content.0.image.source.base64: invalid base64 data"
+    )
+
+
+def test_a_pdf_document_is_accepted_and_other_base64_documents_are_refused():
+    (part,) = decode(user_blocks(pdf())).messages[0].content
+    assert part == ir.Document(media_type="application/pdf", data="JVBERi0xLjQK")
+    assert error_of(user_blocks(pdf("application/msword"))) == (
+        "messages.0.content.0.document.source.base64.media_type: Input should be 'application/pdf'"
+    )
+    assert error_of(user_blocks(pdf(data="%PDF-1.4"))) == (
+        "messages.0.content.0.document.source.base64: invalid base64 data"
+    )
+
+
+def test_a_text_document_must_say_text_plain():
+    def text_doc(**source) -> dict:
+        return {"type": "document", "source": {"type": "text", "data": "hello", **source}}
+
+    (part,) = decode(user_blocks(text_doc(media_type="text/plain"))).messages[0].content
+    assert part == ir.Document(text="hello", media_type="text/plain")
+    assert error_of(user_blocks(text_doc(media_type="text/html"))) == (
+        "messages.0.content.0.document.source.text.media_type: Input should be 'text/plain'"
+    )
+
+
+def test_a_tool_result_without_its_tool_use_in_the_previous_turn_is_refused():
+    body = base(
+        messages=[
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_x"}]},
+        ]
+    )
+    assert error_of(body) == (
+        "messages.0.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_x. "
+        "Each `tool_result` block must have a corresponding `tool_use` block in the previous "
+        "message."
+    )
+
+
+def test_a_tool_result_answering_an_older_turn_is_refused():
+    call = {"type": "tool_use", "id": "t1", "name": "t", "input": {}}
+    body = base(
+        messages=[
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [call]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1"}]},
+            {"role": "assistant", "content": "done"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "again"},
+                    {"type": "tool_result", "tool_use_id": "t1"},
+                ],
+            },
+        ]
+    )
+    assert error_of(body).startswith(
+        "messages.4.content.1: unexpected `tool_use_id` found in `tool_result` blocks: t1."
+    )
+
+
+def test_tool_results_across_merged_user_turns_answer_the_assistant_turn_before_them():
+    calls = [{"type": "tool_use", "id": f"t{i}", "name": "t", "input": {}} for i in (1, 2)]
+    body = base(
+        messages=[
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": calls},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1"}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t2"}]},
+        ]
+    )
+    results = decode(body).messages[2].content
+    assert [p.tool_use_id for p in results] == ["t1", "t2"]
+
+
+def test_count_tokens_validates_content_the_same_way():
+    body = {"model": "m", "messages": [{"role": "user", "content": [image(data="@@@@")]}]}
+    with pytest.raises(InvalidRequest) as caught:
+        to_ir(decode_count_tokens(msgspec.json.encode(body)))
+    assert caught.value.message == "messages.0.content.0.image.source.base64: invalid base64 data"
+
+
+def test_count_tokens_has_no_max_tokens_to_check():
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert to_ir(decode_count_tokens(msgspec.json.encode(body))).max_tokens == 0
+
+
+def test_an_unknown_field_out_of_range_is_refused_naming_it():
+    raw = msgspec.json.encode(base())[:-1] + b',"zz":[1e400]}'
+    assert error_of(raw) == "zz.0: Number out of range"
+
+
+def test_the_base64_check_agrees_with_rfc_4648s_grammar():
+    grammar = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+    rng = random.Random(12)
+    alphabet = "ABCab019+/=-_ \né"
+    for _ in range(20_000):
+        data = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 13)))
+        assert is_base64(data) is (grammar.fullmatch(data) is not None), data
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "top_k"])
+def test_token_counts_past_32_bits_are_refused(field):
+    assert error_of(base(**{field: 2**31})) == (
+        f"{field}: Input should be less than or equal to 2147483647"
+    )
+    assert error_of(base(**{field: 10**30})).startswith(f"{field}: ")
+
+
+def test_unknown_fields_are_read_from_the_decoded_body_or_its_bytes():
+    raw = msgspec.json.encode(base(context_management={}, zz=1))
+    assert unknown_fields(msgspec.json.decode(raw)) == ["context_management", "zz"]
+    assert unknown_fields(raw) == ["context_management", "zz"]
