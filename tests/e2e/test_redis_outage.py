@@ -7,6 +7,7 @@ disturbed); stopping it refuses connections, SIGSTOP makes it hang without answe
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 
@@ -122,3 +123,66 @@ def test_a_redis_that_hangs_delays_requests_by_its_timeout_only(stage, shared):
     finally:
         shared.process.send_signal(signal.SIGCONT)
     served(client)
+
+
+async def _fire(url: str, key: str, count: int, concurrency: int) -> list[httpx.Response]:
+    """`count` requests, `concurrency` at a time (each one a gateway request and Redis call)."""
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+
+        async def one() -> httpx.Response:
+            async with gate:
+                return await client.post("/v1/messages", json=ASK, headers={"x-api-key": key})
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def fire(stage: Stage, key: str, count: int, concurrency: int = 20) -> list[httpx.Response]:
+    return asyncio.run(_fire(stage.gateway.url, key, count, concurrency))
+
+
+def restart(server: RedisServer, down: float) -> None:
+    """A short restart: stopped (its append-only file keeps the limits), down for `down` s."""
+    server.stop()
+    time.sleep(down)
+    server.start()
+
+
+def tokens_of(responses: list[httpx.Response]) -> int:
+    """What the admitted requests used, as a tokens-per-minute limit counts it."""
+    used = [r.json()["usage"] for r in responses if r.status_code == 200]
+    return sum(u["input_tokens"] + u["output_tokens"] for u in used)
+
+
+def test_after_a_short_redis_restart_an_rpm_key_admits_no_more_than_its_limit(stage, shared):
+    stage.one_route("openai", "gpt-restart-rpm")
+    key = stage.tenant_key("acme", rpm=50)
+    began = time.monotonic()
+    before = fire(stage, key, 60)  # spends the minute's 50, over 20 pooled Redis connections
+    assert sum(r.status_code == 200 for r in before) == 50
+
+    restart(shared, down=0.8)
+    after = fire(stage, key, 200)
+
+    # GCRA refills 50 a minute: whatever came back since the first burst, and nothing more.
+    refilled = 1 + int((time.monotonic() - began) * 50 / 60)
+    admitted = sum(r.status_code == 200 for r in after)
+    assert admitted <= refilled, f"{admitted} of 200 admitted after the restart"
+    assert {r.status_code for r in after} <= {200, 429}
+
+
+def test_after_a_short_redis_restart_a_tpm_key_admits_no_more_than_its_limit(stage, shared):
+    stage.one_route("openai", "gpt-restart-tpm")
+    key = stage.tenant_key("acme", tpm=3_000)
+    began = time.monotonic()
+    before = fire(stage, key, 150)
+    assert any(r.status_code == 429 for r in before)  # the minute's tokens are spent
+
+    restart(shared, down=0.6)
+    after = fire(stage, key, 200)
+
+    # Each admission reserves at most 1,000 tokens (a prompt of ~120 bytes, max_tokens 20, and
+    # the fixed costs), so the limit may be passed by one request's reservation, no more.
+    refilled = (time.monotonic() - began) * 3_000 / 60
+    used = tokens_of(before) + tokens_of(after)
+    assert used <= 3_000 + refilled + 1_000, f"{used} tokens used against a limit of 3,000"
