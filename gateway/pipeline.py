@@ -46,6 +46,9 @@ class Call:
     # Stop sequences the gateway matches itself on translated routes (gateway/stops.py).
     stop_sequences: list[str] = field(default_factory=list)
     review: strictness.Review | None = None  # fields each planned route drops
+    # True from an upstream call's start until it failed (a failure generated nothing): a
+    # client leaving meanwhile leaves a prompt the upstream may have read.
+    upstream_busy: bool = False
 
     def warnings(self) -> list[str]:
         """What the route that answered dropped, when strictness asks to say so."""
@@ -139,9 +142,14 @@ async def complete(call: Call) -> ir.Response:
     """Non-streaming: the first route that answers (see gateway/attempts.py)."""
 
     async def attempt(target: Target, exchange: Exchange) -> ir.Response:
-        return await adapter_for(target.kind).complete(
-            call.request, target, _client(target), exchange
-        )
+        call.upstream_busy = True
+        try:
+            return await adapter_for(target.kind).complete(
+                call.request, target, _client(target), exchange
+            )
+        except GatewayError:
+            call.upstream_busy = False
+            raise
 
     response = await attempts.run(call, call.targets, attempt)
     if response.usage.estimated and not response.usage.input_tokens:
@@ -159,16 +167,20 @@ async def open_stream(call: Call) -> tuple[AsyncIterator[ir.StreamEvent], ir.Str
 
     async def attempt(target: Target, exchange: Exchange):
         events = adapter_for(target.kind).stream(call.request, target, _client(target), exchange)
+        call.upstream_busy = True
         try:
             first = await anext(events)
         except StopAsyncIteration:
+            call.upstream_busy = False
             err = ApiError("upstream stream ended before any event")
             err.fallback = True
             raise err from None
         except GatewayError:
+            call.upstream_busy = False
             await events.aclose()
             raise
         if isinstance(first, ir.StreamError):
+            call.upstream_busy = False
             await events.aclose()
             raise _stream_error(first)
         return events, first
