@@ -29,9 +29,6 @@ from gateway.usage.record import Seen, build, now_epoch
 
 log = logging.getLogger("tollgate.api")
 
-# Bytes of a forwarded text delta that are not text (SSE lines, JSON envelope): a reply cut
-# short is billed from its characters, estimated as the event's size less this.
-PASSTHROUGH_DELTA_FRAMING = 110
 SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
@@ -222,8 +219,8 @@ class MessagesConsumer(GatewayConsumer):
         if isinstance(event, ir.StreamError):
             self.seen.stream_error = event.error_type
         elif isinstance(event, ir.Passthrough):
-            if event.event == "content_block_delta":  # forwarded as is: count it roughly
-                self.seen.output_chars += max(0, len(event.data) - PASSTHROUGH_DELTA_FRAMING)
+            if event.event == "content_block_delta":  # forwarded as is: count its text
+                self.seen.output_chars += delta_chars(event.data)
             elif event.event == "error":
                 self.seen.stream_error = _error_type(event.data)
         out.add(writer.feed(event))
@@ -252,6 +249,29 @@ class MessagesConsumer(GatewayConsumer):
                     self.client_left = True
                     request.cancel()
                 return
+
+
+class _Delta(msgspec.Struct):
+    text: str = ""
+    thinking: str = ""
+    partial_json: str = ""
+
+
+class _DeltaEvent(msgspec.Struct):
+    delta: _Delta
+
+
+_delta_event = msgspec.json.Decoder(_DeltaEvent)
+
+
+def delta_chars(sse: bytes) -> int:
+    """Characters of text, thinking or tool input in a forwarded `content_block_delta` event:
+    what a reply cut short is billed from (signatures and framing are not output)."""
+    try:
+        delta = _delta_event.decode(sse[sse.index(b"{") :]).delta
+    except (ValueError, msgspec.DecodeError):
+        return 0
+    return len(delta.text) + len(delta.thinking) + len(delta.partial_json)
 
 
 def _error_type(sse: bytes) -> str:
