@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from accounts.auth_failures import Origin
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
 from gateway import attempts, ids, ir, limits, stops, strictness
 from gateway.errors import ApiError, GatewayError, NotFound, PermissionDenied
@@ -73,9 +74,11 @@ def beta_flags(headers: dict[bytes, bytes]) -> list[str]:
     return [flag.strip() for flag in value.decode("latin-1").split(",") if flag.strip()]
 
 
-async def admit(call: Call, raw: bytes, headers: dict[bytes, bytes]) -> None:
+async def admit(
+    call: Call, raw: bytes, headers: dict[bytes, bytes], origin: Origin | None = None
+) -> None:
     """Authenticate, validate and resolve the request; raise the client's error otherwise."""
-    call.key = await authenticate(secret_from_headers(headers))
+    call.key = await authenticate(secret_from_headers(headers), origin)
     call.strictness = strictness.level(headers)
     call.body = decode_messages(raw)
     call.request = to_ir(call.body, beta=beta_flags(headers))

@@ -84,6 +84,8 @@ def main() -> None:
         http="gateway.server:HttpProtocol",
         access_log=False,
         timeout_keep_alive=75,
+        # Tollgate decides which X-Forwarded-For entries to trust (TOLLGATE_TRUSTED_PROXIES).
+        proxy_headers=False,
     )
 
 

@@ -44,12 +44,27 @@ if not TOLLGATE_ENCRYPTION_KEYS:
     _derived = hashlib.sha256(("tollgate-fernet:" + SECRET_KEY).encode()).digest()
     TOLLGATE_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(_derived).decode()]
 
+
 # --- Gateway ----------------------------------------------------------------------------------
+def _at_least(name: str, minimum: int, default: int) -> int:
+    """An integer setting that refuses to start below `minimum`."""
+    value = env.int(name, default=default)
+    if value < minimum:
+        raise environ.ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
 TOLLGATE = {
     # Largest accepted request body (Anthropic's own limit is 32 MB).
     "MAX_BODY_BYTES": env.int("TOLLGATE_MAX_BODY_BYTES", default=32 * 1024 * 1024),
     # How long a process trusts its cached view of a key; revocation is visible after this.
     "KEY_CACHE_SECONDS": env.float("TOLLGATE_KEY_CACHE_SECONDS", default=2.0),
+    # Keys a process caches: at most this many known and as many unknown secret hashes.
+    "KEY_CACHE_SIZE": _at_least("TOLLGATE_KEY_CACHE_SIZE", 1, 10_000),
+    # Failed authentications one client address may make per minute before it gets 429.
+    "AUTH_FAILURES_PER_MINUTE": _at_least("TOLLGATE_AUTH_FAILURES_PER_MINUTE", 1, 30),
+    # Proxies in front of the gateway that append to X-Forwarded-For (0: trust no header).
+    "TRUSTED_PROXIES": _at_least("TOLLGATE_TRUSTED_PROXIES", 0, 0),
     # How often a process checks whether the routing table changed.
     "ROUTES_CACHE_SECONDS": env.float("TOLLGATE_ROUTES_CACHE_SECONDS", default=1.0),
     # Keep-alive ping interval while an upstream stream is silent.

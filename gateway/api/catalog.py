@@ -75,7 +75,7 @@ class ModelsConsumer(GatewayConsumer):
     methods = ("GET",)
 
     async def handle(self, body: bytes) -> None:
-        key = await authenticate(secret_from_headers(self.headers))
+        key = await authenticate(secret_from_headers(self.headers), self.origin())
         snapshot = await routing.current()
         models = visible(snapshot, key)
         model_id = self.scope["url_route"]["kwargs"].get("model_id")
@@ -100,7 +100,7 @@ class OpenAPIConsumer(GatewayConsumer):
 
 class CountTokensConsumer(GatewayConsumer):
     async def handle(self, body: bytes) -> None:
-        key = await authenticate(secret_from_headers(self.headers))
+        key = await authenticate(secret_from_headers(self.headers), self.origin())
         request = to_ir(decode_count_tokens(body), beta=beta_flags(self.headers))
         request.surface, request.raw = "anthropic", body
         snapshot = await routing.current()

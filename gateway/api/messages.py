@@ -25,7 +25,7 @@ from gateway.errors import GatewayError
 from gateway.surfaces.anthropic.encode import encode, message_json
 from gateway.surfaces.anthropic.stream import PING, StreamWriter
 from gateway.usage import recorder
-from gateway.usage.record import Seen, build, now_epoch
+from gateway.usage.record import Seen, build
 
 log = logging.getLogger("tollgate.api")
 
@@ -56,7 +56,7 @@ class MessagesConsumer(GatewayConsumer):
         task = asyncio.current_task()
         watcher = asyncio.create_task(self.watch_disconnect(task))
         try:
-            await pipeline.admit(call, body, self.headers)
+            await pipeline.admit(call, body, self.headers, self.origin())
             if call.request.stream:
                 await self.stream(call)
             else:
@@ -90,12 +90,17 @@ class MessagesConsumer(GatewayConsumer):
             self.seen.usage = ir.Usage(input_tokens=call.input_estimate(), estimated=True)
 
     async def account(self) -> None:
-        """The request's one usage record: built, handed off, then its reservations settled."""
+        """The request's one usage record: built, handed off, then its reservations settled.
+
+        A request that never authenticated (401, 429 for too many failed authentications, or
+        refused before its key was read) has no tenant to bill or show a record to: it leaves
+        none, and /metrics counts it (tollgate_auth_failures_total).
+        """
         seen = self.seen
         seen.finished = time.perf_counter()
-        call = self.call or pipeline.Call(
-            request_id=self.request_id, started=self.started, started_at=now_epoch(self.started)
-        )
+        call = self.call
+        if call is None or call.key is None:
+            return
         if self.writer is not None:
             seen.usage = self.writer.usage
             seen.output_chars += self.writer.output_chars
