@@ -1,5 +1,6 @@
 """Redis going away: requests are still served, a key revoked meanwhile stops working, and what
-Redis held from before the outage is not trusted when it answers again.
+Redis held from before the outage is not trusted when it answers again. Redis restarting: the
+connections it closed are replaced at once, so limits hold right after it is back.
 
 The gateway's shared state lives in a Redis server of this module's own (the suite's is never
 disturbed); stopping it refuses connections, SIGSTOP makes it hang without answering.

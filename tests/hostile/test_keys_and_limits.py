@@ -2,8 +2,10 @@
 
 Random keys from one address (issue 12, point 7): 401 up to the address's limit of failed
 authentications, then 429 with `retry-after`, no usage record and no database query for any of
-them, while a key in use keeps working from the same address. A client that leaves a JSON
-request before its answer (point 14): the upstream call is cut and nothing else is tried.
+them, while a key in use keeps working from the same address. Prompts crafted to fool the
+token estimate, 100 at once (point 13): a budget is passed by one request's reservation at
+most. A client that leaves a JSON request before its answer (point 14): the upstream call is
+cut and nothing else is tried.
 
 These gateways keep the production defaults for failed authentications (30 a minute, no
 X-Forwarded-For trusted); every test client is 127.0.0.1, so each test starts the address's
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -23,6 +26,7 @@ from django.conf import settings
 
 from gateway.models import UsageRecord as UsageRow
 from tests.e2e.conftest import Stage
+from tests.e2e.crafted import crafted_flood, crafted_request
 from tests.e2e.live import LiveGateway, gateway_env
 from tests.e2e.usage import records_for
 from tests.hostile.conftest import SERVERS, assert_error_shape, assert_healthy
@@ -140,6 +144,21 @@ def test_a_missing_key_is_always_a_401_never_limited(guarded):
 
     assert {a.status_code for a in answers} == {401}
     assert metric(guarded, "missing") - missing_before == LIMIT * 2
+
+
+def test_prompts_crafted_against_the_estimate_overspend_a_budget_by_one_reservation_at_most(
+    guarded,
+):
+    guarded.one_route("anthropic", "claude-crafted")
+    key = guarded.tenant_key("acme", budget_usd="0.50", budget_period="daily")
+    _, _, bound = crafted_request()
+    one_reservation = (bound * Decimal("3.75") + 1_000 * Decimal(15)) / 1_000_000
+
+    used = crafted_flood(guarded, key, "claude-crafted")
+
+    spent = sum(u["input_tokens"] * 3 + u["output_tokens"] * 15 for u in used) / Decimal(10**6)
+    assert used and spent <= Decimal("0.50") + one_reservation, f"${spent} of a $0.50 budget"
+    assert_healthy(guarded)
 
 
 def test_a_client_that_leaves_a_json_request_cuts_the_upstream_call_and_its_fallback(guarded):
