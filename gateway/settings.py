@@ -47,8 +47,11 @@ if not TOLLGATE_ENCRYPTION_KEYS:
 
 # --- Gateway ----------------------------------------------------------------------------------
 def _at_least(name: str, minimum: int, default: int) -> int:
-    """An integer setting that refuses to start below `minimum`."""
-    value = env.int(name, default=default)
+    """An integer setting that refuses to start below `minimum` (or not an integer)."""
+    try:
+        value = env.int(name, default=default)
+    except ValueError:
+        raise environ.ImproperlyConfigured(f"{name} must be an integer") from None
     if value < minimum:
         raise environ.ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
     return value
