@@ -226,6 +226,8 @@ async def _shared_lookup(store, secret_hash: str, origin: Origin | None) -> KeyI
         return None if raw == _MISSING else _info_decoder.decode(raw)
     await auth_failures.check(origin)
     info = await _load(secret_hash)
+    if info is None and isinstance(store, state.LocalStore):
+        return None  # one process alone: its own bounded cache remembers unknown hashes
     encoded = _MISSING if info is None else _info_encoder.encode(info)
     # Unknown keys are remembered briefly so repeating one costs no database query either.
     ttl = REDIS_TTL_SECONDS if info else UNKNOWN_KEY_SECONDS

@@ -180,3 +180,15 @@ def test_the_rest_api_limits_failed_keys_per_address_too():
     assert 1 <= int(statuses[-1]["Retry-After"]) <= 60
     assert "too many failed authentications" in statuses[-1].json()["detail"]
     assert other.get("/api/v1/keys").status_code == 401
+
+
+async def test_without_redis_random_keys_leave_nothing_in_the_in_process_store(settings):
+    settings.REDIS_URL = ""  # the quick start: shared state in process memory
+    store = state.local_store()
+    before = len(store._data)
+
+    for _ in range(200):
+        await refused(guess(), None)
+
+    assert len(store._data) == before
+    assert isinstance(await refused(guess(), ("198.51.100.40", None)), AuthenticationFailed)
