@@ -8,8 +8,9 @@ IR response or an IR event stream. The consumer in `gateway/api/messages.py` onl
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from accounts.auth_failures import Origin
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
@@ -22,6 +23,8 @@ from providers import breaker, preferences, routing
 from providers.adapters.base import Exchange, Target
 from providers.registry import adapter_for
 from providers.transport import client_for
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -145,16 +148,11 @@ async def complete(call: Call) -> ir.Response:
     """Non-streaming: the first route that answers (see gateway/attempts.py)."""
 
     async def attempt(target: Target, exchange: Exchange) -> ir.Response:
-        call.upstream_busy = True
-        try:
-            return await adapter_for(target.kind).complete(
-                call.request, target, _client(target), exchange
-            )
-        except GatewayError:
-            call.upstream_busy = False
-            raise
+        return await adapter_for(target.kind).complete(
+            call.request, target, _client(target), exchange
+        )
 
-    response = await attempts.run(call, call.targets, attempt)
+    response = await attempts.run(call, call.targets, _busy(call, attempt))
     if response.usage.estimated and not response.usage.input_tokens:
         response.usage.input_tokens = call.input_estimate()
     if call.stop_sequences and response.passthrough is None:
@@ -170,29 +168,39 @@ async def open_stream(call: Call) -> tuple[AsyncIterator[ir.StreamEvent], ir.Str
 
     async def attempt(target: Target, exchange: Exchange):
         events = adapter_for(target.kind).stream(call.request, target, _client(target), exchange)
-        call.upstream_busy = True
         try:
             first = await anext(events)
         except StopAsyncIteration:
-            call.upstream_busy = False
             err = ApiError("upstream stream ended before any event")
             err.fallback = True
             raise err from None
         except GatewayError:
-            call.upstream_busy = False
             await events.aclose()
             raise
         if isinstance(first, ir.StreamError):
-            call.upstream_busy = False
             await events.aclose()
             raise _stream_error(first)
         return events, first
 
-    events, first = await attempts.run(call, call.targets, attempt)
+    events, first = await attempts.run(call, call.targets, _busy(call, attempt))
     if not call.stop_sequences or isinstance(first, ir.Passthrough):
         return events, first
     matched = stops.cut_stream(_prepend(first, events), call.stop_sequences, call.input_estimate())
     return matched, await anext(matched)
+
+
+def _busy(call: Call, attempt: Callable[[Target, Exchange], Awaitable[T]]):
+    """`attempt`, keeping `call.upstream_busy` from its start until it fails."""
+
+    async def watched(target: Target, exchange: Exchange) -> T:
+        call.upstream_busy = True
+        try:
+            return await attempt(target, exchange)
+        except GatewayError:
+            call.upstream_busy = False  # a failed attempt generated nothing
+            raise
+
+    return watched
 
 
 async def _prepend(first: ir.StreamEvent, events):
