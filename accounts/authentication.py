@@ -6,7 +6,7 @@ from asgiref.sync import async_to_sync
 from rest_framework import authentication, exceptions
 
 from accounts.keys import KeyInfo, authenticate
-from gateway.errors import AuthenticationFailed
+from gateway.errors import AuthenticationFailed, RateLimited
 
 
 class TenantKeyPrincipal:
@@ -35,10 +35,14 @@ class TenantKeyAuthentication(authentication.BaseAuthentication):
             secret = auth[7:].strip()
         if not secret:
             return None
+        origin = (request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))
         try:
-            key = async_to_sync(authenticate)(secret)
+            key = async_to_sync(authenticate)(secret, origin)
         except AuthenticationFailed as err:
             raise exceptions.AuthenticationFailed(err.message) from None
+        except RateLimited as err:
+            wait = int(err.headers["retry-after"])
+            raise exceptions.Throttled(wait, detail=err.message) from None
         return TenantKeyPrincipal(key), key
 
     def authenticate_header(self, request) -> str:

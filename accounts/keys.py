@@ -4,6 +4,12 @@ A warm key costs no database query: each process keeps what it learned for
 KEY_CACHE_SECONDS, backed by a Redis entry shared by all replicas. Revoking a key deletes
 the Redis entry, so every replica sees the revocation within KEY_CACHE_SECONDS.
 
+The process cache is bounded (`KeyCache`): at most KEY_CACHE_SIZE known keys and as many
+unknown secret hashes, each the oldest dropped first, so random keys cost bounded memory and
+cannot push real keys out. An unknown hash is remembered for UNKNOWN_KEY_SECONDS, here and in
+Redis, so repeating a wrong key costs no query; guessing new ones is limited per client
+address (accounts.auth_failures) before it can cost the database much.
+
 While Redis does not answer, keys are read from the database (every KEY_CACHE_SECONDS per key
 and process), so revocations still apply within KEY_CACHE_SECONDS. Entries written before the
 outage may describe keys revoked during it (the revocation could not delete them), so a process
@@ -20,12 +26,15 @@ import hashlib
 import secrets
 import string
 import time
+from collections import OrderedDict
 from decimal import Decimal
 
 import msgspec
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from accounts import auth_failures
+from accounts.auth_failures import Origin
 from gateway import state
 from gateway.errors import AuthenticationFailed
 
@@ -35,6 +44,8 @@ _ALPHABET = string.ascii_letters + string.digits
 # Bounds how long a shared entry can outlive a revocation whose delete failed (Redis away)
 # and that no gateway process noticed: one query per key and minute is cheap.
 REDIS_TTL_SECONDS = 60
+# How long a secret hash no key has is remembered as unknown (a key created later has another).
+UNKNOWN_KEY_SECONDS = 10
 
 
 class Limits(msgspec.Struct, frozen=True):
@@ -74,8 +85,48 @@ class KeyInfo(msgspec.Struct, frozen=True):
 _MISSING = b"-"
 _info_decoder = msgspec.msgpack.Decoder(KeyInfo)
 _info_encoder = msgspec.msgpack.Encoder()
-# Explicit process cache: secret hash -> (KeyInfo or None, fetched at, monotonic).
-_process_cache: dict[str, tuple[KeyInfo | None, float]] = {}
+
+
+class KeyCache:
+    """Explicit process cache of what this process learned about secret hashes: known keys
+    for KEY_CACHE_SECONDS, unknown hashes for UNKNOWN_KEY_SECONDS; at most KEY_CACHE_SIZE of
+    each, the least recently learned dropped first."""
+
+    def __init__(self) -> None:
+        self._known: OrderedDict[str, tuple[KeyInfo, float]] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # hash -> learned at (monotonic)
+
+    def get(self, secret_hash: str, now: float) -> tuple[bool, KeyInfo | None]:
+        """(True, info) or (True, None) for a known or unknown hash still trusted; else
+        (False, None)."""
+        known = self._known.get(secret_hash)
+        if known is not None and now - known[1] < settings.TOLLGATE["KEY_CACHE_SECONDS"]:
+            return True, known[0]
+        learned = self._unknown.get(secret_hash)
+        if learned is not None and now - learned < UNKNOWN_KEY_SECONDS:
+            return True, None
+        return False, None
+
+    def put(self, secret_hash: str, info: KeyInfo | None, now: float) -> None:
+        entries: OrderedDict = self._unknown if info is None else self._known
+        self.pop(secret_hash)
+        entries[secret_hash] = now if info is None else (info, now)
+        if len(entries) > settings.TOLLGATE["KEY_CACHE_SIZE"]:
+            entries.popitem(last=False)
+
+    def pop(self, secret_hash: str) -> None:
+        self._known.pop(secret_hash, None)
+        self._unknown.pop(secret_hash, None)
+
+    def clear(self) -> None:
+        self._known.clear()
+        self._unknown.clear()
+
+    def __len__(self) -> int:
+        return len(self._known) + len(self._unknown)
+
+
+_process_cache = KeyCache()
 
 
 def new_secret() -> tuple[str, str, str]:
@@ -96,7 +147,7 @@ def redis_key(secret_hash: str) -> str:
 def forget(secret_hash: str) -> None:
     """Drop a key from the shared cache (after revocation or a policy change)."""
     state.forget(redis_key(secret_hash))
-    _process_cache.pop(secret_hash, None)
+    _process_cache.pop(secret_hash)
 
 
 def secret_from_headers(headers: dict[bytes, bytes]) -> str | None:
@@ -109,35 +160,52 @@ def secret_from_headers(headers: dict[bytes, bytes]) -> str | None:
     return None
 
 
-async def authenticate(secret: str | None) -> KeyInfo:
-    """The key-checking service: a valid, active key's info, or AuthenticationFailed."""
+async def authenticate(secret: str | None, origin: Origin | None = None) -> KeyInfo:
+    """The key-checking service: a valid, active key's info, or AuthenticationFailed (401).
+
+    `origin` is where the request came from (accounts.auth_failures): past its address's limit
+    of failed authentications, RateLimited (429) instead.
+    """
     if not secret:
+        auth_failures.observe("missing")
         raise AuthenticationFailed("missing API key: send `x-api-key` or `Authorization: Bearer`")
-    info = await lookup(hash_secret(secret))
+    info = await lookup(hash_secret(secret), origin)
+    reason, message = _refusal(info)
+    if reason is None:
+        return info
+    await auth_failures.failed(origin, reason)
+    raise AuthenticationFailed(message)
+
+
+def _refusal(info: KeyInfo | None) -> tuple[str | None, str]:
+    """(reason for /metrics, message) of a key that must be refused; (None, "") if valid."""
     if info is None:
-        raise AuthenticationFailed("invalid x-api-key")
+        return "unknown", "invalid x-api-key"
     if info.revoked:
-        raise AuthenticationFailed("this API key has been revoked")
+        return "revoked", "this API key has been revoked"
     if info.expires_at is not None and info.expires_at <= time.time():
         if info.superseded:
-            raise AuthenticationFailed("this API key was rotated; use its new secret")
-        raise AuthenticationFailed("this API key has expired")
+            return "rotated", "this API key was rotated; use its new secret"
+        return "expired", "this API key has expired"
     if not info.tenant_active:
-        raise AuthenticationFailed("this API key's tenant is disabled")
-    return info
+        return "tenant_disabled", "this API key's tenant is disabled"
+    return None, ""
 
 
-async def lookup(secret_hash: str) -> KeyInfo | None:
+async def lookup(secret_hash: str, origin: Origin | None = None) -> KeyInfo | None:
+    """The key with this secret hash, from this process, Redis, or the database; before the
+    database, RateLimited if the request's address made too many failed authentications."""
     now = time.monotonic()
-    cached = _process_cache.get(secret_hash)
-    if cached is not None and now - cached[1] < settings.TOLLGATE["KEY_CACHE_SECONDS"]:
-        return cached[0]
+    hit, info = _process_cache.get(secret_hash, now)
+    if hit:
+        return info
     found, info = await state.shared(
-        "key cache", lambda: _shared_lookup(state.async_store(), secret_hash)
+        "key cache", lambda: _shared_lookup(state.async_store(), secret_hash, origin)
     )
     if not found:
+        await auth_failures.check(origin)
         info = await _load(secret_hash)
-    _process_cache[secret_hash] = (info, now)
+    _process_cache.put(secret_hash, info, now)
     return info
 
 
@@ -148,7 +216,7 @@ class _Flushed:
     outages = 0
 
 
-async def _shared_lookup(store, secret_hash: str) -> KeyInfo | None:
+async def _shared_lookup(store, secret_hash: str, origin: Origin | None) -> KeyInfo | None:
     if _Flushed.outages != state.outages():
         count = state.outages()
         await _drop_shared_entries(store)
@@ -156,10 +224,14 @@ async def _shared_lookup(store, secret_hash: str) -> KeyInfo | None:
     raw = await store.get(redis_key(secret_hash))
     if raw is not None:
         return None if raw == _MISSING else _info_decoder.decode(raw)
+    await auth_failures.check(origin)
     info = await _load(secret_hash)
+    if info is None and isinstance(store, state.LocalStore):
+        return None  # one process alone: its own bounded cache remembers unknown hashes
     encoded = _MISSING if info is None else _info_encoder.encode(info)
-    # Unknown keys are remembered briefly so guessing costs no database query either.
-    await store.set(redis_key(secret_hash), encoded, ex=REDIS_TTL_SECONDS if info else 10)
+    # Unknown keys are remembered briefly so repeating one costs no database query either.
+    ttl = REDIS_TTL_SECONDS if info else UNKNOWN_KEY_SECONDS
+    await store.set(redis_key(secret_hash), encoded, ex=ttl)
     return info
 
 

@@ -64,6 +64,13 @@ SHARED_STATE_ERRORS = Counter(
     ["operation"],
 )
 
+AUTH_FAILURES = Counter(
+    "tollgate_auth_failures",
+    "Failed authentications, by reason: missing, unknown, revoked, expired, rotated, "
+    "tenant_disabled, or limited (429: too many failures from the client's address).",
+    ["reason"],
+)
+
 
 def observe_request(
     *,
@@ -93,6 +100,10 @@ def observe_request(
 def observe_upstream_error(*, provider: str, status: int | str) -> None:
     """Count one failed upstream attempt (a fallback that then succeeded counts too)."""
     UPSTREAM_ERRORS.labels(provider, str(status)).inc()
+
+
+def observe_auth_failure(reason: str) -> None:
+    AUTH_FAILURES.labels(reason).inc()
 
 
 def observe_shared_state_error(operation: str) -> None:

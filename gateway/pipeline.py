@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from accounts.auth_failures import Origin
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
 from gateway import attempts, client_json, ids, ir, limits, stops, strictness
 from gateway.errors import (
@@ -31,6 +33,8 @@ from providers.adapters import options
 from providers.adapters.base import Exchange, Target
 from providers.registry import adapter_for
 from providers.transport import client_for
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -56,6 +60,9 @@ class Call:
     # Stop sequences the gateway matches itself on translated routes (gateway/stops.py).
     stop_sequences: list[str] = field(default_factory=list)
     review: strictness.Review | None = None  # fields each planned route drops
+    # True from an upstream call's start until it failed (a failure generated nothing): a
+    # client leaving meanwhile leaves a prompt the upstream may have read.
+    upstream_busy: bool = False
 
     def warnings(self) -> list[str]:
         """What the route that answered dropped, when strictness asks to say so."""
@@ -110,9 +117,11 @@ def beta_flags(headers: dict[bytes, bytes]) -> list[str]:
     return [flag.decode("ascii") for flag in flags if flag]
 
 
-async def admit(call: Call, raw: bytes, headers: dict[bytes, bytes]) -> None:
+async def admit(
+    call: Call, raw: bytes, headers: dict[bytes, bytes], origin: Origin | None = None
+) -> None:
     """Authenticate, validate and resolve the request; raise the client's error otherwise."""
-    call.key = await authenticate(secret_from_headers(headers))
+    call.key = await authenticate(secret_from_headers(headers), origin)
     call.strictness = strictness.level(headers)
     wire = client_json.decode_object(raw)
     call.body = messages_body(wire)
@@ -195,7 +204,7 @@ async def complete(call: Call) -> ir.Response:
             call.request, target, _client(target), exchange
         )
 
-    response = await attempts.run(call, call.targets, attempt)
+    response = await attempts.run(call, call.targets, _busy(call, attempt))
     if response.usage.estimated and not response.usage.input_tokens:
         response.usage.input_tokens = call.input_estimate()
     if call.stop_sequences and response.passthrough is None:
@@ -223,11 +232,25 @@ async def open_stream(call: Call) -> tuple[AsyncIterator[ir.StreamEvent], ir.Str
             raise _stream_error(first)
         return events, first
 
-    events, first = await attempts.run(call, call.targets, attempt)
+    events, first = await attempts.run(call, call.targets, _busy(call, attempt))
     if not call.stop_sequences or isinstance(first, ir.Passthrough):
         return events, first
     matched = stops.cut_stream(_prepend(first, events), call.stop_sequences, call.input_estimate())
     return matched, await anext(matched)
+
+
+def _busy(call: Call, attempt: Callable[[Target, Exchange], Awaitable[T]]):
+    """`attempt`, keeping `call.upstream_busy` from its start until it fails."""
+
+    async def watched(target: Target, exchange: Exchange) -> T:
+        call.upstream_busy = True
+        try:
+            return await attempt(target, exchange)
+        except GatewayError:
+            call.upstream_busy = False  # a failed attempt generated nothing
+            raise
+
+    return watched
 
 
 async def _prepend(first: ir.StreamEvent, events):

@@ -261,6 +261,8 @@ def main() -> None:
         host=os.environ.get("HOST", "127.0.0.1"),
         port=int(os.environ.get("PORT", "8000")),
         workers=int(os.environ.get("WORKERS", "2")),
+        # Tollgate decides which X-Forwarded-For entries to trust (TOLLGATE_TRUSTED_PROXIES).
+        proxy_headers=False,
         loop="uvloop",
         http="gateway.server:HttpProtocol",
         access_log=False,

@@ -124,6 +124,7 @@ if not TOLLGATE_ENCRYPTION_KEYS:
     ]
 
 
+
 # --- Gateway ----------------------------------------------------------------------------------
 def _at_least(name: str, default: float, minimum: float, kind: type = float) -> int | float:
     """A number from the environment; the server refuses to start on garbage or on too little."""
@@ -155,6 +156,12 @@ TOLLGATE = {
     "MAX_PENDING_CONNECTIONS": _at_least("TOLLGATE_MAX_PENDING_CONNECTIONS", 1000, 1, int),
     # How long a process trusts its cached view of a key; revocation is visible after this.
     "KEY_CACHE_SECONDS": env.float("TOLLGATE_KEY_CACHE_SECONDS", default=2.0),
+    # Keys a process caches: at most this many known and as many unknown secret hashes.
+    "KEY_CACHE_SIZE": _at_least("TOLLGATE_KEY_CACHE_SIZE", 10_000, 1, int),
+    # Failed authentications one client address may make per minute before it gets 429.
+    "AUTH_FAILURES_PER_MINUTE": _at_least("TOLLGATE_AUTH_FAILURES_PER_MINUTE", 30, 1, int),
+    # Proxies in front of the gateway that append to X-Forwarded-For (0: trust no header).
+    "TRUSTED_PROXIES": _at_least("TOLLGATE_TRUSTED_PROXIES", 0, 0, int),
     # How often a process checks whether the routing table changed.
     "ROUTES_CACHE_SECONDS": env.float("TOLLGATE_ROUTES_CACHE_SECONDS", default=1.0),
     # Keep-alive ping interval while an upstream stream is silent.

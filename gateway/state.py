@@ -8,6 +8,11 @@ When Redis stops answering (refused, or silent past TOLLGATE_REDIS_TIMEOUT), req
 served: callers make their Redis calls through `shared()` and fall back to what one process can
 know alone (keys and routes from the database, breakers counted locally, limits not enforced);
 for OUTAGE_BACKOFF_SECONDS after each failure Redis is not asked again.
+
+That outage mode is for a Redis that is really unreachable. A Redis that restarted leaves every
+pooled connection dead (closed by the old server); a call that fails with a connection error is
+therefore retried once, at once, on a fresh connection (`RECONNECT_ONCE`), and only a second
+failure counts as an outage. A timeout is not retried: a hung Redis costs one timeout, no more.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.retry
+import redis.retry
 from django.conf import settings
+from redis.backoff import NoBackoff
 
 from gateway import metrics
 
@@ -30,6 +38,9 @@ CONFIG_VERSION_KEY = "tg:config:version"
 # What a failed Redis call raises: redis-py wraps socket errors and timeouts in RedisError.
 SHARED_ERRORS = (redis.RedisError, OSError)
 OUTAGE_BACKOFF_SECONDS = 1.0
+# One retry, without delay, of a call that failed with a connection error: redis-py drops the
+# failed connection first, so the retry connects anew (see the module docstring).
+RECONNECT_ONCE = {"retries": 1, "supported_errors": (redis.ConnectionError,)}
 _OUTAGE_LOG_SECONDS = 10.0
 T = TypeVar("T")
 
@@ -140,6 +151,7 @@ def async_store() -> aioredis.Redis | LocalStore:
             health_check_interval=30,
             socket_connect_timeout=settings.TOLLGATE["REDIS_TIMEOUT"],
             socket_timeout=settings.TOLLGATE["REDIS_TIMEOUT"],
+            retry=redis.asyncio.retry.Retry(NoBackoff(), **RECONNECT_ONCE),
         )
         client = aioredis.Redis(connection_pool=pool)
         _async_clients[loop_id] = client
@@ -152,7 +164,10 @@ def sync_redis() -> redis.Redis | None:
         return None
     timeout = settings.TOLLGATE["REDIS_TIMEOUT"]
     return redis.Redis.from_url(
-        settings.REDIS_URL, socket_connect_timeout=timeout, socket_timeout=timeout
+        settings.REDIS_URL,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=redis.retry.Retry(NoBackoff(), **RECONNECT_ONCE),
     )
 
 

@@ -76,7 +76,7 @@ class ModelsConsumer(GatewayConsumer):
     methods = ("GET",)
 
     async def handle(self, body: bytes) -> None:
-        key = await authenticate(secret_from_headers(self.headers))
+        key = await authenticate(secret_from_headers(self.headers), self.origin())
         snapshot = await routing.current()
         model_id = self.scope["url_route"]["kwargs"].get("model_id")
         if model_id is None:
@@ -100,7 +100,7 @@ class OpenAPIConsumer(GatewayConsumer):
 
 class CountTokensConsumer(GatewayConsumer):
     async def handle(self, body: bytes) -> None:
-        key = await authenticate(secret_from_headers(self.headers))
+        key = await authenticate(secret_from_headers(self.headers), self.origin())
         wire = client_json.decode_object(body)
         request = to_ir(count_tokens_body(wire), beta=beta_flags(self.headers))
         request.surface, request.raw, request.raw_json = "anthropic", body, wire

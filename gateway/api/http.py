@@ -72,6 +72,12 @@ class GatewayConsumer(AsyncConsumer):
     async def handle(self, body: bytes) -> None:
         raise NotImplementedError
 
+    def origin(self) -> tuple[str | None, bytes | None]:
+        """Where the request came from (peer address, X-Forwarded-For): what failed
+        authentications are counted against (accounts.auth_failures)."""
+        client = self.scope.get("client")
+        return (client[0] if client else None), self.headers.get(b"x-forwarded-for")
+
     async def client_gone(self) -> None:
         """Hook for subclasses that must account for abandoned requests."""
 

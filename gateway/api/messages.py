@@ -1,8 +1,9 @@
 """`POST /v1/messages`: JSON or server-sent events, Anthropic's wire format exactly.
 
 Thin: `gateway.pipeline` decides; this module moves bytes, keeps the stream alive with pings,
-and cancels the upstream when the client goes away. Whatever happens to a request (answer,
-error, rejection, 401, disconnect), `account` runs once at the end: it builds the usage
+and cancels the upstream call, its retries and fallbacks when the client goes away (watched
+from the moment the body is read, JSON and streaming alike). Whatever happens to a request
+(answer, error, rejection, disconnect), `account` runs once at the end: it builds the usage
 record from what was seen, hands it off (one non-blocking append), then settles the limits
 the request reserved, after the response bytes are out.
 """
@@ -24,13 +25,10 @@ from gateway.errors import GatewayError
 from gateway.surfaces.anthropic.encode import encode, message_json
 from gateway.surfaces.anthropic.stream import PING, StreamWriter
 from gateway.usage import recorder
-from gateway.usage.record import Seen, build, now_epoch
+from gateway.usage.record import Seen, build
 
 log = logging.getLogger("tollgate.api")
 
-# Bytes of a forwarded text delta that are not text (SSE lines, JSON envelope): a reply cut
-# short is billed from its characters, estimated as the event's size less this.
-PASSTHROUGH_DELTA_FRAMING = 110
 SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
@@ -43,6 +41,7 @@ class MessagesConsumer(GatewayConsumer):
         self.seen = Seen(finished=0.0)
         self.writer: StreamWriter | None = None
         self.body_ended = False
+        self.client_left = False  # set by `watch_disconnect` before it cancels the request
         try:
             await super().__call__(scope, receive, send)
         except asyncio.CancelledError:
@@ -54,27 +53,54 @@ class MessagesConsumer(GatewayConsumer):
     async def handle(self, body: bytes) -> None:
         call = pipeline.Call(request_id=self.request_id, started=self.started)
         self.call = call
-        await pipeline.admit(call, body, self.headers)
-        if call.request.stream:
-            await self.stream(call)
-        else:
-            response = await pipeline.complete(call)
-            self.seen.usage, self.seen.completed = response.usage, True
-            message = self.message(call, response)
-            if extras.wanted(call.body):
-                usage_fields, top = self.extras(call, response.usage)
-                message["usage"] = {**message.get("usage", {}), **usage_fields}
-                message.update(top)
-            headers = self.overhead_header(call) + self.limit_headers(call)
-            await self.send_json(200, encode(message), headers + self.warning_headers(call))
+        task = asyncio.current_task()
+        watcher = asyncio.create_task(self.watch_disconnect(task))
+        try:
+            await pipeline.admit(call, body, self.headers, self.origin())
+            if call.request.stream:
+                await self.stream(call)
+            else:
+                await self.answer(call)
+        except asyncio.CancelledError:
+            if not self.client_left:
+                raise  # the server's own cancellation, not the client's departure
+            task.uncancel()
+            self.left_early(call)
+        finally:
+            watcher.cancel()
+
+    async def answer(self, call: pipeline.Call) -> None:
+        response = await pipeline.complete(call)
+        self.seen.usage, self.seen.completed = response.usage, True
+        message = self.message(call, response)
+        if extras.wanted(call.body):
+            usage_fields, top = self.extras(call, response.usage)
+            message["usage"] = {**message.get("usage", {}), **usage_fields}
+            message.update(top)
+        headers = self.overhead_header(call) + self.limit_headers(call)
+        self.body_ended = True
+        await self.send_json(200, encode(message), headers + self.warning_headers(call))
+
+    def left_early(self, call: pipeline.Call) -> None:
+        """The client left before its answer: cancelled (499 when nothing was sent). A prompt
+        an upstream was reading when the call was cut is billed as the billing policy says, at
+        our estimate; nothing else was generated."""
+        self.seen.disconnected = True
+        if call.upstream_busy and self.seen.usage is None and self.writer is None:
+            self.seen.usage = ir.Usage(input_tokens=call.input_estimate(), estimated=True)
 
     async def account(self) -> None:
-        """The request's one usage record: built, handed off, then its reservations settled."""
+        """The request's one usage record: built, handed off, then its reservations settled.
+
+        A request that never authenticated (401, 429 for too many failed authentications, or
+        refused before its key was read) has no tenant to bill or show a record to: it leaves
+        none, and /metrics counts it (tollgate_auth_failures_total).
+        """
         seen = self.seen
         seen.finished = time.perf_counter()
-        call = self.call or pipeline.Call(
-            request_id=self.request_id, started=self.started, started_at=now_epoch(self.started)
-        )
+        call = self.call
+        if call is None or call.key is None:
+            return
         if self.writer is not None:
             seen.usage = self.writer.usage
             seen.output_chars += self.writer.output_chars
@@ -153,8 +179,6 @@ class MessagesConsumer(GatewayConsumer):
         headers = self.base_headers(b"text/event-stream; charset=utf-8") + SSE_HEADERS
         headers += self.overhead_header(call) + self.limit_headers(call)
         await self.send_headers(200, headers + self.warning_headers(call))
-        pump = asyncio.current_task()
-        watcher = asyncio.create_task(self.watch_disconnect(pump))
         pinger = asyncio.create_task(self.keep_alive(writer))
         out = Coalescer(self.send_events)
         try:
@@ -175,14 +199,15 @@ class MessagesConsumer(GatewayConsumer):
                     await out.flush()
             await self.end_body(out)
         except asyncio.CancelledError:
+            if not self.client_left:
+                raise
             # The client went away: closing the generator closes the upstream request.
-            pump.uncancel()
+            asyncio.current_task().uncancel()
             self.seen.disconnected = True
         except GatewayError as err:
             self.write(writer, ir.StreamError(err.type, err.message), out)
             await self.end_body(out)
         finally:
-            watcher.cancel()
             pinger.cancel()
             await events.aclose()
         if not self.body_ended:
@@ -199,8 +224,8 @@ class MessagesConsumer(GatewayConsumer):
         if isinstance(event, ir.StreamError):
             self.seen.stream_error = event.error_type
         elif isinstance(event, ir.Passthrough):
-            if event.event == "content_block_delta":  # forwarded as is: count it roughly
-                self.seen.output_chars += max(0, len(event.data) - PASSTHROUGH_DELTA_FRAMING)
+            if event.event == "content_block_delta":  # forwarded as is: count its text
+                self.seen.output_chars += delta_chars(event.data)
             elif event.event == "error":
                 self.seen.stream_error = _error_type(event.data)
         out.add(writer.feed(event))
@@ -218,12 +243,40 @@ class MessagesConsumer(GatewayConsumer):
                 self.last_write = time.monotonic()
                 await self.send_body(PING, more=True)
 
-    async def watch_disconnect(self, pump: asyncio.Task) -> None:
+    async def watch_disconnect(self, request: asyncio.Task) -> None:
+        """Cancels the request's task when the client goes away (the body is read by now, so
+        the only message left to come is the disconnect). Once the last bytes are being sent
+        there is nothing left to cancel (and uvicorn reports a finished response that way)."""
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
-                pump.cancel()
+                if not self.body_ended:
+                    self.client_left = True
+                    request.cancel()
                 return
+
+
+class _Delta(msgspec.Struct):
+    text: str = ""
+    thinking: str = ""
+    partial_json: str = ""
+
+
+class _DeltaEvent(msgspec.Struct):
+    delta: _Delta
+
+
+_delta_event = msgspec.json.Decoder(_DeltaEvent)
+
+
+def delta_chars(sse: bytes) -> int:
+    """Characters of text, thinking or tool input in a forwarded `content_block_delta` event:
+    what a reply cut short is billed from (signatures and framing are not output)."""
+    try:
+        delta = _delta_event.decode(sse[sse.index(b"{") :]).delta
+    except (ValueError, msgspec.DecodeError):
+        return 0
+    return len(delta.text) + len(delta.thinking) + len(delta.partial_json)
 
 
 def _error_type(sse: bytes) -> str:

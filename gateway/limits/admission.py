@@ -3,9 +3,17 @@
 What applies to a request is read from its key's cached info (its own and its tenant's
 limits): requests per minute, tokens per minute and a spend budget, each optional. All of
 them are checked and reserved by one admit.lua call: 429 `rate_limit_error` over a rate limit,
-402 `billing_error` over a budget. TPM reserves the prompt's estimate; a budget reserves the
-worst case (estimated prompt at the input price + max_tokens at the output price). settle.lua
-later replaces both with the real figures from the usage record.
+402 `billing_error` over a budget. settle.lua later replaces every reservation with the real
+figures from the usage record.
+
+Reservations are the worst case, so no prompt crafted to fool an estimate and no slow upstream
+can make requests in flight together pass a limit: the prompt at its upper bound
+(`tokens.input_bound`, never below the real count) plus `max_tokens` of output. A budget
+reserves that in dollars (input at the dearest input price, cache writes included). A TPM
+bucket reserves it capped at the limit, so a request whose realistic size fits is never refused
+for its worst case (it waits for a full bucket instead); it is refused as too large only when
+our estimate of its prompt alone exceeds the limit. In flight together, requests can therefore
+pass a limit by at most one request's reservation.
 
 Redis unavailable: requests are admitted without limits (fail open) and a warning is logged;
 serving matters more than counting. No REDIS_URL (quick start): limits are not enforced.
@@ -21,7 +29,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING
 
-from gateway import state
+from gateway import state, tokens
 from gateway.errors import ApiError, RateLimited
 from gateway.limits import budgets, scripts
 from gateway.usage import billing
@@ -37,7 +45,7 @@ REQUESTS, TOKENS = "requests", "tokens"
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    """One rate limit: `limit` per minute of `kind`, this request costing `cost` of it."""
+    """One rate limit: `limit` per minute of `kind`, this request reserving `cost` of it."""
 
     key: str
     kind: str  # REQUESTS or TOKENS
@@ -53,7 +61,6 @@ class Admission:
     request_id: str
     buckets: list[Bucket]
     holds: list[budgets.Hold]
-    reserved_tokens: int
     # Per bucket, after this request: (remaining, epoch ms when it is full again).
     seen: list[tuple[int, int]] = field(default_factory=list)
 
@@ -91,23 +98,30 @@ def plan(call: Call) -> Admission:
         if limits is not None
     ]
     by_tokens = any(limits.tpm or limits.budget_usd is not None for _, _, limits in scopes)
-    estimate = call.input_estimate() if by_tokens else 0
-    worst = billing.worst_case_usd(estimate, call.request.max_tokens, call.model.prices)
+    bound = tokens.input_bound(call.request) if by_tokens else 0
+    worst = billing.worst_case_usd(bound, call.request.max_tokens, call.model.prices)
     day = budgets.day_at(call.started_at)
     buckets, holds = [], []
     for scope, owner, limits in scopes:
         if limits.rpm:
             buckets.append(Bucket(f"tg:rl:{scope}:{owner}:rpm", REQUESTS, scope, limits.rpm, 1))
         if limits.tpm:
-            buckets.append(
-                Bucket(f"tg:rl:{scope}:{owner}:tpm", TOKENS, scope, limits.tpm, estimate)
-            )
+            cost = _tokens_reserved(call, bound + call.request.max_tokens, limits.tpm)
+            buckets.append(Bucket(f"tg:rl:{scope}:{owner}:tpm", TOKENS, scope, limits.tpm, cost))
         if limits.budget_usd is not None:
             period = budgets.period_of(limits.budget_period, day)
             key_name = budgets.budget_key(scope, owner, period)
             holds.append(budgets.Hold(key_name, scope, owner, limits.budget_usd, period, worst))
-    reserved = estimate if any(b.kind == TOKENS for b in buckets) else 0
-    return Admission(call.request_id, buckets, holds, reserved)
+    return Admission(call.request_id, buckets, holds)
+
+
+def _tokens_reserved(call: Call, worst: int, limit: int) -> int:
+    """What a TPM bucket reserves: the worst case, capped at the limit, unless even our
+    estimate of the prompt exceeds the limit (then the estimate, which admit.lua refuses)."""
+    if worst <= limit:
+        return worst
+    estimate = call.input_estimate()  # tokenised only for requests near the limit
+    return estimate if estimate > limit else limit
 
 
 async def admit(call: Call) -> Admission | None:
@@ -171,13 +185,14 @@ def _rate_limited(admission: Admission, bucket: Bucket, retry_ms: int) -> RateLi
 
 async def settle(admission: Admission, record: UsageRecord) -> None:
     """Replace the reservations with the real tokens and cost (after the response is sent)."""
-    tokens = [b for b in admission.buckets if b.kind == TOKENS]
-    if not tokens and not admission.holds:
+    buckets = [b for b in admission.buckets if b.kind == TOKENS]
+    if not buckets and not admission.holds:
         return
-    delta = record.tokens - admission.reserved_tokens
-    args = [len(tokens), len(admission.holds), admission.request_id, delta]
-    args += [billing.nano(record.cost_usd), *(b.limit for b in tokens)]
-    keys = [b.key for b in tokens] + [h.key for h in admission.holds]
+    args = [len(buckets), len(admission.holds), admission.request_id, record.tokens]
+    args.append(billing.nano(record.cost_usd))
+    for bucket in buckets:
+        args += [bucket.limit, bucket.cost]
+    keys = [b.key for b in buckets] + [h.key for h in admission.holds]
     # If Redis fails, the worker releases the reservation when the record lands; only TPM
     # stays off.
     await state.shared(

@@ -1,19 +1,19 @@
 -- Settlement of one request once its real usage is known (after the response).
--- Token buckets get the difference between the real tokens and the reservation (a refund
--- when negative); each budget's reservation becomes the real cost, pending until the worker
+-- Each token bucket gets the difference between the real tokens and what it reserved (a
+-- refund when negative; buckets cap their reservations at their own limits); each budget's reservation becomes the real cost, pending until the worker
 -- lands the record. A reservation the worker already released (its record landed first)
 -- is left alone, so settling and landing commute.
 --
 -- KEYS: nt token bucket keys, then ng budget keys.
--- ARGV: nt, ng, request id, token delta, cost (nano-dollars), then each bucket's limit.
+-- ARGV: nt, ng, request id, real tokens, cost (nano-dollars), then per bucket: limit, reserved.
 local nt, ng, rid = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local delta, cost = tonumber(ARGV[4]), ARGV[5]
+local used, cost = tonumber(ARGV[4]), ARGV[5]
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local WINDOW = 60000
 
 for i = 1, nt do
-  local limit = tonumber(ARGV[5 + i])
+  local limit, delta = tonumber(ARGV[4 + 2 * i]), used - tonumber(ARGV[5 + 2 * i])
   local tat = math.max(tonumber(redis.call('GET', KEYS[i])) or now, now)
   local new_tat = math.max(tat + delta * WINDOW / limit, now)
   if new_tat > now then

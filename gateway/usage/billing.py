@@ -64,9 +64,12 @@ def cost_usd(usage: ir.Usage, prices: Prices) -> Decimal:
 
 
 def worst_case_usd(input_tokens: int, max_tokens: int, prices: Prices) -> Decimal:
-    """What a request may cost at most: its estimated prompt and every token it may generate."""
+    """What a request may cost at most: its prompt (an upper bound of its tokens), each token at
+    the dearest input price (a cache write costs more than plain input), and every token it
+    may generate at the dearest output price."""
     output = max(prices.output, reasoning_price(prices))
-    total = input_tokens * prices.input + max_tokens * output
+    dearest_input = max(prices.input, prices.cache_write, prices.cache_read)
+    total = input_tokens * dearest_input + max_tokens * output
     return (total / MTOK).quantize(QUANTUM, rounding=ROUND_HALF_UP)
 
 

@@ -2,6 +2,7 @@
 
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import anthropic
 import httpx
@@ -9,6 +10,9 @@ import pytest
 
 from accounts.selectors import api_key_find
 from accounts.services import api_key_rotate
+from gateway import state
+from gateway.limits import budgets
+from tests.e2e.crafted import crafted_flood, crafted_request
 
 ASK = {"model": "claude-test", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -139,3 +143,34 @@ def test_a_rotated_key_works_with_both_secrets_until_the_grace_ends(stage):
     with pytest.raises(anthropic.AuthenticationError):
         stage.client(old).messages.create(**ASK)
     assert stage.client(newest).messages.create(**ASK).content[0].text == "echo: hi"
+
+
+# --- Reservations a tenant cannot game ----------------------------------------------------------
+def test_crafted_prompts_in_flight_together_overspend_a_budget_by_one_reservation_at_most(stage):
+    stage.one_route("anthropic", "claude-crafted-budget")
+    key = stage.tenant_key("acme", budget_usd="1.00", budget_period="daily")
+    _, exact, bound = crafted_request()
+    worst = (bound * Decimal("3.75") + 1_000 * Decimal(15)) / 1_000_000  # one reservation
+
+    used = crafted_flood(stage, key, "claude-crafted-budget")
+
+    cost = sum(u["input_tokens"] * Decimal(3) + u["output_tokens"] * Decimal(15) for u in used)
+    spent = cost / 1_000_000
+    assert used and all(u["input_tokens"] == exact for u in used)
+    assert spent <= Decimal("1.00") + worst, f"${spent} spent of a $1.00 budget"
+    api_key = api_key_find(ref=key)
+    period = budgets.period_of("daily", datetime.now(UTC).date())
+    held = state.sync_redis().hgetall(budgets.budget_key("key", api_key.pk, period))
+    assert int(held[b"reserved"]) == 0  # every reservation settled to the real cost
+    assert int(held[b"pending"]) == int(spent * 1_000_000_000)
+
+
+def test_crafted_prompts_in_flight_together_pass_a_tpm_limit_by_one_reservation_at_most(stage):
+    stage.one_route("anthropic", "claude-crafted-tpm")
+    key = stage.tenant_key("acme", tpm=200_000)
+    _, _, bound = crafted_request()
+
+    used = crafted_flood(stage, key, "claude-crafted-tpm")
+
+    total = sum(u["input_tokens"] + u["output_tokens"] for u in used)
+    assert used and total <= 200_000 + bound + 1_000, f"{total} tokens used of 200,000"

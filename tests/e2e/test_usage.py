@@ -4,6 +4,8 @@ The gateway queues records on the suite's Redis; `records_for` runs the queued C
 through the task (as the worker would) and waits until every request id has its row.
 """
 
+import time
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import anthropic
@@ -13,8 +15,10 @@ import redis
 from django.conf import settings
 
 from accounts.models import ApiKey
+from gateway.limits import budgets
 from gateway.models import DailyUsage
 from gateway.models import UsageRecord as UsageRow
+from gateway.usage import billing
 from tests.e2e.usage import drain, records_for
 
 ASK = {"model": "claude-test", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
@@ -117,15 +121,16 @@ def test_a_rate_limited_request_is_recorded_and_not_billed(stage, broker):
     assert not row.billed and row.provider == ""
 
 
-def test_an_unauthenticated_request_is_recorded_without_tenant_or_key(stage, broker):
-    stage.one_route("openai", "gpt-anon")
+def test_a_request_that_never_authenticated_leaves_no_usage_record(stage, broker):
+    key = stage.one_route("openai", "gpt-anon")
+    for headers in ({"x-api-key": "tg_" + "x" * 40}, {}, {"authorization": "Bearer nonsense"}):
+        refused = httpx.post(stage.gateway.url + "/v1/messages", json=ASK, headers=headers)
+        assert refused.status_code == 401, refused.text
 
-    with pytest.raises(anthropic.AuthenticationError) as caught:
-        stage.client("tg_" + "x" * 40).messages.create(**ASK)
+    served = stage.client(key).messages.create(**ASK)  # its record follows theirs, if any
 
-    row = records_for(broker, [caught.value.request_id])[caught.value.request_id]
-    assert (row.status, row.http_status, row.error_type) == ("error", 401, "authentication_error")
-    assert row.tenant_id is None and row.api_key_id is None and not row.billed
+    records_for(broker, [served._request_id])
+    assert not UsageRow.objects.filter(http_status=401).exists()  # no tenant to bill or show
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])  # translated, and forwarded as is
@@ -170,7 +175,7 @@ def test_a_stream_cut_is_recorded_as_an_error_billing_what_was_generated(stage, 
         {
             "blocks": [{"type": "text", "text": "This answer will be cut off."}],
             "text_chunk_size": 4,
-            "cut_after_chunks": 4,
+            "cut_after_chunks": 6,
         },
     )
 
@@ -181,3 +186,74 @@ def test_a_stream_cut_is_recorded_as_an_error_billing_what_was_generated(stage, 
     row = records_for(broker, [rid])[rid]
     assert (row.status, row.http_status, row.error_type) == ("error", 200, "api_error")
     assert row.estimated and row.output_tokens >= 1 and row.billed and row.cost_usd > 0
+    if kind == "anthropic":  # forwarded as is: billed from the text of its three deltas
+        assert row.output_tokens == 3  # "This", " ans", "wer ": 12 characters, 4 a token
+
+
+def leave_before_the_answer(stage, key: str, *, stream: bool) -> None:
+    """Sends a request and leaves half a second later, before any answer."""
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            stage.gateway.url + "/v1/messages",
+            json={**ASK, "stream": stream},
+            headers={"x-api-key": key},
+            timeout=httpx.Timeout(10, read=0.5),
+        )
+
+
+def wait_for_upstream_disconnect(stage, model: str, within: float = 2.0) -> None:
+    deadline = time.monotonic() + within
+    while not stage.upstream.requests(model)[-1]["disconnected"]:
+        assert time.monotonic() < deadline, "the upstream call went on after the client left"
+        time.sleep(0.05)
+
+
+def only_record_of(broker, key: str, within: float = 5.0) -> UsageRow:
+    """The one usage record of a key whose request ids the client never saw."""
+    deadline = time.monotonic() + within
+    while not (rows := list(UsageRow.objects.filter(api_key__prefix=key[:11]))):
+        assert time.monotonic() < deadline, "no usage record"
+        drain(broker)
+        time.sleep(0.05)
+    assert len(rows) == 1
+    return rows[0]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_leaves_before_the_answer_cancels_the_upstream_call_and_its_fallback(
+    stage, broker, stream
+):
+    provider = stage.provider("openai")
+    routes = [
+        {"provider": provider["name"], "upstream_model": "gpt-slow", "priority": 1},
+        {"provider": provider["name"], "upstream_model": "gpt-fallback", "priority": 2},
+    ]
+    stage.apply(
+        providers=[provider],
+        models=[stage.model("claude-test", routes)],
+        tenants=[{"name": "acme"}],
+    )
+    key = stage.tenant_key("acme", tpm=100_000, budget_usd="5", budget_period="daily")
+    # Would fail after 3 s (then be retried, then fall back), were anyone still waiting.
+    stage.upstream.script("gpt-slow", *[{"status": 503, "delay_first_byte": 3.0}] * 2)
+
+    leave_before_the_answer(stage, key, stream=stream)
+
+    wait_for_upstream_disconnect(stage, "gpt-slow")
+    time.sleep(1.0)  # a retry or a fallback would have started by now
+    assert len(stage.upstream.requests("gpt-slow")) == 1
+    assert stage.upstream.requests("gpt-fallback") == []
+    row = only_record_of(broker, key)
+    assert (row.status, row.http_status, row.streamed) == ("cancelled", 499, stream)
+    # The upstream was reading the prompt: billed at our estimate (policy: generated).
+    assert row.estimated and row.input_tokens > 0 and row.output_tokens == 0
+    assert row.billed and row.cost_usd == Decimal(row.input_tokens * 3) / 1_000_000
+    # Both reservations were settled to that: nothing held, the TPM bucket refunded.
+    api_key = ApiKey.objects.get(prefix=key[:11])
+    period = budgets.period_of("daily", datetime.now(UTC).date())
+    held = broker.hgetall(budgets.budget_key("key", api_key.pk, period))
+    assert int(held[b"reserved"]) == 0
+    assert int(held[b"spent"]) + int(held[b"pending"]) == billing.nano(row.cost_usd)
+    seconds, micros = broker.time()
+    tat = float(broker.get(f"tg:rl:key:{api_key.pk}:tpm") or 0)
+    assert tat - (seconds * 1000 + micros / 1000) < row.input_tokens * 60_000 / 100_000 + 50

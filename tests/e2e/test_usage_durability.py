@@ -30,6 +30,7 @@ from gateway.usage.tasks import record_usage_batch
 from tests.e2e.conftest import Stage
 from tests.e2e.live import LiveGateway, free_port, gateway_env
 from tests.e2e.processes import CeleryWorker, RedisServer
+from tests.factories import make_key
 
 ASK = {"model": "claude-test", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -158,12 +159,15 @@ def test_records_still_buffered_at_shutdown_are_spooled_on_exit(env, tmp_path, t
         "TOLLGATE_SPOOL_DIR": str(spooled),
         "TOLLGATE_USAGE_FLUSH_SECONDS": "60",  # only the exit flush can save it
     }
+    _, secret = make_key()  # a request that never authenticated leaves no record
     gateway = LiveGateway(env={**env, **unreachable}).start()
     try:
         response = httpx.post(
-            gateway.url + "/v1/messages", json=ASK, headers={"x-api-key": "tg_unknown"}
+            gateway.url + "/v1/messages",
+            json={**ASK, "model": "no-such-model"},
+            headers={"x-api-key": secret},
         )
-        assert response.status_code == 401
+        assert response.status_code == 404
     finally:
         gateway.stop()
 
@@ -172,7 +176,7 @@ def test_records_still_buffered_at_shutdown_are_spooled_on_exit(env, tmp_path, t
     assert len(files) == 1, gateway.log()[-2000:]
     records = [msgspec.msgpack.decode(f, type=UsageRecord) for f in unpack(files[0].read_bytes())]
     assert [r.request_id for r in records] == [response.headers["request-id"]]
-    assert records[0].http_status == 401
+    assert records[0].http_status == 404
 
 
 def test_a_backlog_survives_its_broker_killed_without_persistence(

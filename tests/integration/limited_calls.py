@@ -45,8 +45,10 @@ def call_for(info: KeyInfo, *, prompt: str = "Hello there", max_tokens: int = 10
     body["messages"] = [{"role": "user", "content": prompt}]
     call = Call(request_id=ids.request_id())
     call.key = info
-    call.body = decode_messages(msgspec.json.encode(body))
+    raw = msgspec.json.encode(body)
+    call.body = decode_messages(raw)
     call.request = to_ir(call.body)
+    call.request.raw = raw  # as pipeline.admit leaves it: reservations are bounded by it
     call.model = MODEL
     return call
 

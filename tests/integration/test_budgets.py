@@ -11,7 +11,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from accounts.keys import Limits
-from gateway import limits, state
+from gateway import limits, state, tokens
 from gateway.errors import BillingError
 from gateway.limits import budgets
 from gateway.models import DailyUsage
@@ -91,7 +91,8 @@ async def test_concurrent_reservations_cannot_overspend(owner):
         tenant_id=owner.tenant_id,
     )
     calls = [call_for(info, max_tokens=10_000) for _ in range(20)]
-    worst = billing.worst_case_usd(calls[0].input_estimate(), 10_000, calls[0].model.prices)
+    bound = tokens.input_bound(calls[0].request)
+    worst = billing.worst_case_usd(bound, 10_000, calls[0].model.prices)
 
     admitted, refused = await admit_all(calls)
 

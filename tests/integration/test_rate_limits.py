@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 import pytest
 
 from accounts.keys import Limits
-from gateway import limits, state
+from gateway import limits, state, tokens
 from gateway.errors import RateLimited
 from gateway.usage.record import UsageRecord
 from tests.integration.limited_calls import call_for, fresh_redis_clients, key_info
+from tests.prompts import crafted_prompt
 
 
 @pytest.fixture(autouse=True)
@@ -75,29 +76,64 @@ async def test_the_stricter_of_key_and_tenant_limits_is_reported():
     assert 0 <= seconds <= 21  # one request of 3 per minute takes 20 s to refill
 
 
-async def test_tokens_reserve_the_estimate_then_settle_to_the_real_usage():
-    info = key_info(key=Limits(tpm=10_000))
-    call = call_for(info, prompt="word " * 200)
-
-    admission = await limits.admit(call)
-
-    estimate = call.input_estimate()
-    assert 150 < estimate < 260 and admission.reserved_tokens == estimate
-    assert admission.headers()["anthropic-ratelimit-tokens-remaining"] == str(10_000 - estimate)
-    record = UsageRecord(
+def usage(call, *, input_tokens: int, output_tokens: int) -> UsageRecord:
+    return UsageRecord(
         request_id=call.request_id,
         started_at=call.started_at,
         finished_at=call.started_at,
         status="ok",
         http_status=200,
-        input_tokens=1000,
-        output_tokens=2000,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
     )
-    await limits.settle(admission, record)
 
-    after = await limits.admit(call_for(info, prompt="hi"))
+
+async def test_tokens_reserve_the_prompts_bound_and_max_tokens_then_settle_to_the_real_usage():
+    info = key_info(key=Limits(tpm=10_000))
+    call = call_for(info, prompt="word " * 200, max_tokens=500)
+
+    admission = await limits.admit(call)
+
+    reserved = tokens.input_bound(call.request) + 500
+    assert call.input_estimate() < 1_000 < reserved < 1_600  # 1,000 bytes of prompt + 500
+    assert admission.buckets[0].cost == reserved
+    assert admission.headers()["anthropic-ratelimit-tokens-remaining"] == str(10_000 - reserved)
+    await limits.settle(admission, usage(call, input_tokens=1000, output_tokens=2000))
+
+    after = await limits.admit(call_for(info, prompt="hi", max_tokens=10))
     remaining = int(after.headers()["anthropic-ratelimit-tokens-remaining"])
-    assert 10_000 - 3000 - after.reserved_tokens - 2 <= remaining <= 10_000 - 3000
+    assert 10_000 - 3000 - after.buckets[0].cost - 2 <= remaining <= 10_000 - 3000
+
+
+async def test_a_request_whose_worst_case_exceeds_the_limit_waits_for_a_full_bucket():
+    """An honest request: its prompt fits the limit, its max_tokens alone does not. It is
+    admitted, reserving the whole limit, and the next one waits until the tokens come back."""
+    info = key_info(key=Limits(tpm=2_000))
+    first = call_for(info, prompt="hello " * 100, max_tokens=8_000)
+
+    admission = await limits.admit(first)
+    with pytest.raises(RateLimited) as refused:
+        await limits.admit(call_for(info, prompt="hi", max_tokens=10))
+
+    assert admission.buckets[0].cost == 2_000
+    assert "the API key's limit is 2000 tokens per minute" in refused.value.message
+    await limits.settle(admission, usage(first, input_tokens=110, output_tokens=40))
+    assert await limits.admit(call_for(info, prompt="hi", max_tokens=10)) is not None
+
+
+async def test_crafted_prompts_in_flight_together_pass_a_tpm_limit_by_one_reservation_at_most():
+    """100 concurrent requests, each a prompt crafted so the sampled estimate sees a thirtieth
+    of it; each settles to its exact count once all were admitted (a slow upstream)."""
+    info = key_info(key=Limits(tpm=200_000))
+    prompt = crafted_prompt()
+    calls = [call_for(info, prompt=prompt, max_tokens=1_000) for _ in range(100)]
+    exact = tokens.estimate_input_tokens(calls[0].request, exact=True)
+    assert calls[0].input_estimate() * 10 < exact  # the estimate alone is fooled
+
+    admitted, _ = await admit_all(calls)
+    used = len(admitted) * (exact + 1_000)
+
+    assert used <= 200_000 + admitted[0].buckets[0].cost, f"{used} tokens used of 200,000"
 
 
 async def test_a_prompt_larger_than_the_token_limit_is_refused_with_its_size():

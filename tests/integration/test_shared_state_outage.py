@@ -5,6 +5,7 @@ tests/e2e/test_redis_outage.py)."""
 from __future__ import annotations
 
 import pytest
+import redis
 
 from accounts.keys import Limits
 from gateway import limits, state
@@ -77,3 +78,18 @@ async def test_limits_let_requests_through_rather_than_fail_them(redis_away):
     assert await limits.admit(call_for(info)) is None  # Redis refused: not enforced
     assert await limits.admit(call_for(info)) is None  # backing off: Redis not even asked
     assert state.redis_down()
+
+
+async def test_a_connection_redis_closed_is_replaced_at_once_without_an_outage(settings):
+    """What a Redis restart leaves in the pool: connections the server closed. The call that
+    meets one is retried on a fresh connection; the process does not go into outage mode."""
+    fresh_redis_clients()
+    store = state.async_store()
+    await store.set("tg:test:reconnect", b"1", ex=60)  # the pool now holds one connection
+    redis.Redis.from_url(settings.REDIS_URL).client_kill_filter(_id=await store.client_id())
+    outages = state.outages()
+
+    found, value = await state.shared("test", lambda: store.get("tg:test:reconnect"))
+
+    assert (found, value) == (True, b"1")
+    assert state.outages() == outages and not state.redis_down()

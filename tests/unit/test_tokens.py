@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import random
 
+import msgspec
 import pytest
 
 from gateway import ir, tokens
+from gateway.surfaces.anthropic.decode import decode_messages, to_ir
+from tests.prompts import crafted_prompt
 
 WORDS = [
     "the",
@@ -114,3 +118,91 @@ def test_system_and_tools_count_too():
         request("hi", system=[ir.Text("You are terse.")], tools=[tool])
     )
     assert richer > bare + 5
+
+
+# --- The upper bound reservations are made with ------------------------------------------------
+
+
+def wire(body: dict) -> ir.Request:
+    """A request as the pipeline builds it: decoded, with the body it came from."""
+    raw = msgspec.json.encode({"model": "m", "max_tokens": 10, **body})
+    built = to_ir(decode_messages(raw))
+    built.raw = raw
+    return built
+
+
+def test_a_prompt_crafted_around_the_sample_points_fools_the_estimate_but_not_the_bound():
+    text = crafted_prompt()
+    request = wire({"messages": [{"role": "user", "content": text}]})
+
+    exact = tokens.estimate_input_tokens(request, exact=True)
+    assert tokens.estimate_input_tokens(request) < exact / 10  # what admission used to reserve
+    assert exact <= tokens.input_bound(request) == len(request.raw)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "日本語のテキストと絵文字 🎉🚀 " * 300,  # 3 to 4 bytes a character
+        "".join(chr(c) for c in range(0x100, 0x2000)),  # every character its own token or two
+        '\\"\n\t' * 2_000,  # escapes: more bytes in JSON than in the text
+        prose(30_000, seed=4),
+    ],
+)
+def test_the_bound_is_never_below_the_exact_count(text):
+    request = wire(
+        {
+            "system": text[:500],
+            "messages": [
+                {"role": "user", "content": text},
+                {"role": "assistant", "content": [{"type": "text", "text": text[:100]}]},
+                {"role": "user", "content": "again"},
+            ],
+        }
+    )
+
+    assert tokens.input_bound(request) >= tokens.estimate_input_tokens(request, exact=True)
+
+
+def test_an_image_counts_its_bound_instead_of_its_base64_bytes():
+    data = base64.b64encode(bytes(300_000)).decode()
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
+    content = [image, image, {"type": "text", "text": "what is this?"}]
+    request = wire({"messages": [{"role": "user", "content": content}]})
+
+    assert 2 * tokens.IMAGE_BOUND < tokens.input_bound(request) < 2 * tokens.IMAGE_BOUND + 300
+
+
+def test_a_pdf_by_url_counts_the_most_a_pdf_can_take():
+    pdf = {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}
+    request = wire(
+        {"messages": [{"role": "user", "content": [pdf, {"type": "text", "text": "?"}]}]}
+    )
+
+    assert tokens.input_bound(request) >= tokens.PDF_BOUND
+
+
+def test_tools_add_the_providers_tool_prompt_and_server_tools_their_definitions():
+    ask = {"messages": [{"role": "user", "content": "hi"}]}
+    tool = {"name": "get_weather", "input_schema": {"type": "object"}}
+    server = {"type": "web_search_20250305", "name": "web_search"}
+
+    bare = tokens.input_bound(wire(ask))
+    with_tool = tokens.input_bound(wire({**ask, "tools": [tool]}))
+    with_server = tokens.input_bound(wire({**ask, "tools": [tool, server]}))
+
+    assert with_tool >= bare + tokens.TOOLS_PROMPT_BOUND + len(msgspec.json.encode(tool))
+    assert with_server >= with_tool + tokens.SERVER_TOOL_BOUND
+
+
+def test_without_the_body_the_bound_comes_from_the_request_itself():
+    request = wire({"messages": [{"role": "user", "content": prose(5_000, seed=5)}]})
+    bare = msgspec.structs.replace(request, raw=b"")
+
+    assert tokens.input_bound(bare) >= tokens.estimate_input_tokens(bare, exact=True)
+
+
+def test_the_bound_costs_no_tokenising(tokenised):
+    tokens.input_bound(wire({"messages": [{"role": "user", "content": prose(200_000, seed=6)}]}))
+
+    assert tokenised == []

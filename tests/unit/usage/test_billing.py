@@ -66,8 +66,9 @@ def test_cost_is_quantized_to_the_nano_dollar_without_floats():
     )
 
 
-def test_worst_case_is_the_prompt_estimate_plus_every_token_max_tokens_allows():
-    assert billing.worst_case_usd(1000, 2000, PRICES) == Decimal("0.033000000")
+def test_worst_case_prices_the_prompt_as_cache_writes_plus_every_token_max_tokens_allows():
+    # 1,000 prompt tokens at the cache write price ($3.75, dearer than input) + 2,000 at $15.
+    assert billing.worst_case_usd(1000, 2000, PRICES) == Decimal("0.033750000")
 
 
 def test_nano_dollars_are_exact_integers():
