@@ -124,7 +124,6 @@ if not TOLLGATE_ENCRYPTION_KEYS:
     ]
 
 
-
 # --- Gateway ----------------------------------------------------------------------------------
 def _at_least(name: str, default: float, minimum: float, kind: type = float) -> int | float:
     """A number from the environment; the server refuses to start on garbage or on too little."""
