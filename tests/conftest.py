@@ -10,6 +10,30 @@ from providers import breaker, routing
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _flush_by_delete():
+    """Transactional tests (e2e, hostile) empty every table after each test. PostgreSQL's
+    TRUNCATE of our ~30 tables costs 0.2 s (new files for each table) where DELETE of the few
+    rows a test wrote costs milliseconds; Django's foreign keys are DEFERRABLE INITIALLY
+    DEFERRED and the flush runs in one transaction, so the order of the deletes is free.
+    Content types and permissions stay: the flush's post_migrate would only write them back."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    truncate = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if reset_sequences or allow_cascade:
+            return truncate(
+                self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+            )
+        kept = {"django_content_type", "auth_permission"}  # what post_migrate writes back anyway
+        return [f"DELETE FROM {self.quote_name(t)};" for t in tables if t not in kept]
+
+    DatabaseOperations.sql_flush = sql_flush
+    yield
+    DatabaseOperations.sql_flush = truncate
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _clean_redis():
     """Tests own Redis database 15 (pyproject.toml): start each session from empty."""
     client = redis.Redis.from_url(settings.REDIS_URL)
