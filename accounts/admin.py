@@ -342,8 +342,27 @@ class ApiKeyAdmin(admin.ModelAdmin):
 # --- Audit log -------------------------------------------------------------------------------
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Evidence (audit entries, parked usage records): shown, never added, edited or deleted."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def pretty_json(value) -> str:
+    if value is None:
+        return "-"
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """Read only: entries are written by the services (accounts.audit), never edited here."""
 
     list_display = ("created_at", "actor_label", "action", "object_type", "object_repr", "tenant")
@@ -365,25 +384,10 @@ class AuditEntryAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @admin.display(description="before")
     def before_pretty(self, obj: AuditEntry) -> str:
-        return _pretty_json(obj.before)
+        return pretty_json(obj.before)
 
     @admin.display(description="after")
     def after_pretty(self, obj: AuditEntry) -> str:
-        return _pretty_json(obj.after)
-
-
-def _pretty_json(value) -> str:
-    if value is None:
-        return "-"
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+        return pretty_json(obj.after)

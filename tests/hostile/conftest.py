@@ -27,14 +27,20 @@ def hostile_upstream():
         yield upstream
 
 
-@pytest.fixture(scope="session", params=SERVERS)
-def hostile_gateway(request, django_db_setup, tmp_path_factory):
+def start_gateway(server: str, tmp_path_factory, **settings: str) -> LiveGateway:
+    """One of the two servers with the suite's environment, plus these TOLLGATE_* settings."""
     env = gateway_env(
         TOLLGATE_STREAM_PING_SECONDS="0.5",
         TOLLGATE_ROUTES_CACHE_SECONDS="0",
-        TOLLGATE_SPOOL_DIR=str(tmp_path_factory.mktemp(f"hostile-spool-{request.param}")),
+        TOLLGATE_SPOOL_DIR=str(tmp_path_factory.mktemp(f"hostile-spool-{server}")),
+        **settings,
     )
-    server = LiveGateway(env=env, server=request.param).start()
+    return LiveGateway(env=env, server=server).start()
+
+
+@pytest.fixture(scope="session", params=SERVERS)
+def hostile_gateway(request, django_db_setup, tmp_path_factory):
+    server = start_gateway(request.param, tmp_path_factory)
     yield server
     server.stop()
 

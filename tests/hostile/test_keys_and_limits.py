@@ -27,9 +27,8 @@ from django.conf import settings
 from gateway.models import UsageRecord as UsageRow
 from tests.e2e.conftest import Stage
 from tests.e2e.crafted import crafted_flood, crafted_request
-from tests.e2e.live import LiveGateway, gateway_env
 from tests.e2e.usage import records_for
-from tests.hostile.conftest import SERVERS, assert_error_shape, assert_healthy
+from tests.hostile.conftest import SERVERS, assert_error_shape, assert_healthy, start_gateway
 
 LIMIT = 30  # TOLLGATE_AUTH_FAILURES_PER_MINUTE's default
 ASK = {"model": "claude-test", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
@@ -37,12 +36,9 @@ ASK = {"model": "claude-test", "max_tokens": 20, "messages": [{"role": "user", "
 
 @pytest.fixture(scope="module", params=SERVERS)
 def guarded_gateway(request, django_db_setup, tmp_path_factory):
-    env = gateway_env(
-        TOLLGATE_ROUTES_CACHE_SECONDS="0",
-        TOLLGATE_AUTH_FAILURES_PER_MINUTE=str(LIMIT),
-        TOLLGATE_SPOOL_DIR=str(tmp_path_factory.mktemp(f"guarded-spool-{request.param}")),
+    server = start_gateway(
+        request.param, tmp_path_factory, TOLLGATE_AUTH_FAILURES_PER_MINUTE=str(LIMIT)
     )
-    server = LiveGateway(env=env, server=request.param).start()
     yield server
     server.stop()
 

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Stage
-from tests.e2e.live import LiveGateway, gateway_env
-from tests.hostile.conftest import SERVERS, assert_healthy
+from tests.e2e.live import LiveGateway
+from tests.hostile.conftest import SERVERS, assert_healthy, start_gateway
 
 SHORT_LIMITS = {
     "TOLLGATE_HEADER_TIMEOUT_SECONDS": "1",
@@ -36,13 +36,7 @@ LONG_STREAM_BYTES = 32 * 1024 * 1024  # more than every buffer between upstream 
 
 @pytest.fixture(scope="module", params=SERVERS)
 def guarded_gateway(request, django_db_setup, tmp_path_factory):
-    env = gateway_env(
-        TOLLGATE_STREAM_PING_SECONDS="0.5",
-        TOLLGATE_ROUTES_CACHE_SECONDS="0",
-        TOLLGATE_SPOOL_DIR=str(tmp_path_factory.mktemp(f"guarded-spool-{request.param}")),
-        **SHORT_LIMITS,
-    )
-    server = LiveGateway(env=env, server=request.param).start()
+    server = start_gateway(request.param, tmp_path_factory, **SHORT_LIMITS)
     yield server
     server.stop()
 
