@@ -26,6 +26,7 @@ from accounts.services import (
     provider_defaults_check,
     tenant_create,
     tenant_delete,
+    tenant_set_default_model,
     tenant_set_limits,
     tenant_set_provider_defaults,
     tenant_update,
@@ -68,6 +69,7 @@ class TenantForm(forms.ModelForm):
             "display_name",
             "is_active",
             "allowed_models",
+            "default_model",
             "rpm",
             "tpm",
             "budget_usd",
@@ -82,6 +84,13 @@ class TenantForm(forms.ModelForm):
         except ServiceError as err:
             raise forms.ValidationError(str(err)) from None
 
+    def clean(self):
+        cleaned = super().clean()
+        default, allowed = cleaned.get("default_model"), cleaned.get("allowed_models")
+        if default is not None and allowed and default not in allowed:
+            self.add_error("default_model", "The default model must be one of allowed models.")
+        return cleaned
+
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
@@ -94,12 +103,20 @@ class TenantAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:  # new tenants start active
-            return ("name", "display_name", "allowed_models", *LIMITS, "provider_defaults")
+            return (
+                "name",
+                "display_name",
+                "allowed_models",
+                "default_model",
+                *LIMITS,
+                "provider_defaults",
+            )
         return (
             "name",
             "display_name",
             "is_active",
             "allowed_models",
+            "default_model",
             *LIMITS,
             "provider_defaults",
             "created_at",
@@ -120,12 +137,14 @@ class TenantAdmin(admin.ModelAdmin):
             )
             tenant_set_limits(tenant=obj, **_limits(data))
             tenant_set_provider_defaults(tenant=obj, defaults=data["provider_defaults"])
+            tenant_set_default_model(tenant=obj, model=data.get("default_model"))
         else:
             tenant = tenant_create(
                 name=data["name"], display_name=data["display_name"], models=_model_names(data)
             )
             tenant_set_limits(tenant=tenant, **_limits(data))
             tenant_set_provider_defaults(tenant=tenant, defaults=data["provider_defaults"])
+            tenant_set_default_model(tenant=tenant, model=data.get("default_model"))
             _adopt(obj, tenant)
 
     def save_related(self, request, form, formsets, change):

@@ -38,6 +38,7 @@ OBJECT_TYPES = {
     "Provider": "provider",
     "Model": "model",
     "Route": "route",
+    "ModelAlias": "model_alias",
 }
 
 

@@ -51,6 +51,16 @@ class Tenant(LimitFields):
     # Defaults for the request's `provider` object (order, only, ignore, include_alpha,
     # allow_fallbacks, sort); a request's own fields win.
     provider_defaults = models.JSONField(default=dict, blank=True)
+    # What an unmatched `claude-*` id means for this tenant (providers/aliases.py); empty: 404.
+    default_model = models.ForeignKey(
+        "providers.Model",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Answers any claude-* id that names no model, alias or pattern this tenant "
+        "may use (e.g. Claude Code's own model ids). Empty: such ids are unknown (404).",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

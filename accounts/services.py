@@ -182,6 +182,25 @@ def tenant_set_provider_defaults(*, tenant: Tenant, defaults: dict | None) -> bo
     return True
 
 
+def tenant_set_default_model(*, tenant: Tenant, model: Model | None) -> bool:
+    """Set the model an unmatched `claude-*` id means for this tenant (None: such ids are
+    unknown); True if it changed. It must be one of the tenant's models when it has a list."""
+    allowed = set(tenant.allowed_models.values_list("pk", flat=True))
+    if model is not None and allowed and model.pk not in allowed:
+        raise ServiceError(f"default model {model.name!r} is not one of the tenant's models")
+    stored = Tenant.objects.filter(pk=tenant.pk).values_list("default_model", flat=True).get()
+    if stored == (model.pk if model is not None else None):
+        tenant.default_model = model
+        return False
+    with transaction.atomic():
+        before = audit.stored(tenant)
+        tenant.default_model = model
+        tenant.save(update_fields=["default_model"])
+        audit.record(audit.UPDATE, tenant, before=before, after=audit.stored(tenant))
+        transaction.on_commit(state.config_changed)
+    return True
+
+
 def tenant_set_limits(*, tenant: Tenant, **limits) -> bool:
     """Set a tenant's rpm, tpm, budget_usd and budget_period; True if anything changed.
 

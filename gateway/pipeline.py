@@ -31,6 +31,7 @@ from gateway.tokens import estimate_input_tokens
 from providers import breaker, preferences, routing
 from providers.adapters import options
 from providers.adapters.base import Exchange, Target
+from providers.aliases import DEFAULT_PREFIX, SuffixError, split_context
 from providers.registry import adapter_for
 from providers.transport import client_for
 
@@ -128,17 +129,22 @@ async def admit(
     call.request = to_ir(call.body, beta=beta_flags(headers))
     call.request.surface, call.request.raw, call.request.raw_json = "anthropic", raw, wire
     snapshot = await routing.current()
-    call.model = resolve_model(snapshot, call.key, call.body.model)
+    call.model, window = resolve(snapshot, call.key, call.body.model)
     check_output_limit(call.model, call.request.max_tokens)
     if not call.model.routes:
         raise ApiError(f"model `{call.model.name}` has no enabled route")
     defaults = snapshot.tenant_preferences.get(call.key.tenant_id)
     targets = await plan(snapshot, call.model, call.body.provider, defaults)
+    short: list[Target] = []
+    if window is not None:
+        targets, short = long_context(snapshot, call, targets, window)
     translated = any(adapter_for(t.kind).surface != "anthropic" for t in targets)
     unknown = unknown_fields(wire) if translated else []
     # Translated routes get no native stops: the gateway matches them and says which matched.
     call.stop_sequences, call.request.stop_sequences = call.request.stop_sequences, []
     call.review = strictness.review(targets, call.request, unknown, call.strictness)
+    if short:
+        review_long_context(call.review, short, window, call.strictness)
     call.targets = call.review.targets
     debug = call.body.debug
     if debug is not None and debug.enabled and not call.key.allow_debug:
@@ -147,17 +153,73 @@ async def admit(
 
 
 def resolve_model(snapshot: routing.Snapshot, key: KeyInfo, name: str) -> routing.ModelEntry:
-    """The model named, as this key may use it; a model the key or its tenant may not use does
-    not exist for it (the same 404, word for word), so no key can probe other tenants' models."""
-    model = snapshot.models.get(name)
+    """The model an id means for this key (see `resolve`), without its context window."""
+    return resolve(snapshot, key, name)[0]
+
+
+def resolve(
+    snapshot: routing.Snapshot, key: KeyInfo, name: str
+) -> tuple[routing.ModelEntry, int | None]:
+    """The model an id means for this key, and the context window its `[1m]`-style suffix asks
+    for (None: none); the order is providers/aliases.py's. A model the key or its tenant may not
+    use does not exist for it, with its aliases and patterns (the same 404, word for word), so no
+    key can probe other tenants' models."""
+    try:
+        base, window = split_context(name)
+    except SuffixError as err:
+        raise InvalidRequest(str(err)) from None
     tenant_models = snapshot.tenant_models.get(key.tenant_id)
-    if (
-        model is None
-        or (tenant_models is not None and name not in tenant_models)
-        or (key.allowed_models is not None and name not in key.allowed_models)
-    ):
-        raise NotFound(f"model: unknown model `{name}`")
-    return model
+    allowed = key.allowed_models
+
+    def usable(model: str) -> bool:
+        return (tenant_models is None or model in tenant_models) and (
+            allowed is None or model in allowed
+        )
+
+    if base in snapshot.models and usable(base):
+        return snapshot.models[base], window
+    for candidate in snapshot.aliases.candidates(base):
+        if usable(candidate):
+            return snapshot.models[candidate], window
+    default = snapshot.tenant_default.get(key.tenant_id)
+    if default is not None and base.startswith(DEFAULT_PREFIX) and usable(default):
+        return snapshot.models[default], window
+    raise NotFound(f"model: unknown model `{name}`")
+
+
+def long_label(window: int) -> str:
+    return f"model: long context [{window // 1_000_000}m]"
+
+
+def long_context(
+    snapshot: routing.Snapshot, call: Call, targets: list[Target], window: int
+) -> tuple[list[Target], list[Target]]:
+    """Routes declaring the long-context variant first, as that variant; under strictness
+    `error` the others are set aside (a 400 when none is left), else they follow in their
+    order. Returns the plan and the routes that serve the ordinary context only."""
+    targets, short_ids = snapshot.long_context(call.model, targets, window)
+    short = [t for t in targets if t.route_id in short_ids]
+    if short and call.strictness == "error":
+        targets = [t for t in targets if t.route_id not in short_ids]
+        if not targets:
+            raise InvalidRequest(
+                f"{long_label(window)}: no route of model `{call.model.name}` serves it "
+                "(strictness: error)"
+            )
+    return targets, short
+
+
+def review_long_context(
+    review: strictness.Review, short: list[Target], window: int, level: str
+) -> None:
+    """Routes serving only the ordinary context, reported like a field they drop (`warn`) or
+    like a route set aside (`error`)."""
+    label = long_label(window)
+    for target in short:
+        if level == "error":
+            review.skipped.append({"provider": target.provider_name, "unsupported": [label]})
+        elif target.route_id in review.dropped:
+            review.dropped[target.route_id] = [*review.dropped[target.route_id], label]
 
 
 def check_output_limit(model: routing.ModelEntry, max_tokens: int) -> None:

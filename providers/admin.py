@@ -9,8 +9,8 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count
 
-from providers import breaker
-from providers.models import Model, Provider, Route
+from providers import aliases, breaker
+from providers.models import Model, ModelAlias, Provider, Route
 from providers.services import catalog_delete, catalog_save, headers_problem
 
 
@@ -90,7 +90,14 @@ ROUTE_COLUMNS = ("provider", "upstream_model", "priority", "weight", "alpha", "e
 class RouteInline(admin.TabularInline):
     model = Route
     extra = 0
-    fields = (*ROUTE_COLUMNS, "upstream_price_input", "upstream_price_output", "health")
+    fields = (
+        *ROUTE_COLUMNS,
+        "upstream_price_input",
+        "upstream_price_output",
+        "long_context_window",
+        "long_context_upstream_model",
+        "health",
+    )
     readonly_fields = ("health",)
     autocomplete_fields = ("provider",)
 
@@ -156,8 +163,54 @@ class ProviderAdmin(ConfigChangedAdmin):
         catalog_save(row=obj, credential=credential, extra_headers=headers)
 
 
+class AliasFormSet(forms.BaseInlineFormSet):
+    """The model's aliases as they would be after saving, checked with every other model's
+    (providers/aliases.py): the same rules as `gateway_apply`."""
+
+    def clean(self):
+        super().clean()
+        mine = {
+            f.cleaned_data["name"]: self.instance.name
+            for f in self.forms
+            if f.cleaned_data.get("name") and not f.cleaned_data.get("DELETE")
+        }
+        others = ModelAlias.objects.exclude(model=self.instance.pk).exclude(name__in=mine)
+        taken = ModelAlias.objects.filter(name__in=mine).exclude(model=self.instance.pk)
+        found = [f"{a.name!r} is already an alias of {a.model.name}" for a in taken]
+        everything = {**dict(others.values_list("name", "model__name")), **mine}
+        names = {*Model.objects.exclude(pk=self.instance.pk).values_list("name", flat=True)}
+        names.add(self.instance.name)
+        found += [problem for _, problem in aliases.problems(everything, names)]
+        if found:
+            raise forms.ValidationError(found)
+
+
+class ModelAliasInline(admin.TabularInline):
+    model = ModelAlias
+    formset = AliasFormSet
+    extra = 0
+    fields = ("name",)
+
+
+class PublicModelForm(forms.ModelForm):
+    class Meta:
+        model = Model
+        fields = ("name", "display_name", "enabled", "max_tokens", "routing")
+        fields += ("price_input", "price_output", "price_cache_read", "price_cache_write")
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        problem = aliases.model_name_problem(name)
+        if problem is None and ModelAlias.objects.filter(name=name).exists():
+            problem = f"{name!r} is already an alias of a model"
+        if problem is not None:
+            raise forms.ValidationError(problem)
+        return name
+
+
 @admin.register(Model)
 class PublicModelAdmin(ConfigChangedAdmin):
+    form = PublicModelForm
     list_display = (
         "name",
         "display_name",
@@ -171,7 +224,7 @@ class PublicModelAdmin(ConfigChangedAdmin):
     list_filter = ("enabled",)
     search_fields = ("name", "display_name")
     readonly_fields = ("created_at", "updated_at")
-    inlines = (RouteInline,)
+    inlines = (ModelAliasInline, RouteInline)
     fieldsets = (
         (None, {"fields": ("name", "display_name", "enabled", "max_tokens", "routing")}),
         (

@@ -102,6 +102,28 @@ class Model(models.Model):
         return self.name
 
 
+class ModelAlias(models.Model):
+    """Another id clients may send for a model: an exact alias (`claude-sonnet-4-5-20250929`)
+    or a pattern where `*` matches any run of characters (`claude-sonnet-*`).
+
+    Resolution order and the checks: providers/aliases.py."""
+
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(
+        max_length=128,
+        unique=True,
+        help_text="An id clients send, or a pattern with * (e.g. claude-*-opus-*).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "model aliases"
+
+    def __str__(self) -> str:
+        return f"{self.name} -> {self.model.name}"
+
+
 class Route(models.Model):
     """One way to serve a model: a provider and the id the provider knows the model by."""
 
@@ -119,6 +141,19 @@ class Route(models.Model):
     )
     upstream_price_output = models.DecimalField(
         max_digits=12, decimal_places=6, null=True, blank=True
+    )
+    # The long-context variant: what serves an id with a `[1m]`-style suffix on this route.
+    long_context_window = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Tokens of context this route serves for an id with a [1m]-style suffix "
+        "(1000000 for [1m]). Empty: it serves no long-context request.",
+    )
+    long_context_upstream_model = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The upstream model for those requests; empty: the route's upstream model.",
     )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

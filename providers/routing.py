@@ -10,6 +10,7 @@ redaction rule (gateway/redaction.py) every configured credential value.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import random
 import time
@@ -22,6 +23,7 @@ from django.conf import settings
 
 from gateway import redaction, state
 from providers.adapters.base import Target
+from providers.aliases import AliasIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,9 @@ class RouteEntry:
     alpha: bool = False
     # Upstream cost per million tokens (input + output), for `sort: price`; None if unknown.
     price: Decimal | None = None
+    # The long-context variant: the context it serves and the target to call for it.
+    long_context_window: int | None = None
+    long_context: Target | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,7 @@ class ModelEntry:
     prices: Prices
     routes: tuple[RouteEntry, ...]
     routing: str = "weighted"
+    aliases: tuple[str, ...] = ()  # its aliases and patterns, for /v1/models
 
     @property
     def alpha_routes(self) -> frozenset[int]:
@@ -74,6 +80,10 @@ class Snapshot:
     provider_names: frozenset[str] = frozenset()
     # tenant id -> the tenant's defaults for the request's `provider` object.
     tenant_preferences: dict[int, dict] = field(default_factory=dict)
+    # Aliases and patterns of every enabled model, with the per-id resolution cache.
+    aliases: AliasIndex = field(default_factory=AliasIndex)
+    # tenant id -> the model an unmatched `claude-*` id means for it.
+    tenant_default: dict[int, str] = field(default_factory=dict)
 
     def plan(self, model: ModelEntry, values: dict[int, float] | None = None) -> list[Target]:
         """Routes in the order to try: by priority; within a priority, by `values` (latency or
@@ -93,6 +103,21 @@ class Snapshot:
                 group.remove(pick)
                 ordered.append(pick.target)
         return ordered
+
+    def long_context(
+        self, model: ModelEntry, targets: list[Target], window: int
+    ) -> tuple[list[Target], frozenset[int]]:
+        """The plan for a long-context request (`[1m]`): routes declaring a window at least
+        that large first, each as its long-context variant, then the others in their order;
+        and the ids of those others (they serve the ordinary context only)."""
+        variants = {
+            r.target.route_id: r.long_context
+            for r in model.routes
+            if r.long_context is not None and (r.long_context_window or 0) >= window
+        }
+        able = [variants[t.route_id] for t in targets if t.route_id in variants]
+        unable = [t for t in targets if t.route_id not in variants]
+        return able + unable, frozenset(t.route_id for t in unable)
 
 
 class _Cache:
@@ -165,7 +190,7 @@ def _credentials(providers: list) -> dict[int, tuple[str, dict[str, str]]]:
 @database_sync_to_async
 def _load(version: bytes | None) -> Snapshot:
     from accounts.models import Tenant
-    from providers.models import Model, Provider, Route
+    from providers.models import Model, ModelAlias, Provider, Route
 
     signing_key = hashlib.sha256(b"tollgate-signature:" + settings.SECRET_KEY.encode()).digest()
     providers = list(Provider.objects.all())
@@ -194,6 +219,10 @@ def _load(version: bytes | None) -> Snapshot:
             version=provider.updated_at.isoformat(),
             signing_key=signing_key,
         )
+        long_context = None
+        if route.long_context_window:
+            upstream = route.long_context_upstream_model or route.upstream_model
+            long_context = dataclasses.replace(target, upstream_model=upstream)
         price = None
         if route.upstream_price_input is not None or route.upstream_price_output is not None:
             price = (route.upstream_price_input or 0) + (route.upstream_price_output or 0)
@@ -204,8 +233,15 @@ def _load(version: bytes | None) -> Snapshot:
                 weight=route.weight,
                 alpha=route.alpha,
                 price=price,
+                long_context_window=route.long_context_window,
+                long_context=long_context,
             )
         )
+    enabled = list(Model.objects.filter(enabled=True))
+    aliases = AliasIndex.build(
+        (m.name for m in enabled),
+        dict(ModelAlias.objects.filter(model__enabled=True).values_list("name", "model__name")),
+    )
     models = {
         m.name: ModelEntry(
             id=m.pk,
@@ -216,17 +252,22 @@ def _load(version: bytes | None) -> Snapshot:
             prices=Prices(m.price_input, m.price_output, m.price_cache_read, m.price_cache_write),
             routes=tuple(routes.get(m.pk, ())),
             routing=m.routing,
+            aliases=aliases.of(m.name),
         )
-        for m in Model.objects.filter(enabled=True)
+        for m in enabled
     }
     tenant_models: dict[int, frozenset[str]] = {}
     tenant_preferences: dict[int, dict] = {}
-    for tenant in Tenant.objects.prefetch_related("allowed_models"):
+    tenant_default: dict[int, str] = {}
+    query = Tenant.objects.prefetch_related("allowed_models").select_related("default_model")
+    for tenant in query:
         names = frozenset(m.name for m in tenant.allowed_models.all())
         if names:
             tenant_models[tenant.pk] = names
         if tenant.provider_defaults:
             tenant_preferences[tenant.pk] = dict(tenant.provider_defaults)
+        if tenant.default_model is not None and tenant.default_model.name in models:
+            tenant_default[tenant.pk] = tenant.default_model.name
     names = frozenset(p.name for p in providers if p.enabled)
     return Snapshot(
         version=version,
@@ -234,4 +275,6 @@ def _load(version: bytes | None) -> Snapshot:
         tenant_models=tenant_models,
         provider_names=names,
         tenant_preferences=tenant_preferences,
+        aliases=aliases,
+        tenant_default=tenant_default,
     )

@@ -9,7 +9,12 @@
   stored encrypted, like its credential;
 - a model's `routes:` list REPLACES its routes: routes not listed are deleted. Leave `routes:`
   out entirely to keep a model's routes as they are;
-- a tenant without `models:` may use every enabled model.
+- a model's `aliases:` list (exact ids and `*` patterns) REPLACES its aliases; leave it out
+  to keep them. Aliases are checked as a whole with the database's (providers/aliases.py): an
+  alias equal to a model's name, an alias of two models, or two equally specific patterns that
+  can match one id are refused;
+- a tenant without `models:` may use every enabled model; its `default_model` answers an
+  unmatched `claude-*` id (left out: none).
 
 The document is checked whole before anything is written (`ConfigError` lists every problem,
 naming the entry); then everything is written in one transaction.
@@ -40,8 +45,8 @@ from accounts.services import (
     tenant_set_provider_defaults,
 )
 from gateway import state
-from providers import presets
-from providers.models import Model, Provider, Route
+from providers import aliases, presets
+from providers.models import Model, ModelAlias, Provider, Route
 
 
 class ConfigError(ServiceError):
@@ -57,6 +62,8 @@ class ConfigError(ServiceError):
 
 Seconds = Annotated[float, msgspec.Meta(ge=0.1)]
 Price = Annotated[float, msgspec.Meta(ge=0, lt=1_000_000)]  # USD per million tokens
+LongContext = Annotated[int, msgspec.Meta(ge=1, le=aliases.MAX_MILLIONS * aliases.MILLION)]
+MAX_ALIASES = 100  # per model: keeps the config-time overlap check small
 
 
 def _default(model: type[db.Model], field: str) -> Any:
@@ -98,6 +105,9 @@ class RouteSpec(msgspec.Struct, forbid_unknown_fields=True):
     alpha: bool = False
     upstream_price_input: Price | None = None  # what the provider charges, for sort: price
     upstream_price_output: Price | None = None
+    # The long-context variant (`[1m]`-style ids): tokens of context, and its upstream model.
+    long_context_window: LongContext | None = None
+    long_context_upstream_model: str = ""
 
 
 class ModelSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -108,6 +118,8 @@ class ModelSpec(msgspec.Struct, forbid_unknown_fields=True):
     routing: Literal["weighted", "latency", "price"] = "weighted"
     pricing_per_mtok: PricingSpec = msgspec.field(default_factory=PricingSpec)
     routes: list[RouteSpec] | None = None  # None: keep the model's routes as they are
+    # Exact ids and `*` patterns; None: keep the model's aliases as they are.
+    aliases: Annotated[list[str], msgspec.Meta(max_length=MAX_ALIASES)] | None = None
 
 
 class TenantSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -119,6 +131,7 @@ class TenantSpec(msgspec.Struct, forbid_unknown_fields=True):
     budget_usd: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | None = None  # USD
     budget_period: Literal["daily", "monthly"] = "monthly"
     provider: dict[str, Any] | None = None  # defaults for the request's `provider` object
+    default_model: str | None = None  # what an unmatched `claude-*` id means for this tenant
 
 
 class ConfigSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -244,10 +257,20 @@ def _check_document(spec: ConfigSpec) -> tuple[list[str], dict[str, str | None]]
         where = f"models[{i}] ({m.name})"
         if not m.name.strip() or len(m.name) > 128:
             problems.append(f"{where}: name must be 1 to 128 characters")
+        if (error := aliases.model_name_problem(m.name)) is not None:
+            problems.append(f"{where}: {error}")
+        for alias in m.aliases or []:
+            if (error := aliases.name_problem(alias)) is not None:
+                problems.append(f"{where}.aliases: {error}")
         seen: set[tuple[str, str]] = set()
         for j, r in enumerate(m.routes or []):
             if not r.upstream_model.strip() or len(r.upstream_model) > 200:
                 problems.append(f"{where}.routes[{j}]: upstream_model must be 1 to 200 characters")
+            if len(r.long_context_upstream_model) > 200:
+                problems.append(
+                    f"{where}.routes[{j}]: long_context_upstream_model is longer than 200 "
+                    "characters"
+                )
             if (r.provider, r.upstream_model) in seen:
                 problems.append(f"{where}.routes[{j}]: duplicate route to {r.provider}")
             seen.add((r.provider, r.upstream_model))
@@ -285,6 +308,36 @@ def _check_references(spec: ConfigSpec) -> list[str]:
         unknown = [n for n in t.models or [] if n not in models]
         if unknown:
             problems.append(f"tenants[{i}] ({t.name}): unknown model(s): {', '.join(unknown)}")
+        if t.default_model is not None and t.default_model not in models:
+            problems.append(f"tenants[{i}] ({t.name}): unknown default_model {t.default_model!r}")
+        elif t.models and t.default_model is not None and t.default_model not in t.models:
+            problems.append(
+                f"tenants[{i}] ({t.name}): default_model {t.default_model!r} is not one of the "
+                "tenant's models"
+            )
+    return problems + _check_aliases(spec)
+
+
+def _check_aliases(spec: ConfigSpec) -> list[str]:
+    """The aliases as they would be after applying the document, checked as a whole."""
+    listed = {m.name for m in spec.models if m.aliases is not None}
+    final = dict(
+        ModelAlias.objects.exclude(model__name__in=listed).values_list("name", "model__name")
+    )
+    where: dict[str, str] = {}
+    problems: list[str] = []
+    for i, m in enumerate(spec.models):
+        for alias in m.aliases or []:
+            if alias in final and final[alias] != m.name:
+                problems.append(
+                    f"models[{i}] ({m.name}).aliases: {alias!r} is already an alias of "
+                    f"{final[alias]}"
+                )
+            final[alias], where[alias] = m.name, f"models[{i}] ({m.name}).aliases"
+    names = set(Model.objects.values_list("name", flat=True)) | {m.name for m in spec.models}
+    for concerned, problem in aliases.problems(final, names):
+        entry = next((where[a] for a in concerned if a in where), "aliases")
+        problems.append(f"{entry}: {problem}")
     return problems
 
 
@@ -396,6 +449,8 @@ def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) ->
     model, status, before = _upsert(Model, {"name": m.name}, values)
     _record(model, before)
     summary["models"][status] += 1
+    if m.aliases is not None:
+        _apply_aliases(model, m.aliases)
     if m.routes is None:
         return
     kept = []
@@ -412,6 +467,8 @@ def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) ->
             "alpha": r.alpha,
             "upstream_price_input": _optional_price(r.upstream_price_input),
             "upstream_price_output": _optional_price(r.upstream_price_output),
+            "long_context_window": r.long_context_window,
+            "long_context_upstream_model": r.long_context_upstream_model,
         }
         route, status, before = _upsert(Route, lookup, values)
         _record(route, before)
@@ -423,8 +480,24 @@ def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) ->
     summary["routes"]["deleted"] += deleted
 
 
+def _apply_aliases(model: Model, names: list[str]) -> None:
+    """Make the model's aliases exactly `names`. One of them still held by another model is
+    moving here (the check allowed it only because that model's list drops it)."""
+    dropped = model.aliases.exclude(name__in=names)
+    moving = ModelAlias.objects.filter(name__in=names).exclude(model=model)
+    for alias in (dropped | moving).select_related("model"):
+        audit.record(audit.DELETE, alias)
+        alias.delete()
+    have = set(model.aliases.values_list("name", flat=True))
+    for name in dict.fromkeys(names):
+        if name not in have:
+            audit.record(audit.CREATE, ModelAlias.objects.create(model=model, name=name))
+
+
 def _apply_tenant(t: TenantSpec, counts: dict) -> None:
-    tenant, status, before = _upsert(Tenant, {"name": t.name}, {"display_name": t.display_name})
+    default = Model.objects.get(name=t.default_model) if t.default_model is not None else None
+    values = {"display_name": t.display_name, "default_model": default}
+    tenant, status, before = _upsert(Tenant, {"name": t.name}, values)
     wanted = set(Model.objects.filter(name__in=t.models or []).values_list("pk", flat=True))
     if set(tenant.allowed_models.values_list("pk", flat=True)) != wanted:
         tenant.allowed_models.set(wanted)
@@ -523,7 +596,7 @@ def demo_bootstrap() -> tuple[Tenant, str]:
 
 def catalog_save(
     *,
-    row: Provider | Model | Route,
+    row: Provider | Model | Route | ModelAlias,
     credential: str | None = None,
     extra_headers: dict[str, str] | None = None,
 ) -> None:
@@ -547,10 +620,15 @@ def catalog_save(
         transaction.on_commit(state.config_changed)
 
 
-def catalog_delete(*, row: Provider | Model | Route) -> None:
-    """Delete a provider, model or route; a provider's or model's routes go with it."""
+def catalog_delete(*, row: Provider | Model | Route | ModelAlias) -> None:
+    """Delete a provider, model, route or alias; a provider's or model's routes (and a model's
+    aliases) go with it."""
     with transaction.atomic():
-        cascaded = () if isinstance(row, Route) else row.routes.select_related("model", "provider")
+        cascaded: list[db.Model] = []
+        if isinstance(row, Provider | Model):
+            cascaded += row.routes.select_related("model", "provider")
+        if isinstance(row, Model):
+            cascaded += row.aliases.select_related("model")
         for route in cascaded:
             audit.record(audit.DELETE, route)
         audit.record(audit.DELETE, row)

@@ -27,6 +27,8 @@ _json = msgspec.json.Encoder()
 
 
 def model_json(model: routing.ModelEntry) -> dict:
+    """One entry per model, its aliases and patterns in an extra `aliases` field. As on
+    Anthropic, `GET /v1/models/{alias}` answers the model it resolves to, under its own id."""
     data = {
         "type": "model",
         "id": model.name,
@@ -35,6 +37,8 @@ def model_json(model: routing.ModelEntry) -> dict:
     }
     if model.max_tokens:
         data["max_tokens"] = model.max_tokens
+    if model.aliases:  # an extra field: the ids and patterns that also reach this model
+        data["aliases"] = list(model.aliases)
     return data
 
 
@@ -60,12 +64,15 @@ def page(models: list[routing.ModelEntry], query: dict[str, list[str]]) -> dict:
     ids = [m.name for m in models]
     if after := query.get("after_id", [None])[0]:
         models = models[ids.index(after) + 1 :] if after in ids else []
+        chosen = models[:limit]
     elif before := query.get("before_id", [None])[0]:
         models = models[: ids.index(before)] if before in ids else []
-        models = models[-limit:]
-    chosen = models[:limit]
+        chosen = models[-limit:]  # the page just before the cursor
+    else:
+        chosen = models[:limit]
     return {
         "data": [model_json(m) for m in chosen],
+        # More in the direction asked: after the page, or before it for `before_id`.
         "has_more": len(models) > len(chosen),
         "first_id": chosen[0].name if chosen else None,
         "last_id": chosen[-1].name if chosen else None,

@@ -478,6 +478,10 @@ def model_form(model, **changes) -> dict:
         "routes-INITIAL_FORMS": "0",
         "routes-MIN_NUM_FORMS": "0",
         "routes-MAX_NUM_FORMS": "1000",
+        "aliases-TOTAL_FORMS": "0",
+        "aliases-INITIAL_FORMS": "0",
+        "aliases-MIN_NUM_FORMS": "0",
+        "aliases-MAX_NUM_FORMS": "1000",
     }
     data.update(changes)
     return data
