@@ -22,6 +22,7 @@ naming the entry); then everything is written in one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from decimal import Decimal
@@ -41,6 +42,7 @@ from accounts.services import (
     api_key_create,
     api_key_revoke,
     provider_defaults_check,
+    tenant_set_default_model,
     tenant_set_limits,
     tenant_set_provider_defaults,
 )
@@ -568,6 +570,9 @@ def _ensure(cls: type[db.Model], **lookup) -> Any:
 def demo_bootstrap() -> tuple[Tenant, str]:
     """Ensure the demo provider, models and tenant, and rotate the tenant's `quickstart` key.
 
+    The demo tenant's default model is `claude-demo` (when it has none), so every `claude-*`
+    id, Claude Code's own included, reaches the demo provider.
+
     Only hashes of keys are stored, so the quick start can only print a working key by making
     a new one: each run revokes the previous `quickstart` key and returns a fresh secret.
     Other rows are never changed, so this is safe to run on every start.
@@ -584,6 +589,10 @@ def demo_bootstrap() -> tuple[Tenant, str]:
                 audit.record(audit.CREATE, alias)
                 _ensure(Route, model=alias, provider=provider, upstream_model="demo-1")
         tenant = _ensure(Tenant, name="demo", defaults={"display_name": "Demo"})
+        if tenant.default_model is None:  # Claude Code's own ids, with no ANTHROPIC_MODEL
+            # Unless an operator limited the demo tenant to other models.
+            with contextlib.suppress(ServiceError):
+                tenant_set_default_model(tenant=tenant, model=model)
         for old in api_keys_active(tenant=tenant).filter(name="quickstart"):
             api_key_revoke(key=old)
         _, secret = api_key_create(tenant=tenant, name="quickstart")

@@ -26,10 +26,19 @@ _PLACEHOLDER = {
 }
 
 
+REMINDER = "<system-reminder>"
+
+
 def _last_user_text(request: ir.Request) -> str:
+    """What the person last typed: agents such as Claude Code add context in text blocks of
+    their own (`<system-reminder>…`), which are not echoed and name no tool."""
     for message in reversed(request.messages):
         if message.role == "user":
-            texts = [p.text for p in message.content if isinstance(p, ir.Text)]
+            texts = [
+                p.text
+                for p in message.content
+                if isinstance(p, ir.Text) and not p.text.lstrip().startswith(REMINDER)
+            ]
             if texts:
                 return " ".join(texts)
     return ""

@@ -91,3 +91,52 @@ def test_command_prints_examples_and_the_key_alone_on_the_last_line():
     assert ApiKey.objects.get().secret_hash == keys.hash_secret(secret)
     assert "http://127.0.0.1:8123/v1/messages" in out.getvalue()
     assert f"export TOLLGATE_KEY={secret}" in out.getvalue()
+
+
+def resolved(tenant, name: str) -> str:
+    from accounts.keys import KeyInfo
+    from gateway.pipeline import resolve_model
+    from providers import routing
+
+    snapshot = routing._load.func(b"1")  # what each process runs when the version moves
+    key = KeyInfo(
+        key_id=1,
+        tenant_id=tenant.pk,
+        tenant_name=tenant.name,
+        prefix="tg_x",
+        allowed_models=None,
+        allow_debug=False,
+        expires_at=None,
+        revoked=False,
+        tenant_active=True,
+    )
+    return resolve_model(snapshot, key, name).name
+
+
+@pytest.mark.parametrize(
+    "asked, model",
+    [
+        ("claude-opus-5-5", "claude-demo"),  # Claude Code 2.1.332's default
+        ("claude-haiku-5-5", "claude-demo"),  # and its small model
+        ("claude-opus-4-8", "claude-demo"),  # 2.1.197's, sent without its [1m]
+        ("claude-opus-4-8[1m]", "claude-demo"),
+        ("claude-sonnet-4-5-20250929", "claude-demo"),
+        ("claude-sonnet-4-5", "claude-sonnet-4-5"),  # a model of its own wins
+    ],
+)
+def test_the_demo_tenant_answers_claude_codes_own_ids(asked, model):
+    tenant, _ = demo_bootstrap()
+
+    assert tenant.default_model.name == "claude-demo"
+    assert resolved(tenant, asked) == model
+
+
+def test_a_default_model_the_operator_chose_is_kept():
+    tenant, _ = demo_bootstrap()
+    other = ModelFactory(name="claude-other")
+    tenant.default_model = other
+    tenant.save()
+
+    tenant, _ = demo_bootstrap()
+
+    assert tenant.default_model == other

@@ -215,3 +215,60 @@ def test_the_admin_sets_a_tenant_default_model_within_its_models(admin_client):
     assert "default_model" in refused.context["adminform"].form.errors
     assert saved.status_code == 302
     assert Tenant.objects.get(pk=tenant.pk).default_model == opus
+
+
+# --- What the gateway loads -----------------------------------------------------------------------
+
+
+def loaded():
+    from providers import routing
+
+    return routing._load.func(b"1")  # what each process runs when the version moves
+
+
+def test_the_routing_snapshot_resolves_aliases_of_enabled_models_only():
+    apply(
+        model("opus", ["claude-opus-*"]),
+        {**model("old", ["claude-old-*"]), "enabled": False},
+        tenants=[{"name": "acme", "default_model": "opus"}],
+    )
+
+    snapshot = loaded()
+
+    assert snapshot.aliases.candidates("claude-opus-5-5") == ("opus",)
+    assert snapshot.aliases.candidates("claude-old-1") == ()
+    assert snapshot.models["opus"].aliases == ("claude-opus-*",)
+    assert snapshot.tenant_default == {Tenant.objects.get(name="acme").pk: "opus"}
+
+
+def test_a_long_context_request_tries_the_routes_declaring_it_first_as_their_variant():
+    config_apply(
+        data={
+            "providers": [PROVIDER, {**PROVIDER, "name": "openai-other"}],
+            "models": [
+                {
+                    "name": "opus",
+                    "routes": [
+                        {"provider": "openai-main", "upstream_model": "up-short", "priority": 1},
+                        {
+                            "provider": "openai-other",
+                            "upstream_model": "up-long",
+                            "priority": 2,
+                            "long_context_window": 1_000_000,
+                            "long_context_upstream_model": "up-long-1m",
+                        },
+                    ],
+                }
+            ],
+        }
+    )
+    snapshot = loaded()
+    opus = snapshot.models["opus"]
+
+    planned, short = snapshot.long_context(opus, snapshot.plan(opus), 1_000_000)
+    too_long, none_able = snapshot.long_context(opus, snapshot.plan(opus), 2_000_000)
+
+    assert [t.upstream_model for t in planned] == ["up-long-1m", "up-short"]
+    assert short == {Route.objects.get(upstream_model="up-short").pk}
+    assert [t.upstream_model for t in too_long] == ["up-short", "up-long"]
+    assert len(none_able) == 2

@@ -34,5 +34,9 @@ class Command(AuditedCommand):
         tenant, secret = demo_bootstrap()
         models = ", ".join((DEMO_MODEL, *DEMO_ALIASES))
         self.stdout.write(f"Demo ready: tenant {tenant.name}, models {models} (where free).")
+        if tenant.default_model is not None:
+            self.stdout.write(
+                f"Any other claude-* id (Claude Code's own) answers as {tenant.default_model}."
+            )
         self.stdout.write(EXAMPLES.format(secret=secret, host=host, port=port, model=DEMO_MODEL))
         self.stdout.write(secret)

@@ -68,3 +68,16 @@ async def test_stream_yields_the_same_text_as_the_reply():
     text = "".join(e.text for e in events if isinstance(e, ir.TextDelta))
     assert text == reply(request("hi")).content[0].text
     assert isinstance(events[-1], ir.StreamEnd) and events[-1].stop_reason == "end_turn"
+
+
+def test_an_agents_reminder_blocks_are_neither_echoed_nor_read_as_tool_names():
+    reminder = ir.Text("<system-reminder>\nYou may use get_weather.\n</system-reminder>")
+    asked = request("hi", tools=[WEATHER])
+    asked.messages = [ir.Message("user", [reminder, ir.Text("Hello there")])]
+
+    response = reply(asked)
+
+    assert response.stop_reason == "end_turn"
+    assert response.content == [
+        ir.Text("Hello from the Tollgate demo provider. You said: Hello there")
+    ]
