@@ -38,6 +38,37 @@ def test_models_paginate_with_cursors(stage):
     assert all_ids == ["claude-a", "claude-b", "claude-c"]
 
 
+def test_models_paginate_backwards_with_has_more_while_earlier_models_remain(stage):
+    acme, _ = two_tenants(stage)
+    last = stage.client(acme).models.list(before_id="claude-c", limit=1)
+    first = stage.client(acme).models.list(before_id="claude-b", limit=1)
+    assert ([m.id for m in last.data], last.has_more) == (["claude-b"], True)
+    assert ([m.id for m in first.data], first.has_more) == (["claude-a"], False)
+
+
+def test_an_alias_is_listed_on_its_model_and_retrieved_as_that_model(stage):
+    stage.apply(
+        providers=[stage.provider("openai")],
+        models=[
+            stage.model(
+                "claude-main",
+                [{"provider": "openai-fake", "upstream_model": "gpt-main"}],
+                aliases=["claude-opus-*", "claude-sonnet-4-5-20250929"],
+            )
+        ],
+        tenants=[{"name": "acme"}],
+    )
+    client = stage.client(stage.tenant_key("acme"))
+
+    listed = client.models.list().data
+    retrieved = client.models.retrieve("claude-opus-5-5")
+    dated = client.models.retrieve("claude-sonnet-4-5-20250929")
+
+    assert [m.id for m in listed] == ["claude-main"]
+    assert listed[0].model_extra["aliases"] == ["claude-opus-*", "claude-sonnet-4-5-20250929"]
+    assert retrieved.id == dated.id == "claude-main"  # as Anthropic resolves an alias
+
+
 def test_models_need_a_key(stage):
     two_tenants(stage)
     with pytest.raises(anthropic.AuthenticationError):
