@@ -1,90 +1,197 @@
-"""Claude Code (`claude -p`) completes a prompt with a tool call through Tollgate.
+"""Claude Code (`claude -p`) through Tollgate, as people run it: no model variables at all.
 
 The CLI is pinned in tests/e2e/claude_code/package-lock.json and installed by `make test` into
-.venv/claude-code. It talks
-to the real gateway, which routes every model to an OpenAI-compatible fake upstream.
+.venv/claude-code. It asks for its own model ids (claude-opus-5-5, claude-haiku-5-5 for a small
+subagent), which reach the configured models by pattern (`claude-opus-*`, `claude-haiku-*`) or
+by the tenant's default; every model is served by one translated route of the fake upstream.
+
+A conversation is a list of `Turn`s run with `claude -p` (later turns with `--continue`); each
+turn scripts the upstream replies it needs and says what `claude -p` prints. A recording proxy
+in front of the gateway sees every call Claude Code makes, so the test can say that each was
+answered and that each `/v1/messages` call has its usage record. More turns (a WebSearch, a
+`/compact`) are further entries of CONVERSATION.
 """
+
+from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.management import call_command
+
+from gateway.models import UsageRecord
+from tests.e2e.recording_proxy import RecordingProxy
+from tests.e2e.usage import drain, records_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # Installed by `make test` from tests/e2e/claude_code/package-lock.json (see the Makefile).
 CLAUDE = ROOT / ".venv/claude-code/node_modules/@anthropic-ai/claude-code/bin/claude.exe"
+MAIN, SMALL = "up-cc-main", "up-cc-small"  # upstream models of the two public models
+QUIET = {  # no telemetry, update checks or other traffic that is not the conversation
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_TELEMETRY": "1",
+}
 
 
-def test_claude_code_runs_a_tool_through_an_openai_compatible_upstream(stage, tmp_path):
-    stage.apply(
-        providers=[stage.provider("openai")],
-        models=[
-            stage.model("claude-cc", [{"provider": "openai-fake", "upstream_model": "gpt-cc"}]),
-            stage.model(
-                "claude-cc-small", [{"provider": "openai-fake", "upstream_model": "gpt-cc-small"}]
-            ),
-        ],
-        tenants=[{"name": "acme"}],
-    )
-    key = stage.tenant_key("acme")
-    stage.upstream.script(
-        "gpt-cc",
-        {
-            "blocks": [
-                {"type": "text", "text": "I will run it."},
-                {
-                    "type": "tool_use",
-                    "name": "Bash",
-                    "id": "call_cc1",
-                    "input": {"command": "echo tollgate-ok", "description": "Print a marker"},
-                },
-            ],
-            "stop_reason": "tool_use",
-        },
-        {"blocks": [{"type": "text", "text": "The command printed tollgate-ok."}]},
-    )
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "ANTHROPIC_BASE_URL": stage.gateway.url,
-        "ANTHROPIC_API_KEY": key,
-        "ANTHROPIC_MODEL": "claude-cc",
-        "ANTHROPIC_SMALL_FAST_MODEL": "claude-cc-small",
-        "ANTHROPIC_DEFAULT_HAIKU_MODEL": "claude-cc-small",
-        "ANTHROPIC_DEFAULT_SONNET_MODEL": "claude-cc",
-        "ANTHROPIC_DEFAULT_OPUS_MODEL": "claude-cc",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "DISABLE_TELEMETRY": "1",
+@dataclass(frozen=True)
+class Turn:
+    """One `claude -p` of the conversation and the upstream replies it needs, in order."""
+
+    prompt: str
+    prints: str | None  # the `result` claude -p prints; None: not checked (a slash command)
+    main: tuple[dict, ...] = ()  # scripted replies of the main model's upstream
+    small: tuple[dict, ...] = ()  # of the small model's (subagents asked to run on haiku)
+    args: tuple[str, ...] = ()
+    checks: tuple = field(default=(), compare=False)  # f(upstream requests of MAIN) -> None
+
+
+def text(value: str) -> dict:
+    return {"blocks": [{"type": "text", "text": value}]}
+
+
+def tool(name: str, **arguments) -> dict:
+    return {
+        "blocks": [{"type": "tool_use", "name": name, "input": arguments}],
+        "stop_reason": "tool_use",
     }
+
+
+def ran_the_command(requests: list[dict]) -> None:
+    assert "tollgate-ok" in json.dumps(requests[-1]["body"])  # the tool result went back
+
+
+CONVERSATION = [
+    Turn(
+        prompt="Run the shell command `echo tollgate-ok` and tell me what it printed.",
+        main=(
+            tool("Bash", command="echo tollgate-ok", description="Print a marker"),
+            text("The command printed tollgate-ok."),
+        ),
+        prints="The command printed tollgate-ok.",
+        args=("--allowedTools", "Bash(echo:*)"),
+        checks=(ran_the_command,),
+    ),
+    Turn(
+        prompt="Ask a quick agent for the marker.",
+        main=(
+            tool(
+                "Agent",
+                description="Find the marker",
+                prompt="Say the marker.",
+                subagent_type="general-purpose",
+                model="haiku",  # Claude Code's small model: claude-haiku-5-5
+                run_in_background=False,
+            ),
+            text("The agent found the marker tollgate-small."),
+        ),
+        small=(text("The marker is tollgate-small."),),
+        prints="The agent found the marker tollgate-small.",
+    ),
+    # Claude Code counts the conversation's and its tools' tokens: many count_tokens calls.
+    Turn(prompt="/context", prints=None),
+]
+
+
+def claude(prompt: str, env: dict[str, str], cwd: Path, *args: str) -> dict:
     result = subprocess.run(
-        [
-            str(CLAUDE),
-            "-p",
-            "Run the shell command `echo tollgate-ok` and tell me what it printed.",
-            "--output-format",
-            "json",
-            "--allowedTools",
-            "Bash(echo:*)",
-            "--max-turns",
-            "4",
-        ],
-        cwd=tmp_path,
-        env=env,
+        [str(CLAUDE), "-p", prompt, "--output-format", "json", "--max-turns", "6", *args],
+        cwd=cwd,
+        env={"PATH": os.environ["PATH"], "HOME": str(cwd), **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    output = json.loads(result.stdout)
-    assert output["is_error"] is False
-    assert output["result"] == "The command printed tollgate-ok."
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(result.stdout)
 
-    main_calls = stage.upstream.requests("gpt-cc")
-    assert len(main_calls) == 2
-    tool_messages = [m for m in main_calls[1]["body"]["messages"] if m["role"] == "tool"]
-    assert tool_messages[0]["tool_call_id"] == "call_cc1"
-    assert "tollgate-ok" in json.dumps(tool_messages[0]["content"])
-    first = main_calls[0]["body"]
-    assert first["stream"] is True  # Claude Code streams, with its tools, thinking and betas
-    assert any(t["function"]["name"] == "Bash" for t in first["tools"])
+
+@pytest.fixture
+def broker():
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    drain(client)  # records of earlier tests
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize("kind", ["openai", "openai_responses", "gemini"])
+def test_claude_code_converses_with_no_model_variables_through_a_translated_route(
+    stage, broker, tmp_path, kind
+):
+    stage.apply(
+        providers=[stage.provider(kind)],
+        models=[
+            stage.model(
+                "cc-main",
+                [{"provider": f"{kind}-fake", "upstream_model": MAIN}],
+                aliases=["claude-opus-*"],
+            ),
+            stage.model(
+                "cc-small",
+                [{"provider": f"{kind}-fake", "upstream_model": SMALL}],
+                aliases=["claude-haiku-*"],
+            ),
+        ],
+        tenants=[{"name": "acme", "default_model": "cc-main"}],  # any other claude-* id
+    )
+    env = {"ANTHROPIC_API_KEY": stage.tenant_key("acme"), **QUIET}
+
+    with RecordingProxy(stage.gateway.url) as proxy:
+        env["ANTHROPIC_BASE_URL"] = proxy.url
+        for i, turn in enumerate(CONVERSATION):
+            stage.upstream.script(MAIN, *turn.main)
+            stage.upstream.script(SMALL, *turn.small)
+            again = ("--continue",) if i else ()
+            output = claude(turn.prompt, env, tmp_path, *again, *turn.args)
+            assert output["is_error"] is False, output
+            if turn.prints is not None:
+                assert output["result"] == turn.prints
+            for check in turn.checks:
+                check(stage.upstream.requests(MAIN))
+        calls = [c for c in proxy.calls if c.path.startswith("/v1/")]
+
+    assert [c for c in calls if c.status != 200] == []
+    asked = {c.model for c in calls}
+    assert {"claude-opus-5-5", "claude-haiku-5-5"} <= asked  # its own ids, no variables
+    messages = [c for c in calls if c.path == "/v1/messages"]
+    counts = [c for c in calls if c.path == "/v1/messages/count_tokens"]
+    assert len(messages) == 5 and len(counts) > 0
+    assert all(json.loads(c.body)["input_tokens"] > 0 for c in counts)
+    # Every message has its usage record, billed to the model the id resolved to.
+    rows = records_for(broker, [c.request_id for c in messages])
+    assert {(r.status, r.http_status, r.billed) for r in rows.values()} == {("ok", 200, True)}
+    by_model = {c.request_id: c.model for c in messages}
+    resolved = {by_model[rid]: row.model for rid, row in rows.items()}
+    assert resolved == {"claude-opus-5-5": "cc-main", "claude-haiku-5-5": "cc-small"}
+    assert all(row.provider == f"{kind}-fake" and row.cost_usd > 0 for row in rows.values())
+    # count_tokens is never billed: no usage record, no cost (README, Endpoints).
+    drain(broker)
+    counted = [c.request_id for c in counts]
+    assert UsageRecord.objects.filter(request_id__in=counted).count() == 0
+    assert UsageRecord.objects.count() == len(messages)
+
+
+def test_the_claude_line_make_run_prints_answers_with_the_demo_provider(
+    live_gateway, transactional_db, tmp_path
+):
+    printed = StringIO()
+    host, port = live_gateway.url.removeprefix("http://").split(":")
+    call_command("demo_bootstrap", host=host, port=port, stdout=printed)
+    lines = printed.getvalue().splitlines()
+    secret = lines[-1]
+    line = next(line.strip() for line in lines if line.strip().endswith(" claude"))
+    env = dict(re.findall(r"(\w+)=(\S+)", line))
+    env = {name: value.replace("$TOLLGATE_KEY", secret) for name, value in env.items()}
+    assert set(env) == {"ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN"}  # no model variable
+
+    output = claude("Hello there", {**env, **QUIET}, tmp_path)
+
+    assert output["result"] == "Hello from the Tollgate demo provider. You said: Hello there"
