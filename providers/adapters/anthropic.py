@@ -100,6 +100,8 @@ class AnthropicAdapter(HttpAdapter):
     kind = "anthropic"
     surface = "anthropic"
     options = OPTIONS
+    # A 403 `permission_error` stays the status's: a beta the client chose can earn it.
+    error_kinds = {"authentication_error": "credential", "billing_error": "account"}
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         wire = request.raw_json
@@ -171,3 +173,8 @@ class AnthropicAdapter(HttpAdapter):
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
             return str(body["error"].get("message", ""))
         return ""
+
+    def error_codes(self, body: Any) -> list[Any]:
+        """`{"type": "error", "error": {"type", "message"}}` (reference 1.8)."""
+        error = body.get("error") if isinstance(body, dict) else None
+        return [error.get("type")] if isinstance(error, dict) else []

@@ -8,6 +8,7 @@ permanent/transient split live here once, in `HttpAdapter.complete` and `HttpAda
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from providers.adapters.options import OptionTable
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
+# A provider's error code as shown to clients: a short token, nothing an upstream could smuggle.
+_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # What a parser raises on an answer that is not the shape it expects (a string for an object, a
 # missing key): the answer was unreadable, which is not the gateway's own failure.
 UNREADABLE = (msgspec.DecodeError, AttributeError, KeyError, IndexError, TypeError, ValueError)
@@ -186,6 +189,11 @@ async def sse_data(response: httpx2.Response) -> AsyncIterator[tuple[str | None,
 class HttpAdapter(Adapter):
     """A provider reached over HTTP with JSON bodies and SSE streams."""
 
+    # The provider's error codes that say who is to blame, each with its kind (a key of
+    # gateway.errors.VERDICTS): our credential, our account, ... A code not listed leaves it to
+    # the status.
+    error_kinds: ClassVar[dict[str, str]] = {}
+
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         raise NotImplementedError
 
@@ -210,13 +218,41 @@ class HttpAdapter(Adapter):
                 return err
         return ""
 
+    def error_codes(self, body: Any) -> list[Any]:
+        """The provider's own names for an error (codes, reasons), the most specific first."""
+        return []
+
+    def error_retry_after(self, body: Any) -> float | None:
+        """A wait the error body asks for, for providers that put it there."""
+        return None
+
     def parse_error(self, status: int, body: bytes, headers: httpx2.Headers) -> UpstreamError:
         try:
-            message = self.error_message(_decode.decode(body)) if body else ""
+            data = _decode.decode(body) if body else None
         except msgspec.DecodeError:
-            message = ""
-        message = message or f"upstream answered HTTP {status}"
-        return upstream_error(status, message, retry_after=_retry_after(headers))
+            data = None
+        return self.error_from(status, data, retry_after=_retry_after(headers))
+
+    def error_from(
+        self, status: int, data: Any, *, retry_after: float | None = None
+    ) -> UpstreamError:
+        """The error an upstream answered (its status and decoded body), blamed on the right
+        party: the provider's error details first (`error_kinds`), its status otherwise."""
+        try:
+            message = self.error_message(data)
+            codes = [c for c in self.error_codes(data) if isinstance(c, str) and _CODE.fullmatch(c)]
+            if retry_after is None:
+                retry_after = self.error_retry_after(data)
+        except UNREADABLE:
+            message, codes = "", []
+        kind = next((self.error_kinds[c] for c in codes if c in self.error_kinds), None)
+        return upstream_error(
+            status,
+            message or f"upstream answered HTTP {status}",
+            retry_after=retry_after,
+            kind=kind,
+            code=codes[0] if codes else "",
+        )
 
     def count_request(self, request: ir.Request, target: Target) -> UpstreamRequest | None:
         """The provider's own token-counting call, when it has one."""

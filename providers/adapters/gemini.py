@@ -13,7 +13,6 @@ from typing import Any
 import msgspec
 
 from gateway import ir
-from gateway.errors import UpstreamError, upstream_error
 from gateway.tokens import estimate_input_tokens, estimate_output_tokens
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 from providers.adapters.envelope import seal
@@ -37,6 +36,24 @@ REFUSALS = frozenset({
 })
 # fmt: on
 OVERLOADED = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"})
+# Error details that blame the gateway's own key, project or billing, not the request (Gemini
+# answers a bad key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID), and status names that
+# tell more than the HTTP status (see gateway/errors.py VERDICTS).
+# fmt: off
+ERROR_KINDS = {
+    **dict.fromkeys((
+        "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED",
+        "API_KEY_HTTP_REFERRER_BLOCKED", "API_KEY_IP_ADDRESS_BLOCKED",
+        "API_KEY_ANDROID_APP_BLOCKED", "API_KEY_IOS_APP_BLOCKED", "ACCESS_TOKEN_EXPIRED",
+        "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "CREDENTIALS_MISSING", "CONSUMER_SUSPENDED",
+        "CONSUMER_INVALID", "SERVICE_DISABLED", "USER_PROJECT_DENIED",
+    ), "credential"),
+    "BILLING_DISABLED": "account",
+    # Region or billing of the project (reference 4.7), but also the state of a cache or file
+    # the request names: another route may serve it, and it never counts.
+    "FAILED_PRECONDITION": "refused",
+}
+# fmt: on
 
 
 def thinking_signature(target: Target, thought_signature: str | None) -> str:
@@ -238,9 +255,7 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
     error = body.get("error")
     if isinstance(error, dict):
         code = error.get("code")
-        raise upstream_error(
-            code if isinstance(code, int) else 500, str(error.get("message") or "upstream error")
-        )
+        raise GeminiAdapter().error_from(code if isinstance(code, int) else 500, body)
     turn = GeminiTurn(request, target)
     turn.feed(body)
     turn.close_thinking()
@@ -339,17 +354,25 @@ class GeminiAdapter(HttpAdapter):
         for event in turn.end():
             yield event
 
+    error_kinds = ERROR_KINDS
+
     def error_message(self, body: Any) -> str:
-        """Gemini's `{"error": {"code", "message", "status"}}`."""
+        """Gemini's `{"error": {"code", "message", "status", "details"}}`."""
         return super().error_message(_unwrap(body))
 
-    def parse_error(self, status: int, body: bytes, headers) -> UpstreamError:
-        err = super().parse_error(status, body, headers)
-        if err.retry_after is None and err.fallback:
-            try:
-                delay = _retry_delay(_unwrap(_decode.decode(body))) if body else None
-            except msgspec.DecodeError:
-                delay = None
-            if delay is not None:
-                return upstream_error(status, err.message, retry_after=delay)
-        return err
+    def error_codes(self, body: Any) -> list[Any]:
+        """The `google.rpc.ErrorInfo` reasons (API_KEY_INVALID…), then the status name."""
+        body = _unwrap(body)
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict):
+            return []
+        details = error.get("details")
+        reasons = [
+            d.get("reason")
+            for d in (details if isinstance(details, list) else [])
+            if isinstance(d, dict) and str(d.get("@type", "")).endswith("ErrorInfo")
+        ]
+        return [*reasons, error.get("status")]
+
+    def error_retry_after(self, body: Any) -> float | None:
+        return _retry_delay(_unwrap(body))

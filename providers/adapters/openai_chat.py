@@ -76,6 +76,21 @@ def stop_reason(finish: Any, saw_tool: bool, saw_refusal: bool) -> ir.StopReason
     return "end_turn"
 
 
+# OpenAI's error `code` or `type` values that blame the gateway's own key, account or region,
+# not the request (any 401 does too); see gateway/errors.py VERDICTS.
+ERROR_KINDS = {
+    "invalid_api_key": "credential",
+    "unsupported_country_region_territory": "credential",
+    "insufficient_quota": "account",
+}
+
+
+def error_codes(body: Any) -> list[Any]:
+    """`{"error": {"message", "type", "param", "code"}}` (reference 2.7): code, then type."""
+    error = body.get("error") if isinstance(body, dict) else None
+    return [error.get("code"), error.get("type")] if isinstance(error, dict) else []
+
+
 def _count(data: Any, key: str) -> int:
     value = data.get(key) if isinstance(data, dict) else None
     return value if isinstance(value, int) else 0
@@ -360,6 +375,10 @@ def sampling_dropped(request: ir.Request, reasoning_model: bool, *, stops: bool)
 class OpenAIChatAdapter(HttpAdapter):
     kind = "openai"
     options = REQUEST_OPTIONS
+    error_kinds = ERROR_KINDS
+
+    def error_codes(self, body: Any) -> list[Any]:
+        return error_codes(body)
 
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
         dropped = sampling_dropped(request, is_reasoning_model(target.upstream_model), stops=True)

@@ -19,7 +19,9 @@ from gateway.tokens import estimate_input_tokens, estimate_output_tokens
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 from providers.adapters.envelope import seal
 from providers.adapters.openai_chat import (
+    ERROR_KINDS,
     RESPONSES_USAGE,
+    error_codes,
     response_tool_id,
     sampling_dropped,
     stream_error,
@@ -278,6 +280,10 @@ HANDLERS = {
 class OpenAIResponsesAdapter(HttpAdapter):
     kind = "openai_responses"
     options = REQUEST_OPTIONS
+    error_kinds = ERROR_KINDS  # the Chat Completions error shape (reference 3.7)
+
+    def error_codes(self, body: Any) -> list[Any]:
+        return error_codes(body)
 
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
         # The Responses API has no stop parameter at all.

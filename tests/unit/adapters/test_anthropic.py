@@ -10,6 +10,7 @@ from gateway import ir
 from gateway.surfaces.anthropic.decode import decode_messages, to_ir
 from providers.adapters.anthropic import AnthropicAdapter, messages_url
 from providers.adapters.base import Target
+from tests.unit.adapters.goldens import cases, check_error
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "anthropic"
 TARGET = Target(
@@ -51,6 +52,11 @@ def test_response_is_parsed_into_ir_and_kept_for_passthrough():
     built = msgspec.to_builtins(response)
     assert built.pop("passthrough") == case["upstream_response"]
     assert built == case["expected_ir"]
+
+
+@pytest.mark.parametrize("case", cases("anthropic", "error"))
+def test_error_golden(case: dict):
+    check_error(AnthropicAdapter(), case)
 
 
 @pytest.mark.parametrize(
