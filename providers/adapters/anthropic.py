@@ -83,6 +83,16 @@ def usage_from(data: dict[str, Any], base: ir.Usage | None = None) -> ir.Usage:
     return usage
 
 
+def stop_details_from(data: Any) -> ir.StopDetails | None:
+    if not isinstance(data, dict) or data.get("type") != "refusal":
+        return None
+    category, explanation = data.get("category"), data.get("explanation")
+    return ir.StopDetails(
+        category=category if isinstance(category, str) else None,
+        explanation=explanation if isinstance(explanation, str) else None,
+    )
+
+
 def _part(block: dict[str, Any]) -> ir.Part | None:
     kind = block.get("type")
     if kind == "text":
@@ -138,7 +148,8 @@ class AnthropicAdapter(HttpAdapter):
             stop_sequence=body.get("stop_sequence"),
             usage=usage_from(body.get("usage") or {}),
             upstream_id=body.get("id"),
-            passthrough=body,
+            passthrough=body,  # what the client gets, `stop_details` included
+            stop_details=stop_details_from(body.get("stop_details")),
         )
 
     async def parse_stream(self, events, request, target):

@@ -8,6 +8,7 @@ so one state machine (`GeminiTurn`) serves both paths.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -60,6 +61,38 @@ def thinking_signature(target: Target, thought_signature: str | None) -> str:
     """The envelope a thinking block carries, with the thought signature to replay (5.12.3)."""
     data = {"ts": thought_signature} if thought_signature else {}
     return seal(PROVIDER, target.upstream_model, data, target.signing_key)
+
+
+# Why Gemini stopped or blocked (finishReason, promptFeedback.blockReason) -> Anthropic's
+# refusal category: harm filters are `general_harms`; recitation, a blocklist or an unnamed
+# reason have no named category.
+# fmt: off
+REFUSAL_CATEGORIES: dict[str, ir.RefusalCategory] = dict.fromkeys((
+    "SAFETY", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT",
+), "general_harms")
+# fmt: on
+EXPLANATION_CHARS = 1000
+_NAME = re.compile(r"[A-Z_]{1,64}")
+
+
+def refusal_details(reason: Any, ratings: Any, message: Any, *, prompt: bool) -> ir.StopDetails:
+    """A refusal's `stop_details`: the category from the reason; the explanation from Gemini's
+    own text (`finishMessage`, `blockReasonMessage`), else the reason and the harm categories
+    its safety ratings blocked."""
+    reason = reason if isinstance(reason, str) and _NAME.fullmatch(reason) else None
+    if isinstance(message, str) and message:
+        explanation = message[:EXPLANATION_CHARS]
+    else:
+        blocked = [
+            str(r.get("category"))
+            for r in (ratings if isinstance(ratings, list) else ())
+            if isinstance(r, dict) and r.get("blocked") and _NAME.fullmatch(str(r.get("category")))
+        ][:8]
+        what = "prompt blocked" if prompt else "output stopped"
+        explanation = f"{what}: {reason or 'unspecified'}" + (
+            f" ({', '.join(blocked)})" if blocked else ""
+        )
+    return ir.StopDetails(category=REFUSAL_CATEGORIES.get(reason or ""), explanation=explanation)
 
 
 def stop_reason(finish: Any, saw_tool: bool, blocked: bool) -> ir.StopReason:
@@ -147,6 +180,8 @@ class GeminiTurn:
         self.calls = 0
         self.blocked = False
         self.finish: str | None = None
+        # What a refusal's stop_details come from: the reason's ratings and message.
+        self.refusal: tuple[Any, Any, Any] = (None, None, None)
         self.usage: ir.Usage | None = None
         self.chars = 0  # output characters, for an estimate if usage never comes
 
@@ -165,13 +200,21 @@ class GeminiTurn:
         candidate = _candidate(chunk)
         if candidate is None:
             feedback = chunk.get("promptFeedback")
-            self.blocked |= isinstance(feedback, dict) and bool(feedback.get("blockReason"))
+            if isinstance(feedback, dict) and feedback.get("blockReason"):
+                self.blocked = True
+                self.refusal = (
+                    feedback["blockReason"],
+                    feedback.get("safetyRatings"),
+                    feedback.get("blockReasonMessage"),
+                )
             return events
         for part in _parts(candidate):
             if isinstance(part, dict):
                 events += self._part(part)
         if candidate.get("finishReason"):
             self.finish = candidate["finishReason"]
+            ratings, message = candidate.get("safetyRatings"), candidate.get("finishMessage")
+            self.refusal = (self.finish, ratings, message)
         return events
 
     def _part(self, part: dict[str, Any]) -> list[ir.StreamEvent]:
@@ -241,6 +284,11 @@ class GeminiTurn:
     def stop_reason(self) -> ir.StopReason:
         return stop_reason(self.finish, self.saw_tool, self.blocked)
 
+    def stop_details(self) -> ir.StopDetails | None:
+        if self.stop_reason() != "refusal":
+            return None
+        return refusal_details(*self.refusal, prompt=self.blocked)
+
     def end(self) -> list[ir.StreamEvent]:
         """At the end of the body: a stream without a finishReason was cut."""
         if self.finish is None and not self.blocked:
@@ -248,7 +296,8 @@ class GeminiTurn:
         usage = self.usage or ir.Usage(
             output_tokens=estimate_output_tokens(self.chars), estimated=True
         )
-        return [*self.close_thinking(), ir.StreamEnd(self.stop_reason(), usage)]
+        end = ir.StreamEnd(self.stop_reason(), usage, stop_details=self.stop_details())
+        return [*self.close_thinking(), end]
 
 
 def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> ir.Response:
@@ -269,6 +318,7 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
         stop_reason=turn.stop_reason(),
         usage=usage,
         upstream_id=body.get("responseId"),
+        stop_details=turn.stop_details(),
     )
 
 

@@ -53,10 +53,8 @@ def check_request(adapter: Adapter, case: dict, make_target: Callable[..., Targe
 def check_response(adapter: Adapter, case: dict, make_target: Callable[..., Target]) -> None:
     request = make_request(case.get("ir_request"))
     response = adapter.parse_response(case["upstream_response"], request, make_target())
-    assert (
-        without_omitted_nulls(msgspec.to_builtins(response), case["expected_ir"])
-        == (case["expected_ir"])
-    )
+    expected = case["expected_ir"]
+    assert without_omitted_nulls(msgspec.to_builtins(response), expected) == expected
 
 
 def check_events(events: list[dict], expected: list[dict]) -> None:
