@@ -138,7 +138,7 @@ class AnthropicAdapter(HttpAdapter):
         return upstream
 
     def count_result(self, body: Any) -> int:
-        return int(body["input_tokens"])
+        return body["input_tokens"]
 
     def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
         content = [p for p in map(_part, body.get("content") or []) if p is not None]

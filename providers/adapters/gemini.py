@@ -379,7 +379,7 @@ class GeminiAdapter(HttpAdapter):
         return upstream
 
     def count_result(self, body: Any) -> int:
-        return int(_unwrap(body)["totalTokens"])
+        return _unwrap(body)["totalTokens"]
 
     def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
         body = _unwrap(body)

@@ -40,6 +40,22 @@ from providers.adapters.openai_responses_request import PROVIDER, responses_body
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+# What `POST /responses/input_tokens` takes (openai-python's InputTokenCountParams).
+COUNT_FIELDS = frozenset(
+    {
+        "model",
+        "input",
+        "instructions",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning",
+        "text",
+        "truncation",
+        "conversation",
+        "previous_response_id",
+    }
+)
 
 
 def thinking_signature(item: dict[str, Any], target: Target) -> str:
@@ -312,6 +328,16 @@ class OpenAIResponsesAdapter(HttpAdapter):
             body=responses_body(request, target),
             headers=headers,
         )
+
+    def count_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
+        """`POST /responses/input_tokens` with the request as it would be sent (5.15)."""
+        upstream = self.build_request(request, target)
+        upstream.body = {k: v for k, v in upstream.body.items() if k in COUNT_FIELDS}
+        upstream.url = upstream.url + "/input_tokens"
+        return upstream
+
+    def count_result(self, body: Any) -> int:
+        return body["input_tokens"]
 
     def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
         return response_from(body if isinstance(body, dict) else {}, request, target)
