@@ -16,7 +16,7 @@ content say nothing about the provider. Which upstream error is which is one tab
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import msgspec
 
@@ -159,7 +159,6 @@ class UpstreamError(GatewayError):
         transient: bool = True,
         retry_after: float | None = None,
         upstream_status: int | None = None,
-        blame: str = "",
     ):
         super().__init__(message)
         self.status = status
@@ -170,7 +169,6 @@ class UpstreamError(GatewayError):
         self.transient = transient
         self.retry_after = retry_after
         self.upstream_status = upstream_status
-        self.blame = blame
         if retry_after is not None:
             self.headers["retry-after"] = str(max(1, round(retry_after)))
 
@@ -181,6 +179,7 @@ class Verdict:
 
     status: int  # what the client gets once no route is left
     type: str
+    _: KW_ONLY
     fallback: bool  # another route may succeed
     retryable: bool  # `x-should-retry`: the same request may succeed later
     fault: bool  # the provider, or our account with it, failed: counts against the breaker
@@ -197,25 +196,42 @@ class Verdict:
 # not help (`x-should-retry: false`). A 403, 404 or 409 without such a detail may be the
 # request's doing (a cache or file id it may not use, a beta it may not have): another route
 # may serve it, but it never counts.
+_OURS = "upstream refused the gateway's"
 VERDICTS: dict[str, Verdict] = {
-    "request": Verdict(400, "invalid_request_error", False, False, False, False),
-    "too_large": Verdict(413, "request_too_large", False, False, False, False),
+    # The client's content: returned at once with the upstream's message.
+    "request": Verdict(
+        400, "invalid_request_error", fallback=False, retryable=False, fault=False, transient=False
+    ),
+    "too_large": Verdict(
+        413, "request_too_large", fallback=False, retryable=False, fault=False, transient=False
+    ),
+    # Our key or project, our account (quota, billing).
     "credential": Verdict(
-        500, "api_error", True, False, True, False, "upstream refused the gateway's credential"
+        500, "api_error", fallback=True, retryable=False, fault=True, transient=False,
+        message=f"{_OURS} credential",
     ),
     "account": Verdict(
-        500, "api_error", True, False, True, False, "upstream refused the gateway's account"
+        500, "api_error", fallback=True, retryable=False, fault=True, transient=False,
+        message=f"{_OURS} account",
     ),
+    # A 403/404 (409) without details: the route's configuration, or the request's doing.
     "refused": Verdict(
-        500, "api_error", True, False, False, False, "upstream refused the gateway's request"
+        500, "api_error", fallback=True, retryable=False, fault=False, transient=False,
+        message=f"{_OURS} request",
     ),
     "conflict": Verdict(
-        500, "api_error", True, True, False, False, "upstream refused the gateway's request"
+        500, "api_error", fallback=True, retryable=True, fault=False, transient=False,
+        message=f"{_OURS} request",
     ),
-    "overloaded": Verdict(529, "overloaded_error", True, True, True, True),
-    "timeout": Verdict(504, "timeout_error", True, True, True, True),
-    "server": Verdict(500, "api_error", True, True, True, True),
-}
+    # The provider failed: a moment later it may not.
+    "overloaded": Verdict(
+        529, "overloaded_error", fallback=True, retryable=True, fault=True, transient=True
+    ),
+    "timeout": Verdict(
+        504, "timeout_error", fallback=True, retryable=True, fault=True, transient=True
+    ),
+    "server": Verdict(500, "api_error", fallback=True, retryable=True, fault=True, transient=True),
+}  # fmt: skip
 STATUS_KINDS = {
     400: "request",
     401: "credential",
@@ -272,5 +288,4 @@ def upstream_error(
         transient=verdict.transient,
         retry_after=retry_after if verdict.transient else None,
         upstream_status=upstream_status,
-        blame=kind,
     )
