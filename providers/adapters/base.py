@@ -33,8 +33,9 @@ from providers.adapters.options import OptionTable
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 log = logging.getLogger("tollgate.routes")
-# A provider's error code as shown to clients: a short token, nothing an upstream could smuggle.
-_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# A provider's error code as shown to clients: a short name, nothing an upstream could smuggle
+# (and not a number, which only repeats the status).
+_CODE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 # What a parser raises on an answer that is not the shape it expects (a string for an object, a
 # missing key): the answer was unreadable, which is not the gateway's own failure.
 UNREADABLE = (msgspec.DecodeError, AttributeError, KeyError, IndexError, TypeError, ValueError)
