@@ -13,6 +13,9 @@ health (the typing lives in gateway/errors.py):
   `retry-after` or an exponential backoff with jitter, within a bounded budget, unless the
   breaker opened meanwhile (that failure, or a failed half-open probe, may be what opened it);
   then the next route is tried;
+- our credential or account refused (a 401, or the provider's error details saying so) counts
+  as a breaker failure too, but the next route is tried at once: the same key would be refused
+  again;
 - anything else (an upstream 4xx caused by the client's content, an odd answer to fields the
   client chose) is neither a failure nor a success: returned at once, or, when another route
   may do better, tried there without a retry.
@@ -117,8 +120,10 @@ async def run(
                 if not err.fallback:
                     raise
                 last = err
-                if not failed:
-                    break  # the request's doing: the same route would answer the same
+                if not failed or not err.transient:
+                    # The request's doing, or our credential refused: the same route would
+                    # answer the same.
+                    break
                 delay = backoff(err, tries, budget_end - time.monotonic())
                 # The breaker is asked again: this failure (or a failed half-open probe) may
                 # be what opened it, and then the route gets no second call.

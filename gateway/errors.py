@@ -5,13 +5,18 @@ Every failure a client can see is a `GatewayError`: a type, an HTTP status and a
 
 What a failed attempt says about its route is typed too, because routes are shared by every
 tenant: `fallback` says another route may succeed, `provider_fault` that the provider itself
-failed (a connect error, a timeout, 5xx, 429/529, an unreadable answer): only those count
-against the route's circuit breaker and are retried on the same route. A `RouteRefusal`
-(decided before any network call) and an upstream 4xx caused by the client's content say
-nothing about the provider.
+failed (a connect error, a timeout, 5xx, 429/529, an unreadable answer, our credential or
+account refused): only those count against the route's circuit breaker, and those that may
+pass (`transient`: all but a refused credential or account) are retried on the same route. A
+`RouteRefusal` (decided before any network call) and an upstream 4xx caused by the client's
+content say nothing about the provider. Which upstream error is which is one table
+(`VERDICTS`), fed by the provider's error details where it gives them (each adapter's
+`ERROR_KINDS`), by its status otherwise.
 """
 
 from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass
 
 import msgspec
 
@@ -24,8 +29,10 @@ class GatewayError(Exception):
     retryable = True
     # True when another route might succeed where this attempt failed.
     fallback = False
-    # True when the provider failed: a breaker failure, and a same-route retry may help.
+    # True when the provider failed: a breaker failure.
     provider_fault = False
+    # With `provider_fault`: a same-route retry may help (not when our credential was refused).
+    transient = True
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -148,6 +155,8 @@ class UpstreamError(GatewayError):
         type: str,
         fallback: bool,
         fault: bool = False,
+        retryable: bool | None = None,
+        transient: bool = True,
         retry_after: float | None = None,
         upstream_status: int | None = None,
     ):
@@ -156,66 +165,127 @@ class UpstreamError(GatewayError):
         self.type = type
         self.fallback = fallback
         self.provider_fault = fault
-        self.retryable = fallback
+        self.retryable = fallback if retryable is None else retryable
+        self.transient = transient
         self.retry_after = retry_after
         self.upstream_status = upstream_status
         if retry_after is not None:
             self.headers["retry-after"] = str(max(1, round(retry_after)))
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one kind of upstream error means, for the client and for the route (5.14)."""
+
+    status: int  # what the client gets once no route is left
+    type: str
+    _: KW_ONLY
+    fallback: bool  # another route may succeed
+    retryable: bool  # `x-should-retry`: the same request may succeed later
+    fault: bool  # the provider, or our account with it, failed: counts against the breaker
+    transient: bool  # a same-route retry may succeed
+    # The client's message: the upstream's own (None), or this text with the status and the
+    # provider's code (an upstream's words about our credential are not the tenant's business).
+    message: str | None = None
+
+
+# Who is to blame for an upstream error, as data. Adapters name the kind from the provider's
+# error details (`ERROR_KINDS` in each adapter); the status decides when they say nothing.
+# `credential` and `account` are the gateway's own key, project or billing: nothing a tenant
+# sends can earn them, so they count against the route, and a retry of the same request will
+# not help (`x-should-retry: false`). A 403, 404 or 409 without such a detail may be the
+# request's doing (a cache or file id it may not use, a beta it may not have): another route
+# may serve it, but it never counts.
+_OURS = "upstream refused the gateway's"
+VERDICTS: dict[str, Verdict] = {
+    # The client's content: returned at once with the upstream's message.
+    "request": Verdict(
+        400, "invalid_request_error", fallback=False, retryable=False, fault=False, transient=False
+    ),
+    "too_large": Verdict(
+        413, "request_too_large", fallback=False, retryable=False, fault=False, transient=False
+    ),
+    # Our key or project, our account (quota, billing).
+    "credential": Verdict(
+        500, "api_error", fallback=True, retryable=False, fault=True, transient=False,
+        message=f"{_OURS} credential",
+    ),
+    "account": Verdict(
+        500, "api_error", fallback=True, retryable=False, fault=True, transient=False,
+        message=f"{_OURS} account",
+    ),
+    # A 403/404 (409) without details: the route's configuration, or the request's doing.
+    "refused": Verdict(
+        500, "api_error", fallback=True, retryable=False, fault=False, transient=False,
+        message=f"{_OURS} request",
+    ),
+    "conflict": Verdict(
+        500, "api_error", fallback=True, retryable=True, fault=False, transient=False,
+        message=f"{_OURS} request",
+    ),
+    # The provider failed: a moment later it may not.
+    "overloaded": Verdict(
+        529, "overloaded_error", fallback=True, retryable=True, fault=True, transient=True
+    ),
+    "timeout": Verdict(
+        504, "timeout_error", fallback=True, retryable=True, fault=True, transient=True
+    ),
+    "server": Verdict(500, "api_error", fallback=True, retryable=True, fault=True, transient=True),
+}  # fmt: skip
+STATUS_KINDS = {
+    400: "request",
+    401: "credential",
+    402: "account",
+    403: "refused",
+    404: "refused",
+    408: "timeout",
+    409: "conflict",
+    413: "too_large",
+    422: "request",
+    429: "overloaded",
+    502: "overloaded",
+    503: "overloaded",
+    504: "timeout",
+    529: "overloaded",
+}
+DEFAULT_MESSAGES = {"overloaded": "upstream overloaded", "timeout": "upstream timed out"}
+
+
+def status_kind(upstream_status: int) -> str:
+    kind = STATUS_KINDS.get(upstream_status)
+    if kind is None:
+        kind = "server" if upstream_status >= 500 else "request"
+    return kind
+
+
 def upstream_error(
-    upstream_status: int, message: str, *, retry_after: float | None = None
+    upstream_status: int,
+    message: str,
+    *,
+    retry_after: float | None = None,
+    kind: str | None = None,
+    code: str = "",
 ) -> UpstreamError:
-    """Map an upstream HTTP status to what the client sees (reference section 5.14)."""
-    s = upstream_status
-    if s in (400, 422):
-        return UpstreamError(
-            message, status=400, type="invalid_request_error", fallback=False, upstream_status=s
-        )
-    if s == 413:
-        return UpstreamError(
-            message, status=413, type="request_too_large", fallback=False, upstream_status=s
-        )
-    if s in (401, 403, 404, 409):
-        # Another route may work. Only 401 (the gateway's own credential refused) says the route
-        # is broken: a client can earn a 403, 404 or 409 with what it sends (a cache or file id
-        # it may not use, a beta it may not have), so those never count against the route.
-        return UpstreamError(
-            f"upstream refused the gateway's request ({s})",
-            status=500,
-            type="api_error",
-            fallback=True,
-            fault=s == 401,
-            upstream_status=s,
-        )
-    if s == 429 or s in (502, 503, 529):
-        return UpstreamError(
-            message or "upstream overloaded",
-            status=529,
-            type="overloaded_error",
-            fallback=True,
-            fault=True,
-            retry_after=retry_after,
-            upstream_status=s,
-        )
-    if s in (408, 504):
-        return UpstreamError(
-            message or "upstream timed out",
-            status=504,
-            type="timeout_error",
-            fallback=True,
-            fault=True,
-            upstream_status=s,
-        )
-    if s >= 500:
-        return UpstreamError(
-            message or "upstream error",
-            status=500,
-            type="api_error",
-            fallback=True,
-            fault=True,
-            upstream_status=s,
-        )
+    """Map an upstream error to what the client sees (reference section 5.14).
+
+    `kind` is what the provider's error details say (a key of VERDICTS); without one the status
+    decides. `code` is the provider's own name for the error, shown with a fixed message.
+    """
+    kind = kind or status_kind(upstream_status)
+    verdict = VERDICTS[kind]
+    if verdict.message is not None:
+        detail = f"{upstream_status} {code}" if code else str(upstream_status)
+        message = f"{verdict.message} ({detail})"
+    else:
+        message = message or DEFAULT_MESSAGES.get(kind, "upstream error")
     return UpstreamError(
-        message, status=400, type="invalid_request_error", fallback=False, upstream_status=s
+        message,
+        status=verdict.status,
+        type=verdict.type,
+        fallback=verdict.fallback,
+        fault=verdict.fault,
+        retryable=verdict.retryable,
+        transient=verdict.transient,
+        retry_after=retry_after if verdict.transient else None,
+        upstream_status=upstream_status,
     )

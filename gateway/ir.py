@@ -141,11 +141,24 @@ class Usage(msgspec.Struct, omit_defaults=False):
     estimated: bool = False
 
 
+# Anthropic's refusal categories (its `RefusalStopDetails.category`); None when none applies.
+RefusalCategory = Literal["cyber", "bio", "frontier_llm", "reasoning_extraction", "general_harms"]
+
+
+class StopDetails(msgspec.Struct):
+    """Why a refusal happened, when the provider says: Anthropic's `stop_details`."""
+
+    type: Literal["refusal"] = "refusal"
+    category: RefusalCategory | None = None
+    explanation: str | None = None
+
+
 class Response(msgspec.Struct, kw_only=True):
     content: list[Part]
     stop_reason: StopReason
     usage: Usage
     stop_sequence: str | None = None
+    stop_details: StopDetails | None = None
     upstream_id: str | None = None
     # The upstream's body when it already speaks the client's surface (forwarded, not rebuilt).
     passthrough: dict[str, Any] | None = None
@@ -187,6 +200,7 @@ class StreamEnd(msgspec.Struct, tag="end"):
     stop_reason: StopReason
     usage: Usage
     stop_sequence: str | None = None
+    stop_details: StopDetails | None = None
 
 
 class StreamError(msgspec.Struct, tag="error", omit_defaults=True):

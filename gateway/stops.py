@@ -42,6 +42,7 @@ def cut_response(response: ir.Response, sequences: list[str]) -> ir.Response:
         response.content = kept
         response.stop_reason = "stop_sequence"
         response.stop_sequence = sequence
+        response.stop_details = None  # a refusal's details no longer apply
         return response
     return response
 

@@ -7,6 +7,7 @@ from django.conf import settings
 from accounts import keys
 from gateway import redaction, state
 from providers import breaker, routing
+from providers.adapters import base as adapter_base
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,6 +49,7 @@ def _forget_process_state() -> None:
     breaker._views.clear()
     state._Outage.until = 0.0  # a test that broke Redis must not make the next one skip it
     redaction.remember(())  # credentials a test's routing table registered
+    adapter_base._missing_counters.clear()  # routes whose server had no token counter
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,9 @@
 """`GET /v1/models`, `GET /v1/models/{id}` and `POST /v1/messages/count_tokens`.
 
-The models a key may use, in Anthropic's list shape, and input-token counts: exact from the
-provider's own counting endpoint where one exists (Anthropic, Gemini), otherwise the gateway's
-documented estimate (a real tokenizer). Counting is never billed and never rate-limited.
+The models a key may use, in Anthropic's list shape, and input-token counts: from the
+provider's own counting endpoint where one exists (Anthropic, Gemini, OpenAI Responses) and it
+answers, otherwise the gateway's documented estimate (a real tokenizer). Counting is never
+billed and never rate-limited.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ import msgspec
 from accounts.keys import authenticate, secret_from_headers
 from gateway import client_json
 from gateway.api.http import GatewayConsumer
-from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.errors import InvalidRequest, NotFound
 from gateway.pipeline import beta_flags, resolve_model
 from gateway.surfaces.anthropic import openapi
 from gateway.surfaces.anthropic.decode import count_tokens_body, to_ir
+from gateway.tokens import estimate_input_tokens
 from providers import routing
 from providers.registry import adapter_for
 from providers.transport import client_for
 
 _json = msgspec.json.Encoder()
+# Says where a count came from: the provider's own counter, or the gateway's estimate.
+COUNT_SOURCE_HEADER = b"tollgate-token-count"
 
 
 def model_json(model: routing.ModelEntry) -> dict:
@@ -106,6 +110,10 @@ class OpenAPIConsumer(GatewayConsumer):
 
 
 class CountTokensConsumer(GatewayConsumer):
+    """Never fails once the request is valid: the provider's counter of the route that would
+    serve the model when it has one and it answers, the gateway's estimate otherwise, and
+    `tollgate-token-count` says which."""
+
     async def handle(self, body: bytes) -> None:
         key = await authenticate(secret_from_headers(self.headers), self.origin())
         wire = client_json.decode_object(body)
@@ -113,20 +121,17 @@ class CountTokensConsumer(GatewayConsumer):
         request.surface, request.raw, request.raw_json = "anthropic", body, wire
         snapshot = await routing.current()
         model = resolve_model(snapshot, key, request.model)
-        last: GatewayError | None = None
-        for target in snapshot.plan(model):
+        targets = snapshot.plan(model)
+        if targets:
+            target = targets[0]
             client = client_for(target) if target.base_url else None
             began = time.perf_counter()
-            try:
-                tokens, exact = await adapter_for(target.kind).count_tokens(request, target, client)
-            except GatewayError as err:
+            tokens, exact = await adapter_for(target.kind).count_tokens(request, target, client)
+            if client is not None:  # time spent on the provider was not the gateway's own
                 self.upstream_seconds += time.perf_counter() - began
-                if not err.fallback:
-                    raise
-                last = err
-                continue
-            if exact:  # the provider counted: that wait was not the gateway's own time
-                self.upstream_seconds += time.perf_counter() - began
-            await self.send_json(200, _json.encode({"input_tokens": tokens}))
-            return
-        raise last or NotFound(f"model `{model.name}` has no enabled route")
+        else:  # a model without an enabled route can still be counted
+            tokens, exact = estimate_input_tokens(request, exact=True), False
+        source = b"provider" if exact else b"estimate"
+        await self.send_json(
+            200, _json.encode({"input_tokens": tokens}), [(COUNT_SOURCE_HEADER, source)]
+        )

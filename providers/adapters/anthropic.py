@@ -83,6 +83,16 @@ def usage_from(data: dict[str, Any], base: ir.Usage | None = None) -> ir.Usage:
     return usage
 
 
+def stop_details_from(data: Any) -> ir.StopDetails | None:
+    if not isinstance(data, dict) or data.get("type") != "refusal":
+        return None
+    category, explanation = data.get("category"), data.get("explanation")
+    return ir.StopDetails(
+        category=category if isinstance(category, str) else None,
+        explanation=explanation if isinstance(explanation, str) else None,
+    )
+
+
 def _part(block: dict[str, Any]) -> ir.Part | None:
     kind = block.get("type")
     if kind == "text":
@@ -100,6 +110,8 @@ class AnthropicAdapter(HttpAdapter):
     kind = "anthropic"
     surface = "anthropic"
     options = OPTIONS
+    # A 403 `permission_error` stays the status's: a beta the client chose can earn it.
+    error_kinds = {"authentication_error": "credential", "billing_error": "account"}
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         wire = request.raw_json
@@ -126,7 +138,7 @@ class AnthropicAdapter(HttpAdapter):
         return upstream
 
     def count_result(self, body: Any) -> int:
-        return int(body["input_tokens"])
+        return body["input_tokens"]
 
     def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
         content = [p for p in map(_part, body.get("content") or []) if p is not None]
@@ -136,7 +148,8 @@ class AnthropicAdapter(HttpAdapter):
             stop_sequence=body.get("stop_sequence"),
             usage=usage_from(body.get("usage") or {}),
             upstream_id=body.get("id"),
-            passthrough=body,
+            passthrough=body,  # what the client gets, `stop_details` included
+            stop_details=stop_details_from(body.get("stop_details")),
         )
 
     async def parse_stream(self, events, request, target):
@@ -171,3 +184,8 @@ class AnthropicAdapter(HttpAdapter):
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
             return str(body["error"].get("message", ""))
         return ""
+
+    def error_codes(self, body: Any) -> list[Any]:
+        """`{"type": "error", "error": {"type", "message"}}` (reference 1.8)."""
+        error = body.get("error") if isinstance(body, dict) else None
+        return [error.get("type")] if isinstance(error, dict) else []

@@ -8,6 +8,8 @@ permanent/transient split live here once, in `HttpAdapter.complete` and `HttpAda
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,6 +32,10 @@ from providers.adapters.options import OptionTable
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
+log = logging.getLogger("tollgate.routes")
+# A provider's error code as shown to clients: a short name, nothing an upstream could smuggle
+# (and not a number, which only repeats the status).
+_CODE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 # What a parser raises on an answer that is not the shape it expects (a string for an object, a
 # missing key): the answer was unreadable, which is not the gateway's own failure.
 UNREADABLE = (msgspec.DecodeError, AttributeError, KeyError, IndexError, TypeError, ValueError)
@@ -68,6 +74,40 @@ class UpstreamRequest:
 
     def parsed_url(self) -> httpx2.URL:
         return parsed_url(self.url)
+
+
+# Counting endpoints: how long a count may take before the estimate answers instead, and the
+# statuses that say a server has no counter at all.
+COUNT_TIMEOUT_SECONDS = 5.0
+COUNTER_MISSING = frozenset({404, 405, 501})
+MISSING_COUNTER_SECONDS = 600.0
+
+
+class _MissingCounters:
+    """Explicit process cache: routes whose server has no counting endpoint (an
+    Anthropic-compatible server without count_tokens answers 404), skipped for
+    MISSING_COUNTER_SECONDS so a client that counts before every request (Claude Code) does not
+    pay a round trip each time to learn it again. Bounded: forgotten whole past 4096 routes."""
+
+    KEPT = 4096
+
+    def __init__(self) -> None:
+        self.until: dict[int, float] = {}
+
+    def remember(self, route_id: int) -> None:
+        if len(self.until) >= self.KEPT:
+            self.until.clear()
+        self.until[route_id] = time.monotonic() + MISSING_COUNTER_SECONDS
+
+    def __contains__(self, route_id: int) -> bool:
+        until = self.until.get(route_id)
+        return until is not None and until > time.monotonic()
+
+    def clear(self) -> None:
+        self.until.clear()
+
+
+_missing_counters = _MissingCounters()
 
 
 # Explicit process cache: parsing a URL is 40 % of building an httpx2 request, and a gateway
@@ -186,6 +226,11 @@ async def sse_data(response: httpx2.Response) -> AsyncIterator[tuple[str | None,
 class HttpAdapter(Adapter):
     """A provider reached over HTTP with JSON bodies and SSE streams."""
 
+    # The provider's error codes that say who is to blame, each with its kind (a key of
+    # gateway.errors.VERDICTS): our credential, our account, ... A code not listed leaves it to
+    # the status.
+    error_kinds: ClassVar[dict[str, str]] = {}
+
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         raise NotImplementedError
 
@@ -210,13 +255,41 @@ class HttpAdapter(Adapter):
                 return err
         return ""
 
+    def error_codes(self, body: Any) -> list[Any]:
+        """The provider's own names for an error (codes, reasons), the most specific first."""
+        return []
+
+    def error_retry_after(self, body: Any) -> float | None:
+        """A wait the error body asks for, for providers that put it there."""
+        return None
+
     def parse_error(self, status: int, body: bytes, headers: httpx2.Headers) -> UpstreamError:
         try:
-            message = self.error_message(_decode.decode(body)) if body else ""
+            data = _decode.decode(body) if body else None
         except msgspec.DecodeError:
-            message = ""
-        message = message or f"upstream answered HTTP {status}"
-        return upstream_error(status, message, retry_after=_retry_after(headers))
+            data = None
+        return self.error_from(status, data, retry_after=_retry_after(headers))
+
+    def error_from(
+        self, status: int, data: Any, *, retry_after: float | None = None
+    ) -> UpstreamError:
+        """The error an upstream answered (its status and decoded body), blamed on the right
+        party: the provider's error details first (`error_kinds`), its status otherwise."""
+        try:
+            message = self.error_message(data)
+            codes = [c for c in self.error_codes(data) if isinstance(c, str) and _CODE.fullmatch(c)]
+            if retry_after is None:
+                retry_after = self.error_retry_after(data)
+        except UNREADABLE:
+            message, codes = "", []
+        kind = next((self.error_kinds[c] for c in codes if c in self.error_kinds), None)
+        return upstream_error(
+            status,
+            message or f"upstream answered HTTP {status}",
+            retry_after=retry_after,
+            kind=kind,
+            code=codes[0] if codes else "",
+        )
 
     def count_request(self, request: ir.Request, target: Target) -> UpstreamRequest | None:
         """The provider's own token-counting call, when it has one."""
@@ -226,21 +299,50 @@ class HttpAdapter(Adapter):
         raise NotImplementedError
 
     async def count_tokens(self, request, target, client):
-        upstream = self.count_request(request, target)
-        if upstream is None or client is None:
+        """The provider's count when its counter answers, else the gateway's estimate: a
+        counter that is missing (404), broken (5xx, a timeout, garbage), refuses our key or
+        rejects what it was sent never fails the count (the request was validated before)."""
+        if client is None or target.route_id in _missing_counters:
+            return await super().count_tokens(request, target, client)
+        try:
+            upstream = self.count_request(request, target)
+        except (GatewayError, *UNREADABLE):  # content this route cannot carry
+            upstream = None
+        if upstream is None:
             return await super().count_tokens(request, target, client)
         try:
             response = await client.post(
                 upstream.parsed_url(),
                 content=upstream.content(),
                 headers=upstream.headers,
-                timeout=self.timeout(target),
+                timeout=self.count_timeout(target),
             )
-        except httpx2.HTTPError:
-            return await super().count_tokens(request, target, client)
+        except httpx2.HTTPError as exc:
+            return await self._estimate(request, target, client, type(exc).__name__)
         if response.status_code >= 400:
-            raise self.parse_error(response.status_code, response.content, response.headers)
-        return self.count_result(_decode.decode(response.content)), True
+            if response.status_code in COUNTER_MISSING:
+                _missing_counters.remember(target.route_id)
+            err = self.parse_error(response.status_code, response.content, response.headers)
+            why = f"{response.status_code}: {err.message[:300]}"
+            return await self._estimate(request, target, client, why)
+        try:
+            tokens = self.count_result(_decode.decode(response.content))
+        except UNREADABLE:
+            tokens = None
+        if type(tokens) is not int or tokens < 0:
+            return await self._estimate(request, target, client, "an unreadable count")
+        return tokens, True
+
+    async def _estimate(self, request, target, client, why: str) -> tuple[int, bool]:
+        log.info("token counter of %s failed (%s): the estimate answers", target.provider_name, why)
+        return await super().count_tokens(request, target, client)
+
+    def count_timeout(self, target: Target) -> httpx2.Timeout:
+        """Counting is quick or not worth waiting for: the estimate answers sooner."""
+        wait = min(target.first_byte_timeout, COUNT_TIMEOUT_SECONDS)
+        return httpx2.Timeout(
+            connect=target.connect_timeout, read=wait, write=wait, pool=target.connect_timeout
+        )
 
     def timeout(self, target: Target) -> httpx2.Timeout:
         return httpx2.Timeout(

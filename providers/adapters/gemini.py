@@ -8,12 +8,12 @@ so one state machine (`GeminiTurn`) serves both paths.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
 
 from gateway import ir
-from gateway.errors import UpstreamError, upstream_error
 from gateway.tokens import estimate_input_tokens, estimate_output_tokens
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 from providers.adapters.envelope import seal
@@ -37,12 +37,62 @@ REFUSALS = frozenset({
 })
 # fmt: on
 OVERLOADED = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"})
+# Error details that blame the gateway's own key, project or billing, not the request (Gemini
+# answers a bad key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID), and status names that
+# tell more than the HTTP status (see gateway/errors.py VERDICTS).
+# fmt: off
+ERROR_KINDS = {
+    **dict.fromkeys((
+        "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED",
+        "API_KEY_HTTP_REFERRER_BLOCKED", "API_KEY_IP_ADDRESS_BLOCKED",
+        "API_KEY_ANDROID_APP_BLOCKED", "API_KEY_IOS_APP_BLOCKED", "ACCESS_TOKEN_EXPIRED",
+        "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "CREDENTIALS_MISSING", "CONSUMER_SUSPENDED",
+        "CONSUMER_INVALID", "SERVICE_DISABLED", "USER_PROJECT_DENIED",
+    ), "credential"),
+    "BILLING_DISABLED": "account",
+    # Region or billing of the project (reference 4.7), but also the state of a cache or file
+    # the request names: another route may serve it, and it never counts.
+    "FAILED_PRECONDITION": "refused",
+}
+# fmt: on
 
 
 def thinking_signature(target: Target, thought_signature: str | None) -> str:
     """The envelope a thinking block carries, with the thought signature to replay (5.12.3)."""
     data = {"ts": thought_signature} if thought_signature else {}
     return seal(PROVIDER, target.upstream_model, data, target.signing_key)
+
+
+# Why Gemini stopped or blocked (finishReason, promptFeedback.blockReason) -> Anthropic's
+# refusal category: harm filters are `general_harms`; recitation, a blocklist or an unnamed
+# reason have no named category.
+# fmt: off
+REFUSAL_CATEGORIES: dict[str, ir.RefusalCategory] = dict.fromkeys((
+    "SAFETY", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT",
+), "general_harms")
+# fmt: on
+EXPLANATION_CHARS = 1000
+_NAME = re.compile(r"[A-Z_]{1,64}")
+
+
+def refusal_details(reason: Any, ratings: Any, message: Any, *, prompt: bool) -> ir.StopDetails:
+    """A refusal's `stop_details`: the category from the reason; the explanation from Gemini's
+    own text (`finishMessage`, `blockReasonMessage`), else the reason and the harm categories
+    its safety ratings blocked."""
+    reason = reason if isinstance(reason, str) and _NAME.fullmatch(reason) else None
+    if isinstance(message, str) and message:
+        explanation = message[:EXPLANATION_CHARS]
+    else:
+        blocked = [
+            str(r.get("category"))
+            for r in (ratings if isinstance(ratings, list) else ())
+            if isinstance(r, dict) and r.get("blocked") and _NAME.fullmatch(str(r.get("category")))
+        ][:8]
+        what = "prompt blocked" if prompt else "output stopped"
+        explanation = f"{what}: {reason or 'unspecified'}" + (
+            f" ({', '.join(blocked)})" if blocked else ""
+        )
+    return ir.StopDetails(category=REFUSAL_CATEGORIES.get(reason or ""), explanation=explanation)
 
 
 def stop_reason(finish: Any, saw_tool: bool, blocked: bool) -> ir.StopReason:
@@ -130,6 +180,8 @@ class GeminiTurn:
         self.calls = 0
         self.blocked = False
         self.finish: str | None = None
+        # What a refusal's stop_details come from: the reason's ratings and message.
+        self.refusal: tuple[Any, Any, Any] = (None, None, None)
         self.usage: ir.Usage | None = None
         self.chars = 0  # output characters, for an estimate if usage never comes
 
@@ -148,13 +200,21 @@ class GeminiTurn:
         candidate = _candidate(chunk)
         if candidate is None:
             feedback = chunk.get("promptFeedback")
-            self.blocked |= isinstance(feedback, dict) and bool(feedback.get("blockReason"))
+            if isinstance(feedback, dict) and feedback.get("blockReason"):
+                self.blocked = True
+                self.refusal = (
+                    feedback["blockReason"],
+                    feedback.get("safetyRatings"),
+                    feedback.get("blockReasonMessage"),
+                )
             return events
         for part in _parts(candidate):
             if isinstance(part, dict):
                 events += self._part(part)
         if candidate.get("finishReason"):
             self.finish = candidate["finishReason"]
+            ratings, message = candidate.get("safetyRatings"), candidate.get("finishMessage")
+            self.refusal = (self.finish, ratings, message)
         return events
 
     def _part(self, part: dict[str, Any]) -> list[ir.StreamEvent]:
@@ -224,6 +284,11 @@ class GeminiTurn:
     def stop_reason(self) -> ir.StopReason:
         return stop_reason(self.finish, self.saw_tool, self.blocked)
 
+    def stop_details(self) -> ir.StopDetails | None:
+        if self.stop_reason() != "refusal":
+            return None
+        return refusal_details(*self.refusal, prompt=self.blocked)
+
     def end(self) -> list[ir.StreamEvent]:
         """At the end of the body: a stream without a finishReason was cut."""
         if self.finish is None and not self.blocked:
@@ -231,16 +296,15 @@ class GeminiTurn:
         usage = self.usage or ir.Usage(
             output_tokens=estimate_output_tokens(self.chars), estimated=True
         )
-        return [*self.close_thinking(), ir.StreamEnd(self.stop_reason(), usage)]
+        end = ir.StreamEnd(self.stop_reason(), usage, stop_details=self.stop_details())
+        return [*self.close_thinking(), end]
 
 
 def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> ir.Response:
     error = body.get("error")
     if isinstance(error, dict):
         code = error.get("code")
-        raise upstream_error(
-            code if isinstance(code, int) else 500, str(error.get("message") or "upstream error")
-        )
+        raise GeminiAdapter().error_from(code if isinstance(code, int) else 500, body)
     turn = GeminiTurn(request, target)
     turn.feed(body)
     turn.close_thinking()
@@ -254,6 +318,7 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
         stop_reason=turn.stop_reason(),
         usage=usage,
         upstream_id=body.get("responseId"),
+        stop_details=turn.stop_details(),
     )
 
 
@@ -314,7 +379,7 @@ class GeminiAdapter(HttpAdapter):
         return upstream
 
     def count_result(self, body: Any) -> int:
-        return int(_unwrap(body)["totalTokens"])
+        return _unwrap(body)["totalTokens"]
 
     def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
         body = _unwrap(body)
@@ -339,17 +404,25 @@ class GeminiAdapter(HttpAdapter):
         for event in turn.end():
             yield event
 
+    error_kinds = ERROR_KINDS
+
     def error_message(self, body: Any) -> str:
-        """Gemini's `{"error": {"code", "message", "status"}}`."""
+        """Gemini's `{"error": {"code", "message", "status", "details"}}`."""
         return super().error_message(_unwrap(body))
 
-    def parse_error(self, status: int, body: bytes, headers) -> UpstreamError:
-        err = super().parse_error(status, body, headers)
-        if err.retry_after is None and err.fallback:
-            try:
-                delay = _retry_delay(_unwrap(_decode.decode(body))) if body else None
-            except msgspec.DecodeError:
-                delay = None
-            if delay is not None:
-                return upstream_error(status, err.message, retry_after=delay)
-        return err
+    def error_codes(self, body: Any) -> list[Any]:
+        """The `google.rpc.ErrorInfo` reasons (API_KEY_INVALID…), then the status name."""
+        body = _unwrap(body)
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict):
+            return []
+        details = error.get("details")
+        reasons = [
+            d.get("reason")
+            for d in (details if isinstance(details, list) else [])
+            if isinstance(d, dict) and str(d.get("@type", "")).endswith("ErrorInfo")
+        ]
+        return [*reasons, error.get("status")]
+
+    def error_retry_after(self, body: Any) -> float | None:
+        return _retry_delay(_unwrap(body))

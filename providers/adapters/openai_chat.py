@@ -7,6 +7,7 @@ stream into IR stream events (5.11.2).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,44 @@ def stop_reason(finish: Any, saw_tool: bool, saw_refusal: bool) -> ir.StopReason
     if finish in ("tool_calls", "function_call") or saw_tool:
         return "tool_use"
     return "end_turn"
+
+
+# OpenAI's error `code` or `type` values that blame the gateway's own key, account or region,
+# not the request (any 401 does too); see gateway/errors.py VERDICTS.
+ERROR_KINDS = {
+    "invalid_api_key": "credential",
+    "unsupported_country_region_territory": "credential",
+    "insufficient_quota": "account",
+}
+
+
+def error_codes(body: Any) -> list[Any]:
+    """`{"error": {"message", "type", "param", "code"}}` (reference 2.7): code, then type."""
+    error = body.get("error") if isinstance(body, dict) else None
+    return [error.get("code"), error.get("type")] if isinstance(error, dict) else []
+
+
+# A refusal's explanation keeps at most this much of the refusal text the model wrote.
+EXPLANATION_CHARS = 1000
+# Azure OpenAI names the filters that fired (`content_filter_results`): harms map to Anthropic's
+# `general_harms`; protected material or a jailbreak to no named category.
+HARM_FILTERS = frozenset({"hate", "self_harm", "sexual", "violence", "profanity"})
+_FILTER_NAME = re.compile(r"[a-z_]{1,40}")
+
+
+def refusal_details(text: str, filters: Any = None) -> ir.StopDetails:
+    """A refusal's `stop_details`: OpenAI says why only in the refusal text the model wrote
+    (`message.refusal`, a Responses `refusal` part); Azure adds the filters that fired."""
+    fired = [
+        name
+        for name, result in (filters.items() if isinstance(filters, dict) else ())
+        if _FILTER_NAME.fullmatch(str(name)) and isinstance(result, dict) and result.get("filtered")
+    ][:8]
+    explanation = text[:EXPLANATION_CHARS] or (
+        "content filter: " + ", ".join(fired) if fired else None
+    )
+    category = "general_harms" if HARM_FILTERS.intersection(fired) else None
+    return ir.StopDetails(category=category, explanation=explanation)
 
 
 def _count(data: Any, key: str) -> int:
@@ -176,7 +215,16 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
             estimated=True,
         )
     stop = stop_reason(choice.get("finish_reason"), bool(calls), bool(refusal))
-    return ir.Response(content=content, stop_reason=stop, usage=usage, upstream_id=body.get("id"))
+    details = None
+    if stop == "refusal":
+        details = refusal_details(refusal or "", choice.get("content_filter_results"))
+    return ir.Response(
+        content=content,
+        stop_reason=stop,
+        usage=usage,
+        upstream_id=body.get("id"),
+        stop_details=details,
+    )
 
 
 # --- Streaming --------------------------------------------------------------------------------
@@ -224,6 +272,8 @@ class ChatStream:
         self.finish: str | None = None
         self.usage: ir.Usage | None = None
         self.saw_refusal = False
+        self.refusal = ""  # the refusal text so far, kept up to EXPLANATION_CHARS
+        self.filters: Any = None  # Azure's content_filter_results, the latest seen
         self.chars = 0  # streamed characters, for a usage estimate if none is reported
 
     def feed(self, chunk: dict[str, Any]) -> list[ir.StreamEvent]:
@@ -247,7 +297,10 @@ class ChatStream:
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:
             self.saw_refusal = True
+            if len(self.refusal) < EXPLANATION_CHARS:
+                self.refusal += refusal
             events += self._text(refusal)
+        self.filters = choice.get("content_filter_results") or self.filters
         for fragment in delta.get("tool_calls") or []:
             if isinstance(fragment, dict):
                 events += self._tool_fragment(fragment)
@@ -330,7 +383,8 @@ class ChatStream:
         usage = self.usage or ir.Usage(
             output_tokens=estimate_output_tokens(self.chars), estimated=True
         )
-        return [*events, ir.StreamEnd(stop, usage)]
+        details = refusal_details(self.refusal, self.filters) if stop == "refusal" else None
+        return [*events, ir.StreamEnd(stop, usage, stop_details=details)]
 
 
 def chat_url(target: Target) -> str:
@@ -360,6 +414,10 @@ def sampling_dropped(request: ir.Request, reasoning_model: bool, *, stops: bool)
 class OpenAIChatAdapter(HttpAdapter):
     kind = "openai"
     options = REQUEST_OPTIONS
+    error_kinds = ERROR_KINDS
+
+    def error_codes(self, body: Any) -> list[Any]:
+        return error_codes(body)
 
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
         dropped = sampling_dropped(request, is_reasoning_model(target.upstream_model), stops=True)

@@ -19,7 +19,11 @@ from gateway.tokens import estimate_input_tokens, estimate_output_tokens
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 from providers.adapters.envelope import seal
 from providers.adapters.openai_chat import (
+    ERROR_KINDS,
+    EXPLANATION_CHARS,
     RESPONSES_USAGE,
+    error_codes,
+    refusal_details,
     response_tool_id,
     sampling_dropped,
     stream_error,
@@ -36,6 +40,22 @@ from providers.adapters.openai_responses_request import PROVIDER, responses_body
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+# What `POST /responses/input_tokens` takes (openai-python's InputTokenCountParams).
+COUNT_FIELDS = frozenset(
+    {
+        "model",
+        "input",
+        "instructions",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning",
+        "text",
+        "truncation",
+        "conversation",
+        "previous_response_id",
+    }
+)
 
 
 def thinking_signature(item: dict[str, Any], target: Target) -> str:
@@ -78,9 +98,10 @@ def _failure(response: dict[str, Any]) -> str:
 
 
 # --- Non-streaming ----------------------------------------------------------------------------
-def _message_parts(item: dict[str, Any]) -> tuple[list[ir.Part], bool]:
+def _message_parts(item: dict[str, Any]) -> tuple[list[ir.Part], str | None]:
+    """The message's text parts, and the text of its refusal parts (None when it has none)."""
     parts: list[ir.Part] = []
-    refused = False
+    refusal: str | None = None
     for part in item.get("content") or []:
         if not isinstance(part, dict):
             continue
@@ -88,15 +109,16 @@ def _message_parts(item: dict[str, Any]) -> tuple[list[ir.Part], bool]:
             parts.append(ir.Text(str(part["text"])))
         elif part.get("type") == "refusal" and part.get("refusal"):
             parts.append(ir.Text(str(part["refusal"])))
-            refused = True
-    return parts, refused
+            refusal = (refusal or "") + str(part["refusal"])
+    return parts, refusal
 
 
 def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> ir.Response:
     if body.get("status") in ("failed", "cancelled"):
         raise upstream_error(500, _failure(body))
     content: list[ir.Part] = []
-    saw_tool = saw_refusal = False
+    saw_tool = False
+    refusal: str | None = None
     for item in body.get("output") or []:
         kind = item.get("type") if isinstance(item, dict) else None
         if kind == "reasoning" and wants_thinking(request):
@@ -104,7 +126,8 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
         elif kind == "message":
             parts, refused = _message_parts(item)
             content += parts
-            saw_refusal |= refused
+            if refused is not None:
+                refusal = (refusal or "") + refused
         elif kind == "function_call":
             saw_tool = True
             content.append(
@@ -122,11 +145,13 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
             output_tokens=estimate_output_tokens(chars),
             estimated=True,
         )
+    stop = stop_reason(body, saw_tool, refusal is not None)
     return ir.Response(
         content=content,
-        stop_reason=stop_reason(body, saw_tool, saw_refusal),
+        stop_reason=stop,
         usage=usage,
         upstream_id=body.get("id"),
+        stop_details=refusal_details(refusal or "") if stop == "refusal" else None,
     )
 
 
@@ -146,6 +171,7 @@ class ResponsesStream:
         self.done = False
         self.saw_tool = False
         self.saw_refusal = False
+        self.refusal = ""  # the refusal text so far, kept up to EXPLANATION_CHARS
         self.text_open = False
         self.streamed_arguments: set[Any] = set()  # output_index of calls that had deltas
         self.chars = 0
@@ -172,7 +198,9 @@ class ResponsesStream:
         usage = usage_from(response.get("usage")) or ir.Usage(
             output_tokens=estimate_output_tokens(self.chars), estimated=True
         )
-        return [ir.StreamEnd(stop_reason(response, self.saw_tool, self.saw_refusal), usage)]
+        stop = stop_reason(response, self.saw_tool, self.saw_refusal)
+        details = refusal_details(self.refusal) if stop == "refusal" else None
+        return [ir.StreamEnd(stop, usage, stop_details=details)]
 
     # Handlers, one per event type (table below the class).
     def _output_item_added(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
@@ -210,6 +238,9 @@ class ResponsesStream:
 
     def _refusal_delta(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
         self.saw_refusal = True
+        text = data.get("delta")
+        if isinstance(text, str) and len(self.refusal) < EXPLANATION_CHARS:
+            self.refusal += text
         return self._output_text_delta(data)
 
     def _content_part_done(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
@@ -278,6 +309,10 @@ HANDLERS = {
 class OpenAIResponsesAdapter(HttpAdapter):
     kind = "openai_responses"
     options = REQUEST_OPTIONS
+    error_kinds = ERROR_KINDS  # the Chat Completions error shape (reference 3.7)
+
+    def error_codes(self, body: Any) -> list[Any]:
+        return error_codes(body)
 
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
         # The Responses API has no stop parameter at all.
@@ -293,6 +328,16 @@ class OpenAIResponsesAdapter(HttpAdapter):
             body=responses_body(request, target),
             headers=headers,
         )
+
+    def count_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
+        """`POST /responses/input_tokens` with the request as it would be sent (5.15)."""
+        upstream = self.build_request(request, target)
+        upstream.body = {k: v for k, v in upstream.body.items() if k in COUNT_FIELDS}
+        upstream.url = upstream.url + "/input_tokens"
+        return upstream
+
+    def count_result(self, body: Any) -> int:
+        return body["input_tokens"]
 
     def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
         return response_from(body if isinstance(body, dict) else {}, request, target)

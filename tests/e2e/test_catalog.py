@@ -139,3 +139,112 @@ def test_every_v1_response_says_what_the_gateway_itself_took(stage):
         overhead = float(response.headers["tollgate-overhead-ms"])
         assert 0 <= overhead < 1000
     assert (unknown.status_code, refused.status_code) == (404, 401)
+
+
+def every_counter(stage) -> str:
+    """One model per provider kind (`count-<kind>` -> upstream `cnt-<kind>`); a key for them."""
+    kinds = ["anthropic", "gemini", "openai_responses", "openai"]
+    stage.apply(
+        providers=[stage.provider(kind, timeouts={"first_byte": 1}) for kind in kinds],
+        models=[
+            stage.model(
+                f"count-{kind}", [{"provider": f"{kind}-fake", "upstream_model": f"cnt-{kind}"}]
+            )
+            for kind in kinds
+        ],
+        tenants=[{"name": "acme"}],
+    )
+    return stage.tenant_key("acme")
+
+
+def count(stage, key: str, model: str):
+    return stage.client(key).messages.with_raw_response.count_tokens(
+        model=model,
+        system="You are terse.",
+        messages=[{"role": "user", "content": "How many tokens is this sentence?"}],
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "source"),
+    [
+        ("anthropic", "/v1/messages/count_tokens", "provider"),
+        ("gemini", "/v1beta/models/cnt-gemini:countTokens", "provider"),
+        ("openai_responses", "/v1/responses/input_tokens", "provider"),
+        ("openai", None, "estimate"),
+    ],
+)
+def test_count_tokens_says_whether_the_provider_or_the_estimate_counted(stage, kind, path, source):
+    key = every_counter(stage)
+    stage.upstream.script(f"cnt-{kind}", {"usage": {"input_tokens": 4242}}, endpoint="count")
+
+    answer = count(stage, key, f"count-{kind}")
+
+    assert answer.headers["tollgate-token-count"] == source
+    calls = stage.upstream.requests(f"cnt-{kind}")
+    if path is None:
+        assert calls == [] and answer.parse().input_tokens > 5
+    else:
+        assert [c["path"] for c in calls] == [path]
+        assert answer.parse().input_tokens == 4242
+
+
+def test_responses_counter_gets_the_request_as_it_would_be_sent(stage):
+    key = every_counter(stage)
+    count(stage, key, "count-openai_responses")
+    (sent,) = stage.upstream.requests("cnt-openai_responses")
+    assert sent["body"] == {
+        "model": "cnt-openai_responses",
+        "input": [
+            {
+                "role": "user",
+                "content": [{"type": "input_text", "text": "How many tokens is this sentence?"}],
+            }
+        ],
+        "instructions": "You are terse.",
+    }
+
+
+COUNTER_FAILURES = {
+    "missing": {"status": 404},
+    "server_error": {"status": 500},
+    "overloaded": {"status": 529},
+    "garbage": {"status": 200, "error_body": "not a count"},
+    "slow": {"delay_first_byte": 2},  # past the route's first-byte timeout (1 s)
+    "rejects_the_request": {"status": 400},
+}
+
+
+@pytest.mark.parametrize("failure", list(COUNTER_FAILURES))
+@pytest.mark.parametrize("kind", ["anthropic", "gemini", "openai_responses"])
+def test_count_tokens_never_fails_when_the_counter_does(stage, kind, failure):
+    key = every_counter(stage)
+    stage.upstream.script(f"cnt-{kind}", COUNTER_FAILURES[failure], endpoint="count")
+    estimate = count(stage, key, "count-openai")  # the same prompt, counted by the gateway
+
+    answer = count(stage, key, f"count-{kind}")
+
+    assert answer.status_code == 200
+    assert answer.headers["tollgate-token-count"] == "estimate"
+    assert answer.parse().input_tokens == estimate.parse().input_tokens
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "gemini", "openai_responses"])
+def test_count_tokens_with_our_credential_refused_answers_the_estimate(stage, kind):
+    stage.apply(
+        providers=[stage.provider(kind, api_key="revoked-upstream-key")],
+        models=[stage.model("claude-x", [{"provider": f"{kind}-fake", "upstream_model": "cnt"}])],
+        tenants=[{"name": "acme"}],
+    )
+    answer = count(stage, stage.tenant_key("acme"), "claude-x")
+    assert answer.status_code == 200
+    assert answer.headers["tollgate-token-count"] == "estimate"
+    assert len(stage.upstream.requests("cnt")) == 1
+
+
+def test_a_server_without_count_tokens_is_not_asked_at_every_count(stage):
+    key = every_counter(stage)
+    stage.upstream.script("cnt-anthropic", {"status": 404}, endpoint="count")
+    for _ in range(3):
+        assert count(stage, key, "count-anthropic").headers["tollgate-token-count"] == "estimate"
+    assert len(stage.upstream.requests("cnt-anthropic")) == 1

@@ -364,3 +364,43 @@ def test_stop_sequence_reports_which_one_matched_on_translated_routes(stage, str
     assert message.content[0].text == "The answer is 42.\n"
     assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "END")
     assert "stop" not in stage.upstream.requests("gpt-stops")[-1]["body"]  # matched by us
+
+
+REFUSAL = {"category": "general_harms", "explanation": "I can't help with that."}
+# What each provider's refusal shape lets the gateway say: OpenAI gives only the model's words.
+REFUSAL_SEEN = {
+    "anthropic": ("general_harms", "I can't help with that."),
+    "gemini": ("general_harms", "I can't help with that."),
+    "openai": (None, "I can't help with that."),
+    "openai_responses": (None, "I can't help with that."),
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("kind", list(REFUSAL_SEEN))
+def test_a_refusal_carries_stop_details_through_every_provider(stage, kind, stream):
+    key = stage.one_route(kind, "up-refusing")
+    refusal = {"blocks": [], "stop_reason": "refusal", "stop_details": REFUSAL}
+    stage.upstream.script("up-refusing", refusal)
+    ask = {"model": "claude-test", "max_tokens": 50, "messages": [{"role": "user", "content": "x"}]}
+    client = stage.client(key)
+    if stream:
+        with client.messages.stream(**ask) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(**ask)
+
+    assert message.stop_reason == "refusal"
+    assert message.stop_details is not None and message.stop_details.type == "refusal"
+    category, explanation = REFUSAL_SEEN[kind]
+    assert (message.stop_details.category, message.stop_details.explanation) == (
+        category,
+        explanation,
+    )
+
+
+def test_an_ordinary_answer_has_no_stop_details(stage):
+    key = stage.one_route("gemini", "up-plain")
+    ask = {"model": "claude-test", "max_tokens": 50, "messages": [{"role": "user", "content": "x"}]}
+    raw = stage.client(key).messages.with_raw_response.create(**ask)
+    assert "stop_details" not in raw.http_response.json()

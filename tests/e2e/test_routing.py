@@ -203,3 +203,69 @@ def test_tenant_provider_defaults_steer_and_requests_override_them(stage):
     assert len(stage.upstream.requests("gpt-2")) == 1 and not stage.upstream.requests("gpt-1")
     client.messages.create(**ASK, extra_body={"provider": {"order": ["p1"]}})
     assert len(stage.upstream.requests("gpt-1")) == 1
+
+
+# How each provider refuses a bad key (the fake's `credential_error`), as the client sees it.
+REFUSED_KEY = {
+    "openai": "upstream refused the gateway's credential (401 invalid_api_key)",
+    "openai_responses": "upstream refused the gateway's credential (401 invalid_api_key)",
+    "anthropic": "upstream refused the gateway's credential (401 authentication_error)",
+    "gemini": "upstream refused the gateway's credential (400 API_KEY_INVALID)",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_our_refused_key_falls_back_at_once_to_the_next_route(stage, kind):
+    key = routes(
+        stage,
+        ("revoked", kind, "up-revoked", {"priority": 1}),
+        ("good", "openai", "up-good", {"priority": 2}),
+    )
+    stage.apply(
+        providers=[stage.provider(kind, "revoked", api_key="revoked-upstream-key-1")],
+        models=[],
+        tenants=[],
+    )
+    message = stage.client(key).messages.create(**ASK)
+    assert message.content[0].text == "echo: x"
+    assert len(stage.upstream.requests("up-revoked")) == 1  # not retried with the same key
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_our_refused_key_is_an_api_error_the_client_should_not_retry(stage, kind, stream):
+    key = routes(stage, ("revoked", kind, "up-revoked", {}))
+    stage.apply(
+        providers=[stage.provider(kind, "revoked", api_key="revoked-upstream-key-1")],
+        models=[],
+        tenants=[],
+    )
+    answer = httpx.post(
+        stage.gateway.url + "/v1/messages",
+        headers={"x-api-key": key},
+        json={**ASK, "stream": stream},
+        timeout=30,
+    )
+    assert answer.status_code == 500
+    assert answer.headers["x-should-retry"] == "false"
+    assert answer.json()["error"] == {"type": "api_error", "message": REFUSED_KEY[kind]}
+
+
+def test_a_suspended_key_counts_against_its_route_until_the_breaker_skips_it(stage):
+    key = routes(
+        stage,
+        ("suspended", "gemini", "up-suspended", {"priority": 1}),
+        ("good", "openai", "up-good", {"priority": 2}),
+    )
+    stage.apply(
+        providers=[stage.provider("gemini", "suspended", api_key="suspended-upstream-key-1")],
+        models=[],
+        tenants=[],
+    )
+    client = stage.client(key)
+    for _ in range(3):  # e2e settings: the third failure in a row opens the breaker
+        raw = client.messages.with_raw_response.create(**ASK, extra_body={"meta": True})
+        assert [a["status"] for a in raw.http_response.json()["meta"]["attempts"]] == [403, 200]
+    client.messages.create(**ASK)
+    assert len(stage.upstream.requests("up-suspended")) == 3  # skipped now
+    assert len(stage.upstream.requests("up-good")) == 4

@@ -39,8 +39,20 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"type": "error", "error": error, "request_id": "req_fake"}
 
 
+def credential_error(key: str) -> tuple[int, dict[str, Any]]:
+    """What Anthropic answers a revoked or unknown key."""
+    return 401, error_body(401, "invalid x-api-key")
+
+
 def count_tokens(tokens: int) -> dict[str, Any]:
     return {"input_tokens": tokens}
+
+
+def stop_details(reply: Reply) -> dict[str, Any] | None:
+    details = reply.stop_details
+    if details is None or reply.stop_reason != "refusal":
+        return None
+    return {"type": "refusal", "category": details.category, "explanation": details.explanation}
 
 
 def read_prompt(body: dict[str, Any]) -> Prompt:
@@ -95,13 +107,15 @@ def usage(reply: Reply) -> dict[str, int]:
 
 
 def render_json(reply: Reply) -> dict[str, Any]:
-    return {
+    message = {
         **_message(reply),
         "content": [_block(reply, i, block) for i, block in enumerate(reply.blocks)],
         "stop_reason": reply.stop_reason,
         "stop_sequence": reply.stop_sequence,
-        "usage": usage(reply),
     }
+    if (details := stop_details(reply)) is not None:
+        message["stop_details"] = details
+    return {**message, "usage": usage(reply)}
 
 
 def render_stream(reply: Reply) -> list[bytes]:
@@ -119,6 +133,8 @@ def render_stream(reply: Reply) -> list[bytes]:
     if not reply.blocks:
         frames.append(PING)
     delta = {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}
+    if (details := stop_details(reply)) is not None:
+        delta["stop_details"] = details  # reference 1.7.6
     frames.append(_event({"type": "message_delta", "delta": delta, "usage": usage(reply)}))
     frames.append(_event({"type": "message_stop"}))
     return frames

@@ -2,8 +2,13 @@
 the `/_control/*` API tests drive it with.
 
 Each surface module (`openai_chat`, `anthropic`, `responses`, `gemini`) provides `has_auth`,
-`error_body`, `read_prompt`, `render_json`, `render_stream`, and `count_tokens` where its API
-has one. Everything provider-specific lives there; this module only picks the surface.
+`error_body`, `credential_error`, `read_prompt`, `render_json`, `render_stream`, and
+`count_tokens` where its API has one. Everything provider-specific lives there; this module
+only picks the surface.
+
+A credential starting with `revoked-` or `suspended-` is refused the way the provider refuses
+a bad key (`credential_error`); counting endpoints answer the fake's estimate unless a reply
+was scripted for them (`endpoint: "count"` in the script).
 """
 
 from __future__ import annotations
@@ -19,12 +24,19 @@ import msgspec
 
 from . import anthropic, gemini, openai_chat, responses
 from .delivery import Receive, Send, deliver
-from .scenario import Scenario, build_reply, estimate_tokens, standing_scenario
+from .scenario import (
+    DEFAULT_SCENARIO,
+    Scenario,
+    build_reply,
+    estimate_tokens,
+    standing_scenario,
+)
 from .sse import encode
 
 Action = Literal["generate", "stream", "count"]
 
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
+REFUSED_KEYS = ("revoked-", "suspended-")  # credentials refused in the provider's own shape
 REDACTED = "<redacted>"
 MAX_RECORDS = 10_000  # oldest records are forgotten first, so long benchmark runs stay flat
 
@@ -44,6 +56,7 @@ FIXED_ROUTES = {
     ("POST", "/v1/messages"): Route(anthropic, "generate"),
     ("POST", "/v1/messages/count_tokens"): Route(anthropic, "count"),
     ("POST", "/v1/responses"): Route(responses, "generate"),
+    ("POST", "/v1/responses/input_tokens"): Route(responses, "count"),
 }
 GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
 GEMINI_ACTIONS: dict[str, Action] = {
@@ -88,6 +101,13 @@ class RequestRecord(msgspec.Struct):
 class ScriptRequest(msgspec.Struct, forbid_unknown_fields=True):
     model: str
     replies: list[Scenario]
+    # Which calls the replies answer: generation, or the counting endpoint (a queue of its own,
+    # so a client that counts before it asks never takes a reply scripted for the answer).
+    endpoint: Literal["generate", "count"] = "generate"
+
+
+def queue_name(model: str, action: Action) -> str:
+    return f"count:{model}" if action == "count" else model
 
 
 class ScriptStore:
@@ -142,9 +162,16 @@ class FakeUpstreamApp:
         elif not surface.has_auth(headers, query):
             error = surface.error_body(401, "Missing or invalid API key.")
             record.completed = await _send_json(send, 401, error)
+        elif (key := _credential(headers, query)).startswith(REFUSED_KEYS):
+            status, error = surface.credential_error(key)
+            record.completed = await _send_json(send, status, error)
         elif route.action == "count":
-            tokens = estimate_tokens(len(raw))
-            record.completed = await _send_json(send, 200, surface.count_tokens(tokens))
+            scenario = self.scripts.pop(queue_name(record.model, "count")) or DEFAULT_SCENARIO
+            status, head, frames = _render_count(surface, scenario, len(raw))
+            outcome = await deliver(
+                receive, send, status=status, headers=head, frames=frames, scenario=scenario
+            )
+            record.completed, record.disconnected = outcome.completed, outcome.disconnected
         else:
             scenario = self.scripts.pop(record.model) or standing_scenario(record.model)
             status, head, frames = _render(route, scenario, body, record.model, len(raw))
@@ -215,10 +242,8 @@ class FakeUpstreamApp:
             request = msgspec.json.decode(raw, type=ScriptRequest)
         except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
             return 400, openai_chat.error_body(400, f"Invalid script: {exc}")
-        return 200, {
-            "model": request.model,
-            "queued": self.scripts.add(request.model, request.replies),
-        }
+        queue = queue_name(request.model, request.endpoint)
+        return 200, {"model": request.model, "queued": self.scripts.add(queue, request.replies)}
 
     def _requests(self, raw: bytes, query: dict[str, str]) -> tuple[int, Any]:
         model = query.get("model")
@@ -240,15 +265,47 @@ def _render(
     """Status, headers and body frames for a scripted (or default) reply."""
     surface = route.surface
     if scenario.is_error:
-        payload = scenario.error_body
-        if payload is None:
-            payload = surface.error_body(scenario.status, _scripted_message(scenario.status))
-        return scenario.status, _json_headers(data := encode(payload)), [data]
+        return _render_error(surface, scenario)
     reply = build_reply(scenario, surface.read_prompt(body), model=model, body_size=body_size)
     if route.action == "stream" or body.get("stream") is True:
         return scenario.status, list(SSE_HEADERS), surface.render_stream(reply)
     data = encode(surface.render_json(reply))
     return scenario.status, _json_headers(data), [data]
+
+
+def _render_error(
+    surface: ModuleType, scenario: Scenario
+) -> tuple[int, list[tuple[bytes, bytes]], list[bytes]]:
+    payload = scenario.error_body
+    if payload is None:
+        payload = surface.error_body(scenario.status, _scripted_message(scenario.status))
+    data = encode(payload)
+    return scenario.status, _json_headers(data), [data]
+
+
+def _render_count(
+    surface: ModuleType, scenario: Scenario, body_size: int
+) -> tuple[int, list[tuple[bytes, bytes]], list[bytes]]:
+    """A counting endpoint's answer: the fake's estimate, a scripted count (`usage.input_tokens`)
+    or a scripted failure."""
+    if scenario.is_error:
+        status, head, frames = _render_error(surface, scenario)
+    else:
+        scripted = scenario.usage.input_tokens if scenario.usage is not None else None
+        tokens = estimate_tokens(body_size) if scripted is None else scripted
+        frames = [encode(surface.count_tokens(tokens))]
+        status, head = scenario.status, _json_headers(frames[0])
+    head += [(k.lower().encode(), v.encode()) for k, v in scenario.headers.items()]
+    return status, head, frames
+
+
+def _credential(headers: dict[str, str], query: dict[str, str]) -> str:
+    """The key a request carries, wherever its surface puts it."""
+    bearer = headers.get("authorization", "").partition(" ")[2]
+    for value in (headers.get("x-api-key"), headers.get("x-goog-api-key"), headers.get("api-key")):
+        if value:
+            return value.strip()
+    return (bearer or query.get("key", "")).strip()
 
 
 def _scripted_message(status: int) -> str:

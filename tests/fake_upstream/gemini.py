@@ -45,6 +45,36 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"error": {"code": status, "message": message, "status": name}}
 
 
+def credential_error(key: str) -> tuple[int, dict[str, Any]]:
+    """What Gemini answers a bad key (400 INVALID_ARGUMENT, reason API_KEY_INVALID), or a
+    suspended one (403, reason CONSUMER_SUSPENDED, the key in the message): reference 4.7."""
+    if key.startswith("suspended-"):
+        message = f"Permission denied: Consumer 'api_key:{key}' has been suspended."
+        info = _error_info("CONSUMER_SUSPENDED", consumer="projects/578829824020")
+        return 403, _error(403, "PERMISSION_DENIED", message, info)
+    message = "API key not valid. Please pass a valid API key."
+    return 400, _error(400, "INVALID_ARGUMENT", message, _error_info("API_KEY_INVALID"))
+
+
+def _error(code: int, status: str, message: str, *details: dict) -> dict[str, Any]:
+    localized = {
+        "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+        "locale": "en-US",
+        "message": message,
+    }
+    error = {"code": code, "message": message, "status": status}
+    return {"error": {**error, "details": [*details, localized]}}
+
+
+def _error_info(reason: str, **metadata: str) -> dict[str, Any]:
+    return {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": reason,
+        "domain": "googleapis.com",
+        "metadata": {"service": "generativelanguage.googleapis.com", **metadata},
+    }
+
+
 def count_tokens(tokens: int) -> dict[str, Any]:
     return {
         "totalTokens": tokens,
@@ -121,6 +151,7 @@ def _chunk(reply: Reply, parts: list[dict[str, Any]], *, final: bool) -> dict[st
     candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
     if final:
         candidate["finishReason"] = FINISH_REASON[reply.stop_reason]
+        candidate.update(_refusal(reply))
     candidate["index"] = 0
     return {
         "candidates": [candidate],
@@ -128,6 +159,22 @@ def _chunk(reply: Reply, parts: list[dict[str, Any]], *, final: bool) -> dict[st
         "modelVersion": reply.model,
         "responseId": reply.reply_id,
     }
+
+
+def _refusal(reply: Reply) -> dict[str, Any]:
+    """A scripted refusal's details: a named category is a safety block with its rating, none
+    is a recitation; the explanation is the `finishMessage`."""
+    details = reply.stop_details
+    if reply.stop_reason != "refusal" or details is None:
+        return {}
+    if details.category is None:
+        fields: dict[str, Any] = {"finishReason": "RECITATION"}
+    else:
+        rating = {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}
+        fields = {"finishReason": "SAFETY", "safetyRatings": [{**rating, "blocked": True}]}
+    if details.explanation:
+        fields["finishMessage"] = details.explanation
+    return fields
 
 
 def _parts(reply: Reply, index: int, block: Block, size: int) -> list[dict[str, Any]]:

@@ -55,6 +55,30 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
+def credential_error(key: str) -> tuple[int, dict[str, Any]]:
+    """What OpenAI answers a revoked or unknown key (it shows the key masked)."""
+    masked = key[:3] + "*" * max(0, len(key) - 7) + key[-4:]
+    message = (
+        f"Incorrect API key provided: {masked}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys."
+    )
+    error = {"message": message, "type": "invalid_request_error", "param": None}
+    return 401, {"error": {**error, "code": "invalid_api_key"}}
+
+
+def refusal_text(reply: Reply) -> str | None:
+    """A scripted refusal with an explanation is the model's refusal text (`message.refusal`);
+    without one it is the content filter that stopped the reply (`content_filter`)."""
+    details = reply.stop_details
+    if reply.stop_reason != "refusal" or details is None:
+        return None
+    return details.explanation or None
+
+
+def finish_reason(reply: Reply) -> str:
+    return "stop" if refusal_text(reply) else FINISH_REASON[reply.stop_reason]
+
+
 def read_prompt(body: dict[str, Any]) -> Prompt:
     tools = tuple(
         ToolSpec(tool["function"]["name"], tool["function"].get("parameters") or {})
@@ -102,7 +126,7 @@ def render_json(reply: Reply) -> dict[str, Any]:
     message: dict[str, Any] = {
         "role": "assistant",
         "content": text or None,
-        "refusal": None,
+        "refusal": refusal_text(reply),
         "annotations": [],
     }
     if thinking:
@@ -120,7 +144,7 @@ def render_json(reply: Reply) -> dict[str, Any]:
     choice = {"index": 0, "message": message, "logprobs": None}
     return {
         **_head(reply, "chat.completion"),
-        "choices": [{**choice, "finish_reason": FINISH_REASON[reply.stop_reason]}],
+        "choices": [{**choice, "finish_reason": finish_reason(reply)}],
         "usage": usage(reply),
         "service_tier": "default",
     }
@@ -132,7 +156,7 @@ def render_stream(reply: Reply) -> list[bytes]:
     frames = [
         data_frame({**head, "choices": [_choice(delta, None)], **tail}) for delta in _deltas(reply)
     ]
-    finish = _choice({}, FINISH_REASON[reply.stop_reason])
+    finish = _choice({}, finish_reason(reply))
     frames.append(data_frame({**head, "choices": [finish], **tail}))
     if reply.include_usage:
         frames.append(data_frame({**head, "choices": [], "usage": usage(reply)}))
@@ -172,6 +196,7 @@ def _content_deltas(reply: Reply) -> Iterator[dict[str, Any]]:
             yield from ({"reasoning_content": piece} for piece in pieces(block.thinking, size))
         elif isinstance(block, TextBlock):
             yield from ({"content": piece} for piece in pieces(block.text, size))
+    yield from ({"refusal": piece} for piece in pieces(refusal_text(reply) or "", size))
     for index, block in _tool_calls(reply):
         yield {"tool_calls": [_call_opening(reply, index, block)]}
         for fragment in json_fragments(json_text(block.input), size):

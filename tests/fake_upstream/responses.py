@@ -31,6 +31,14 @@ TERMINAL: dict[str, tuple[str, str | None]] = {
 
 has_auth = openai_chat.has_auth
 error_body = openai_chat.error_body
+credential_error = openai_chat.credential_error
+refusal_text = openai_chat.refusal_text
+
+
+def count_tokens(tokens: int) -> dict[str, Any]:
+    """`POST /v1/responses/input_tokens` (reference 5.15)."""
+    return {"object": "response.input_tokens", "input_tokens": tokens}
+
 
 Event = dict[str, Any]
 
@@ -70,7 +78,24 @@ def usage(reply: Reply) -> dict[str, Any]:
 
 
 def render_json(reply: Reply) -> dict[str, Any]:
-    return _response(reply, [_item(reply, i, block) for i, block in enumerate(reply.blocks)])
+    items = [_item(reply, i, block) for i, block in enumerate(reply.blocks)]
+    if (refusal := _refusal_item(reply)) is not None:
+        items.append(refusal)
+    return _response(reply, items)
+
+
+def _refusal_item(reply: Reply) -> dict[str, Any] | None:
+    """A scripted refusal with an explanation: a message whose part is the refusal text."""
+    text = refusal_text(reply)
+    if text is None:
+        return None
+    return {
+        "type": "message",
+        "id": f"msg_{reply.reply_id[:16]}r",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "refusal", "refusal": text}],
+    }
 
 
 def render_stream(reply: Reply) -> list[bytes]:
@@ -85,6 +110,9 @@ def render_stream(reply: Reply) -> list[bytes]:
         item = _item(reply, index, block)
         items.append(item)
         events.extend(_item_events(reply, index, block, item))
+    if (refusal := _refusal_item(reply)) is not None:
+        items.append(refusal)
+        events.extend(_refusal_events(reply, len(items) - 1, refusal))
     final = _response(reply, items)
     terminal = "response.completed" if final["status"] == "completed" else "response.incomplete"
     events.append({"type": terminal, "response": final})
@@ -96,6 +124,8 @@ def render_stream(reply: Reply) -> list[bytes]:
 
 def _response(reply: Reply, output: list[dict[str, Any]]) -> dict[str, Any]:
     status, reason = TERMINAL.get(reply.stop_reason, ("completed", None))
+    if refusal_text(reply):
+        status, reason = "completed", None  # the model refused in words, it was not cut
     return {
         "id": "resp_" + reply.reply_id,
         "object": "response",
@@ -156,6 +186,20 @@ def _item_events(reply: Reply, index: int, block: Block, item: dict[str, Any]) -
         body = _argument_events(reply, block, where)
     yield {"type": "response.output_item.added", "output_index": index, "item": opening}
     yield from body
+    yield {"type": "response.output_item.done", "output_index": index, "item": item}
+
+
+def _refusal_events(reply: Reply, index: int, item: dict[str, Any]) -> Iterator[Event]:
+    where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+    text = item["content"][0]["refusal"]
+    yield {"type": "response.output_item.added", "output_index": index,
+           "item": {**item, "status": "in_progress", "content": []}}  # fmt: skip
+    part = {"type": "refusal", "refusal": ""}
+    yield {"type": "response.content_part.added", **where, "part": part}
+    for piece in pieces(text, reply.chunk_size):
+        yield {"type": "response.refusal.delta", **where, "delta": piece}
+    yield {"type": "response.refusal.done", **where, "refusal": text}
+    yield {"type": "response.content_part.done", **where, "part": {**part, "refusal": text}}
     yield {"type": "response.output_item.done", "output_index": index, "item": item}
 
 

@@ -63,12 +63,21 @@ class ScriptedUsage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cache_creation_input_tokens: int = 0
 
 
+class StopDetails(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Why a `refusal` happened, in Anthropic's terms; each surface renders it its own way (an
+    OpenAI refusal text, a Gemini safety block, Anthropic's `stop_details`)."""
+
+    category: str | None = None
+    explanation: str | None = None
+
+
 class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One scripted reply. `blocks: None` means "the default reply derived from the request"."""
 
     blocks: list[Block] | None = None
     stop_reason: StopReason | None = None
     stop_sequence: str | None = None
+    stop_details: StopDetails | None = None  # with stop_reason "refusal"
     usage: ScriptedUsage | None = None
     status: int = 200  # >= 400: an error in the surface's shape, or `error_body` verbatim
     error_body: Any = None
@@ -147,6 +156,7 @@ class Reply:
     blocks: tuple[Block, ...]
     stop_reason: StopReason
     stop_sequence: str | None
+    stop_details: StopDetails | None
     usage: Usage
     model: str
     reply_id: str
@@ -190,6 +200,7 @@ def build_reply(scenario: Scenario, prompt: Prompt, *, model: str, body_size: in
         blocks=blocks,
         stop_reason=scenario.stop_reason or ("tool_use" if has_tool else "end_turn"),
         stop_sequence=scenario.stop_sequence,
+        stop_details=scenario.stop_details,
         usage=_usage(scenario.usage or ScriptedUsage(), blocks, body_size),
         model=model,
         reply_id=secrets.token_hex(12),

@@ -78,9 +78,11 @@ class FakeUpstream:
     ) -> None:
         self.stop()
 
-    def script(self, model: str, *replies: dict[str, Any]) -> None:
-        """Queue scripted replies (scenario dicts) for requests naming this upstream model."""
-        response = self._client.post("/_control/script", json={"model": model, "replies": replies})
+    def script(self, model: str, *replies: dict[str, Any], endpoint: str = "generate") -> None:
+        """Queue scripted replies (scenario dicts) for requests naming this upstream model;
+        `endpoint="count"` scripts its token-counting endpoint instead."""
+        request = {"model": model, "replies": replies, "endpoint": endpoint}
+        response = self._client.post("/_control/script", json=request)
         response.raise_for_status()
 
     def requests(self, model: str | None = None) -> list[dict[str, Any]]:

@@ -186,3 +186,32 @@ async def test_provider_options_make_an_odd_answer_the_requests_doing():
         await attempts.run(made, [target], upstream)
     assert failures(target) == 0
     assert len(upstream.calls) == 1
+
+
+@pytest.mark.parametrize("kind", ["credential", "account"])
+async def test_our_refused_credential_moves_on_at_once_and_counts_against_the_route(kind):
+    refused, serving = route(), route()
+    upstream = Upstream(**{refused.provider_name: upstream_error(401, "bad key", kind=kind)})
+    for _ in range(4):
+        made = call()
+        assert await attempts.run(made, [refused, serving], upstream) == "answer"
+        assert [a.provider for a in made.attempts] == [refused.provider_name, serving.provider_name]
+    assert upstream.calls.count(refused.provider_name) == 4  # never retried on the same key
+    assert failures(refused) == 4  # but the route is broken for everyone: it counts
+    await attempts.run(call(), [refused, serving], upstream)
+    assert not await breaker.allow(refused.route_id)  # the fifth opened its breaker
+
+
+async def test_when_every_route_refuses_our_credential_the_client_is_told_not_to_retry():
+    first, second = route("gemini"), route("anthropic")
+    upstream = Upstream(
+        **{
+            first.provider_name: upstream_error(400, "API key not valid", kind="credential"),
+            second.provider_name: upstream_error(401, "invalid x-api-key"),
+        }
+    )
+    with pytest.raises(UpstreamError) as caught:
+        await attempts.run(call(), [first, second], upstream)
+    assert (caught.value.status, caught.value.type) == (500, "api_error")
+    assert caught.value.retryable is False  # x-should-retry: false
+    assert upstream.calls == [first.provider_name, second.provider_name]

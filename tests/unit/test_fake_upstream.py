@@ -555,6 +555,170 @@ async def test_scripted_usage_maps_cache_reads_into_each_surface(client):
     assert gemini_usage["cachedContentTokenCount"] == 90
 
 
+REFUSAL = {"category": "general_harms", "explanation": "I can't help with that."}
+
+
+async def refused_everywhere(client, details: dict, *, stream: bool = False) -> dict:
+    """The same scripted refusal asked of every surface; returns each raw response."""
+    reply = {"blocks": [], "stop_reason": "refusal", "stop_details": details}
+    for model in ("r-chat", "r-anthropic", "r-responses", "r-gemini"):
+        await script(client, model, reply)
+    headers = OPENAI_AUTH | ANTHROPIC_AUTH | GEMINI_AUTH
+    extra = {"stream": True} if stream else {}
+    verb = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    return {
+        "chat": await client.post(
+            "/v1/chat/completions", headers=headers, json=chat("r-chat", **extra)
+        ),
+        "anthropic": await client.post(
+            "/v1/messages", headers=headers, json=messages("r-anthropic", **extra)
+        ),
+        "responses": await client.post(
+            "/v1/responses", headers=headers, json={"model": "r-responses", "input": "x", **extra}
+        ),
+        "gemini": await client.post(
+            f"/v1beta/models/r-gemini:{verb}", headers=headers, json=gemini_body()
+        ),
+    }
+
+
+async def test_a_refusal_with_details_takes_each_providers_own_shape(client):
+    answers = {k: r.json() for k, r in (await refused_everywhere(client, REFUSAL)).items()}
+
+    assert answers["anthropic"]["stop_details"] == {"type": "refusal", **REFUSAL}
+    choice = answers["chat"]["choices"][0]
+    assert (choice["finish_reason"], choice["message"]["refusal"]) == (
+        "stop",
+        "I can't help with that.",
+    )
+    assert answers["responses"]["status"] == "completed"
+    assert answers["responses"]["output"][-1]["content"] == [
+        {"type": "refusal", "refusal": "I can't help with that."}
+    ]
+    candidate = answers["gemini"]["candidates"][0]
+    assert candidate["finishReason"] == "SAFETY"
+    assert candidate["finishMessage"] == "I can't help with that."
+    assert candidate["safetyRatings"][0]["blocked"] is True
+
+
+async def test_a_streamed_refusal_with_details_takes_each_providers_own_shape(client):
+    answers = await refused_everywhere(client, REFUSAL, stream=True)
+
+    delta = named_events(answers["anthropic"].text)[-2]["delta"]
+    assert delta["stop_details"] == {"type": "refusal", **REFUSAL}
+    chunks = openai_chunks(answers["chat"].text)
+    refusal = "".join(c["choices"][0]["delta"].get("refusal") or "" for c in chunks)
+    assert refusal == "I can't help with that."
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    events = named_events(answers["responses"].text)
+    text = "".join(e["delta"] for e in events if e["type"] == "response.refusal.delta")
+    assert text == "I can't help with that." and events[-1]["type"] == "response.completed"
+    assert gemini_chunks(answers["gemini"].text)[-1]["candidates"][0]["finishReason"] == "SAFETY"
+
+
+async def test_a_refusal_without_a_category_or_text_is_a_filter_or_a_recitation(client):
+    answers = await refused_everywhere(client, {})
+    assert answers["chat"].json()["choices"][0]["finish_reason"] == "content_filter"
+    assert answers["responses"].json()["incomplete_details"] == {"reason": "content_filter"}
+    assert answers["gemini"].json()["candidates"][0]["finishReason"] == "RECITATION"
+    assert answers["anthropic"].json()["stop_details"] == {
+        "type": "refusal",
+        "category": None,
+        "explanation": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "header", "status", "check"),
+    [
+        (
+            "/v1/chat/completions",
+            {"model": "m", "messages": []},
+            "authorization",
+            401,
+            lambda b: b["error"]["code"] == "invalid_api_key" and "revoked-key" not in str(b),
+        ),
+        (
+            "/v1/responses",
+            {"model": "m", "input": "x"},
+            "authorization",
+            401,
+            lambda b: b["error"]["code"] == "invalid_api_key",
+        ),
+        (
+            "/v1/messages",
+            {"model": "m", "messages": []},
+            "x-api-key",
+            401,
+            lambda b: b["error"]["type"] == "authentication_error",
+        ),
+        (
+            "/v1beta/models/m:generateContent",
+            gemini_body(),
+            "x-goog-api-key",
+            400,
+            lambda b: (
+                b["error"]["status"] == "INVALID_ARGUMENT"
+                and b["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+            ),
+        ),
+    ],
+)
+async def test_a_revoked_key_is_refused_in_the_providers_own_shape(
+    client, path, body, header, status, check
+):
+    value = "Bearer revoked-key-0123" if header == "authorization" else "revoked-key-0123"
+    response = await client.post(path, headers={header: value}, json=body)
+
+    assert response.status_code == status
+    assert check(response.json()), response.json()
+
+
+async def test_a_suspended_gemini_key_is_a_403_that_echoes_the_key(client):
+    response = await client.post(
+        "/v1beta/models/m:generateContent",
+        headers={"x-goog-api-key": "suspended-key-0123"},
+        json=gemini_body(),
+    )
+
+    error = response.json()["error"]
+    assert (response.status_code, error["status"]) == (403, "PERMISSION_DENIED")
+    assert error["details"][0]["reason"] == "CONSUMER_SUSPENDED"
+    assert "suspended-key-0123" in error["message"]
+
+
+async def test_responses_input_tokens_counts_like_the_real_endpoint(client):
+    body = {"model": "gpt-count", "input": "How many tokens is this?"}
+    response = await client.post("/v1/responses/input_tokens", headers=OPENAI_AUTH, json=body)
+
+    assert response.json() == {
+        "object": "response.input_tokens",
+        "input_tokens": -(-len(response.request.content) // 4),
+    }
+
+
+async def test_count_scripts_have_their_own_queue(client):
+    await script(client, "gpt-count", {"blocks": [{"type": "text", "text": "the answer"}]})
+    count_script = {
+        "model": "gpt-count",
+        "replies": [{"status": 404}, {"usage": {"input_tokens": 7}}],
+        "endpoint": "count",
+    }
+    assert (await client.post("/_control/script", json=count_script)).status_code == 200
+    body = {"model": "gpt-count", "input": "x"}
+
+    counts = [
+        await client.post("/v1/responses/input_tokens", headers=OPENAI_AUTH, json=body)
+        for _ in range(3)
+    ]
+    answer = await client.post("/v1/responses", headers=OPENAI_AUTH, json=body)
+
+    assert [c.status_code for c in counts] == [404, 200, 200]
+    assert counts[1].json()["input_tokens"] == 7
+    assert counts[2].json()["input_tokens"] == -(-len(counts[2].request.content) // 4)
+    assert answer.json()["output"][0]["content"][0]["text"] == "the answer"
+
+
 # Control API
 
 

@@ -21,6 +21,17 @@ def test_response_is_cut_before_the_sequence_and_later_blocks_dropped():
     assert (response.stop_reason, response.stop_sequence) == ("stop_sequence", "END")
 
 
+def test_a_refusal_cut_at_a_stop_sequence_loses_its_stop_details():
+    response = ir.Response(
+        content=[ir.Text("I won't END that")],
+        stop_reason="refusal",
+        usage=ir.Usage(),
+        stop_details=ir.StopDetails(explanation="I won't END that"),
+    )
+    cut_response(response, ["END"])
+    assert (response.stop_reason, response.stop_details) == ("stop_sequence", None)
+
+
 def test_response_without_a_match_is_unchanged():
     response = ir.Response(content=[ir.Text("fine")], stop_reason="end_turn", usage=ir.Usage())
     cut_response(response, ["END"])

@@ -32,9 +32,13 @@ def part_json(part: ir.Part) -> dict[str, Any] | None:
     return None
 
 
+def stop_details_json(details: ir.StopDetails) -> dict[str, Any]:
+    return {"type": details.type, "category": details.category, "explanation": details.explanation}
+
+
 def message_json(response: ir.Response, *, message_id: str, model: str) -> dict[str, Any]:
     content = [j for j in map(part_json, response.content) if j is not None]
-    return {
+    message = {
         "id": message_id,
         "type": "message",
         "role": "assistant",
@@ -42,8 +46,11 @@ def message_json(response: ir.Response, *, message_id: str, model: str) -> dict[
         "content": content,
         "stop_reason": response.stop_reason,
         "stop_sequence": response.stop_sequence,
-        "usage": usage_json(response.usage),
     }
+    if response.stop_details is not None:  # refusals only, as Anthropic sends it
+        message["stop_details"] = stop_details_json(response.stop_details)
+    message["usage"] = usage_json(response.usage)
+    return message
 
 
 def encode(obj: Any) -> bytes:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import msgspec
 
 from gateway import ir, redaction
-from gateway.surfaces.anthropic.encode import part_json, usage_json
+from gateway.surfaces.anthropic.encode import part_json, stop_details_json, usage_json
 
 _encoder = msgspec.json.Encoder()
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
@@ -89,7 +89,7 @@ class StreamWriter:
         if isinstance(event, ir.StreamStart):
             return b"" if self.started else self.start(event.usage)
         if isinstance(event, ir.StreamEnd):
-            return self.end(event.stop_reason, event.usage, event.stop_sequence)
+            return self.end(event.stop_reason, event.usage, event.stop_sequence, event.stop_details)
         if isinstance(event, ir.StreamError):
             return self.error(event.error_type, event.message)
         return b""
@@ -153,7 +153,13 @@ class StreamWriter:
         event = {"type": "content_block_delta", "index": self.index, "delta": delta}
         return sse("content_block_delta", event)
 
-    def end(self, stop_reason: str, usage: ir.Usage, stop_sequence: str | None = None) -> bytes:
+    def end(
+        self,
+        stop_reason: str,
+        usage: ir.Usage,
+        stop_sequence: str | None = None,
+        stop_details: ir.StopDetails | None = None,
+    ) -> bytes:
         out = (b"" if self.started else self.start()) + self._stop_block()
         if usage.estimated and not usage.input_tokens:
             usage.input_tokens = self.input_estimate
@@ -161,6 +167,8 @@ class StreamWriter:
         self.stop_reason = stop_reason
         self.finished = True
         delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
+        if stop_details is not None:  # reference 1.7.6
+            delta["stop_details"] = stop_details_json(stop_details)
         event = {"type": "message_delta", "delta": delta, "usage": usage_json(usage)}
         self._add_extras(event, usage)
         return out + sse("message_delta", event) + sse("message_stop", {"type": "message_stop"})

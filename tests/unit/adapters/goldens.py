@@ -1,7 +1,10 @@
 """The golden-file harness every adapter test shares: literal IR in, literal upstream JSON out,
 and back. Cases live in `tests/golden/<adapter>/`, one per file: `request_*`
 ({ir_request, expected_upstream, target?}), `response_*` ({upstream_response, expected_ir,
-ir_request?}) and `stream_*` (upstream chunks or events, expected_events, ir_request?).
+ir_request?}), `stream_*` (upstream chunks or events, expected_events, ir_request?) and
+`error_*` ({upstream_status, upstream_headers?, upstream_body, expected}: what the client gets
+and what the route is told, gateway/errors.py). In `expected_ir` and `expected_events` a field
+the file leaves out must be null: a new optional field costs no file its meaning.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import msgspec
 import pytest
 
 from gateway import ir
-from providers.adapters.base import Adapter, Target
+from providers.adapters.base import Adapter, HttpAdapter, Target
 
 GOLDEN = Path(__file__).parents[2] / "golden"
 DEFAULT_REQUEST = {
@@ -49,7 +53,39 @@ def check_request(adapter: Adapter, case: dict, make_target: Callable[..., Targe
 def check_response(adapter: Adapter, case: dict, make_target: Callable[..., Target]) -> None:
     request = make_request(case.get("ir_request"))
     response = adapter.parse_response(case["upstream_response"], request, make_target())
-    assert msgspec.to_builtins(response) == case["expected_ir"]
+    expected = case["expected_ir"]
+    assert without_omitted_nulls(msgspec.to_builtins(response), expected) == expected
+
+
+def check_events(events: list[dict], expected: list[dict]) -> None:
+    if len(events) != len(expected):
+        assert events == expected  # shows both
+    assert [without_omitted_nulls(e, x) for e, x in zip(events, expected, strict=True)] == expected
+
+
+def without_omitted_nulls(actual: Any, expected: Any) -> Any:
+    """`actual` without the null fields `expected` leaves out (non-null ones stay, and fail)."""
+    if not isinstance(actual, dict) or not isinstance(expected, dict):
+        return actual
+    return {k: v for k, v in actual.items() if k in expected or v is not None}
+
+
+def check_error(adapter: HttpAdapter, case: dict) -> None:
+    body = case["upstream_body"]
+    raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    headers = httpx2.Headers(case.get("upstream_headers", {}))
+    err = adapter.parse_error(case["upstream_status"], raw, headers)
+    seen = {
+        "status": err.status,
+        "type": err.type,
+        "message": err.message,
+        "fallback": err.fallback,
+        "retryable": err.retryable,
+        "provider_fault": err.provider_fault,
+        "transient": err.transient,
+        "retry_after": err.retry_after,
+    }
+    assert seen == case["expected"]
 
 
 async def data_lines(chunks: list[Any]) -> AsyncIterator[tuple[str | None, bytes]]:

@@ -10,6 +10,7 @@ from gateway import ir
 from gateway.surfaces.anthropic.decode import decode_messages, to_ir
 from providers.adapters.anthropic import AnthropicAdapter, messages_url
 from providers.adapters.base import Target
+from tests.unit.adapters.goldens import cases, check_error, without_omitted_nulls
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "anthropic"
 TARGET = Target(
@@ -50,7 +51,12 @@ def test_response_is_parsed_into_ir_and_kept_for_passthrough():
     response = AnthropicAdapter().parse_response(case["upstream_response"], None, TARGET)
     built = msgspec.to_builtins(response)
     assert built.pop("passthrough") == case["upstream_response"]
-    assert built == case["expected_ir"]
+    assert without_omitted_nulls(built, case["expected_ir"]) == case["expected_ir"]
+
+
+@pytest.mark.parametrize("case", cases("anthropic", "error"))
+def test_error_golden(case: dict):
+    check_error(AnthropicAdapter(), case)
 
 
 @pytest.mark.parametrize(
@@ -115,3 +121,20 @@ async def test_stream_error_event_becomes_an_ir_error():
     pairs = [("error", '{"type":"error","error":{"type":"overloaded_error","message":"busy"}}')]
     out = [e async for e in AnthropicAdapter().parse_stream(_events(pairs), None, TARGET)]
     assert out == [ir.StreamError("overloaded_error", "busy")]
+
+
+def test_refusal_stop_details_are_read_and_forwarded_as_sent():
+    details = {"type": "refusal", "category": "cyber", "explanation": None}
+    body = {
+        "id": "msg_r",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "stop_reason": "refusal",
+        "stop_sequence": None,
+        "stop_details": details,
+        "usage": {"input_tokens": 5, "output_tokens": 0},
+    }
+    response = AnthropicAdapter().parse_response(body, None, TARGET)
+    assert response.stop_details == ir.StopDetails(category="cyber", explanation=None)
+    assert response.passthrough["stop_details"] == details

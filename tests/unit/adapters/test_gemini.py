@@ -27,6 +27,8 @@ from providers.adapters.gemini_request import thinking_config
 from tests.unit.adapters.goldens import (
     DEFAULT_REQUEST,
     cases,
+    check_error,
+    check_events,
     check_request,
     check_response,
     data_lines,
@@ -92,7 +94,12 @@ def test_response_golden(case: dict[str, Any]):
 @pytest.mark.parametrize("case", golden("stream"))
 async def test_stream_golden(case: dict[str, Any]):
     events = await stream_events(case["upstream_chunks"], make_request(case.get("ir_request")))
-    assert events == case["expected_events"]
+    check_events(events, case["expected_events"])
+
+
+@pytest.mark.parametrize("case", golden("error"))
+def test_error_golden(case: dict[str, Any]):
+    check_error(adapter, case)
 
 
 # --- Requests ---------------------------------------------------------------------------------

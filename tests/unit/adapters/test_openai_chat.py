@@ -23,6 +23,8 @@ from providers.adapters.openai_chat import OpenAIChatAdapter
 from providers.adapters.openai_chat_request import chat_tool_id, reasoning_effort
 from tests.unit.adapters.goldens import (
     cases,
+    check_error,
+    check_events,
     check_request,
     check_response,
     data_lines,
@@ -77,7 +79,12 @@ def test_response_golden(case: dict[str, Any]):
 @pytest.mark.parametrize("case", golden("stream"))
 async def test_stream_golden(case: dict[str, Any]):
     events = await stream_events(case["upstream_chunks"], make_request(case.get("ir_request")))
-    assert events == case["expected_events"]
+    check_events(events, case["expected_events"])
+
+
+@pytest.mark.parametrize("case", golden("error"))
+def test_error_golden(case: dict[str, Any]):
+    check_error(adapter, case)
 
 
 # --- Requests ---------------------------------------------------------------------------------

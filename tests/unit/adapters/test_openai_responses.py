@@ -22,6 +22,8 @@ from providers.adapters.openai_responses import OpenAIResponsesAdapter
 from tests.unit.adapters.goldens import (
     DEFAULT_REQUEST,
     cases,
+    check_error,
+    check_events,
     check_request,
     check_response,
     make_request,
@@ -80,7 +82,12 @@ def test_response_golden(case: dict[str, Any]):
 @pytest.mark.parametrize("case", golden("stream"))
 async def test_stream_golden(case: dict[str, Any]):
     events = await stream_events(case["upstream_events"], make_request(case.get("ir_request")))
-    assert events == case["expected_events"]
+    check_events(events, case["expected_events"])
+
+
+@pytest.mark.parametrize("case", golden("error"))
+def test_error_golden(case: dict[str, Any]):
+    check_error(adapter, case)
 
 
 # --- Requests ---------------------------------------------------------------------------------

@@ -134,3 +134,30 @@ def test_passthrough_rewrites_message_start_id_and_model_only():
     raw = b'event: content_block_start\ndata: {"type":"content_block_start"}\n\n'
     assert writer.feed(ir.Passthrough(raw, "content_block_start")) == raw
     assert writer.blocks == 1
+
+
+def test_a_refusal_ends_with_its_stop_details_on_message_delta():
+    details = ir.StopDetails(category="general_harms", explanation="blocked: SAFETY")
+    out = run(
+        [
+            ir.StreamStart(),
+            ir.TextDelta("Step one"),
+            ir.StreamEnd("refusal", ir.Usage(output_tokens=2), stop_details=details),
+        ]
+    )
+    delta = next(p for n, p in out if n == "message_delta")["delta"]
+    assert delta == {
+        "stop_reason": "refusal",
+        "stop_sequence": None,
+        "stop_details": {
+            "type": "refusal",
+            "category": "general_harms",
+            "explanation": "blocked: SAFETY",
+        },
+    }
+
+
+def test_other_stops_carry_no_stop_details():
+    out = run([ir.StreamStart(), ir.TextDelta("Hi"), ir.StreamEnd("end_turn", ir.Usage())])
+    delta = next(p for n, p in out if n == "message_delta")["delta"]
+    assert delta == {"stop_reason": "end_turn", "stop_sequence": None}
