@@ -226,8 +226,11 @@ async def _shared_lookup(store, secret_hash: str, origin: Origin | None) -> KeyI
         return None if raw == _MISSING else _info_decoder.decode(raw)
     await auth_failures.check(origin)
     info = await _load(secret_hash)
-    if info is None and isinstance(store, state.LocalStore):
-        return None  # one process alone: its own bounded cache remembers unknown hashes
+    if isinstance(store, state.LocalStore):
+        # No Redis (quick start): another process (the CLI, the admin) cannot reach this
+        # store, so the process cache alone keeps the key, for KEY_CACHE_SECONDS; a revocation
+        # made elsewhere then applies within that delay, as with Redis.
+        return info
     encoded = _MISSING if info is None else _info_encoder.encode(info)
     # Unknown keys are remembered briefly so repeating one costs no database query either.
     ttl = REDIS_TTL_SECONDS if info else UNKNOWN_KEY_SECONDS

@@ -124,3 +124,19 @@ class UsageDeadLetter(models.Model):
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class ConfigVersion(models.Model):
+    """One row whose `version` moves on every committed change to providers, models, routes,
+    aliases or tenants (`gateway.state.config_changed`).
+
+    With Redis, replicas learn of a change from Redis at once; this stamp is what processes
+    without Redis (the quick start, where the CLI and the server are separate processes) read
+    every TOLLGATE_ROUTES_CACHE_SECONDS to see a change made elsewhere.
+    """
+
+    version = models.PositiveBigIntegerField(default=0)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"config version {self.version}"
