@@ -21,7 +21,7 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/python manage.py migrate --no-input -v0
 	mkdir -p staticfiles
-	$(BIN)/python manage.py demo_bootstrap --host $(HOST) --port $(PORT)
+	$(BIN)/python manage.py demo_bootstrap --host $(HOST) --port $(PORT) $(if $(ROTATE_KEY),--rotate-key)
 	$(BIN)/python -m gateway.devserver -b $(HOST) -p $(PORT) gateway.asgi:application
 
 # Production: uvicorn workers with uvloop and httptools, through gateway/server.py (whose protocol

@@ -21,6 +21,7 @@ from accounts.services import (
     api_key_rotate,
     api_key_set_limits,
     api_key_update,
+    limits_check,
     membership_delete,
     membership_save,
     provider_defaults_check,
@@ -37,6 +38,14 @@ LIMITS = ("rpm", "tpm", "budget_usd", "budget_period")
 
 def _limits(cleaned_data: dict) -> dict:
     return {name: cleaned_data.get(name) for name in LIMITS}
+
+
+def _check_limits(form: forms.Form, cleaned_data: dict) -> None:
+    """The services' rules for limits (e.g. none without Redis), shown on the form."""
+    try:
+        limits_check(**_limits(cleaned_data))
+    except ServiceError as exc:
+        form.add_error(None, str(exc))
 
 
 def _model_names(cleaned_data: dict) -> list[str]:
@@ -86,6 +95,7 @@ class TenantForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        _check_limits(self, cleaned)
         default, allowed = cleaned.get("default_model"), cleaned.get("allowed_models")
         if default is not None and allowed and default not in allowed:
             self.add_error("default_model", "The default model must be one of allowed models.")
@@ -198,6 +208,7 @@ class ApiKeyFormMixin:
 
     def clean(self):
         cleaned = super().clean()
+        _check_limits(self, cleaned)
         tenant = self.tenant_for_check()
         if tenant is not None:
             try:

@@ -23,6 +23,7 @@ previous one is loaded with `expires_at` set to the end of the grace.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import string
 import time
@@ -132,6 +133,14 @@ _process_cache = KeyCache()
 def new_secret() -> tuple[str, str, str]:
     """A fresh key: (secret shown once, shown prefix, hash stored)."""
     secret = SECRET_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(40))
+    return secret, secret[:SHOWN_PREFIX_LENGTH], hash_secret(secret)
+
+
+def derived_secret(seed: str) -> tuple[str, str, str]:
+    """A key derived from SECRET_KEY and `seed`, as `new_secret` returns it: the quick start's
+    demo key, which must be the same after a restart without being stored anywhere."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), seed.encode(), hashlib.sha512).digest()
+    secret = SECRET_PREFIX + "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:40])
     return secret, secret[:SHOWN_PREFIX_LENGTH], hash_secret(secret)
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import msgspec
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import transaction
@@ -60,6 +61,12 @@ def _hashes(keys_qs) -> list[str]:
     return [h for pair in pairs for h in pair if h]
 
 
+NEEDS_REDIS = (
+    "rate limits and budgets need Redis: set REDIS_URL (without it, as in the quick start, "
+    "no counters are shared between processes, so they would not be enforced)"
+)
+
+
 def limits_check(
     *,
     rpm: int | None = None,
@@ -67,7 +74,13 @@ def limits_check(
     budget_usd: Decimal | str | float | None = None,
     budget_period: str | None = None,
 ) -> dict:
-    """Limit values as stored (None: no limit), or ServiceError saying what is wrong."""
+    """Limit values as stored (None: no limit), or ServiceError saying what is wrong.
+
+    Without Redis (the quick start) there are no counters shared between processes, so a limit
+    would not be enforced: it is refused rather than stored as a promise nobody keeps.
+    """
+    if not settings.REDIS_URL and any(v is not None for v in (rpm, tpm, budget_usd)):
+        raise ServiceError(NEEDS_REDIS)
     for name, value in (("rpm", rpm), ("tpm", tpm)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ServiceError(f"{name} must be a positive whole number")
@@ -244,17 +257,23 @@ def api_key_create(
     expires_in_days: int | None = None,
     models: list[str] | None = None,
     allow_debug: bool = False,
+    derived_from: str | None = None,
     **limits,
 ) -> tuple[ApiKey, str]:
     """A new key and its secret. The secret is returned once and never stored (only a hash).
 
-    `limits` are rpm, tpm, budget_usd and budget_period (see `limits_check`).
+    `limits` are rpm, tpm, budget_usd and budget_period (see `limits_check`). `derived_from`
+    (the quick start's demo key only): a seed the secret is derived from with SECRET_KEY, so
+    the same key can be shown again after a restart (`keys.derived_secret`).
     """
     if expires_in_days is not None and expires_in_days <= 0:
         raise ServiceError("expires_in_days must be a positive number of days")
     allowed = api_key_models_check(tenant=tenant, models=models)
     limit_values = limits_check(**limits)
-    secret, prefix, secret_hash = keys.new_secret()
+    if derived_from is None:
+        secret, prefix, secret_hash = keys.new_secret()
+    else:
+        secret, prefix, secret_hash = keys.derived_secret(derived_from)
     expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
     with transaction.atomic():
         key = ApiKey.objects.create(

@@ -39,13 +39,14 @@ from django.core.validators import URLValidator, validate_slug
 from django.db import models as db
 from django.db import transaction
 
-from accounts import audit
+from accounts import audit, keys
 from accounts.models import AuditEntry, Tenant
 from accounts.selectors import api_keys_active
 from accounts.services import (
     ServiceError,
     api_key_create,
     api_key_revoke,
+    limits_check,
     provider_defaults_check,
     tenant_delete,
     tenant_set_default_model,
@@ -331,6 +332,10 @@ def _check_document(spec: ConfigSpec) -> tuple[list[str], dict[str, str | None]]
                 provider_defaults_check(t.provider)
             except ServiceError as err:
                 problems.append(f"tenants[{i}] ({t.name}).provider: {err}")
+        try:
+            limits_check(**given(rpm=t.rpm, tpm=t.tpm, budget_usd=t.budget_usd))
+        except ServiceError as err:
+            problems.append(f"tenants[{i}] ({t.name}): {err}")
     return problems, credentials
 
 
@@ -694,14 +699,15 @@ def _ensure(cls: type[db.Model], **lookup) -> Any:
     return row
 
 
-def demo_bootstrap() -> tuple[Tenant, str]:
-    """Ensure the demo provider, models and tenant, and rotate the tenant's `quickstart` key.
+def demo_bootstrap(*, rotate: bool = False) -> tuple[Tenant, str]:
+    """Ensure the demo provider, models and tenant, and the tenant's `quickstart` key.
 
     The demo tenant's default model is `claude-demo` (when it has none), so every `claude-*`
     id, Claude Code's own included, reaches the demo provider.
 
-    Only hashes of keys are stored, so the quick start can only print a working key by making
-    a new one: each run revokes the previous `quickstart` key and returns a fresh secret.
+    Only hashes of keys are stored, so the key is derived from SECRET_KEY and its generation
+    (the count of quickstart keys made so far): every run shows the same working key, without
+    storing it, until `rotate` revokes it for the next generation (or SECRET_KEY changes).
     Other rows are never changed, so this is safe to run on every start.
     """
     with transaction.atomic():
@@ -720,9 +726,17 @@ def demo_bootstrap() -> tuple[Tenant, str]:
             # Unless an operator limited the demo tenant to other models.
             with contextlib.suppress(ServiceError):
                 tenant_set_default_model(tenant=tenant, model=model)
+        made = tenant.api_keys.filter(name="quickstart").count()
+        if made and not rotate:
+            secret, _, secret_hash = keys.derived_secret(f"quickstart:{tenant.pk}:{made}")
+            if api_keys_active(tenant=tenant).filter(secret_hash=secret_hash).exists():
+                transaction.on_commit(state.config_changed)
+                return tenant, secret
         for old in api_keys_active(tenant=tenant).filter(name="quickstart"):
             api_key_revoke(key=old)
-        _, secret = api_key_create(tenant=tenant, name="quickstart")
+        _, secret = api_key_create(
+            tenant=tenant, name="quickstart", derived_from=f"quickstart:{tenant.pk}:{made + 1}"
+        )
         transaction.on_commit(state.config_changed)
     return tenant, secret
 
