@@ -14,11 +14,17 @@ from pathlib import Path
 
 import environ
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parent.parent  # the checkout, or site-packages installed
+# Where this instance keeps its files (.env, the SQLite database, var/, staticfiles): the
+# checkout when run from one, otherwise TOLLGATE_HOME or the working directory (`pip install .`).
+HOME_DIR = Path(
+    os.environ.get("TOLLGATE_HOME")
+    or (BASE_DIR if (BASE_DIR / "manage.py").exists() else Path.cwd())
+).resolve()
 
 env = environ.Env()
-if (BASE_DIR / ".env").exists():
-    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if (HOME_DIR / ".env").exists():
+    environ.Env.read_env(HOME_DIR / ".env", overwrite=False)
 
 # --- Core -------------------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=False)
@@ -27,7 +33,7 @@ DEBUG = env.bool("DEBUG", default=False)
 PRODUCTION = not DEBUG and (
     bool(env.str("DATABASE_URL", default="")) or env.bool("TOLLGATE_PRODUCTION", default=False)
 )
-QUICK_START_DIR = BASE_DIR / "var" / "quickstart"
+QUICK_START_DIR = HOME_DIR / "var" / "quickstart"
 
 
 def _required(name: str) -> None:
@@ -81,7 +87,7 @@ if env.bool("TOLLGATE_TRUST_X_FORWARDED_PROTO", default=False):
 SESSION_COOKIE_HTTPONLY = True
 
 # --- Data stores ------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{HOME_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
@@ -186,7 +192,7 @@ TOLLGATE = {
     # every USAGE_FLUSH_SECONDS; spool files left by a failed send are retried in the background.
     # A sent file is kept until its records are in the database; those that have not landed
     # USAGE_RESEND_SECONDS after they were published, while later ones have, are sent again.
-    "SPOOL_DIR": Path(env.str("TOLLGATE_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool"))),
+    "SPOOL_DIR": Path(env.str("TOLLGATE_SPOOL_DIR", default=str(HOME_DIR / "var" / "spool"))),
     "USAGE_FLUSH_SECONDS": env.float("TOLLGATE_USAGE_FLUSH_SECONDS", default=0.2),
     "USAGE_BATCH_SIZE": env.int("TOLLGATE_USAGE_BATCH_SIZE", default=500),
     "SPOOL_RETRY_SECONDS": env.float("TOLLGATE_SPOOL_RETRY_SECONDS", default=2.0),
@@ -281,7 +287,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 # Serve admin/dashboard assets straight from the apps, so the quick start needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
-STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(HOME_DIR / "staticfiles"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "/login/"
 
