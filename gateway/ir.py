@@ -125,6 +125,8 @@ class Request(msgspec.Struct, kw_only=True):
     raw_json: dict[str, Any] | None = None
     # Request headers that matter to some upstream (e.g. beta flags), lower-cased names.
     beta: list[str] = msgspec.field(default_factory=list)
+    # Headers every upstream call carries: correlation ids (gateway/tracing.py).
+    forward_headers: dict[str, str] = msgspec.field(default_factory=dict)
     # Parts of the client's request only its own surface understands (server tools, unknown
     # block types), as JSON paths; a translating adapter must refuse or report them.
     unportable: list[str] = msgspec.field(default_factory=list)

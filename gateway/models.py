@@ -53,16 +53,38 @@ class UsageRecord(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField()
     recorded_at = models.DateTimeField(auto_now_add=True)
+    # The request log (gateway/usage/record.py builds them; secrets redacted).
+    error_message = models.TextField(blank=True)
+    client_request_id = models.CharField(
+        max_length=128, blank=True, help_text="The client's x-request-id"
+    )
+    trace_id = models.CharField(max_length=32, blank=True, help_text="W3C trace id")
+    upstream_request_id = models.CharField(
+        max_length=128, blank=True, help_text="The provider's own id for the call that answered"
+    )
+    # [{provider, upstream_model, status, latency_ms, error_type, error_message,
+    #   upstream_request_id}] in the order tried.
+    attempts = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    # USD per kind of token (input, cache_read, cache_write, output, reasoning), when billed.
+    cost_parts = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
         indexes = [
             models.Index(fields=["tenant", "-started_at"]),
             models.Index(fields=["api_key", "-started_at"]),
+            models.Index(fields=["tenant", "client_request_id"]),
+            models.Index(fields=["upstream_request_id"]),
         ]
 
     def __str__(self) -> str:
         return self.request_id
+
+    @property
+    def generation_ms(self) -> float | None:
+        """From the first byte to the end: the time spent generating the answer."""
+        return None if self.ttfb_ms is None else max(0.0, self.latency_ms - self.ttfb_ms)
 
 
 class DailyUsage(models.Model):

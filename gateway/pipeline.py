@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from accounts.auth_failures import Origin
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
-from gateway import attempts, client_json, ids, ir, limits, stops, strictness
+from gateway import attempts, client_json, ids, ir, limits, stops, strictness, tracing
 from gateway.errors import (
     ApiError,
     GatewayError,
@@ -61,6 +61,7 @@ class Call:
     # Stop sequences the gateway matches itself on translated routes (gateway/stops.py).
     stop_sequences: list[str] = field(default_factory=list)
     review: strictness.Review | None = None  # fields each planned route drops
+    trace: tracing.Trace | None = None  # the client's x-request-id and traceparent
     # True from an upstream call's start until it failed (a failure generated nothing): a
     # client leaving meanwhile leaves a prompt the upstream may have read.
     upstream_busy: bool = False
@@ -123,11 +124,13 @@ async def admit(
 ) -> None:
     """Authenticate, validate and resolve the request; raise the client's error otherwise."""
     call.key = await authenticate(secret_from_headers(headers), origin)
+    call.trace = tracing.read(headers)
     call.strictness = strictness.level(headers)
     wire = client_json.decode_object(raw)
     call.body = messages_body(wire)
     call.request = to_ir(call.body, beta=beta_flags(headers))
     call.request.surface, call.request.raw, call.request.raw_json = "anthropic", raw, wire
+    call.request.forward_headers = call.trace.upstream_headers(call.request_id)
     snapshot = await routing.current()
     call.model, window = resolve(snapshot, call.key, call.body.model)
     check_output_limit(call.model, call.request.max_tokens)

@@ -70,6 +70,13 @@ RECORD_COLUMNS = (
     "started_at",
     "finished_at",
     "recorded_at",
+    "error_message",
+    "client_request_id",
+    "trace_id",
+    "upstream_request_id",
+    "attempts",
+    "warnings",
+    "cost_parts",
 )
 SUMMED = (
     "requests",
@@ -220,6 +227,13 @@ def _row(r: UsageRecord, now) -> tuple:
         _when(r.started_at),
         _when(r.finished_at),
         now,
+        r.error_message,
+        r.client_request_id,
+        r.trace_id,
+        r.upstream_request_id,
+        ops.adapt_json_value(r.attempts, None),
+        ops.adapt_json_value(r.warnings, None),
+        ops.adapt_json_value(r.cost_parts, None),
     )
 
 

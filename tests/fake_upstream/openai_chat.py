@@ -42,6 +42,10 @@ ERROR_KINDS: dict[int, tuple[str, str | None]] = {
 DONE = b"data: [DONE]\n\n"
 
 
+# The header in which the real API names each call (every answer carries one).
+REQUEST_ID_HEADER = "x-request-id"
+
+
 def has_auth(headers: dict[str, str], query: dict[str, str]) -> bool:
     if headers.get("api-key", "").strip():  # Azure OpenAI's header
         return True

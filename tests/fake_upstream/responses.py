@@ -35,6 +35,10 @@ credential_error = openai_chat.credential_error
 refusal_text = openai_chat.refusal_text
 
 
+# The header in which the real API names each call (every answer carries one).
+REQUEST_ID_HEADER = "x-request-id"
+
+
 def count_tokens(tokens: int) -> dict[str, Any]:
     """`POST /v1/responses/input_tokens` (reference 5.15)."""
     return {"object": "response.input_tokens", "input_tokens": tokens}
