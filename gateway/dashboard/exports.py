@@ -1,12 +1,15 @@
-"""CSV export of a tenant's usage: one line per day, model, key and provider (the roll-up grain)."""
+"""Exports of a tenant's usage: one CSV line per day, model, key and provider (the roll-up grain),
+and the request log as CSV or JSON Lines (one line per request, streamed)."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator
 
 from gateway.dashboard.selectors import UsageRow
+from gateway.models import UsageRecord
 
 COLUMNS = (
     "day",
@@ -63,3 +66,83 @@ def _text(value: str | None) -> str:
 
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
+
+
+# The request log's columns, in export order (attempts, warnings and cost parts as JSON).
+REQUEST_COLUMNS = (
+    "request_id",
+    "endpoint",
+    "started_at",
+    "finished_at",
+    "key_prefix",
+    "model",
+    "provider",
+    "upstream_model",
+    "status",
+    "http_status",
+    "error_type",
+    "error_message",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "estimated",
+    "cost_usd",
+    "billed",
+    "streamed",
+    "latency_ms",
+    "ttfb_ms",
+    "overhead_ms",
+    "generation_ms",
+    "client_request_id",
+    "trace_id",
+    "upstream_request_id",
+    "attempts",
+    "warnings",
+    "cost_parts",
+)
+EXPORT_BATCH = 2000  # rows read from the database at a time
+
+
+def request_dict(record: UsageRecord) -> dict:
+    """One request as plain JSON values: the REST API's detail, and each exported line."""
+    data = {}
+    for name in REQUEST_COLUMNS:
+        if name == "key_prefix":
+            value = record.api_key.prefix if record.api_key_id else None
+        else:
+            value = getattr(record, name)
+        if name in ("started_at", "finished_at"):
+            value = value.isoformat()
+        elif name == "cost_usd":
+            value = str(value)
+        data[name] = value
+    return data
+
+
+def requests_jsonl(records: Iterable[UsageRecord]) -> Iterator[str]:
+    for record in records:
+        yield json.dumps(request_dict(record), ensure_ascii=False) + "\n"
+
+
+def requests_csv(records: Iterable[UsageRecord]) -> Iterator[str]:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(REQUEST_COLUMNS)
+    yield _drain(out)
+    for record in records:
+        row = []
+        for value in request_dict(record).values():
+            if isinstance(value, list | dict):
+                value = json.dumps(value, ensure_ascii=False)
+            row.append(_text(value) if isinstance(value, str) else "" if value is None else value)
+        writer.writerow(row)
+        yield _drain(out)
+
+
+def _drain(out: io.StringIO) -> str:
+    text = out.getvalue()
+    out.seek(0)
+    out.truncate()
+    return text

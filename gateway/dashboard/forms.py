@@ -9,7 +9,8 @@ from django import forms
 
 from accounts.models import ApiKey
 from accounts.services import LIMIT_FIELDS
-from gateway.dashboard.selectors import BREAKDOWNS, DateRange
+from gateway.dashboard.selectors import BREAKDOWNS, DateRange, RequestFilter
+from gateway.models import UsageRecord
 
 # A new-key form may be submitted once: its nonce is spent on the first POST, so a reload
 # or double click cannot create a second key behind the person's back.
@@ -85,3 +86,38 @@ class ApiKeyLimitsForm(forms.ModelForm):
 
     def limits(self) -> dict:
         return {name: self.cleaned_data.get(name) for name in LIMIT_FIELDS}
+
+
+class RequestFilterForm(RangeForm):
+    """The request log's search: an id (the gateway's, the client's `x-request-id` or the
+    provider's), and exact filters. The keys offered are the tenant's own."""
+
+    q = forms.CharField(required=False, max_length=128, label="Request id")
+    key = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Key")
+    status = forms.ChoiceField(
+        required=False, choices=[("", "Any status"), *UsageRecord.Status.choices]
+    )
+    error_type = forms.CharField(required=False, max_length=64, label="Error type")
+    model = forms.CharField(required=False, max_length=128)
+    provider = forms.CharField(required=False, max_length=64)
+    endpoint = forms.ChoiceField(
+        required=False, choices=[("", "Any endpoint"), *UsageRecord.Endpoint.choices]
+    )
+
+    def __init__(self, *args, keys=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["key"].choices = [("", "Any key"), *((k.pk, k.prefix) for k in keys)]
+
+    def filters(self) -> RequestFilter:
+        """What to narrow the log to; the default range when the form is invalid."""
+        data = self.cleaned_data if self.is_valid() else {}
+        return RequestFilter(
+            period=self.period(),
+            request_id=data.get("q") or None,
+            api_key_id=data.get("key"),
+            status=data.get("status") or None,
+            error_type=data.get("error_type") or None,
+            model=data.get("model") or None,
+            provider=data.get("provider") or None,
+            endpoint=data.get("endpoint") or None,
+        )

@@ -23,6 +23,16 @@ urlpatterns = [
     path("dashboard/", views.home, name="home"),
     path("dashboard/<slug:tenant>/", views.overview, name="overview"),
     path("dashboard/<slug:tenant>/requests/", views.requests_list, name="requests"),
+    path(
+        "dashboard/<slug:tenant>/requests/export.<str:fmt>",
+        views.requests_export,
+        name="requests-export",
+    ),
+    path(
+        "dashboard/<slug:tenant>/requests/<str:request_id>/",
+        views.request_detail,
+        name="request",
+    ),
     path("dashboard/<slug:tenant>/keys/", views.keys, name="keys"),
     path("dashboard/<slug:tenant>/keys/<int:key_id>/", views.key_detail, name="key"),
     path("dashboard/<slug:tenant>/keys/<int:key_id>/revoke/", views.key_revoke, name="key-revoke"),
