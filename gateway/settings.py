@@ -311,16 +311,27 @@ REST_FRAMEWORK = {
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# `json`: one JSON object per line (structlog), what log collectors read; `text`: the message
+# alone. Production defaults to json, the quick start to text.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "text")
+if LOG_FORMAT not in ("json", "text"):
+    raise environ.ImproperlyConfigured("LOG_FORMAT must be json or text")
+# One line per finished /v1 request (tollgate.access): request id, tenant, key prefix, model,
+# provider, status, timings, tokens, cost.
+ACCESS_LOG = env.bool("TOLLGATE_ACCESS_LOG", default=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(message)s"}},
+    "formatters": {
+        "text": {"format": "%(message)s"},
+        "json": {"()": "gateway.logs.json_formatter"},
+    },
     # Every line goes through the redaction rule: no configured credential value is ever logged.
     "filters": {"redact": {"()": "gateway.redaction.RedactingFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["redact"],
         }
     },

@@ -18,7 +18,7 @@ import time
 import msgspec
 from django.conf import settings
 
-from gateway import extras, ir, limits, metrics, pipeline
+from gateway import extras, ir, limits, logs, metrics, pipeline
 from gateway.api.coalesce import Coalescer
 from gateway.api.http import OVERHEAD_HEADER, GatewayConsumer
 from gateway.errors import GatewayError
@@ -36,18 +36,23 @@ SSE_HEADERS = [
 
 
 class MessagesConsumer(GatewayConsumer):
-    async def __call__(self, scope, receive, send):
+    endpoint = "messages"
+
+    async def serve(self, scope, receive, send):
         self.call: pipeline.Call | None = None
         self.seen = Seen(finished=0.0)
         self.writer: StreamWriter | None = None
         self.body_ended = False
         self.client_left = False  # set by `watch_disconnect` before it cancels the request
+        self.streaming = False  # an SSE stream is open (counted in /metrics)
         try:
-            await super().__call__(scope, receive, send)
+            await super().serve(scope, receive, send)
         except asyncio.CancelledError:
             self.seen.disconnected = True  # the server gave up on the connection
             raise
         finally:
+            if self.streaming:
+                metrics.IN_FLIGHT_STREAMS.dec()
             await self.account()
 
     async def handle(self, body: bytes) -> None:
@@ -112,6 +117,8 @@ class MessagesConsumer(GatewayConsumer):
             log.exception("usage record of request %s could not be built", self.request_id)
             return
         observe(call, record)
+        if settings.ACCESS_LOG:
+            logs.log_request(record, endpoint="messages", tenant=call.key.tenant_name)
         if call.admission is not None:
             await limits.settle(call.admission, record)
 
@@ -179,6 +186,8 @@ class MessagesConsumer(GatewayConsumer):
         headers = self.base_headers(b"text/event-stream; charset=utf-8") + SSE_HEADERS
         headers += self.overhead_header(call) + self.limit_headers(call)
         await self.send_headers(200, headers + self.warning_headers(call))
+        metrics.IN_FLIGHT_STREAMS.inc()
+        self.streaming = True
         pinger = asyncio.create_task(self.keep_alive(writer))
         out = Coalescer(self.send_events)
         try:
@@ -301,7 +310,10 @@ def observe(call: pipeline.Call, record) -> None:
         overhead_ms=record.overhead_ms,
         input_tokens=record.input_tokens,
         output_tokens=record.output_tokens,
+        cache_read_tokens=record.cache_read_tokens,
+        cache_write_tokens=record.cache_write_tokens,
         cost=record.cost_usd,
+        ttfb_s=None if record.ttfb_ms is None else record.ttfb_ms / 1000,
     )
     for attempt in call.attempts:
         if attempt.error_type is not None:
