@@ -53,6 +53,7 @@ class Attempt:
     route_id: int | None = None
     error_message: str = ""  # redacted, cut to MAX_ERROR_MESSAGE
     upstream_request_id: str | None = None  # the provider's own id for the call
+    started_at: float = 0.0  # wall clock (traces)
 
 
 MAX_ERROR_MESSAGE = 500  # characters of an attempt's error kept in its usage record
@@ -165,5 +166,6 @@ def _note(
             route_id=target.route_id,
             error_message=redaction.scrub(err.message)[:MAX_ERROR_MESSAGE] if err else "",
             upstream_request_id=exchange.upstream_request_id,
+            started_at=time.time() - elapsed,
         )
     )

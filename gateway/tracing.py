@@ -5,10 +5,11 @@
 gateway's alone, so no tenant can choose the id of a record (and collide with another's). It is
 sent upstream as `x-request-id`; without one, the gateway's request id is.
 
-`traceparent` (W3C Trace Context, version 00): the request continues the client's trace. The
-gateway is one hop of it, so the provider gets the same trace id and flags with the gateway's
-own span id as parent. An invalid `traceparent` is ignored, as the specification requires, and
-the gateway starts a trace of its own. `tracestate` is passed on unchanged with a valid parent.
+`traceparent` (W3C Trace Context, version 00): the request continues the client's trace (and
+its sampling decision). The gateway is one hop of it, so the provider gets the same trace id
+and flags with the gateway's own span id as parent; gateway/otel.py exports that span. An
+invalid `traceparent` is ignored, as the specification requires, and the gateway starts a
+trace of its own (sampled). `tracestate` is passed on unchanged with a valid parent.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Trace:
     span_id: str  # the gateway's hop: the parent the provider sees
     flags: str
     state: str = ""
+    parent_id: str = ""  # the client's span, when it sent a valid traceparent
 
     def upstream_headers(self, request_id: str) -> dict[str, str]:
         headers = {
@@ -56,11 +58,12 @@ def read(headers: dict[bytes, bytes]) -> Trace:
         client_request_id=client_id.decode("ascii") if client_id else "",
         trace_id="",
         span_id=_hex(64),
-        flags="00",
+        flags="01",  # a trace the gateway starts is sampled (exported when OTLP is set)
     )
     parent = _TRACEPARENT.fullmatch((headers.get(b"traceparent") or b"").strip())
     if parent and parent[1] != _NO_TRACE.encode() and parent[2] != _NO_SPAN.encode():
         trace.trace_id, trace.flags = parent[1].decode(), parent[3].decode()
+        trace.parent_id = parent[2].decode()
         state = headers.get(b"tracestate")
         if state and _TRACESTATE.fullmatch(state):
             trace.state = state.decode("ascii")

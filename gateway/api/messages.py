@@ -18,7 +18,7 @@ import time
 import msgspec
 from django.conf import settings
 
-from gateway import extras, ir, limits, logs, metrics, pipeline
+from gateway import extras, ir, limits, logs, metrics, otel, pipeline
 from gateway.api.coalesce import Coalescer
 from gateway.api.http import OVERHEAD_HEADER, GatewayConsumer
 from gateway.errors import GatewayError
@@ -119,6 +119,7 @@ class MessagesConsumer(GatewayConsumer):
         observe(call, record)
         if settings.ACCESS_LOG:
             logs.log_request(record, endpoint="messages", tenant=call.key.tenant_name)
+        otel.export_request(call, record)
         if call.admission is not None:
             await limits.settle(call.admission, record)
 
