@@ -27,6 +27,7 @@ from accounts.services import (
     provider_defaults_check,
     tenant_create,
     tenant_delete,
+    tenant_set_capture,
     tenant_set_default_model,
     tenant_set_limits,
     tenant_set_provider_defaults,
@@ -34,6 +35,17 @@ from accounts.services import (
 )
 
 LIMITS = ("rpm", "tpm", "budget_usd", "budget_period")
+
+
+CAPTURE = ("capture_bodies", "capture_retention_days", "capture_max_bytes")
+
+
+def _capture(cleaned_data: dict) -> dict:
+    return {
+        "enabled": bool(cleaned_data.get("capture_bodies")),
+        "retention_days": cleaned_data.get("capture_retention_days"),
+        "max_bytes": cleaned_data.get("capture_max_bytes"),
+    }
 
 
 def _limits(cleaned_data: dict) -> dict:
@@ -84,6 +96,7 @@ class TenantForm(forms.ModelForm):
             "budget_usd",
             "budget_period",
             "provider_defaults",
+            *CAPTURE,
         )
         help_texts = {"provider_defaults": 'e.g. {"order": ["anthropic-main"], "sort": "latency"}'}
 
@@ -120,6 +133,7 @@ class TenantAdmin(admin.ModelAdmin):
                 "default_model",
                 *LIMITS,
                 "provider_defaults",
+                *CAPTURE,
             )
         return (
             "name",
@@ -129,6 +143,7 @@ class TenantAdmin(admin.ModelAdmin):
             "default_model",
             *LIMITS,
             "provider_defaults",
+            *CAPTURE,
             "created_at",
         )
 
@@ -148,6 +163,7 @@ class TenantAdmin(admin.ModelAdmin):
             tenant_set_limits(tenant=obj, **_limits(data))
             tenant_set_provider_defaults(tenant=obj, defaults=data["provider_defaults"])
             tenant_set_default_model(tenant=obj, model=data.get("default_model"))
+            tenant_set_capture(tenant=obj, **_capture(data))
         else:
             tenant = tenant_create(
                 name=data["name"], display_name=data["display_name"], models=_model_names(data)
@@ -155,6 +171,7 @@ class TenantAdmin(admin.ModelAdmin):
             tenant_set_limits(tenant=tenant, **_limits(data))
             tenant_set_provider_defaults(tenant=tenant, defaults=data["provider_defaults"])
             tenant_set_default_model(tenant=tenant, model=data.get("default_model"))
+            tenant_set_capture(tenant=tenant, **_capture(data))
             _adopt(obj, tenant)
 
     def save_related(self, request, form, formsets, change):

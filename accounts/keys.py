@@ -81,6 +81,9 @@ class KeyInfo(msgspec.Struct, frozen=True):
     tenant_limits: Limits | None = None
     # True when this is the secret a rotation replaced (valid until expires_at).
     superseded: bool = False
+    # The request log's body capture: bytes kept of each body and answer (0: off), and days.
+    capture_bytes: int = 0
+    capture_days: int = 0
 
 
 _MISSING = b"-"
@@ -293,4 +296,6 @@ def _load(secret_hash: str) -> KeyInfo | None:
         key_limits=limits_of(key),
         tenant_limits=limits_of(key.tenant),
         superseded=superseded,
+        capture_bytes=key.tenant.capture_max_bytes if key.tenant.capture_bodies else 0,
+        capture_days=key.tenant.capture_retention_days,
     )

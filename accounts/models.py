@@ -43,6 +43,10 @@ class LimitFields(models.Model):
         abstract = True
 
 
+MAX_CAPTURE_DAYS = 365
+MIN_CAPTURE_BYTES, MAX_CAPTURE_BYTES = 1024, 1024 * 1024
+
+
 class Tenant(LimitFields):
     name = models.SlugField(max_length=64, unique=True)
     display_name = models.CharField(max_length=200, blank=True)
@@ -63,6 +67,22 @@ class Tenant(LimitFields):
     )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The request log's optional body capture (off by default): requests and answers kept,
+    # redacted and cut to `capture_max_bytes` each, for `capture_retention_days`.
+    capture_bodies = models.BooleanField(
+        default=False,
+        help_text="Keep each request's body and answer in the request log (redacted, capped).",
+    )
+    capture_retention_days = models.PositiveSmallIntegerField(
+        default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CAPTURE_DAYS)],
+        help_text="Days captured bodies are kept.",
+    )
+    capture_max_bytes = models.PositiveIntegerField(
+        default=64 * 1024,
+        validators=[MinValueValidator(MIN_CAPTURE_BYTES), MaxValueValidator(MAX_CAPTURE_BYTES)],
+        help_text="Bytes kept of each body and of each answer; the rest is cut.",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -22,7 +22,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import audit, keys
-from accounts.models import MAX_BUDGET_USD, ApiKey, LimitFields, Membership, Tenant
+from accounts.models import (
+    MAX_BUDGET_USD,
+    MAX_CAPTURE_BYTES,
+    MAX_CAPTURE_DAYS,
+    MIN_CAPTURE_BYTES,
+    ApiKey,
+    LimitFields,
+    Membership,
+    Tenant,
+)
 from gateway import state
 from providers.models import Model
 
@@ -225,6 +234,42 @@ def tenant_set_limits(*, tenant: Tenant, **limits) -> bool:
         if changed:
             _forget_keys_on_commit(_hashes(tenant.api_keys.all()))
     return changed
+
+
+def tenant_set_capture(
+    *,
+    tenant: Tenant,
+    enabled: bool,
+    retention_days: int | None = None,
+    max_bytes: int | None = None,
+) -> bool:
+    """Turn the request log's body capture on or off, with its retention and size cap (None
+    keeps the stored value); True if anything changed. Keys carry the setting: all are dropped
+    from the caches, so it applies within KEY_CACHE_SECONDS."""
+    days = tenant.capture_retention_days if retention_days is None else retention_days
+    size = tenant.capture_max_bytes if max_bytes is None else max_bytes
+    if not isinstance(days, int) or not 1 <= days <= MAX_CAPTURE_DAYS:
+        raise ServiceError(f"capture retention must be 1 to {MAX_CAPTURE_DAYS} days")
+    if not isinstance(size, int) or not MIN_CAPTURE_BYTES <= size <= MAX_CAPTURE_BYTES:
+        raise ServiceError(f"capture size must be {MIN_CAPTURE_BYTES} to {MAX_CAPTURE_BYTES} bytes")
+    fields = ("capture_bodies", "capture_retention_days", "capture_max_bytes")
+    stored = Tenant.objects.filter(pk=tenant.pk).values(*fields).get()
+    wanted = dict(zip(fields, (bool(enabled), days, size), strict=True))
+    changed = [f for f in fields if stored[f] != wanted[f]]
+    if not changed:
+        return False
+    with transaction.atomic():
+        for field in changed:
+            setattr(tenant, field, wanted[field])
+        tenant.save(update_fields=changed)
+        audit.record(
+            audit.UPDATE,
+            tenant,
+            {f: stored[f] for f in changed},
+            {f: wanted[f] for f in changed},
+        )
+        _forget_keys_on_commit(_hashes(tenant.api_keys.all()))
+    return True
 
 
 def tenant_delete(*, tenant: Tenant) -> None:

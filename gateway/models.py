@@ -162,3 +162,25 @@ class ConfigVersion(models.Model):
 
     def __str__(self) -> str:
         return f"config version {self.version}"
+
+
+class CapturedBody(models.Model):
+    """A request's body and answer, kept for the request log when its tenant asks
+    (Tenant.capture_bodies): redacted like debug output, each cut to the tenant's size cap, and
+    deleted once `expires_at` passes (gateway.tasks.captured_bodies_expire, Celery beat)."""
+
+    request_id = models.CharField(max_length=40, unique=True)
+    tenant = models.ForeignKey(
+        "accounts.Tenant", on_delete=models.CASCADE, related_name="captured_bodies"
+    )
+    request = models.TextField(blank=True)
+    response = models.TextField(blank=True)
+    truncated = models.BooleanField(default=False, help_text="A body or answer was cut")
+    captured_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-captured_at"]
+
+    def __str__(self) -> str:
+        return self.request_id

@@ -40,7 +40,13 @@ from django.db import models as db
 from django.db import transaction
 
 from accounts import audit, keys
-from accounts.models import AuditEntry, Tenant
+from accounts.models import (
+    MAX_CAPTURE_BYTES,
+    MAX_CAPTURE_DAYS,
+    MIN_CAPTURE_BYTES,
+    AuditEntry,
+    Tenant,
+)
 from accounts.selectors import api_keys_active
 from accounts.services import (
     ServiceError,
@@ -49,6 +55,7 @@ from accounts.services import (
     limits_check,
     provider_defaults_check,
     tenant_delete,
+    tenant_set_capture,
     tenant_set_default_model,
     tenant_set_limits,
     tenant_set_provider_defaults,
@@ -145,6 +152,12 @@ class TenantSpec(msgspec.Struct, forbid_unknown_fields=True):
     budget_period: Literal["daily", "monthly"] | Unset = UNSET
     provider: dict[str, Any] | Unset | None = UNSET  # defaults for the request's `provider`
     default_model: str | Unset | None = UNSET  # what an unmatched `claude-*` id means here
+    # The request log's body capture (off by default): on/off, days kept, bytes kept per body.
+    capture_bodies: bool | Unset = UNSET
+    capture_retention_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_CAPTURE_DAYS)] | Unset = UNSET
+    capture_max_bytes: (
+        Annotated[int, msgspec.Meta(ge=MIN_CAPTURE_BYTES, le=MAX_CAPTURE_BYTES)] | Unset
+    ) = UNSET
 
 
 ENTRY_SPECS = {"providers": ProviderSpec, "models": ModelSpec, "tenants": TenantSpec}
@@ -609,6 +622,15 @@ def _apply_tenant(t: TenantSpec, counts: dict) -> None:
         if tenant_set_limits(tenant=tenant, **{**limits, **stated}):
             status = "updated" if status == "unchanged" else status
     if t.provider is not UNSET and tenant_set_provider_defaults(tenant=tenant, defaults=t.provider):
+        status = "updated" if status == "unchanged" else status
+    capture = given(
+        enabled=t.capture_bodies,
+        retention_days=t.capture_retention_days,
+        max_bytes=t.capture_max_bytes,
+    )
+    if capture and tenant_set_capture(
+        tenant=tenant, **{"enabled": tenant.capture_bodies, **capture}
+    ):
         status = "updated" if status == "unchanged" else status
     counts[status] += 1
 

@@ -18,14 +18,14 @@ import time
 import msgspec
 from django.conf import settings
 
-from gateway import extras, ir, limits, logs, metrics, otel, pipeline
+from gateway import extras, ir, limits, logs, metrics, otel, pipeline, redaction
 from gateway.api.coalesce import Coalescer
 from gateway.api.http import OVERHEAD_HEADER, GatewayConsumer
 from gateway.errors import GatewayError
 from gateway.surfaces.anthropic.encode import encode, message_json
 from gateway.surfaces.anthropic.stream import PING, StreamWriter
 from gateway.usage import recorder
-from gateway.usage.record import Seen, build
+from gateway.usage.record import Captured, Seen, build
 
 log = logging.getLogger("tollgate.api")
 
@@ -45,6 +45,7 @@ class MessagesConsumer(GatewayConsumer):
         self.body_ended = False
         self.client_left = False  # set by `watch_disconnect` before it cancels the request
         self.streaming = False  # an SSE stream is open (counted in /metrics)
+        self.answer_sent = bytearray()  # what the tenant's body capture keeps of the answer
         try:
             await super().serve(scope, receive, send)
         except asyncio.CancelledError:
@@ -112,6 +113,7 @@ class MessagesConsumer(GatewayConsumer):
             seen.completed = self.writer.stop_reason is not None
         try:
             record = build(call, seen, settings.TOLLGATE_BILLING)
+            record.captured = self.captured(call)
             recorder.submit(record)
         except Exception:
             log.exception("usage record of request %s could not be built", self.request_id)
@@ -122,6 +124,32 @@ class MessagesConsumer(GatewayConsumer):
         otel.export_request(call, record)
         if call.admission is not None:
             await limits.settle(call.admission, record)
+
+    async def send_body(self, body: bytes, *, more: bool = False) -> None:
+        key = self.call.key if self.call is not None else None
+        if key is not None and key.capture_bytes and body is not PING:
+            room = key.capture_bytes + 1 - len(self.answer_sent)  # one more: "was it cut?"
+            if room > 0:
+                self.answer_sent += body[:room]
+        await super().send_body(body, more=more)
+
+    def captured(self, call: pipeline.Call) -> Captured | None:
+        """The request and answer as the tenant's body capture keeps them, if it asked."""
+        key = call.key
+        if not key.capture_bytes:
+            return None
+        request = b""
+        if call.request is not None and call.request.raw_json is not None:
+            hidden = extras.secrets(call)
+            request = msgspec.json.encode(redaction.scrub_json(call.request.raw_json, hidden))
+        cap = key.capture_bytes
+        answer = bytes(self.answer_sent)
+        return Captured(
+            request=request[:cap].decode("utf-8", "replace"),
+            response=redaction.scrub(answer[:cap].decode("utf-8", "replace")),
+            truncated=len(request) > cap or len(answer) > cap,
+            days=key.capture_days,
+        )
 
     async def send_headers(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.seen.http_status, self.seen.first_byte = status, time.perf_counter()

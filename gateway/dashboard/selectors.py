@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
 from gateway.limits.budgets import period_of
-from gateway.models import DailyUsage, UsageRecord
+from gateway.models import CapturedBody, DailyUsage, UsageRecord
 from gateway.usage.selectors import spent_usd
 
 DIMENSIONS = ("day", "model", "key", "provider")
@@ -367,6 +367,11 @@ def requests_search(*, tenant: Tenant, filters: RequestFilter) -> QuerySet[Usage
         if getattr(filters, name)
     }
     return records.filter(**exact)
+
+
+def captured_body_get(*, tenant: Tenant, request_id: str) -> CapturedBody | None:
+    """The body and answer captured with one of the tenant's requests, if any are kept."""
+    return CapturedBody.objects.filter(tenant=tenant, request_id=request_id).first()
 
 
 def request_get(*, tenant: Tenant, request_id: str) -> UsageRecord:

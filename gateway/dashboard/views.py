@@ -137,7 +137,11 @@ def request_detail(request: HttpRequest, tenant: str, request_id: str) -> HttpRe
         record = selectors.request_get(tenant=tenant_obj, request_id=request_id)
     except UsageRecord.DoesNotExist:
         raise Http404("No such request") from None
-    context = _context(request, tenant_obj, record=record)
+    # Bodies may hold anything the tenant's users sent: owners and admins only.
+    body = None
+    if access.can_change_keys(user=request.user, tenant=tenant_obj):
+        body = selectors.captured_body_get(tenant=tenant_obj, request_id=request_id)
+    context = _context(request, tenant_obj, record=record, body=body)
     return render(request, "dashboard/request_detail.html", context)
 
 

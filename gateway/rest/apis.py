@@ -259,7 +259,20 @@ class RequestDetailApi(TenantApi):
             record = selectors.request_get(tenant=tenant, request_id=request_id)
         except UsageRecord.DoesNotExist:
             raise exceptions.NotFound("No such request.") from None
-        return Response(exports.request_dict(record))
+        data = exports.request_dict(record)
+        # Captured bodies: a tenant owner's or admin's session only, never a key.
+        if not isinstance(request.user, TenantKeyPrincipal) and access.can_change_keys(
+            user=request.user, tenant=tenant
+        ):
+            body = selectors.captured_body_get(tenant=tenant, request_id=request_id)
+            if body is not None:
+                data["captured"] = {
+                    "request": body.request,
+                    "response": body.response,
+                    "truncated": body.truncated,
+                    "expires_at": body.expires_at.isoformat(),
+                }
+        return Response(data)
 
 
 class RequestsExportApi(TenantApi):

@@ -41,6 +41,15 @@ MAX_ERROR_MESSAGE = 2000
 MAX_WARNINGS = 50
 
 
+class Captured(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A request's body and answer as kept for the request log, and for how many days."""
+
+    request: str = ""
+    response: str = ""
+    truncated: bool = False
+    days: int = 7
+
+
 class UsageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What is sent to the worker (msgpack). Times are epoch seconds; tenant/key may be None."""
 
@@ -77,6 +86,8 @@ class UsageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     attempts: list[dict] = []
     warnings: list[str] = []
     cost_parts: dict[str, str] = {}
+    # The tenant's body capture (Tenant.capture_bodies): redacted, each cut to its size cap.
+    captured: Captured | None = None
 
     @property
     def tokens(self) -> int:

@@ -17,7 +17,7 @@ import logging
 from base64 import b64encode
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import msgspec
@@ -32,8 +32,8 @@ from django.db import (
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import ApiKey, Tenant
-from gateway.models import DailyUsage, UsageDeadLetter
+from accounts.models import MAX_CAPTURE_BYTES, MAX_CAPTURE_DAYS, ApiKey, Tenant
+from gateway.models import CapturedBody, DailyUsage, UsageDeadLetter
 from gateway.models import UsageRecord as UsageRow
 from gateway.usage.record import UsageRecord, clean
 from gateway.usage.spool import frame_id
@@ -168,7 +168,40 @@ def usage_records_store(*, records: list[UsageRecord]) -> list[UsageRecord]:
         inserted = [r for chunk in _chunks(records) for r in _insert(chunk)]
         _roll_up(inserted)
         _touch_keys(inserted)
+        _keep_bodies(inserted)
     return inserted
+
+
+def _keep_bodies(records: list[UsageRecord]) -> None:
+    """The bodies captured with new records (only a tenant that asked has any)."""
+    rows = [
+        CapturedBody(
+            request_id=r.request_id,
+            tenant_id=r.tenant_id,
+            request=clean(r.captured.request, 10 * MAX_CAPTURE_BYTES),
+            response=clean(r.captured.response, 10 * MAX_CAPTURE_BYTES),
+            truncated=r.captured.truncated,
+            captured_at=datetime.fromtimestamp(r.started_at, UTC),
+            expires_at=datetime.fromtimestamp(r.started_at, UTC)
+            + timedelta(days=min(max(r.captured.days, 1), MAX_CAPTURE_DAYS)),
+        )
+        for r in records
+        if r.captured is not None and r.tenant_id is not None
+    ]
+    if rows:
+        CapturedBody.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def captured_bodies_expire(*, now: datetime, batch: int = 1000) -> int:
+    """Delete captured bodies past their retention, `batch` rows at a time; returns how many."""
+    deleted = 0
+    while True:
+        ids = list(
+            CapturedBody.objects.filter(expires_at__lt=now).values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return deleted
+        deleted += CapturedBody.objects.filter(pk__in=ids).delete()[0]
 
 
 def _chunks(records: list[UsageRecord]) -> Iterable[list[UsageRecord]]:

@@ -61,3 +61,13 @@ def record_usage_batch(self, payload: str) -> int:
         time.sleep(REQUEUE_PAUSE_SECONDS)
         raise Reject(exc, requeue=True) from exc
     return len(inserted)
+
+
+@shared_task(name="tollgate.usage.captured_bodies_expire", ignore_result=True)
+def expire_captured_bodies() -> int:
+    """Delete captured request bodies past their tenant's retention (Celery beat, hourly)."""
+    from django.utils import timezone
+
+    from gateway.usage.services import captured_bodies_expire
+
+    return captured_bodies_expire(now=timezone.now())

@@ -193,3 +193,42 @@ def test_a_filter_value_out_of_bounds_is_a_400(api, people):
     api.force_login(people.viewer)
     assert api.get("/api/v1/requests", {"q": "x" * 129}).status_code == 400
     assert api.get("/api/v1/requests", {"endpoint": "embeddings"}).status_code == 400
+
+
+@pytest.fixture
+def captured(people, log):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from gateway.models import CapturedBody
+
+    return CapturedBody.objects.create(
+        request_id="req_fallback",
+        tenant=people.tenant,
+        request='{"messages": "the private prompt"}',
+        response='{"content": "the private answer"}',
+        captured_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(days=7),
+    )
+
+
+def test_captured_bodies_are_shown_to_owners_and_admins_only(client, people, captured):
+    client.force_login(people.owner)
+    assert "the private prompt" in client.get("/dashboard/acme/requests/req_fallback/").text
+    client.force_login(people.viewer)
+    page = client.get("/dashboard/acme/requests/req_fallback/")
+    assert page.status_code == 200 and "the private prompt" not in page.text
+
+
+@pytest.mark.django_db(transaction=True)  # a key's lookup runs on another connection
+def test_captured_bodies_in_the_rest_api_need_an_owners_session_never_a_key(api, people, captured):
+    api.force_login(people.admin)
+    assert (
+        api.get("/api/v1/requests/req_fallback").json()["captured"]["request"].endswith('prompt"}')
+    )
+    api.force_login(people.viewer)
+    assert "captured" not in api.get("/api/v1/requests/req_fallback").json()
+    api.logout()
+    by_key = api.get("/api/v1/requests/req_fallback", HTTP_X_API_KEY=people.key.secret)
+    assert by_key.status_code == 200 and "captured" not in by_key.json()
