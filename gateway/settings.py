@@ -302,6 +302,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # Services' errors (ServiceError, a model's ValidationError) answer 400, in one place.
+    "EXCEPTION_HANDLER": "gateway.rest.input.exception_handler",
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
