@@ -230,6 +230,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from the app (no CDN)
     "channels",
     "accounts",
     "providers",
@@ -304,6 +305,13 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     # Services' errors (ServiceError, a model's ValidationError) answer 400, in one place.
     "EXCEPTION_HANDLER": "gateway.rest.input.exception_handler",
+}
+# The documentation UIs (/api/v1/docs, /api/v1/redoc) use the copies drf-spectacular-sidecar
+# ships as static files: no page loads anything from a CDN.
+SPECTACULAR_SETTINGS = {
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
