@@ -11,6 +11,7 @@ what they are.
 
 from __future__ import annotations
 
+from django.core.validators import URLValidator
 from django.db import transaction
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import exceptions, serializers, status
@@ -61,7 +62,12 @@ class ProviderOutput(serializers.Serializer):
 
 class ProviderChangeInput(StrictInput, serializers.Serializer):
     kind = serializers.ChoiceField(choices=Provider.Kind.choices, required=False)
-    base_url = serializers.URLField(max_length=500, required=False, allow_blank=True)
+    base_url = serializers.URLField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        validators=[URLValidator(schemes=["http", "https"])],
+    )
     options = serializers.DictField(required=False)
     enabled = serializers.BooleanField(required=False)
     connect_timeout = serializers.FloatField(required=False, **Seconds)
@@ -114,9 +120,12 @@ class ModelOutput(serializers.Serializer):
     price_output = serializers.DecimalField(max_digits=12, decimal_places=6)
     price_cache_read = serializers.DecimalField(max_digits=12, decimal_places=6)
     price_cache_write = serializers.DecimalField(max_digits=12, decimal_places=6)
-    aliases = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    aliases = serializers.SerializerMethodField(help_text="Its aliases and patterns")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+    def get_aliases(self, model: Model) -> list[str]:
+        return sorted(alias.name for alias in model.aliases.all())
 
 
 class ModelChangeInput(StrictInput, serializers.Serializer):

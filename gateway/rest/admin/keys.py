@@ -78,7 +78,9 @@ class KeysApi(AdminApi):
         return secret_response(KeySecretOutput(key).data, status.HTTP_201_CREATED)
 
 
-class KeyDetailApi(AdminApi):
+class KeyApi(AdminApi):
+    """Views about one key of one tenant."""
+
     def key(self, tenant: str, key_id: int, *, write: bool) -> ApiKey:
         caller = self.caller()
         row = caller.tenant(tenant)
@@ -88,6 +90,8 @@ class KeyDetailApi(AdminApi):
         except ApiKey.DoesNotExist:
             raise exceptions.NotFound("No such key.") from None
 
+
+class KeyDetailApi(KeyApi):
     @extend_schema(operation_id="admin_keys_retrieve", responses=KeyOutputSerializer)
     def get(self, request: Request, tenant: str, key_id: int) -> Response:
         return Response(KeyOutputSerializer(self.key(tenant, key_id, write=False)).data)
@@ -120,7 +124,7 @@ class KeyDetailApi(AdminApi):
         return Response(KeyOutputSerializer(keys_of(key.tenant).get(pk=key.pk)).data)
 
 
-class KeyRotateApi(KeyDetailApi):
+class KeyRotateApi(KeyApi):
     @extend_schema(operation_id="admin_keys_rotate", request=RotateInput, responses=KeySecretOutput)
     def post(self, request: Request, tenant: str, key_id: int) -> Response:
         """Give the key a new secret (in this answer only); the current one keeps working for
@@ -132,7 +136,7 @@ class KeyRotateApi(KeyDetailApi):
         return secret_response(KeySecretOutput(key).data, status.HTTP_200_OK)
 
 
-class KeyRevokeApi(KeyDetailApi):
+class KeyRevokeApi(KeyApi):
     @extend_schema(operation_id="admin_keys_revoke", request=None, responses=KeyOutputSerializer)
     def post(self, request: Request, tenant: str, key_id: int) -> Response:
         """Revoke the key (idempotent); it stops working within seconds on every replica."""
