@@ -17,7 +17,19 @@ urlpatterns = [
     # The schema describes the API, not anyone's data, so it is public (AllowAny by default).
     path("schema", SpectacularAPIView.as_view(custom_settings=SCHEMA_SETTINGS), name="schema"),
     # The documentation UIs load their scripts from this server (drf-spectacular-sidecar).
-    path("docs", SpectacularSwaggerView.as_view(url_name="rest:schema"), name="docs"),
-    path("redoc", SpectacularRedocView.as_view(url_name="rest:schema"), name="redoc"),
+    path(
+        "docs",
+        SpectacularSwaggerView.as_view(url_name="rest:schema", title=SCHEMA_SETTINGS["TITLE"]),
+        name="docs",
+    ),
+    path(
+        "redoc",
+        SpectacularRedocView.as_view(
+            url_name="rest:schema",
+            title=SCHEMA_SETTINGS["TITLE"],
+            template_name="rest/redoc.html",  # without drf-spectacular's Google Fonts links
+        ),
+        name="redoc",
+    ),
     path("admin/", include("gateway.rest.admin.urls")),
 ]
