@@ -36,7 +36,9 @@ def test_the_command_creates_a_tenant_token_and_prints_its_secret_once():
     token = ServiceToken.objects.get(name="ci")
     assert token.tenant.name == "acme" and token.secret_hash == keys.hash_secret(secret)
     assert timedelta(days=29) < token.expires_at - timezone.now() <= timedelta(days=30)
-    assert AuditEntry.objects.get(object_type="service_token").actor_label == "cli:service_token"
+    entry = AuditEntry.objects.get(object_type="service_token")
+    assert entry.actor_label == "cli:service_token" and entry.tenant.name == "acme"
+    assert "secret_hash" not in entry.after and token.secret_hash not in str(entry.after)
     assert secret not in run("list")
 
 

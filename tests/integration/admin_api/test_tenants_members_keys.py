@@ -480,3 +480,13 @@ def test_a_token_made_for_one_tenant_never_reaches_a_new_one(platform, people):
     platform.post(f"{BASE}/tenants", {"name": "newco"}, format="json")
 
     assert bearer(secret).get(f"{BASE}/tenants/newco").status_code == 404
+
+
+def test_session_writes_need_the_csrf_token(people):
+    api = APIClient(enforce_csrf_checks=True)
+    api.force_login(people.owner)
+
+    response = api.post(f"{BASE}/tenants/acme/keys", {"name": "x"}, format="json")
+
+    assert response.status_code == 403 and "CSRF" in response.json()["detail"]
+    assert not ApiKey.objects.filter(name="x").exists()
