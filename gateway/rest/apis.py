@@ -279,7 +279,6 @@ class KeyCreateInput(StrictSerializer, LimitsInput):
         max_length=500,
         help_text="Limit the key to these models (default: whatever the tenant may use)",
     )
-    allow_debug = serializers.BooleanField(required=False, default=False)
 
 
 class KeysApi(TenantApi):

@@ -76,6 +76,13 @@ def test_a_json_array_body_is_400(owner_api):
     assert response.status_code == 400
 
 
+def test_the_debug_flag_is_not_a_tenant_setting(owner_api):
+    response = owner_api.post("/api/v1/keys", {"allow_debug": True}, format="json")
+
+    assert response.status_code == 400 and "allow_debug" in response.json()
+    assert not ApiKey.objects.filter(allow_debug=True).exists()
+
+
 def test_revoke_with_a_body_is_400_and_leaves_the_key_alone(owner_api, people):
     response = owner_api.post(f"/api/v1/keys/{people.key.pk}/revoke", {"grace": 10}, format="json")
 

@@ -2,8 +2,9 @@
 
 - A platform token (no tenant) may do everything: every tenant, the catalog (providers,
   models, routes, aliases).
-- A tenant token reaches its own tenant only: it reads and changes it (not its `is_active`),
-  its members, keys and usage. Other tenants do not exist for it (404); creating or deleting
+- A tenant token reaches its own tenant only: it reads it and changes its preferences
+  (`TENANT_TOKEN_FIELDS`; its limits, model allow-list and state are the platform's), and
+  manages its members, keys and usage. Other tenants do not exist for it (404); creating or deleting
   tenants and the catalog are refused (403).
 - A session follows `accounts.access`, the dashboards' rules: members see their tenant; owners
   and admins manage keys; owners manage members. Platform staff act by the Django
@@ -23,6 +24,9 @@ from accounts.authentication import ServiceTokenPrincipal
 from accounts.models import Membership, Tenant
 
 MEMBER_MANAGER_ROLES = frozenset({Membership.Role.OWNER})
+# What a tenant token may change of its own tenant: not what the platform decides (limits,
+# budget, model allow-list, whether it is active), as the dashboards leave those to the admin.
+TENANT_TOKEN_FIELDS = frozenset({"display_name", "default_model", "provider_defaults"})
 CATALOG_TYPES = ("provider", "model", "route", "modelalias")
 
 
@@ -70,16 +74,18 @@ class Caller:
         if not (self.is_platform_token or self._staff(*permissions)):
             raise exceptions.PermissionDenied("Only platform operators may do this.")
 
-    def require_tenant_change(self, tenant: Tenant, *, is_active_changed: bool) -> None:
+    def require_tenant_change(self, fields: set[str]) -> None:
+        """Changing these fields of a tenant the caller sees."""
         if self.is_platform_token or self._staff("accounts.change_tenant"):
             return
-        if self.is_tenant_token and not is_active_changed:
-            return
-        raise exceptions.PermissionDenied(
-            "Only platform operators change whether a tenant is active."
-            if self.is_tenant_token
-            else "Only platform operators change tenants."
-        )
+        if self.is_tenant_token:
+            refused = sorted(fields - TENANT_TOKEN_FIELDS)
+            if not refused:
+                return
+            raise exceptions.PermissionDenied(
+                f"Only platform operators change a tenant's {', '.join(refused)}."
+            )
+        raise exceptions.PermissionDenied("Only platform operators change tenants.")
 
     # --- Members ---
 

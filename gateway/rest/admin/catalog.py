@@ -18,6 +18,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from gateway import redaction
 from gateway.rest.admin.base import AdminApi, read
 from gateway.rest.input import StrictInput, no_body
 from providers import aliases
@@ -58,6 +59,18 @@ class ProviderOutput(serializers.Serializer):
             return sorted(provider.extra_headers)
         except ValueError:  # encrypted with a key no longer configured
             return []
+
+    def to_representation(self, provider: Provider) -> dict:
+        """The provider's credential values are redacted wherever else they appear (a URL, its
+        options), by the one redaction rule, as in the audit log."""
+        data = super().to_representation(provider)
+        try:
+            secrets = redaction.Secrets([provider.credential, *provider.extra_headers.values()])
+        except ValueError:
+            return data
+        data["base_url"] = redaction.scrub_json(data["base_url"], secrets)
+        data["options"] = redaction.scrub_json(data["options"], secrets)
+        return data
 
 
 class ProviderChangeInput(StrictInput, serializers.Serializer):

@@ -28,6 +28,19 @@ class KeySecretOutput(KeyOutputSerializer):
     secret = serializers.CharField(help_text="The key's secret: shown in this response only")
 
 
+class AdminKeyCreateInput(KeyCreateInput):
+    allow_debug = serializers.BooleanField(
+        required=False, default=False, help_text="Platform operators only"
+    )
+
+
+def check_debug_flag(caller, data: dict, *, current: bool = False) -> None:
+    """The debug flag shows platform internals (upstream requests): only platform operators
+    set it, as in the admin."""
+    if data.get("allow_debug", current) != current:
+        caller.require_platform("accounts.change_apikey")
+
+
 class KeyChangeInput(StrictInput, LimitsInput):
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     models = serializers.ListField(
@@ -37,7 +50,7 @@ class KeyChangeInput(StrictInput, LimitsInput):
         max_length=500,
         help_text="Limit the key to these models (null or []: whatever the tenant may use)",
     )
-    allow_debug = serializers.BooleanField(required=False)
+    allow_debug = serializers.BooleanField(required=False, help_text="Platform operators only")
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
@@ -66,14 +79,18 @@ class KeysApi(AdminApi):
         return self.paginated(keys_of(row), KeyOutputSerializer)
 
     @extend_schema(
-        operation_id="admin_keys_create", request=KeyCreateInput, responses={201: KeySecretOutput}
+        operation_id="admin_keys_create",
+        request=AdminKeyCreateInput,
+        responses={201: KeySecretOutput},
     )
     def post(self, request: Request, tenant: str) -> Response:
         """Create a key with its limits and model allow-list; the secret is in this answer only."""
         caller = self.caller()
         row = caller.tenant(tenant)
         caller.require_keys(row, create=True)
-        key, secret = services.api_key_create(tenant=row, **read(KeyCreateInput, request))
+        data = read(AdminKeyCreateInput, request)
+        check_debug_flag(caller, data)
+        key, secret = services.api_key_create(tenant=row, **data)
         key.secret = secret
         return secret_response(KeySecretOutput(key).data, status.HTTP_201_CREATED)
 
@@ -104,6 +121,7 @@ class KeyDetailApi(KeyApi):
         seconds on every replica."""
         key = self.key(tenant, key_id, write=True)
         data = read(KeyChangeInput, request, partial=True)
+        check_debug_flag(self.caller(), data, current=key.allow_debug)
         with transaction.atomic():
             if {"name", "models", "allow_debug", "expires_at"} & data.keys():
                 models = (

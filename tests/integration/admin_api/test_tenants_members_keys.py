@@ -190,13 +190,13 @@ def test_bad_tenant_input_is_400(platform, people, body):
     assert Tenant.objects.count() == count
 
 
-def test_a_tenant_token_updates_its_tenant_and_keys_see_it_at_once(
-    acme, people, django_capture_on_commit_callbacks
+def test_tenant_limits_apply_to_its_cached_keys_at_once(
+    platform, people, django_capture_on_commit_callbacks
 ):
     keys._process_cache.put(keys.hash_secret(people.key.secret), None, 0)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = acme.patch(f"{BASE}/tenants/acme", {"tpm": 5000}, format="json")
+        response = platform.patch(f"{BASE}/tenants/acme", {"tpm": 5000}, format="json")
 
     assert response.status_code == 200
     assert response.json()["tpm"] == 5000 and response.json()["display_name"] == "Acme Corp"
@@ -218,12 +218,45 @@ def test_a_patch_keeps_the_fields_it_leaves_out(platform, people):
     assert list(people.tenant.allowed_models.values_list("name", flat=True)) == ["claude-opus-4"]
 
 
-def test_a_tenant_token_cannot_create_delete_or_disable_tenants(acme, people):
+def test_a_tenant_token_changes_its_tenants_preferences(acme, people):
+    ModelFactory(name="claude-haiku-4-5")
+
+    response = acme.patch(
+        f"{BASE}/tenants/acme",
+        {
+            "display_name": "Acme Inc",
+            "default_model": "claude-haiku-4-5",
+            "provider_defaults": {"sort": "price"},
+        },
+        format="json",
+    )
+
+    assert response.status_code == 200, response.content
+    people.tenant.refresh_from_db()
+    assert people.tenant.display_name == "Acme Inc"
+    assert people.tenant.default_model.name == "claude-haiku-4-5"
+    assert people.tenant.provider_defaults == {"sort": "price"}
+
+
+@pytest.mark.parametrize(
+    "body", [{"is_active": False}, {"budget_usd": "999999"}, {"rpm": 10**6}, {"models": []}]
+)
+def test_a_tenant_token_cannot_change_what_the_platform_decides(acme, people, body):
+    people.tenant.allowed_models.set([ModelFactory(name="claude-haiku-4-5")])
+
+    response = acme.patch(f"{BASE}/tenants/acme", body, format="json")
+
+    assert response.status_code == 403
+    assert next(iter(body)) in response.json()["detail"]
+    people.tenant.refresh_from_db()
+    assert people.tenant.is_active and people.tenant.rpm is None
+    assert people.tenant.budget_usd is None
+    assert people.tenant.allowed_models.count() == 1
+
+
+def test_a_tenant_token_cannot_create_delete_or_reach_other_tenants(acme, people):
     assert acme.post(f"{BASE}/tenants", {"name": "mine"}, format="json").status_code == 403
     assert acme.delete(f"{BASE}/tenants/acme").status_code == 403
-    assert (
-        acme.patch(f"{BASE}/tenants/acme", {"is_active": False}, format="json").status_code == 403
-    )
     assert acme.patch(f"{BASE}/tenants/globex", {"tpm": 1}, format="json").status_code == 404
     assert acme.delete(f"{BASE}/tenants/globex").status_code == 404
     assert Tenant.objects.filter(name="acme", is_active=True).exists()
@@ -382,6 +415,27 @@ def test_a_key_is_created_with_limits_and_models_and_its_secret_shown_once(acme,
     for later in (shown, listed):
         assert later.status_code == 200 and secret not in later.content.decode()
     assert secret not in caplog.text
+
+
+@pytest.mark.parametrize("who", ["acme", "owner"])
+def test_only_platform_operators_set_the_debug_flag(acme, people, who):
+    api = acme if who == "acme" else session(people.owner)
+
+    created = api.post(f"{BASE}/tenants/acme/keys", {"allow_debug": True}, format="json")
+    changed = api.patch(
+        f"{BASE}/tenants/acme/keys/{people.key.pk}", {"allow_debug": True}, format="json"
+    )
+
+    assert created.status_code == 403 and changed.status_code == 403
+    assert not ApiKey.objects.filter(allow_debug=True).exists()
+
+
+def test_a_platform_token_sets_the_debug_flag(platform, people):
+    response = platform.patch(
+        f"{BASE}/tenants/acme/keys/{people.key.pk}", {"allow_debug": True}, format="json"
+    )
+
+    assert response.status_code == 200 and response.json()["allow_debug"] is True
 
 
 def test_key_patch_changes_only_what_it_names(acme, people):
