@@ -33,3 +33,22 @@ def test_the_swagger_page_points_at_our_schema():
 
     assert '"/api/v1/schema"' in html
     assert '"validatorUrl": null' in html
+
+
+def test_the_schema_documents_the_admin_api_and_its_service_tokens():
+    document = Client().get("/api/v1/schema", {"format": "json"}).json()
+
+    assert {
+        "/api/v1/admin/tenants",
+        "/api/v1/admin/tenants/{tenant}/members",
+        "/api/v1/admin/tenants/{tenant}/keys/{key_id}/rotate",
+        "/api/v1/admin/providers/{ref}",
+        "/api/v1/admin/models/{ref}",
+        "/api/v1/admin/routes",
+        "/api/v1/admin/aliases",
+    } <= set(document["paths"])
+    token = document["components"]["securitySchemes"]["serviceToken"]
+    assert (token["type"], token["scheme"]) == ("http", "bearer")
+    provider = document["components"]["schemas"]["AdminProvider"]["properties"]
+    assert "credential" not in provider and "extra_headers" not in provider
+    assert provider["credential_set"]["type"] == "boolean"
