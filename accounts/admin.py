@@ -9,9 +9,12 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.db import models as db
+from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.models import ApiKey, AuditEntry, Membership, Tenant
+from accounts.models import ApiKey, AuditEntry, Membership, ServiceToken, Tenant
+from accounts.service_tokens import service_token_create, service_token_revoke
 from accounts.services import (
     ServiceError,
     api_key_create,
@@ -384,6 +387,89 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 f"until {key.previous_expires_at:%Y-%m-%d %H:%M} UTC. Copy the new secret now, "
                 f"it will not be shown again: {secret}",
             )
+
+
+# --- Service tokens --------------------------------------------------------------------------
+
+
+class ServiceTokenAddForm(forms.ModelForm):
+    class Meta:
+        model = ServiceToken
+        fields = ("name", "tenant", "expires_at")
+
+    def clean_expires_at(self):
+        expires_at = self.cleaned_data.get("expires_at")
+        if expires_at is not None and expires_at <= timezone.now():
+            raise forms.ValidationError("Must be in the future.")
+        return expires_at
+
+
+class ServiceTokenAdmin(admin.ModelAdmin):
+    """Tokens for the admin REST API. The secret is shown once, on the page answering the add
+    form (never through the messages cookie); afterwards only its prefix."""
+
+    list_display = ("prefix", "name", "scope", "created_at", "last_used_at", "expires_at")
+    list_display += ("is_revoked",)
+    list_filter = (RevokedFilter,)
+    search_fields = ("prefix", "name", "tenant__name")
+    list_select_related = ("tenant",)
+    autocomplete_fields = ("tenant",)
+    actions = ("revoke_selected",)
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ServiceTokenAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("name", "tenant", "expires_at")
+        return ("name", "tenant", "prefix", "created_at", "last_used_at", "expires_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("name", "tenant", "prefix", "created_at", "last_used_at", "expires_at")
+
+    @admin.display(description="scope", ordering="tenant__name")
+    def scope(self, obj: ServiceToken) -> str:
+        return f"tenant {obj.tenant.name}" if obj.tenant_id else "platform"
+
+    @admin.display(description="revoked", boolean=True, ordering="revoked_at")
+    def is_revoked(self, obj: ServiceToken) -> bool:
+        return obj.revoked_at is not None
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # nothing is editable: revoke and create another instead
+        data = form.cleaned_data
+        token, secret = service_token_create(
+            name=data["name"], tenant=data["tenant"], expires_at=data["expires_at"]
+        )
+        _adopt(obj, token)
+        obj.shown_secret = secret
+
+    def response_add(self, request, obj, post_url_continue=None):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Service token {obj.prefix} created",
+            "token": obj,
+            "secret": obj.shown_secret,
+        }
+        response = TemplateResponse(request, "admin/accounts/servicetoken/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke selected tokens", permissions=("change",))
+    def revoke_selected(self, request, queryset):
+        tokens = list(queryset.filter(revoked_at__isnull=True))
+        for token in tokens:
+            service_token_revoke(token=token)
+        self.message_user(request, f"Revoked {len(tokens)} token(s).", messages.SUCCESS)
+
+
+admin.site.register(ServiceToken, ServiceTokenAdmin)
 
 
 # --- Audit log -------------------------------------------------------------------------------

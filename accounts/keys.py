@@ -133,10 +133,12 @@ class KeyCache:
 _process_cache = KeyCache()
 
 
-def new_secret() -> tuple[str, str, str]:
-    """A fresh key: (secret shown once, shown prefix, hash stored)."""
-    secret = SECRET_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(40))
-    return secret, secret[:SHOWN_PREFIX_LENGTH], hash_secret(secret)
+def new_secret(prefix: str = SECRET_PREFIX) -> tuple[str, str, str]:
+    """A fresh key: (secret shown once, shown prefix, hash stored). Service tokens use their
+    own `prefix` (accounts.service_tokens) with the same randomness and hash."""
+    secret = prefix + "".join(secrets.choice(_ALPHABET) for _ in range(40))
+    shown = len(prefix) + SHOWN_PREFIX_LENGTH - len(SECRET_PREFIX)  # the prefix and 8 more
+    return secret, secret[:shown], hash_secret(secret)
 
 
 def derived_secret(seed: str) -> tuple[str, str, str]:

@@ -176,3 +176,36 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.object_type} {self.object_repr}"
+
+
+class ServiceToken(models.Model):
+    """A credential for automation on the admin REST API (`/api/v1/admin`): platform-wide, or
+    scoped to one tenant. Like API keys, only a SHA-256 of the secret is kept (accounts.keys)."""
+
+    name = models.CharField(max_length=100)
+    # Empty: platform-wide (every tenant and the catalog). Set: that tenant only.
+    tenant = models.ForeignKey(
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="service_tokens",
+        help_text="Empty: platform-wide. Set: the token reaches only this tenant.",
+    )
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @property
+    def is_active(self) -> bool:
+        now = timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

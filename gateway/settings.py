@@ -236,6 +236,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from the app (no CDN)
     "channels",
     "accounts",
     "providers",
@@ -308,6 +309,17 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # Services' errors (ServiceError, a model's ValidationError) answer 400, in one place.
+    "EXCEPTION_HANDLER": "gateway.rest.input.exception_handler",
+}
+# The documentation UIs (/api/v1/docs, /api/v1/redoc) use the copies drf-spectacular-sidecar
+# ships as static files: no page loads anything from a CDN.
+SPECTACULAR_SETTINGS = {
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge asking swagger.io's online validator about our schema.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -807,3 +807,42 @@ def catalog_delete(*, row: Provider | Model | Route | ModelAlias) -> None:
         audit.record(audit.DELETE, row)
         row.delete()
         transaction.on_commit(state.config_changed)
+
+
+# --- Catalog checks (admin and REST API) -----------------------------------------------------
+
+
+def model_name_check(*, name: str) -> None:
+    """ServiceError when `name` cannot name a model: what resolution reads itself, or an alias."""
+    problem = aliases.model_name_problem(name)
+    if problem is None and ModelAlias.objects.filter(name=name).exists():
+        problem = f"{name!r} is already an alias of a model"
+    if problem is not None:
+        raise ServiceError(problem)
+
+
+def alias_problems(*, model: Model, names: list[str]) -> list[str]:
+    """What is wrong with `names` becoming exactly the aliases of `model`, checked with every
+    other model's aliases and names (providers/aliases.py): the rules of `gateway_apply`."""
+    mine = dict.fromkeys(names, model.name)
+    others = ModelAlias.objects.exclude(model=model.pk).exclude(name__in=mine)
+    taken = ModelAlias.objects.filter(name__in=mine).exclude(model=model.pk).select_related("model")
+    found = [f"{a.name!r} is already an alias of {a.model.name}" for a in taken]
+    everything = {**dict(others.values_list("name", "model__name")), **mine}
+    model_names = {*Model.objects.exclude(pk=model.pk).values_list("name", flat=True), model.name}
+    return found + [problem for _, problem in aliases.problems(everything, model_names)]
+
+
+def alias_create(*, model: Model, name: str) -> ModelAlias:
+    """Give `model` one more alias or pattern, checked with all the others; announced to every
+    replica once committed."""
+    current = list(model.aliases.values_list("name", flat=True))
+    if name in current:
+        raise ServiceError(f"{name!r} is already an alias of {model.name}")
+    if len(current) >= MAX_ALIASES:
+        raise ServiceError(f"a model has at most {MAX_ALIASES} aliases")
+    if problems := alias_problems(model=model, names=[*current, name]):
+        raise ConfigError(problems)
+    alias = ModelAlias(model=model, name=name)
+    catalog_save(row=alias)
+    return alias

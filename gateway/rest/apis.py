@@ -25,10 +25,11 @@ from rest_framework.response import Response
 from accounts import access
 from accounts.authentication import TenantKeyAuthentication, TenantKeyPrincipal
 from accounts.models import ApiKey, Tenant
-from accounts.services import ServiceError, api_key_create, api_key_revoke
+from accounts.services import api_key_create, api_key_revoke
 from gateway.dashboard import exports, selectors
 from gateway.models import UsageRecord
 from gateway.rest import schema  # noqa: F401  (registers the tenant-key security scheme)
+from gateway.rest.input import StrictSerializer, no_body
 from providers.models import Model
 
 TENANT_PARAMETER = OpenApiParameter(
@@ -322,22 +323,50 @@ class KeyOutputSerializer(serializers.Serializer):
     last_used_at = serializers.DateTimeField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True)
     revoked_at = serializers.DateTimeField(allow_null=True)
+    rpm = serializers.IntegerField(allow_null=True, help_text="Requests per minute")
+    tpm = serializers.IntegerField(allow_null=True, help_text="Tokens per minute")
+    budget_usd = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+    budget_period = serializers.CharField()
+    rotated_at = serializers.DateTimeField(allow_null=True)
+    previous_prefix = serializers.CharField(
+        help_text="The secret a rotation replaced (empty: none)"
+    )
+    previous_expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the replaced secret stops working"
+    )
 
     def get_allowed_models(self, key: ApiKey) -> list[str]:
         return [model.name for model in key.allowed_models.all()]
 
 
+class LimitsInput(serializers.Serializer):
+    """A key's or tenant's limits (accounts.services.limits_check); null: no limit."""
+
+    rpm = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10**9)
+    tpm = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10**12)
+    budget_usd = serializers.DecimalField(
+        max_digits=12, decimal_places=2, required=False, allow_null=True, min_value=0
+    )
+    budget_period = serializers.ChoiceField(
+        choices=["daily", "monthly"], required=False, default="monthly"
+    )
+
+
+class KeyCreateInput(StrictSerializer, LimitsInput):
+    name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+    expires_in_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=3650
+    )
+    models = serializers.ListField(
+        child=serializers.CharField(max_length=128),
+        required=False,
+        max_length=500,
+        help_text="Limit the key to these models (default: whatever the tenant may use)",
+    )
+
+
 class KeysApi(TenantApi):
-    class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
-        expires_in_days = serializers.IntegerField(
-            required=False, allow_null=True, min_value=1, max_value=3650
-        )
-        models = serializers.ListField(
-            child=serializers.CharField(),
-            required=False,
-            help_text="Limit the key to these models (default: whatever the tenant may use)",
-        )
+    InputSerializer = KeyCreateInput
 
     @extend_schema_serializer(component_name="ApiKeyCreated")
     class CreatedSerializer(KeyOutputSerializer):
@@ -369,10 +398,7 @@ class KeysApi(TenantApi):
         check_can_write_keys(request, tenant, create=True)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            key, secret = api_key_create(tenant=tenant, **data.validated_data)
-        except ServiceError as err:
-            raise exceptions.ValidationError({"non_field_errors": [str(err)]}) from None
+        key, secret = api_key_create(tenant=tenant, **data.validated_data)
         key.secret = secret
         response = Response(self.CreatedSerializer(key).data, status=status.HTTP_201_CREATED)
         response["Cache-Control"] = "no-store"
@@ -404,4 +430,5 @@ class KeyRevokeApi(TenantApi):
         check_can_view_keys(request, tenant)
         key = key_for(tenant, key_id)
         check_can_write_keys(request, tenant, create=False)
+        no_body(request)
         return Response(KeyOutputSerializer(api_key_revoke(key=key)).data)
