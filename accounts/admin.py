@@ -103,6 +103,12 @@ class TenantForm(forms.ModelForm):
         )
         help_texts = {"provider_defaults": 'e.g. {"order": ["anthropic-main"], "sort": "latency"}'}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("capture_retention_days", "capture_max_bytes"):
+            if name in self.fields:  # left empty: the stored value (or the default) stays
+                self.fields[name].required = False
+
     def clean_provider_defaults(self):
         try:
             return provider_defaults_check(self.cleaned_data.get("provider_defaults"))
