@@ -104,6 +104,7 @@ def to_ir(body: MessagesBody | CountTokensBody, *, beta: list[str] | None = None
         tools=tools,
         tool_choice=_tool_choice(body.tool_choice, tools),
         reasoning=_reasoning(body, max_tokens, beta),
+        output_schema=_output_schema(body),
         beta=beta,
         unportable=unportable,
     )
@@ -115,7 +116,13 @@ def to_ir(body: MessagesBody | CountTokensBody, *, beta: list[str] | None = None
         request.stream = body.stream
         request.user_id = body.metadata.user_id if body.metadata else None
         request.provider_options = body.provider_options or {}
+        request.service_tier = body.service_tier
     return request
+
+
+def _output_schema(body: MessagesBody | CountTokensBody) -> dict[str, Any] | None:
+    output_format = body.output_config.format if body.output_config else None
+    return output_format.schema if output_format is not None else None
 
 
 def _system(system: str | list[SystemBlockIn] | None) -> list[ir.Text]:
@@ -429,5 +436,9 @@ def _reasoning(body, max_tokens: int, beta: list[str]) -> ir.Reasoning | None:
             budget_tokens=reasoning.max_tokens,
             effort=reasoning.effort or effort,
             summary=reasoning.summary not in ("none", "omitted"),
+            asked_by="reasoning",
         )
+    if thinking is None and effort is not None:
+        # Effort alone steers how much the model works; no thinking blocks were asked for.
+        return ir.Reasoning(effort=effort, summary=False, asked_by="output_config.effort")
     return None

@@ -62,9 +62,14 @@ class MetadataIn(msgspec.Struct):
     user_id: str | None = None
 
 
+class JsonSchemaFormatIn(msgspec.Struct):
+    type: Literal["json_schema"]
+    schema: dict[str, Any]
+
+
 class OutputConfigIn(msgspec.Struct):
     effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
-    format: dict[str, Any] | None = None
+    format: JsonSchemaFormatIn | None = None
 
 
 class ReasoningIn(msgspec.Struct):

@@ -212,7 +212,7 @@ def test_thinking_budget_rules():
 
 def test_gateway_reasoning_field_maps_to_reasoning():
     request = decode(base(reasoning={"effort": "high"}))
-    assert request.reasoning == ir.Reasoning(effort="high")
+    assert request.reasoning == ir.Reasoning(effort="high", asked_by="reasoning")
     assert decode(base(reasoning={"effort": "none"})).reasoning is None
 
 
@@ -442,3 +442,56 @@ def test_unknown_fields_are_read_from_the_decoded_body_or_its_bytes():
     raw = msgspec.json.encode(base(context_management={}, zz=1))
     assert unknown_fields(msgspec.json.decode(raw)) == ["context_management", "zz"]
     assert unknown_fields(raw) == ["context_management", "zz"]
+
+
+# --- output_config, service_tier ----------------------------------------------------------------
+SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+
+
+def test_output_config_format_becomes_the_output_schema():
+    request = decode(base(output_config={"format": {"type": "json_schema", "schema": SCHEMA}}))
+    assert request.output_schema == SCHEMA
+    assert decode(base()).output_schema is None
+
+
+@pytest.mark.parametrize(
+    ("output_format", "message"),
+    [
+        ({"type": "json_object", "schema": SCHEMA}, "output_config.format.type"),
+        ({"type": "json_schema"}, "output_config.format.schema: Field required"),
+        ({"type": "json_schema", "schema": "{}"}, "output_config.format.schema"),
+        ("json", "output_config.format"),
+    ],
+)
+def test_a_malformed_output_format_is_a_400_naming_it(output_format, message):
+    with pytest.raises(InvalidRequest) as caught:
+        decode(base(output_config={"format": output_format}))
+    assert str(caught.value.message).startswith(message)
+
+
+def test_effort_without_thinking_asks_for_effort_but_no_thinking_blocks():
+    request = decode(base(output_config={"effort": "xhigh"}))
+    assert request.reasoning == ir.Reasoning(
+        effort="xhigh", summary=False, asked_by="output_config.effort"
+    )
+
+
+def test_effort_with_adaptive_thinking_steers_the_adaptive_thinking():
+    request = decode(base(thinking={"type": "adaptive"}, output_config={"effort": "low"}))
+    assert request.reasoning == ir.Reasoning(adaptive=True, effort="low")
+
+
+def test_effort_with_thinking_disabled_asks_for_nothing():
+    request = decode(base(thinking={"type": "disabled"}, output_config={"effort": "low"}))
+    assert request.reasoning is None
+
+
+@pytest.mark.parametrize("tier", ["auto", "standard_only"])
+def test_service_tier_is_carried(tier):
+    assert decode(base(service_tier=tier)).service_tier == tier
+
+
+def test_an_unknown_service_tier_is_a_400():
+    with pytest.raises(InvalidRequest) as caught:
+        decode(base(service_tier="priority"))
+    assert str(caught.value.message).startswith("service_tier:")
