@@ -181,6 +181,7 @@ class Response(msgspec.Struct, kw_only=True):
 class StreamStart(msgspec.Struct, tag="start"):
     usage: Usage | None = None
     upstream_id: str | None = None
+    service_tier: ServiceTier | None = None  # when the upstream says it this early
 
 
 class BlockStart(msgspec.Struct, tag="block_start"):

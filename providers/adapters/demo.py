@@ -64,12 +64,21 @@ def _chosen_tool(request: ir.Request) -> ir.Tool | None:
 
 
 def _tool_input(tool: ir.Tool) -> dict[str, Any]:
-    properties = tool.input_schema.get("properties") or {}
-    required = tool.input_schema.get("required") or []
-    return {
-        name: _PLACEHOLDER.get((properties.get(name) or {}).get("type", "string"), "demo")
-        for name in required
-    }
+    return _placeholders(tool.input_schema)
+
+
+def _placeholders(schema: dict[str, Any]) -> dict[str, Any]:
+    """An object with a placeholder for each required property, typed by the schema."""
+    properties = schema.get("properties")
+    properties = properties if isinstance(properties, dict) else {}
+    required = schema.get("required")
+    names = [n for n in required if isinstance(n, str)] if isinstance(required, list) else []
+    values = {}
+    for name in names:
+        prop = properties.get(name)
+        kind = prop.get("type", "string") if isinstance(prop, dict) else "string"
+        values[name] = _PLACEHOLDER.get(kind, "demo") if isinstance(kind, str) else "demo"
+    return values
 
 
 def reply(request: ir.Request) -> ir.Response:
@@ -86,6 +95,8 @@ def reply(request: ir.Request) -> ir.Response:
         if results:
             texts = [p.text for r in results for p in r.content if isinstance(p, ir.Text)]
             text = "The tool returned: " + (" ".join(texts) or "(nothing)")
+        elif request.output_schema is not None:  # structured output: JSON the schema accepts
+            text = msgspec.json.encode(_placeholders(request.output_schema)).decode()
         else:
             asked = _last_user_text(request)
             text = f"Hello from the Tollgate demo provider. You said: {asked[:500]}"

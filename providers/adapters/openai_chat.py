@@ -298,13 +298,15 @@ class ChatStream:
             # Before anything else, so an error as first event lets the gateway fall back.
             self.failed = True
             return [stream_error(chunk["error"])]
+        self.service_tier = service_tier(chunk.get("service_tier")) or self.service_tier
         if not self.started:
             self.started = True
-            events.append(ir.StreamStart(upstream_id=chunk.get("id")))
+            events.append(
+                ir.StreamStart(upstream_id=chunk.get("id"), service_tier=self.service_tier)
+            )
         usage = usage_from(chunk.get("usage"))
         if usage is not None:
             self.usage = usage  # cumulative on some servers: keep the latest
-        self.service_tier = service_tier(chunk.get("service_tier")) or self.service_tier
         choice = _first_choice(chunk)
         if choice is None:
             return events

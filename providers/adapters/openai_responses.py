@@ -187,7 +187,10 @@ class ResponsesStream:
         if not self.started:
             self.started = True
             response = data.get("response") or {}
-            events.append(ir.StreamStart(upstream_id=response.get("id")))
+            # `auto` here is the request echoed; the tier used is known at the end.
+            tier = response.get("service_tier")
+            early = service_tier(tier) if tier != "auto" else None
+            events.append(ir.StreamStart(upstream_id=response.get("id"), service_tier=early))
         if kind in TERMINAL:
             self.done = True
             return events + self._finish(kind, data.get("response") or {})

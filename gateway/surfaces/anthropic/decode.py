@@ -15,6 +15,7 @@ from gateway import client_json, ir
 from gateway.errors import InvalidRequest
 from gateway.surfaces.anthropic.schema import (
     KNOWN_FIELDS,
+    WITHHELD_FIELDS,
     CountTokensBody,
     MessagesBody,
     SystemBlockIn,
@@ -85,7 +86,45 @@ def unknown_fields(wire: dict[str, Any] | bytes) -> list[str]:
     """Top-level fields outside the schema, of the decoded body (raw bytes are decoded first)."""
     if isinstance(wire, bytes):
         wire = client_json.decode_object(wire)
-    return [k for k in wire if k not in KNOWN_FIELDS]
+    return [k for k in wire if k not in KNOWN_FIELDS and k not in WITHHELD_FIELDS]
+
+
+def withheld_fields(wire: dict[str, Any], headers: dict[bytes, bytes]) -> list[str]:
+    """The fields no route gets (schema.WITHHELD_FIELDS), named as the client sent them."""
+    return [
+        name if name in wire else f"{name} ({header.decode()} header)"
+        for name, header in WITHHELD_FIELDS.items()
+        if name in wire or header in headers
+    ]
+
+
+def long_cache_ttls(wire: dict[str, Any]) -> list[str]:
+    """Block-level `cache_control` asking a 1-hour TTL, which a translated route cannot keep:
+    its provider caches prefixes for minutes on its own terms. One entry naming the first."""
+    found = [where for where, block in _cacheable_blocks(wire) if _one_hour(block)]
+    if not found:
+        return []
+    more = f", and {len(found) - 1} more" if len(found) > 1 else ""
+    return [f"cache_control ttl `1h` ({found[0]}{more})"]
+
+
+def _one_hour(block: Any) -> bool:
+    control = block.get("cache_control") if isinstance(block, dict) else None
+    return isinstance(control, dict) and control.get("ttl") == "1h"
+
+
+def _cacheable_blocks(wire: dict[str, Any]):
+    for key in ("system", "tools"):
+        if isinstance(wire.get(key), list):
+            yield from ((f"{key}.{i}", b) for i, b in enumerate(wire[key]))
+    messages = wire.get("messages")
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            yield f"messages.{i}.content.{j}", block
+            inner = block.get("content") if isinstance(block, dict) else None
+            for k, sub in enumerate(inner if isinstance(inner, list) else []):
+                yield f"messages.{i}.content.{j}.content.{k}", sub
 
 
 def to_ir(body: MessagesBody | CountTokensBody, *, beta: list[str] | None = None) -> ir.Request:

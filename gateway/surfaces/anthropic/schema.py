@@ -24,6 +24,15 @@ GATEWAY_FIELDS = frozenset(
 )
 
 
+# SDK fields it sends as headers (`anthropic-workspace-id`, `anthropic-user-profile-id`): they
+# choose the workspace or user profile of the upstream credential, which is the operator's, so
+# no tenant may set them. Never forwarded, in a header or the body; reported on every route.
+WITHHELD_FIELDS = {
+    "workspace_id": b"anthropic-workspace-id",
+    "user_profile_id": b"anthropic-user-profile-id",
+}
+
+
 class MessageIn(msgspec.Struct):
     # "system" turns (newer API, sent by Claude Code) carry system text mid-conversation.
     role: Literal["user", "assistant", "system"]

@@ -40,7 +40,9 @@ class StreamWriter:
         # Response extras for the final message_delta: usage -> (usage fields, top-level fields).
         self.extras: Callable[[ir.Usage], tuple[dict, dict]] | None = None
 
-    def start(self, usage: ir.Usage | None = None) -> bytes:
+    def start(
+        self, usage: ir.Usage | None = None, service_tier: ir.ServiceTier | None = None
+    ) -> bytes:
         if usage is not None:
             self.usage = usage
         elif self.input_estimate:
@@ -54,7 +56,7 @@ class StreamWriter:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {**usage_json(self.usage), "output_tokens": self.usage.output_tokens},
+            "usage": usage_json(self.usage, service_tier),
         }
         return sse("message_start", {"type": "message_start", "message": message}) + PING
 
@@ -87,7 +89,7 @@ class StreamWriter:
         if isinstance(event, ir.BlockStop):
             return self._stop_block()
         if isinstance(event, ir.StreamStart):
-            return b"" if self.started else self.start(event.usage)
+            return b"" if self.started else self.start(event.usage, event.service_tier)
         if isinstance(event, ir.StreamEnd):
             return self.end(
                 event.stop_reason,

@@ -12,8 +12,10 @@ from gateway.surfaces.anthropic.decode import (
     decode_count_tokens,
     decode_messages,
     is_base64,
+    long_cache_ttls,
     to_ir,
     unknown_fields,
+    withheld_fields,
 )
 
 
@@ -495,3 +497,39 @@ def test_an_unknown_service_tier_is_a_400():
     with pytest.raises(InvalidRequest) as caught:
         decode(base(service_tier="priority"))
     assert str(caught.value.message).startswith("service_tier:")
+
+
+# --- Fields no route gets, TTLs translated routes cannot keep -----------------------------------
+def test_workspace_and_user_profile_are_withheld_from_headers_or_body():
+    headers = {b"anthropic-workspace-id": b"wrkspc_x", b"anthropic-user-profile-id": b"up_1"}
+    assert withheld_fields({}, headers) == [
+        "workspace_id (anthropic-workspace-id header)",
+        "user_profile_id (anthropic-user-profile-id header)",
+    ]
+    assert withheld_fields({"user_profile_id": "up_1"}, {}) == ["user_profile_id"]
+    assert withheld_fields(base(), {}) == []
+    assert unknown_fields({"workspace_id": "w", "speed": "fast"}) == ["speed"]
+
+
+def one_hour(text: str = "x") -> dict:
+    return {"type": "text", "text": text, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+
+
+def test_one_hour_cache_ttls_are_found_wherever_a_block_may_carry_them():
+    result = {"type": "tool_result", "tool_use_id": "t", "content": [one_hour()]}
+    wire = base(
+        system=[one_hour()],
+        tools=[
+            {"name": "t", "input_schema": {}, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+        ],
+        messages=[{"role": "user", "content": [result, one_hour()]}],
+    )
+    assert long_cache_ttls(wire) == ["cache_control ttl `1h` (system.0, and 3 more)"]
+
+
+def test_five_minute_ttls_and_odd_shapes_are_not_reported():
+    five = {"type": "text", "text": "x", "cache_control": {"type": "ephemeral", "ttl": "5m"}}
+    assert long_cache_ttls(base(messages=[{"role": "user", "content": [five]}])) == []
+    odd = base(system="s", tools="t", messages=[{"role": "user", "content": [1, {"content": 2}]}])
+    assert long_cache_ttls(odd) == []
+    assert long_cache_ttls({"messages": "x"}) == []
