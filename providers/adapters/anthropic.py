@@ -113,6 +113,13 @@ class AnthropicAdapter(HttpAdapter):
     # A 403 `permission_error` stays the status's: a beta the client chose can earn it.
     error_kinds = {"authentication_error": "credential", "billing_error": "account"}
 
+    def unsupported(self, request: ir.Request, target: Target) -> list[str]:
+        # The gateway's `reasoning` extra is stripped like every extra; Anthropic takes `thinking`.
+        reasoning = request.reasoning
+        if reasoning is not None and reasoning.asked_by == "reasoning":
+            return ["reasoning (Anthropic routes take `thinking`)"]
+        return []
+
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         wire = request.raw_json
         if wire is None:  # a request not built by the surface's decoder (tests, tools)

@@ -15,6 +15,7 @@ import msgspec
 from gateway import ids, ir
 from gateway.tokens import count_text, estimate_input_tokens
 from providers.adapters.base import Adapter
+from providers.adapters.openai_chat_request import refuse
 
 _PLACEHOLDER = {
     "string": "demo",
@@ -117,9 +118,13 @@ class DemoAdapter(Adapter):
     word_delay = 0.01
 
     async def complete(self, request, target, client, exchange) -> ir.Response:
+        if request.unportable:  # server tools and unknown blocks: the demo cannot fake them
+            raise refuse(request.unportable[0], target)
         return reply(request)
 
     async def stream(self, request, target, client, exchange) -> AsyncIterator[ir.StreamEvent]:
+        if request.unportable:
+            raise refuse(request.unportable[0], target)
         response = reply(request)
         yield ir.StreamStart(usage=ir.Usage(input_tokens=response.usage.input_tokens))
         for part in response.content:

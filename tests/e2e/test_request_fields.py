@@ -323,3 +323,22 @@ def test_workspace_in_the_body_is_not_forwarded_to_anthropic_either(stage):
         "workspace_id: not supported by provider anthropic-fake (strictness: error)"
     )
     assert stage.upstream.requests(UPSTREAM["anthropic"]) == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("kind", TRANSLATED)
+def test_a_tool_only_anthropic_runs_is_refused_with_a_400_naming_it(stage, kind, stream):
+    client = route(stage, kind)
+    computer = {
+        "type": "computer_20250124",
+        "name": "computer",
+        "display_width_px": 1024,
+        "display_height_px": 768,
+    }
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(
+            model="claude-test", max_tokens=100, messages=HELLO, tools=[computer], stream=stream
+        )
+    assert caught.value.body["error"]["message"].startswith(
+        "tools.0 (server tool `computer_20250124`)"
+    )

@@ -24,6 +24,22 @@ GATEWAY_FIELDS = frozenset(
 )
 
 
+# Fields of the Messages API left out of the schema on purpose: the gateway does not read them,
+# so they follow the rule for unknown fields (passed as sent to Anthropic routes, reported or
+# refused on translated ones). Listed so the README's field table is checked against them.
+PASSTHROUGH_FIELDS = frozenset(
+    {
+        "speed",
+        "inference_geo",
+        "diagnostics",
+        "cache_control",
+        "container",
+        "context_management",
+        "mcp_servers",
+        "betas",
+    }
+)
+
 # SDK fields it sends as headers (`anthropic-workspace-id`, `anthropic-user-profile-id`): they
 # choose the workspace or user profile of the upstream credential, which is the operator's, so
 # no tenant may set them. Never forwarded, in a header or the body; reported on every route.

@@ -100,3 +100,12 @@ def test_output_format_and_service_tier_are_honoured_by_every_translated_kind():
         (OpenAIResponsesAdapter(), "openai_responses"),
     ]:
         assert adapter.unsupported(req, target(kind, "model-x")) == []
+
+
+def test_the_gateway_reasoning_extra_is_reported_on_anthropic_which_takes_thinking():
+    req = request(reasoning=ir.Reasoning(effort="low", asked_by="reasoning"))
+    assert AnthropicAdapter().unsupported(req, target("anthropic", "claude-x")) == [
+        "reasoning (Anthropic routes take `thinking`)"
+    ]
+    thinking = request(reasoning=ir.Reasoning(budget_tokens=2048, effort="low"))
+    assert AnthropicAdapter().unsupported(thinking, target("anthropic", "claude-x")) == []
