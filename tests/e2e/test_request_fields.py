@@ -268,9 +268,12 @@ def test_an_anthropic_only_field_is_reported_off_anthropic_and_refused_under_err
 ):
     arguments, named = ANTHROPIC_ONLY[field]
     client = route(stage, kind)
-    message, headers = create(client, **arguments)
+    with_meta = {**arguments, "extra_body": {**arguments.get("extra_body", {}), "meta": True}}
+    message, headers = create(client, **with_meta)
     provider = f"{kind}-fake"
-    assert headers["tollgate-warnings"] == f"{named} dropped: not supported by provider {provider}"
+    warning = f"{named} dropped: not supported by provider {provider}"
+    assert headers["tollgate-warnings"] == warning
+    assert message.model_extra["meta"]["warnings"] == [warning]
     assert message.content
     strict = client.with_options(default_headers={"x-tollgate-strictness": "error"})
     with pytest.raises(anthropic.BadRequestError) as caught:
