@@ -9,6 +9,7 @@ gives each known type its own check with Anthropic's error wording.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -43,10 +44,9 @@ PASSTHROUGH_FIELDS = frozenset(
 # SDK fields it sends as headers (`anthropic-workspace-id`, `anthropic-user-profile-id`): they
 # choose the workspace or user profile of the upstream credential, which is the operator's, so
 # no tenant may set them. Never forwarded, in a header or the body; reported on every route.
-WITHHELD_FIELDS = {
-    "workspace_id": b"anthropic-workspace-id",
-    "user_profile_id": b"anthropic-user-profile-id",
-}
+WITHHELD_FIELDS = MappingProxyType(
+    {"workspace_id": b"anthropic-workspace-id", "user_profile_id": b"anthropic-user-profile-id"}
+)
 
 
 class MessageIn(msgspec.Struct):
