@@ -25,7 +25,13 @@ from gateway.errors import (
     PermissionDenied,
     RouteRefusal,
 )
-from gateway.surfaces.anthropic.decode import messages_body, to_ir, unknown_fields
+from gateway.surfaces.anthropic.decode import (
+    long_cache_ttls,
+    messages_body,
+    to_ir,
+    unknown_fields,
+    withheld_fields,
+)
 from gateway.surfaces.anthropic.schema import MessagesBody
 from gateway.tokens import estimate_input_tokens
 from providers import breaker, preferences, routing
@@ -142,10 +148,11 @@ async def admit(
     if window is not None:
         targets, short = long_context(snapshot, call, targets, window)
     translated = any(adapter_for(t.kind).surface != "anthropic" for t in targets)
-    unknown = unknown_fields(wire) if translated else []
+    unknown = unknown_fields(wire) + long_cache_ttls(wire) if translated else []
     # Translated routes get no native stops: the gateway matches them and says which matched.
     call.stop_sequences, call.request.stop_sequences = call.request.stop_sequences, []
-    call.review = strictness.review(targets, call.request, unknown, call.strictness)
+    withheld = withheld_fields(wire, headers)
+    call.review = strictness.review(targets, call.request, unknown, call.strictness, withheld)
     if short:
         review_long_context(call.review, short, window, call.strictness)
     call.targets = call.review.targets

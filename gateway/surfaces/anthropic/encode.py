@@ -11,13 +11,16 @@ from gateway import ir
 _encoder = msgspec.json.Encoder()
 
 
-def usage_json(usage: ir.Usage) -> dict[str, Any]:
-    return {
+def usage_json(usage: ir.Usage, service_tier: ir.ServiceTier | None = None) -> dict[str, Any]:
+    fields: dict[str, Any] = {
         "input_tokens": usage.input_tokens,
         "cache_creation_input_tokens": usage.cache_creation_input_tokens,
         "cache_read_input_tokens": usage.cache_read_input_tokens,
         "output_tokens": usage.output_tokens,
     }
+    if service_tier is not None:  # only when the upstream said which capacity served it
+        fields["service_tier"] = service_tier
+    return fields
 
 
 def part_json(part: ir.Part) -> dict[str, Any] | None:
@@ -49,7 +52,7 @@ def message_json(response: ir.Response, *, message_id: str, model: str) -> dict[
     }
     if response.stop_details is not None:  # refusals only, as Anthropic sends it
         message["stop_details"] = stop_details_json(response.stop_details)
-    message["usage"] = usage_json(response.usage)
+    message["usage"] = usage_json(response.usage, response.service_tier)
     return message
 
 
