@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -173,9 +173,11 @@ def _x_axis(days: Sequence[date], x, plot_h: float) -> list[str]:
     for i, day in enumerate(days):
         if i % every:
             continue
+        # An hourly series (datetimes) names the hour too: "Mar 14 09:00".
+        hour = f" {day:%H}:00" if isinstance(day, datetime) and every < 24 else ""
         parts.append(
             f'<text x="{x(i):.1f}" y="{base + 20}" text-anchor="middle">'
-            f"<title>{day.isoformat()}</title>{day.strftime('%b')} {day.day}</text>"
+            f"<title>{day.isoformat()}</title>{day.strftime('%b')} {day.day}{hour}</text>"
         )
     parts.append("</g>")
     return parts
