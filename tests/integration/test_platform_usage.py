@@ -216,3 +216,18 @@ def test_the_csv_has_a_line_per_hour_tenant_model_key_and_provider(client, traff
     daily = client.get(f"/platform/usage.csv?{RANGE}")
     days = {line["time"] for line in csv.DictReader(io.StringIO(daily.content.decode()))}
     assert days == {"2026-11-01", "2026-11-02"}
+
+
+def test_garbage_in_the_page_query_shows_the_default_view_and_the_reasons(client, traffic):
+    client.force_login(traffic.staff)
+
+    response = client.get(
+        "/platform/usage/?granularity=<b>x</b>&by=colour&tenant=nobody&start=0000-13-45"
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page  # named, escaped
+    overview = response.context["overview"]
+    assert (overview.granularity, overview.dimension, overview.tenant) == ("day", "tenant", None)
+    assert client.get("/platform/usage.csv?tenant=nobody").status_code == 400
