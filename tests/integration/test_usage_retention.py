@@ -3,9 +3,11 @@ in bounded batches; newer rows and every daily roll-up stay; 0 days keeps everyt
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -108,3 +110,13 @@ def test_the_beat_task_prunes_and_reports_counts(retention, history, monkeypatch
     monkeypatch.setattr(timezone, "now", lambda: NOW)
     assert prune_usage.apply().get() == {"records": 2, "hourly": 4}
     assert prune_usage.apply().get() == {"records": 0, "hourly": 0}
+
+
+def test_the_command_prunes_without_beat(retention, history, monkeypatch):
+    monkeypatch.setattr(timezone, "now", lambda: NOW)
+    out = io.StringIO()
+
+    call_command("usage_prune", stdout=out)
+
+    assert out.getvalue().strip() == "Deleted 2 usage records and 4 hourly roll-ups."
+    assert UsageRow.objects.count() == len(history) - 2
