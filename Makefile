@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: install run serve worker test lint format bench bench-peer lock clean browser
+.PHONY: install run serve worker beat test lint format bench bench-peer lock clean browser
 
 # Installs exactly what the lock file pins, checking every hash.
 $(VENV)/.installed: requirements-dev.lock
@@ -35,6 +35,11 @@ serve: install
 # started again if Celery dies (gateway/worker.py).
 worker: install
 	$(BIN)/python -m gateway.worker --loglevel=info
+
+# Celery beat beside the worker (one per deployment): queues the periodic tasks, such as usage
+# retention (gateway/celery.py). Its schedule file is var/celerybeat-schedule.
+beat: install
+	$(BIN)/python -m celery -A gateway beat --loglevel=info --schedule=var/celerybeat-schedule
 
 # The Claude Code CLI the e2e tests drive, pinned with integrity hashes in its package-lock
 # (tests/e2e/claude_code/) and installed beside the virtualenv, out of the source tree.

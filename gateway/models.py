@@ -1,4 +1,4 @@
-"""Usage records (one per `/v1/messages` request) and their daily roll-ups."""
+"""Usage records (one per `/v1/messages` request) and their daily and hourly roll-ups."""
 
 from django.db import models
 
@@ -76,6 +76,8 @@ class UsageRecord(models.Model):
             models.Index(fields=["api_key", "-started_at"]),
             models.Index(fields=["tenant", "client_request_id"]),
             models.Index(fields=["upstream_request_id"]),
+            # Retention deletes the oldest records of every tenant, a batch at a time.
+            models.Index(fields=["started_at"], name="usage_record_started_at"),
         ]
 
     def __str__(self) -> str:
@@ -123,6 +125,43 @@ class DailyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.tenant_id} {self.model}"
+
+
+class HourlyUsage(models.Model):
+    """DailyUsage's twin per UTC hour, written in the same transaction from the same records.
+
+    The platform usage view reads it for hourly charts. Kept TOLLGATE_HOURLY_USAGE_RETENTION_DAYS
+    (pruned by the retention task); the daily roll-ups are kept for good.
+    """
+
+    hour = models.DateTimeField(help_text="Start of the UTC hour")
+    tenant = models.ForeignKey(
+        "accounts.Tenant", on_delete=models.CASCADE, related_name="hourly_usage"
+    )
+    api_key_id = models.PositiveBigIntegerField(default=0)
+    api_key_prefix = models.CharField(max_length=16, blank=True)
+    model = models.CharField(max_length=128, blank=True)
+    provider = models.CharField(max_length=64, blank=True)
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=9, default=0)
+    latency_ms_total = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["-hour"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "tenant", "api_key_id", "model", "provider"],
+                name="unique_hourly_usage",
+            )  # its index, hour first, serves the platform view's ranges and the retention
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.tenant_id} {self.model}"
 
 
 class UsageDeadLetter(models.Model):

@@ -197,6 +197,10 @@ TOLLGATE = {
     "USAGE_BATCH_SIZE": env.int("TOLLGATE_USAGE_BATCH_SIZE", default=500),
     "SPOOL_RETRY_SECONDS": env.float("TOLLGATE_SPOOL_RETRY_SECONDS", default=2.0),
     "USAGE_RESEND_SECONDS": env.float("TOLLGATE_USAGE_RESEND_SECONDS", default=60.0),
+    # Raw usage records older than this many days are deleted by the beat-scheduled retention
+    # task (0: kept for good); hourly roll-ups after HOURLY_USAGE_RETENTION_DAYS. Daily stay.
+    "USAGE_RETENTION_DAYS": _at_least("TOLLGATE_USAGE_RETENTION_DAYS", 90, 0, int),
+    "HOURLY_USAGE_RETENTION_DAYS": _at_least("TOLLGATE_HOURLY_USAGE_RETENTION_DAYS", 35, 0, int),
     # When set, /metrics answers only `Authorization: Bearer <token>` (Prometheus'
     # `authorization.credentials`); empty leaves it open for a scraper on a private network.
     "METRICS_TOKEN": env.str("TOLLGATE_METRICS_TOKEN", default=""),

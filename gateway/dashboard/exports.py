@@ -1,5 +1,6 @@
-"""Exports of a tenant's usage: one CSV line per day, model, key and provider (the roll-up grain),
-and the request log as CSV or JSON Lines (one line per request, streamed)."""
+"""Exports: a tenant's usage, one CSV line per day, model, key and provider (the roll-up grain);
+the platform's, one line per day or hour, tenant, model, key and provider; and the request log
+as CSV or JSON Lines (one line per request, streamed)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 
+from gateway.dashboard.platform import PlatformRow
 from gateway.dashboard.selectors import UsageRow
 from gateway.models import UsageRecord
 
@@ -54,6 +56,54 @@ def usage_csv(rows: Iterable[UsageRow]) -> str:
                 f"{row.cost_usd:.6f}",
                 _number(row.latency_p50_ms),
                 _number(row.latency_p95_ms),
+            ]
+        )
+    return out.getvalue()
+
+
+PLATFORM_COLUMNS = (
+    "time",
+    "tenant",
+    "model",
+    "key_prefix",
+    "key_name",
+    "provider",
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "latency_ms_avg",
+)
+
+
+def platform_usage_csv(rows: Iterable[PlatformRow], *, granularity: str) -> str:
+    """`time` is the UTC day (YYYY-MM-DD) or hour (YYYY-MM-DDTHH:00Z) the line covers."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(PLATFORM_COLUMNS)
+    for row in rows:
+        when = ""
+        if row.time is not None:
+            when = f"{row.time:%Y-%m-%d}" if granularity == "day" else f"{row.time:%Y-%m-%dT%H}:00Z"
+        writer.writerow(
+            [
+                when,
+                _text(row.tenant_name),
+                _text(row.model),
+                _text(row.key_prefix),
+                _text(row.key_name),
+                _text(row.provider),
+                row.requests,
+                row.errors,
+                row.input_tokens,
+                row.output_tokens,
+                row.cache_read_tokens,
+                row.cache_write_tokens,
+                f"{row.cost_usd:.6f}",
+                _number(row.latency_ms_avg),
             ]
         )
     return out.getvalue()

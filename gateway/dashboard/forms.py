@@ -4,11 +4,13 @@ limits form."""
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 from django import forms
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, Tenant
 from accounts.services import LIMIT_FIELDS
+from gateway.dashboard import platform
 from gateway.dashboard.selectors import BREAKDOWNS, DateRange, RequestFilter
 from gateway.models import UsageRecord
 
@@ -43,6 +45,52 @@ class RangeForm(forms.Form):
 
     def dimension(self) -> str:
         return (self.cleaned_data.get("by") if self.is_valid() else None) or "model"
+
+
+class PlatformUsageForm(forms.Form):
+    """`?start&end&granularity=day|hour&by=tenant&tenant=<name>`: the platform usage view.
+    Missing dates mean the last 30 days, or the last 2 for hours (31 at most)."""
+
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    granularity = forms.ChoiceField(
+        required=False, label="Per", choices=[(g, g.title()) for g in platform.GRANULARITIES]
+    )
+    by = forms.ChoiceField(
+        required=False, label="Split by", choices=[(d, d.title()) for d in platform.BREAKDOWNS]
+    )
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.order_by("name"),
+        to_field_name="name",
+        required=False,
+        empty_label="All tenants",
+    )
+
+    def clean(self):
+        data = super().clean()
+        granularity = data.get("granularity") or "day"
+        end, start = data.get("end"), data.get("start")
+        try:
+            if granularity == "hour" and start is None:
+                end = end or DateRange.build().end
+                start = end - timedelta(days=1)
+            data["period"] = DateRange.build(start, end)
+            platform.check_period(data["period"], granularity)
+        except ValueError as err:
+            raise forms.ValidationError(str(err)) from None
+        return data
+
+    def period(self) -> DateRange:
+        return self.cleaned_data["period"] if self.is_valid() else DateRange.build()
+
+    def per(self) -> str:
+        return (self.cleaned_data.get("granularity") if self.is_valid() else None) or "day"
+
+    def dimension(self) -> str:
+        return (self.cleaned_data.get("by") if self.is_valid() else None) or "tenant"
+
+    def tenant_filter(self) -> Tenant | None:
+        return self.cleaned_data.get("tenant") if self.is_valid() else None
 
 
 class ApiKeyCreateForm(forms.Form):

@@ -1,4 +1,5 @@
-"""Dashboard URLs, mounted at `/`: sign-in, the tenant picker, and each tenant's pages."""
+"""Dashboard URLs, mounted at `/`: sign-in, the tenant picker, each tenant's pages, and the
+platform usage view for staff."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
@@ -21,6 +22,9 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="dashboard:login"), name="logout"),
     path("dashboard/", views.home, name="home"),
+    # Outside /dashboard/<tenant>/ so that no tenant's name can shadow it.
+    path("platform/usage/", views.platform_usage, name="platform-usage"),
+    path("platform/usage.csv", views.platform_export_csv, name="platform-export"),
     path("dashboard/<slug:tenant>/", views.overview, name="overview"),
     path("dashboard/<slug:tenant>/requests/", views.requests_list, name="requests"),
     path(

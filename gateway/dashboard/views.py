@@ -28,10 +28,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import access
 from accounts.models import ApiKey, Tenant
 from accounts.services import ServiceError, api_key_create, api_key_revoke, api_key_set_limits
-from gateway.dashboard import exports, panels, selectors
+from gateway.dashboard import exports, panels, platform, selectors
 from gateway.dashboard.forms import (
     ApiKeyCreateForm,
     ApiKeyLimitsForm,
+    PlatformUsageForm,
     RangeForm,
     RequestFilterForm,
 )
@@ -315,5 +316,59 @@ def export_csv(request: HttpRequest, tenant: str) -> HttpResponse:
     rows = selectors.usage_rows(tenant=tenant_obj, period=period, group_by=selectors.DIMENSIONS)
     response = HttpResponse(exports.usage_csv(rows), content_type="text/csv; charset=utf-8")
     filename = f"tollgate-{tenant_obj.name}-{period.start}-{period.end}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _check_platform_admin(request: HttpRequest) -> None:
+    """The platform view is for staff who may see every tenant; for anyone else it is missing."""
+    if not access.can_view_platform_usage(user=request.user):
+        raise Http404("No such page")
+
+
+@require_GET
+@login_required
+def platform_usage(request: HttpRequest) -> HttpResponse:
+    """Every tenant's usage per day or hour, split by tenant, model, provider or key."""
+    _check_platform_admin(request)
+    form = PlatformUsageForm(request.GET)
+    data = platform.platform_overview(
+        period=form.period(),
+        granularity=form.per(),
+        dimension=form.dimension(),
+        tenant=form.tenant_filter(),
+    )
+    params = {"start": data.period.start, "end": data.period.end, "granularity": data.granularity}
+    if data.tenant is not None:
+        params["tenant"] = data.tenant.name
+    context = {
+        "form": form,
+        "overview": data,
+        "charts": panels.platform_charts(data),
+        "period": data.period,
+        "export_query": urlencode(params),
+        "breakdown_limit": platform.BREAKDOWN_ROWS,
+    }
+    return render(request, "dashboard/platform.html", context)
+
+
+@require_GET
+@login_required
+def platform_export_csv(request: HttpRequest) -> HttpResponse:
+    """Every tenant's usage per day (or hour), tenant, model, key and provider, as CSV."""
+    _check_platform_admin(request)
+    form = PlatformUsageForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain")
+    period, granularity = form.period(), form.per()
+    rows = platform.platform_usage_rows(
+        period=period,
+        granularity=granularity,
+        group_by=platform.DIMENSIONS,
+        tenant=form.tenant_filter(),
+    )
+    body = exports.platform_usage_csv(rows, granularity=granularity)
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    filename = f"tollgate-platform-{granularity}-{period.start}-{period.end}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -3,7 +3,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from gateway.rest import apis
+from gateway.rest import apis, platform_apis
 from gateway.rest.schema import SCHEMA_SETTINGS
 
 app_name = "rest"
@@ -16,6 +16,7 @@ urlpatterns = [
     path("keys", apis.KeysApi.as_view(), name="keys"),
     path("keys/<int:key_id>", apis.KeyDetailApi.as_view(), name="key"),
     path("keys/<int:key_id>/revoke", apis.KeyRevokeApi.as_view(), name="key-revoke"),
+    path("platform/usage", platform_apis.PlatformUsageApi.as_view(), name="platform-usage"),
     # The schema describes the API, not anyone's data, so it is public (AllowAny by default).
     path("schema", SpectacularAPIView.as_view(custom_settings=SCHEMA_SETTINGS), name="schema"),
     # The documentation UIs load their scripts from this server (drf-spectacular-sidecar).

@@ -1,4 +1,4 @@
-"""The worker's writes: usage records, exactly once, with their daily roll-ups.
+"""The worker's writes: usage records, exactly once, with their daily and hourly roll-ups.
 
 `usage_records_store` inserts a batch with ON CONFLICT (request_id) DO NOTHING RETURNING
 request_id and rolls up only the rows that came back, in the same transaction, so a batch
@@ -33,7 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import MAX_CAPTURE_BYTES, MAX_CAPTURE_DAYS, ApiKey, Tenant
-from gateway.models import CapturedBody, DailyUsage, UsageDeadLetter
+from gateway.models import CapturedBody, DailyUsage, HourlyUsage, UsageDeadLetter
 from gateway.models import UsageRecord as UsageRow
 from gateway.usage.record import UsageRecord, clean
 from gateway.usage.spool import frame_id
@@ -88,12 +88,16 @@ SUMMED = (
     "cost_usd",
     "latency_ms_total",
 )
-ROLLUP_KEY = ("day", "tenant_id", "api_key_id", "model", "provider")
+ROLLUP_DIMENSIONS = ("tenant_id", "api_key_id", "model", "provider")
 CHUNK = 500
 
 
 def day_of(record: UsageRecord) -> date:
     return datetime.fromtimestamp(record.started_at, UTC).date()
+
+
+def hour_of(record: UsageRecord) -> datetime:
+    return datetime.fromtimestamp(record.started_at, UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def usage_batch_store(
@@ -287,13 +291,22 @@ def _insert(records: list[UsageRecord]) -> list[UsageRecord]:
 
 
 def _roll_up(records: list[UsageRecord]) -> None:
-    """Add the records to their DailyUsage rows (one upsert per batch)."""
+    """Add the records to their DailyUsage and HourlyUsage rows (one upsert each per batch)."""
+    rolled = [
+        r for r in records if r.tenant_id is not None and r.endpoint == UsageRow.Endpoint.MESSAGES
+    ]
+    # No tenant: nobody to roll up to (unauthenticated); count_tokens: not a request.
+    ops = connection.ops
+    _upsert(DailyUsage, "day", rolled, lambda r: ops.adapt_datefield_value(day_of(r)))
+    _upsert(HourlyUsage, "hour", rolled, lambda r: ops.adapt_datetimefield_value(hour_of(r)))
+
+
+def _upsert(table_model, bucket: str, records: list[UsageRecord], bucket_of) -> None:
+    """Sum the records per (bucket, tenant, key, model, provider) and add the sums in one upsert."""
     totals: dict[tuple, dict] = defaultdict(lambda: dict.fromkeys(SUMMED, 0))
     prefixes: dict[tuple, str] = {}
     for r in records:
-        if r.tenant_id is None or r.endpoint != UsageRow.Endpoint.MESSAGES:
-            continue  # nobody to roll up to (unauthenticated), or a token count: not a request
-        key = (day_of(r), r.tenant_id, r.key_id or 0, r.model, r.provider)
+        key = (bucket_of(r), r.tenant_id, r.key_id or 0, r.model, r.provider)
         prefixes[key] = r.key_prefix[:16]
         row = totals[key]
         row["requests"] += 1
@@ -307,19 +320,19 @@ def _roll_up(records: list[UsageRecord]) -> None:
     if not totals:
         return
     ops = connection.ops
-    table = ops.quote_name(DailyUsage._meta.db_table)
-    columns = (*ROLLUP_KEY, "api_key_prefix", *SUMMED)
+    table = ops.quote_name(table_model._meta.db_table)
+    conflict = (bucket, *ROLLUP_DIMENSIONS)
+    columns = (*conflict, "api_key_prefix", *SUMMED)
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
     updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in SUMMED)
     sql = (
         f"INSERT INTO {table} ({', '.join(columns)}) "
         f"VALUES {', '.join([placeholders] * len(totals))} "
-        f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET {updates}"
+        f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
     )
     params: list = []
     for key, row in totals.items():
-        day, *rest = key
-        params += [ops.adapt_datefield_value(day), *rest, prefixes[key]]
+        params += [*key, prefixes[key]]
         params += [
             ops.adapt_decimalfield_value(Decimal(v), 20, 9) if c == "cost_usd" else v
             for c, v in row.items()
