@@ -330,3 +330,47 @@ def test_removing_needs_a_csrf_token(people):
 
     assert response.status_code == 403
     assert roles(people) == STARTING_ROLES
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(people, monkeypatch):
+    """Both check "another owner is left" before either saves; the tenant lock makes the second
+    check wait for the first change, so one of them is refused."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from accounts import services
+
+    MembershipFactory(tenant=people.tenant, user=UserFactory(username="olga"), role="owner")
+    save = services.membership_save
+
+    def slow_save(**kwargs):
+        time.sleep(0.3)  # both have checked before either commits, without the lock
+        return save(**kwargs)
+
+    monkeypatch.setattr(services, "membership_save", slow_save)
+    start, outcomes = threading.Barrier(2), []
+
+    def demote(username: str) -> None:
+        m = Membership.objects.get(tenant=people.tenant, user__username=username)
+        start.wait()
+        try:
+            outcomes.append(services.membership_set_role(membership=m, role="viewer"))
+        except services.ServiceError as err:
+            outcomes.append(str(err))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=demote, args=(name,)) for name in ("olivia", "olga")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(map(str, outcomes)) == [
+        "True",
+        "the tenant's last owner cannot be demoted: make another owner",
+    ]
+    assert list(roles(people).values()).count("owner") == 1
