@@ -1,8 +1,11 @@
-"""Tenant dashboards: usage charts and tables, requests and keys, rendered on the server.
+"""Tenant dashboards: usage charts and tables, requests and keys, rendered on the server
+(members: `gateway/dashboard/members.py`).
 
 Every view resolves the tenant (and key) the person may see first, so another tenant's pages
 and objects are 404, then checks the role, or a platform admin's Django permissions, for key
-pages and writes (`accounts/access.py`; a viewer's POST is 403).
+pages and writes (`accounts/access.py`; a viewer's POST is 403). A GET never changes anything;
+revoking needs the confirmation page's explicit confirm. A new or rotated secret is only in the
+body of the POST's response (no-store).
 """
 
 from __future__ import annotations
