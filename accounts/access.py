@@ -8,6 +8,11 @@ admin lets them, by the same Django permissions (superusers hold them all):
   and the platform usage view across tenants;
 - `accounts.view_apikey` (or `change_apikey`): list a tenant's keys;
 - `accounts.add_apikey`: create keys; `accounts.change_apikey`: revoke them, change their limits.
+- `accounts.view_membership` (or `change_membership`): list a tenant's members;
+  `accounts.add_membership`, `change_membership`, `delete_membership`: add, change, remove them.
+
+Within a tenant, every member sees who else is in it; only owners add people, change roles and
+remove people (admins manage keys, not people, so an admin cannot make themselves owner).
 
 A tenant someone may not see does not exist for them: callers turn `Tenant.DoesNotExist` into
 a 404, never a 403. A visible tenant whose keys someone may not touch is a 403.
@@ -25,6 +30,8 @@ SEE_TENANTS = ("accounts.view_tenant", "accounts.change_tenant")
 LIST_KEYS = ("accounts.view_apikey", "accounts.change_apikey")
 CREATE_KEYS = ("accounts.add_apikey",)
 CHANGE_KEYS = ("accounts.change_apikey",)
+LIST_MEMBERS = ("accounts.view_membership", "accounts.change_membership")
+MEMBER_ACTIONS = ("add", "change", "delete")
 
 
 def staff_may(user, permissions: tuple[str, ...]) -> bool:
@@ -84,3 +91,17 @@ def can_change_keys(*, user, tenant: Tenant) -> bool:
 def can_view_platform_usage(*, user) -> bool:
     """The usage of every tenant at once: staff who may see every tenant."""
     return staff_may(user, SEE_TENANTS)
+
+
+def can_view_members(*, user, tenant: Tenant) -> bool:
+    """Every member sees the tenant's members; staff need the admin's right to see them."""
+    return role_in(user=user, tenant=tenant) is not None or staff_may(user, LIST_MEMBERS)
+
+
+def can_manage_members(*, user, tenant: Tenant, action: str) -> bool:
+    """Owners add ("add"), change ("change") and remove ("delete") members; staff need the
+    admin's `accounts.<action>_membership`."""
+    if action not in MEMBER_ACTIONS:
+        raise ValueError(f"unknown member action {action!r}")
+    is_owner = role_in(user=user, tenant=tenant) == Membership.Role.OWNER
+    return is_owner or staff_may(user, (f"accounts.{action}_membership",))

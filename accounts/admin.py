@@ -1,7 +1,9 @@
 """Admin for tenants, memberships and API keys; writes go through accounts.services.
 
-An API key's secret is shown exactly once, in the message after the add form; the change form
-shows only its prefix. Edits, revocations and deletions drop the key's cached policy.
+An API key's secret (a new key's, or a rotated one's) is shown exactly once, in the response to
+the POST that made it (no-store), never in a message: Django's messages travel in a cookie,
+signed but not encrypted. The change form shows only the prefix. Edits, revocations and
+deletions drop the key's cached policy.
 """
 
 import json
@@ -358,10 +360,25 @@ class ApiKeyAdmin(admin.ModelAdmin):
             **_limits(data),
         )
         _adopt(obj, key)
-        messages.success(
-            request,
-            f"New API key {key.prefix}. Copy its secret now, it will not be shown again: {secret}",
-        )
+        request._tollgate_new_secrets = [(key, secret)]  # for response_add, this request only
+
+    def response_add(self, request, obj, post_url_continue=None):
+        shown = getattr(request, "_tollgate_new_secrets", None)
+        if not shown:
+            return super().response_add(request, obj, post_url_continue)
+        return self._secrets_page(request, shown, "API key created")
+
+    def _secrets_page(self, request, shown: list, title: str) -> TemplateResponse:
+        """The new secrets, in this response only: no redirect, no message, not cached."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "shown": shown,
+        }
+        response = TemplateResponse(request, "admin/accounts/apikey/secrets.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     def save_related(self, request, form, formsets, change):
         """Nothing left to save: the service set the allowed models, and there are no inlines."""
@@ -385,14 +402,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
         description="Rotate selected keys (old secrets work 24 more hours)", permissions=("change",)
     )
     def rotate_selected(self, request, queryset):
-        for key in queryset.filter(revoked_at__isnull=True):
-            secret = api_key_rotate(key=key)
-            messages.success(
-                request,
-                f"API key {key.previous_prefix} rotated to {key.prefix}; its old secret works "
-                f"until {key.previous_expires_at:%Y-%m-%d %H:%M} UTC. Copy the new secret now, "
-                f"it will not be shown again: {secret}",
-            )
+        shown = [(key, api_key_rotate(key=key)) for key in queryset.filter(revoked_at__isnull=True)]
+        if not shown:
+            self.message_user(request, "Revoked keys cannot be rotated.", messages.WARNING)
+            return None
+        return self._secrets_page(request, shown, "API keys rotated")
 
 
 # --- Service tokens --------------------------------------------------------------------------

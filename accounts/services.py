@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 import msgspec
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import transaction
@@ -438,3 +439,89 @@ def membership_delete(*, membership: Membership) -> None:
     with transaction.atomic():
         audit.record(audit.DELETE, membership)
         membership.delete()
+
+
+MEMBER_NOT_FOUND = (
+    "no account has that username or email: the person must have a Tollgate account before "
+    "they can be added (a platform admin creates it)"
+)
+
+
+def user_by_username_or_email(identifier: str):
+    """The active account named by its username (exact) or email (any case); ServiceError else."""
+    User = get_user_model()
+    identifier = identifier.strip()
+    if not identifier or len(identifier) > 254:
+        raise ServiceError(MEMBER_NOT_FOUND)
+    user = User.objects.filter(**{User.USERNAME_FIELD: identifier}).first()
+    if user is None and "@" in identifier:
+        by_email = list(User.objects.filter(email__iexact=identifier)[:2])
+        if len(by_email) > 1:
+            raise ServiceError("several accounts have that email: give the username instead")
+        user = by_email[0] if by_email else None
+    if user is None or not user.is_active:
+        raise ServiceError(MEMBER_NOT_FOUND)
+    return user
+
+
+def _role_checked(role: str) -> str:
+    if role not in Membership.Role.values:
+        raise ServiceError(f"role must be one of: {', '.join(Membership.Role.values)}")
+    return role
+
+
+def membership_add(*, tenant: Tenant, identifier: str, role: str) -> Membership:
+    """Add an existing account (username or email) to the tenant with this role."""
+    role = _role_checked(role)
+    user = user_by_username_or_email(identifier)
+    with transaction.atomic():
+        _tenant_locked(tenant.pk)
+        existing = Membership.objects.filter(tenant=tenant, user=user).first()
+        if existing is not None:
+            raise ServiceError(
+                f"{user.get_username()} is already a member ({existing.role}): change their role"
+            )
+        return membership_save(membership=Membership(tenant=tenant, user=user, role=role))
+
+
+def _tenant_locked(tenant_id: int) -> None:
+    """Member changes of one tenant happen one at a time (the tenant's row is locked first), so
+    two owners demoting or removing each other at once cannot leave it without an owner."""
+    Tenant.objects.select_for_update().filter(pk=tenant_id).values_list("pk").first()
+
+
+def _last_owner(membership: Membership) -> bool:
+    if membership.role != Membership.Role.OWNER:
+        return False
+    owners = Membership.objects.filter(tenant_id=membership.tenant_id, role=Membership.Role.OWNER)
+    return not owners.exclude(pk=membership.pk).exists()
+
+
+def membership_set_role(*, membership: Membership, role: str) -> bool:
+    """Change a member's role; the tenant's last owner keeps theirs. True if it changed."""
+    role = _role_checked(role)
+    with transaction.atomic():
+        _tenant_locked(membership.tenant_id)
+        current = Membership.objects.filter(pk=membership.pk).first()
+        if current is None:
+            raise ServiceError("that person is no longer a member of the tenant")
+        if current.role == role:
+            return False
+        if _last_owner(current):
+            raise ServiceError("the tenant's last owner cannot be demoted: make another owner")
+        current.role = role
+        membership_save(membership=current)
+    membership.role = role
+    return True
+
+
+def membership_remove(*, membership: Membership) -> None:
+    """Remove a member from the tenant; the tenant's last owner cannot be removed."""
+    with transaction.atomic():
+        _tenant_locked(membership.tenant_id)
+        current = Membership.objects.filter(pk=membership.pk).first()
+        if current is None:
+            return  # already removed (a second click)
+        if _last_owner(current):
+            raise ServiceError("the tenant's last owner cannot be removed: make another owner")
+        membership_delete(membership=current)

@@ -1,5 +1,5 @@
-"""Dashboard forms: the date range and split every page shares, the new-key form and a key's
-limits form."""
+"""Dashboard forms: the date range and split every page shares, the key forms (new key, limits,
+allowed models, rotation) and the member forms (add, change role)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,19 @@ from datetime import timedelta
 
 from django import forms
 
-from accounts.models import ApiKey, Tenant
+from accounts.models import ApiKey, Membership, Tenant
 from accounts.services import LIMIT_FIELDS
 from gateway.dashboard import platform
 from gateway.dashboard.selectors import BREAKDOWNS, DateRange, RequestFilter
 from gateway.models import UsageRecord
 
-# A new-key form may be submitted once: its nonce is spent on the first POST, so a reload
-# or double click cannot create a second key behind the person's back.
+# A form that shows a secret (new key, rotation) may be submitted once: its nonce is spent on
+# the first POST, so a reload or double click cannot make a second secret behind the person's
+# back (a second rotation would end the first one's grace at once).
 _NONCES_SESSION_KEY = "dashboard:key-form-nonces"
 _NONCES_KEPT = 20
+# Bound of a rotation's grace period: the old secret works at most this long (30 days).
+MAX_ROTATION_GRACE_HOURS = 720
 
 
 class RangeForm(forms.Form):
@@ -93,11 +96,9 @@ class PlatformUsageForm(forms.Form):
         return self.cleaned_data.get("tenant") if self.is_valid() else None
 
 
-class ApiKeyCreateForm(forms.Form):
-    name = forms.CharField(max_length=100, required=False, help_text="A label, e.g. ci or laptop")
-    expires_in_days = forms.IntegerField(
-        required=False, min_value=1, max_value=3650, label="Expires in (days)"
-    )
+class OnceForm(forms.Form):
+    """A form with a one-time nonce (see _NONCES_SESSION_KEY), held in the session."""
+
     nonce = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     @staticmethod
@@ -118,6 +119,36 @@ class ApiKeyCreateForm(forms.Form):
         session[_NONCES_SESSION_KEY] = [n for n in kept if n != nonce]
 
 
+class ApiKeyCreateForm(OnceForm):
+    name = forms.CharField(max_length=100, required=False, help_text="A label, e.g. ci or laptop")
+    expires_in_days = forms.IntegerField(
+        required=False, min_value=1, max_value=3650, label="Expires in (days)"
+    )
+    field_order = ["name", "expires_in_days", "nonce"]
+
+
+class ApiKeyRotateForm(OnceForm):
+    grace_hours = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_ROTATION_GRACE_HOURS,
+        initial=24,
+        label="Old secret keeps working for (hours)",
+        help_text=f"0 to {MAX_ROTATION_GRACE_HOURS}; 0 ends it at once.",
+    )
+
+
+class ApiKeyModelsForm(forms.Form):
+    """The models a key may use, among its tenant's; none ticked means all of the tenant's."""
+
+    models = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Models this key may use"
+    )
+
+    def __init__(self, *args, choices: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["models"].choices = [(name, name) for name in choices]
+
+
 class ApiKeyLimitsForm(forms.ModelForm):
     """Validates a key's limits with the model's own rules; saving goes through
     accounts.services.api_key_set_limits (audit, shared cache), never `form.save()`."""
@@ -134,6 +165,15 @@ class ApiKeyLimitsForm(forms.ModelForm):
 
     def limits(self) -> dict:
         return {name: self.cleaned_data.get(name) for name in LIMIT_FIELDS}
+
+
+class MemberAddForm(forms.Form):
+    user = forms.CharField(max_length=254, label="Username or email")
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.VIEWER)
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices)
 
 
 class RequestFilterForm(RangeForm):

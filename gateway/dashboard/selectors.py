@@ -4,6 +4,7 @@ Counts, tokens, cost and errors come from the daily roll-ups (`DailyUsage`). Lat
 percentiles need the individual requests (`UsageRecord`, successful ones only, so instant
 refusals do not drag p50 to zero): PostgreSQL computes them with `percentile_cont`; other
 databases (the SQLite quick start) in Python over the newest PERCENTILE_SAMPLE_LIMIT rows.
+The tenant's keys, members and the models its keys may be limited to are read here too.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connections
-from django.db.models import Aggregate, FloatField, Q, QuerySet, Sum
+from django.db.models import Aggregate, Case, FloatField, Q, QuerySet, Sum, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from accounts.models import ApiKey, Tenant
+from accounts.models import ApiKey, Membership, Tenant
 from gateway.limits.budgets import period_of
 from gateway.models import CapturedBody, DailyUsage, UsageRecord
 from gateway.usage.selectors import spent_usd
+from providers.models import Model
 
 DIMENSIONS = ("day", "model", "key", "provider")
 BREAKDOWNS = ("model", "key", "provider")
@@ -421,3 +423,29 @@ def api_keys_with_usage(*, tenant: Tenant, period: DateRange) -> list[KeyUsage]:
         KeyUsage(key=key, usage=usage.get(key.pk) or UsageRow(key_id=key.pk, key_prefix=key.prefix))
         for key in tenant.api_keys.order_by("-created_at", "-id")
     ]
+
+
+def tenant_members(*, tenant: Tenant) -> QuerySet[Membership]:
+    """The tenant's members with their accounts: owners first, then admins, then viewers."""
+    order = Case(
+        *(When(role=role, then=rank) for rank, role in enumerate(Membership.Role.values)),
+        default=len(Membership.Role.values),
+    )
+    return (
+        Membership.objects.filter(tenant=tenant)
+        .select_related("user")
+        .order_by(order, "user__username")
+    )
+
+
+def membership_get(*, tenant: Tenant, membership_id: int) -> Membership:
+    """One of the tenant's memberships, or Membership.DoesNotExist (another tenant's too)."""
+    return Membership.objects.select_related("user", "tenant").get(tenant=tenant, pk=membership_id)
+
+
+def tenant_model_names(*, tenant: Tenant) -> list[str]:
+    """The models a key of this tenant may be limited to: the tenant's list, or every enabled
+    model when the tenant has none."""
+    if names := sorted(tenant.allowed_models.values_list("name", flat=True)):
+        return names
+    return list(Model.objects.filter(enabled=True).order_by("name").values_list("name", flat=True))

@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from gateway.dashboard import views
+from gateway.dashboard import members, views
 
 app_name = "dashboard"
 
@@ -41,5 +41,18 @@ urlpatterns = [
     path("dashboard/<slug:tenant>/keys/<int:key_id>/", views.key_detail, name="key"),
     path("dashboard/<slug:tenant>/keys/<int:key_id>/revoke/", views.key_revoke, name="key-revoke"),
     path("dashboard/<slug:tenant>/keys/<int:key_id>/limits/", views.key_limits, name="key-limits"),
+    path("dashboard/<slug:tenant>/keys/<int:key_id>/models/", views.key_models, name="key-models"),
+    path("dashboard/<slug:tenant>/keys/<int:key_id>/rotate/", views.key_rotate, name="key-rotate"),
+    path("dashboard/<slug:tenant>/members/", members.members, name="members"),
+    path(
+        "dashboard/<slug:tenant>/members/<int:membership_id>/role/",
+        members.member_role,
+        name="member-role",
+    ),
+    path(
+        "dashboard/<slug:tenant>/members/<int:membership_id>/remove/",
+        members.member_remove,
+        name="member-remove",
+    ),
     path("dashboard/<slug:tenant>/export.csv", views.export_csv, name="export"),
 ]

@@ -1,8 +1,11 @@
-"""Tenant dashboards: usage charts and tables, requests and keys, rendered on the server.
+"""Tenant dashboards: usage charts and tables, requests and keys, rendered on the server
+(members: `gateway/dashboard/members.py`).
 
 Every view resolves the tenant (and key) the person may see first, so another tenant's pages
 and objects are 404, then checks the role, or a platform admin's Django permissions, for key
-pages and writes (`accounts/access.py`; a viewer's POST is 403).
+pages and writes (`accounts/access.py`; a viewer's POST is 403). A GET never changes anything;
+revoking needs the confirmation page's explicit confirm. A new or rotated secret is only in the
+body of the POST's response (no-store).
 """
 
 from __future__ import annotations
@@ -22,16 +25,26 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access
 from accounts.models import ApiKey, Tenant
-from accounts.services import ServiceError, api_key_create, api_key_revoke, api_key_set_limits
+from accounts.services import (
+    ServiceError,
+    api_key_create,
+    api_key_revoke,
+    api_key_rotate,
+    api_key_set_limits,
+    api_key_update,
+)
 from gateway.dashboard import exports, panels, platform, selectors
 from gateway.dashboard.forms import (
     ApiKeyCreateForm,
     ApiKeyLimitsForm,
+    ApiKeyModelsForm,
+    ApiKeyRotateForm,
     PlatformUsageForm,
     RangeForm,
     RequestFilterForm,
@@ -69,6 +82,7 @@ def _context(request: HttpRequest, tenant: Tenant, **extra) -> dict:
         "tenants": access.tenants_visible(user=request.user),
         "role": access.role_in(user=request.user, tenant=tenant),
         "can_manage_keys": access.can_change_keys(user=request.user, tenant=tenant),
+        "can_view_members": access.can_view_members(user=request.user, tenant=tenant),
         "period": form.period() if form else None,
         "range_params": params,
         "range_query": "?" + params if params else "",
@@ -174,8 +188,9 @@ def requests_export(request: HttpRequest, tenant: str, fmt: str) -> StreamingHtt
 def keys(request: HttpRequest, tenant: str) -> HttpResponse:
     """The keys with their usage; owners and admins create keys here (POST).
 
-    A new key's secret is in the POST's response only, never stored or shown again; the
-    page replaces its history entry, so a reload is a plain GET without the secret.
+    A new key's secret is in the POST's response only (no-store), never stored, put in a
+    message, the session or a cookie, nor shown again; the page replaces its history entry, so
+    a reload is a plain GET without the secret.
     """
     tenant_obj = _tenant_or_404(request, tenant)
     _check_can_view_keys(request, tenant_obj)
@@ -237,11 +252,18 @@ def _key_page(
     request: HttpRequest,
     tenant_obj: Tenant,
     key: ApiKey,
-    limits_form: ApiKeyLimitsForm | None = None,
     status: int = 200,
+    **forms,
 ) -> HttpResponse:
-    if limits_form is None and access.can_change_keys(user=request.user, tenant=tenant_obj):
-        limits_form = ApiKeyLimitsForm(instance=key)
+    """The key's page; `forms` are bound forms to show with their errors (limits_form,
+    models_form, rotate_form), the others start from the stored key."""
+    if access.can_change_keys(user=request.user, tenant=tenant_obj):
+        forms.setdefault("limits_form", ApiKeyLimitsForm(instance=key))
+        forms.setdefault("models_form", _models_form(key))
+        if key.revoked_at is None and "rotate_form" not in forms:
+            nonce = ApiKeyRotateForm.issue_nonce(request.session)
+            forms["rotate_form"] = ApiKeyRotateForm(initial={"nonce": nonce})
+    forms = {"limits_form": None, "models_form": None, "rotate_form": None, **forms}
     form = RangeForm(request.GET)
     dimension = form.dimension() if form.dimension() != "key" else "model"
     data = selectors.usage_overview(
@@ -257,7 +279,9 @@ def _key_page(
         charts=panels.overview_charts(data),
         recent=recent,
         budgets=selectors.key_budgets(key=key),
-        limits_form=limits_form,
+        key_models=sorted(key.allowed_models.values_list("name", flat=True)),
+        in_grace=bool(key.previous_expires_at and key.previous_expires_at > timezone.now()),
+        **forms,
     )
     return render(request, "dashboard/key_detail.html", context, status=status)
 
@@ -282,12 +306,12 @@ def key_limits(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
     # Validation writes the values onto its instance: a copy, so the page shows the stored ones.
     form = ApiKeyLimitsForm(request.POST, instance=copy.copy(key))
     if not form.is_valid():
-        return _key_page(request, tenant_obj, key, form, status=400)
+        return _key_page(request, tenant_obj, key, 400, limits_form=form)
     try:
         changed = api_key_set_limits(key=key, **form.limits())
     except ServiceError as err:
         form.add_error(None, str(err))
-        return _key_page(request, tenant_obj, key, form, status=400)
+        return _key_page(request, tenant_obj, key, 400, limits_form=form)
     if changed:
         messages.success(request, f"Limits of {key.prefix}… saved; they apply within seconds.")
     else:
@@ -295,13 +319,80 @@ def key_limits(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
     return redirect(reverse("dashboard:key", kwargs={"tenant": tenant_obj.name, "key_id": key.pk}))
 
 
+def _models_form(key: ApiKey, data=None) -> ApiKeyModelsForm:
+    """The allow-list form: the tenant's models, and any the key still names outside them (so
+    the form shows them; saving refuses them with the reason)."""
+    current = list(key.allowed_models.values_list("name", flat=True))
+    choices = sorted({*selectors.tenant_model_names(tenant=key.tenant), *current})
+    return ApiKeyModelsForm(data, choices=choices, initial={"models": current})
+
+
 @require_POST
 @login_required
+def key_models(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
+    """Owners and admins choose the models a key may use, among its tenant's."""
+    tenant_obj, key = _managed_key(request, tenant, key_id, "change a key's models")
+    form = _models_form(key, request.POST)
+    if not form.is_valid():
+        return _key_page(request, tenant_obj, key, 400, models_form=form)
+    try:
+        api_key_update(
+            key=key,
+            name=key.name,
+            expires_at=key.expires_at,
+            allow_debug=key.allow_debug,
+            models=form.cleaned_data["models"],
+        )
+    except ServiceError as err:
+        form.add_error("models", str(err))
+        return _key_page(request, tenant_obj, key, 400, models_form=form)
+    chosen = ", ".join(form.cleaned_data["models"]) or "every model of the tenant"
+    messages.success(request, f"{key.prefix}… may now use: {chosen}.")
+    return redirect(reverse("dashboard:key", kwargs={"tenant": tenant_obj.name, "key_id": key.pk}))
+
+
+@require_POST
+@login_required
+def key_rotate(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
+    """Owners and admins give a key a new secret; the old one works for the grace chosen.
+
+    The new secret is in this response only (no-store), like a new key's: never in a message,
+    the session or a cookie. The form is sent once (nonce): a second rotation would end the
+    first's grace at once.
+    """
+    tenant_obj, key = _managed_key(request, tenant, key_id, "rotate keys")
+    form = ApiKeyRotateForm(request.POST)
+    if not form.nonce_unspent(request.session):
+        messages.info(request, "That form was already sent; a new secret is shown once.")
+        return redirect("dashboard:key", tenant=tenant_obj.name, key_id=key.pk)
+    if not form.is_valid():
+        return _key_page(request, tenant_obj, key, 400, rotate_form=form)
+    form.spend_nonce(request.session)
+    try:
+        secret = api_key_rotate(key=key, grace_seconds=form.cleaned_data["grace_hours"] * 3600)
+    except ServiceError as err:
+        form.add_error(None, str(err))
+        return _key_page(request, tenant_obj, key, 400, rotate_form=form)
+    context = _context(request, tenant_obj, key=key, secret=secret)
+    response = render(request, "dashboard/key_rotated.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+REVOKE_CONFIRM = "revoke"
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
 def key_revoke(request: HttpRequest, tenant: str, key_id: int) -> HttpResponse:
+    """GET (or a POST without the confirm) shows what revoking means; the confirmed POST does it."""
     tenant_obj, key = _managed_key(request, tenant, key_id, "revoke keys")
-    api_key_revoke(key=key)
-    messages.success(request, f"Key {key.prefix}… revoked; it stops working within seconds.")
-    return redirect(reverse("dashboard:keys", kwargs={"tenant": tenant_obj.name}))
+    if request.method == "POST" and request.POST.get("confirm") == REVOKE_CONFIRM:
+        api_key_revoke(key=key)
+        messages.success(request, f"Key {key.prefix}… revoked; it stops working within seconds.")
+        return redirect(reverse("dashboard:keys", kwargs={"tenant": tenant_obj.name}))
+    context = _context(request, tenant_obj, key=key, confirm=REVOKE_CONFIRM)
+    return render(request, "dashboard/key_revoke.html", context)
 
 
 @require_GET

@@ -88,6 +88,8 @@ def test_owner_revokes_a_key_from_the_keys_page(page: Page, acme):
     log_in(page, "alice")
     page.goto("/dashboard/acme/keys/")
 
+    page.get_by_role("link", name=f"Revoke {acme['key'].prefix}").click()
+    expect(page.get_by_role("heading", level=2)).to_have_text("This cannot be undone")
     page.get_by_role("button", name=f"Revoke {acme['key'].prefix}").click()
 
     expect(page.locator(".messages")).to_contain_text(f"Key {acme['key'].prefix}… revoked")
@@ -118,6 +120,7 @@ def test_a_viewer_sees_keys_but_no_create_or_revoke_controls(page: Page, acme):
     expect(page.locator("table.keys")).to_contain_text(acme["key"].prefix)
     expect(page.get_by_role("button", name="Create key")).to_have_count(0)
     expect(page.get_by_role("button", name=re.compile("^Revoke"))).to_have_count(0)
+    expect(page.get_by_role("link", name=re.compile("^Revoke"))).to_have_count(0)
 
 
 def test_another_tenants_pages_are_not_found(page: Page, acme):
@@ -131,6 +134,8 @@ def test_another_tenants_pages_are_not_found(page: Page, acme):
         f"/dashboard/acme/keys/{acme['key'].pk}/",
         f"/dashboard/globex/keys/{acme['key'].pk}/",
         "/dashboard/acme/export.csv",
+        "/dashboard/acme/members/",
+        f"/dashboard/acme/keys/{acme['key'].pk}/revoke/",
         "/dashboard/?tenant=acme",
     ):
         response = page.goto(path)

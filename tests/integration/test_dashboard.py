@@ -80,8 +80,10 @@ def test_outsider_cannot_create_or_revoke_another_tenants_keys(client, people):
     client.force_login(people.outsider)
 
     created = client.post("/dashboard/acme/keys/", {"name": "sneaky", "nonce": "x"})
-    revoked = client.post(f"/dashboard/acme/keys/{people.key.pk}/revoke/")
-    revoked_via_own = client.post(f"/dashboard/globex/keys/{people.key.pk}/revoke/")
+    revoked = client.post(f"/dashboard/acme/keys/{people.key.pk}/revoke/", {"confirm": "revoke"})
+    revoked_via_own = client.post(
+        f"/dashboard/globex/keys/{people.key.pk}/revoke/", {"confirm": "revoke"}
+    )
 
     assert (created.status_code, revoked.status_code, revoked_via_own.status_code) == (404,) * 3
     assert not ApiKey.objects.filter(name="sneaky").exists()
@@ -109,7 +111,7 @@ def test_viewer_cannot_create_or_revoke_keys(client, people):
 
     page = client.get("/dashboard/acme/keys/")
     created = client.post("/dashboard/acme/keys/", {"name": "mine", "nonce": "x"})
-    revoked = client.post(f"/dashboard/acme/keys/{people.key.pk}/revoke/")
+    revoked = client.post(f"/dashboard/acme/keys/{people.key.pk}/revoke/", {"confirm": "revoke"})
 
     assert page.context["create_form"] is None
     assert b"Create key" not in page.content and b">Revoke<" not in page.content
@@ -405,7 +407,7 @@ def test_an_invalid_new_key_form_shows_its_errors_and_can_be_fixed(client, peopl
 def test_owners_and_admins_revoke_keys(client, people, role):
     client.force_login(people.owner if role == Membership.Role.OWNER else people.admin)
 
-    response = client.post(f"/dashboard/acme/keys/{people.key.pk}/revoke/")
+    response = client.post(f"/dashboard/acme/keys/{people.key.pk}/revoke/", {"confirm": "revoke"})
 
     assert response.headers["Location"] == "/dashboard/acme/keys/"
     people.key.refresh_from_db()
@@ -415,22 +417,24 @@ def test_owners_and_admins_revoke_keys(client, people, role):
 def test_staff_manage_any_tenants_keys(client, people):
     client.force_login(people.staff)
 
-    client.post(f"/dashboard/globex/keys/{people.other_key.pk}/revoke/")
+    client.post(f"/dashboard/globex/keys/{people.other_key.pk}/revoke/", {"confirm": "revoke"})
 
     people.other_key.refresh_from_db()
     assert people.other_key.revoked_at is not None
 
 
-def test_revoking_needs_a_post_with_a_csrf_token(people):
+def test_revoking_needs_a_confirmed_post_with_a_csrf_token(people):
     from django.test import Client
 
     client = Client(enforce_csrf_checks=True)
     client.force_login(people.owner)
+    path = f"/dashboard/acme/keys/{people.key.pk}/revoke/"
 
-    as_get = client.get(f"/dashboard/acme/keys/{people.key.pk}/revoke/")
-    without_token = client.post(f"/dashboard/acme/keys/{people.key.pk}/revoke/")
+    as_get = client.get(path, {"confirm": "revoke"})
+    without_token = client.post(path, {"confirm": "revoke"})
 
-    assert (as_get.status_code, without_token.status_code) == (405, 403)
+    assert as_get.status_code == 200 and b"This cannot be undone" in as_get.content
+    assert without_token.status_code == 403
     people.key.refresh_from_db()
     assert people.key.revoked_at is None
 
@@ -481,7 +485,9 @@ def test_staff_without_permissions_cannot_create_revoke_or_limit_keys(client, pe
     client.force_login(people.bare_staff)
 
     created = client.post("/dashboard/globex/keys/", {"name": "sneaky", "nonce": "x"})
-    revoked = client.post(f"/dashboard/globex/keys/{people.other_key.pk}/revoke/")
+    revoked = client.post(
+        f"/dashboard/globex/keys/{people.other_key.pk}/revoke/", {"confirm": "revoke"}
+    )
     limited = client.post(f"/dashboard/globex/keys/{people.other_key.pk}/limits/", {"rpm": 1})
 
     assert [r.status_code for r in (created, revoked, limited)] == [404, 404, 404]
@@ -497,7 +503,9 @@ def test_staff_who_may_only_see_tenants_get_usage_but_not_keys(client, people):
     overview = client.get("/dashboard/globex/")
     keys_page = client.get("/dashboard/globex/keys/")
     key_page = client.get(f"/dashboard/globex/keys/{people.other_key.pk}/")
-    revoked = client.post(f"/dashboard/globex/keys/{people.other_key.pk}/revoke/")
+    revoked = client.post(
+        f"/dashboard/globex/keys/{people.other_key.pk}/revoke/", {"confirm": "revoke"}
+    )
 
     assert overview.status_code == 200
     assert [r.status_code for r in (keys_page, key_page, revoked)] == [403, 403, 403]
@@ -511,7 +519,9 @@ def test_staff_who_may_view_keys_see_them_without_the_forms_to_change_them(clien
     client.force_login(platform_admin("viv", permissions=("view_tenant", "view_apikey")))
 
     keys_page = client.get("/dashboard/globex/keys/")
-    revoked = client.post(f"/dashboard/globex/keys/{people.other_key.pk}/revoke/")
+    revoked = client.post(
+        f"/dashboard/globex/keys/{people.other_key.pk}/revoke/", {"confirm": "revoke"}
+    )
 
     assert keys_page.status_code == 200
     assert keys_page.context["create_form"] is None
