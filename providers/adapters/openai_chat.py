@@ -15,9 +15,15 @@ import msgspec
 
 from gateway import ids, ir
 from gateway.tokens import estimate_input_tokens, estimate_output_tokens
+from providers.adapters import web_search
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 from providers.adapters.envelope import seal
-from providers.adapters.openai_chat_request import CHAT_TOOL_ID, chat_body, is_reasoning_model
+from providers.adapters.openai_chat_request import (
+    CHAT_TOOL_ID,
+    chat_body,
+    is_reasoning_model,
+    unsupported_search,
+)
 from providers.adapters.openai_chat_request import OPTIONS as REQUEST_OPTIONS
 
 _decode = msgspec.json.Decoder()
@@ -196,8 +202,12 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
     if reasoning and wants_thinking(request):
         content.append(ir.Thinking(reasoning, signature=thinking_signature(target)))
     text = _text_of(message.get("content"))
+    cited = web_search.chat_citations(message.get("annotations"), text)
+    searched = web_search.searched(request) is not None
+    if searched:
+        content += web_search.chat_search_parts(request, cited)
     if text:
-        content.append(ir.Text(text))
+        content.append(ir.Text(text, citations=cited or None))
     refusal = message.get("refusal")
     if isinstance(refusal, str) and refusal:
         content.append(ir.Text(refusal))
@@ -214,6 +224,8 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
             output_tokens=estimate_output_tokens(chars),
             estimated=True,
         )
+    if searched:
+        usage.web_search_requests = 1  # a search model searches once per request
     stop = stop_reason(choice.get("finish_reason"), bool(calls), bool(refusal))
     details = None
     if stop == "refusal":
@@ -261,6 +273,10 @@ class ChatStream:
     """
 
     def __init__(self, request: ir.Request, target: Target):
+        self.request = request
+        self.searched = web_search.searched(request) is not None
+        self.text = ""  # the answer's text so far, for the spans citations point at
+        self.cited: list[ir.Citation] = []
         self.show_thinking = wants_thinking(request)
         self.signature = thinking_signature(target)
         self.started = False
@@ -294,6 +310,7 @@ class ChatStream:
         delta = choice.get("delta") or {}
         events += self._reasoning(_reasoning_of(delta))
         events += self._text(delta.get("content"))
+        events += self._annotations(delta.get("annotations"))
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:
             self.saw_refusal = True
@@ -326,10 +343,16 @@ class ChatStream:
         if not isinstance(text, str) or not text:
             return []
         self.chars += len(text)
+        self.text += text
         if self.calls:
             self.late_text += text  # the live tool block must stay open: hold until the end
             return []
         return [*self._close_thinking(), ir.TextDelta(text)]
+
+    def _annotations(self, annotations: Any) -> list[ir.StreamEvent]:
+        cited = web_search.chat_citations(annotations, self.text)
+        self.cited += cited
+        return [] if self.calls else [ir.CitationDelta(c) for c in cited]
 
     def _call_index(self, fragment: dict[str, Any]) -> int:
         index = fragment.get("index")
@@ -379,10 +402,18 @@ class ChatStream:
                 events += self._open_call(call)
         if self.late_text:
             events.append(ir.TextDelta(self.late_text))
+        if self.searched:  # its pages are known once the answer's citations are
+            call, found = web_search.chat_search_parts(self.request, self.cited)
+            arguments = msgspec.json.encode(call.input).decode()
+            shell = ir.ServerToolUse(id=call.id, name=call.name, input={})
+            events += [ir.BlockStart(shell), ir.ToolInputDelta(arguments), ir.BlockStart(found)]
+            events.append(ir.BlockStop())
         stop = stop_reason(self.finish or "stop", bool(self.calls), self.saw_refusal)
         usage = self.usage or ir.Usage(
             output_tokens=estimate_output_tokens(self.chars), estimated=True
         )
+        if self.searched:
+            usage.web_search_requests = 1
         details = refusal_details(self.refusal, self.filters) if stop == "refusal" else None
         return [*events, ir.StreamEnd(stop, usage, stop_details=details)]
 
@@ -421,6 +452,7 @@ class OpenAIChatAdapter(HttpAdapter):
 
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
         dropped = sampling_dropped(request, is_reasoning_model(target.upstream_model), stops=True)
+        dropped += unsupported_search(request)
         return [f for f in dropped if not (f == "top_k" and target.options.get("top_k"))]
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:

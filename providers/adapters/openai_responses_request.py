@@ -25,8 +25,10 @@ from providers.adapters.openai_chat_request import (
     reasoning_effort,
     refuse,
 )
+from providers.adapters.web_search import refuse_server_tools, searched
 
 PROVIDER = "openai-responses"  # the envelope's provider name
+SERVER_TOOLS = frozenset({"web_search"})  # Anthropic server tools this API has its own of
 _json = msgspec.json.Encoder()
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 # What a client may set under `provider_options.openai` on Responses (see options.py).
@@ -188,6 +190,28 @@ def _tools(request: ir.Request) -> dict[str, Any]:
     return fields
 
 
+def web_search_tool(request: ir.Request) -> dict[str, Any]:
+    """Anthropic's web_search as the built-in `web_search` tool (blocked_domains: see
+    `unsupported_search`), with the pages it read asked for (`include`)."""
+    tool = searched(request)
+    if tool is None:
+        return {}
+    search: dict[str, Any] = {"type": "web_search"}
+    if tool.allowed_domains:
+        search["filters"] = {"allowed_domains": tool.allowed_domains}
+    if tool.user_location:
+        search["user_location"] = tool.user_location
+    fields: dict[str, Any] = {"tool": search, "include": "web_search_call.action.sources"}
+    if tool.max_uses is not None:
+        fields["max_tool_calls"] = tool.max_uses  # the only built-in tool: its calls are searches
+    return fields
+
+
+def unsupported_search(request: ir.Request) -> list[str]:
+    tool = searched(request)
+    return [f"{tool.where}.blocked_domains"] if tool and tool.blocked_domains else []
+
+
 def _sampling(request: ir.Request, reasoning_model: bool) -> dict[str, Any]:
     """No `top_k` and no stop sequences exist in this API: both are dropped (5.2)."""
     fields: dict[str, Any] = {"max_output_tokens": request.max_tokens}
@@ -220,6 +244,12 @@ def responses_body(request: ir.Request, target: Target) -> dict[str, Any]:
     body["input"] = responses_input(request, target)
     body.update(_sampling(request, is_reasoning_model(target.upstream_model)))
     body.update(_tools(request))
+    refuse_server_tools(request, SERVER_TOOLS, target.provider_name)
+    if search := web_search_tool(request):
+        body["tools"] = [*body.get("tools", []), search["tool"]]
+        body["include"] = [*body.get("include", []), search["include"]]
+        if "max_tool_calls" in search:
+            body["max_tool_calls"] = search["max_tool_calls"]
     body["store"] = False
     if request.stream:
         body["stream"] = True
