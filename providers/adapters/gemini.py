@@ -187,6 +187,7 @@ class GeminiTurn:
         self.usage: ir.Usage | None = None
         self.chars = 0  # output characters, for an estimate if usage never comes
         self.searches = 0  # Google Search queries grounding ran (groundingMetadata)
+        self.response_id: Any = None
 
     def feed(self, chunk: dict[str, Any]) -> list[ir.StreamEvent]:
         if chunk.get("error"):
@@ -196,7 +197,8 @@ class GeminiTurn:
         events: list[ir.StreamEvent] = []
         if not self.started:
             self.started = True
-            events.append(ir.StreamStart(upstream_id=chunk.get("responseId")))
+            self.response_id = chunk.get("responseId")
+            events.append(ir.StreamStart(upstream_id=self.response_id))
         usage = usage_from(chunk.get("usageMetadata"))
         if usage is not None:
             self.usage = usage  # running totals: keep the latest
@@ -300,7 +302,7 @@ class GeminiTurn:
         queries = [q for q in queries if isinstance(q, str)] if isinstance(queries, list) else []
         results = hits(pages)
         for n, query in enumerate(queries):
-            call_id = server_tool_id()
+            call_id = server_tool_id(f"{self.response_id}_{n}" if self.response_id else None)
             call = search_call(call_id, query)
             # Gemini does not say which query found which page: all go with the first.
             found = ir.WebSearchResult(tool_use_id=call_id, results=results if n == 0 else [])

@@ -205,7 +205,7 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
     cited = web_search.chat_citations(message.get("annotations"), text)
     searched = web_search.searched(request) is not None
     if searched:
-        content += web_search.chat_search_parts(request, cited)
+        content += web_search.chat_search_parts(request, cited, body.get("id"))
     if text:
         content.append(ir.Text(text, citations=cited or None))
     refusal = message.get("refusal")
@@ -277,6 +277,7 @@ class ChatStream:
         self.searched = web_search.searched(request) is not None
         self.text = ""  # the answer's text so far, for the spans citations point at
         self.cited: list[ir.Citation] = []
+        self.upstream_id: Any = None
         self.show_thinking = wants_thinking(request)
         self.signature = thinking_signature(target)
         self.started = False
@@ -300,7 +301,8 @@ class ChatStream:
             return [stream_error(chunk["error"])]
         if not self.started:
             self.started = True
-            events.append(ir.StreamStart(upstream_id=chunk.get("id")))
+            self.upstream_id = chunk.get("id")
+            events.append(ir.StreamStart(upstream_id=self.upstream_id))
         usage = usage_from(chunk.get("usage"))
         if usage is not None:
             self.usage = usage  # cumulative on some servers: keep the latest
@@ -403,7 +405,7 @@ class ChatStream:
         if self.late_text:
             events.append(ir.TextDelta(self.late_text))
         if self.searched:  # its pages are known once the answer's citations are
-            call, found = web_search.chat_search_parts(self.request, self.cited)
+            call, found = web_search.chat_search_parts(self.request, self.cited, self.upstream_id)
             arguments = msgspec.json.encode(call.input).decode()
             shell = ir.ServerToolUse(id=call.id, name=call.name, input={})
             events += [ir.BlockStart(shell), ir.ToolInputDelta(arguments), ir.BlockStart(found)]

@@ -119,9 +119,11 @@ def chat_citations(annotations: Any, text: str) -> list[ir.Citation]:
     return result
 
 
-def chat_search_parts(request: ir.Request, cited: list[ir.Citation]) -> list[ir.Part]:
+def chat_search_parts(
+    request: ir.Request, cited: list[ir.Citation], upstream_id: Any
+) -> list[ir.Part]:
     """The one search a search model ran, with the pages its answer cites."""
-    call_id = server_tool_id()
+    call_id = server_tool_id(upstream_id)
     pages = [(c.url, c.title) for c in cited]
     return [
         search_call(call_id, last_user_text(request)),
