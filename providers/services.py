@@ -96,6 +96,7 @@ class PricingSpec(msgspec.Struct, forbid_unknown_fields=True):
     output: Price = 0.0
     cache_read: Price = 0.0
     cache_write: Price = 0.0
+    web_search_per_1k: Price = 0.0  # USD per 1,000 web searches, not per million tokens
 
 
 class RouteSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -447,6 +448,7 @@ def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) ->
         "price_output": _price(price.output),
         "price_cache_read": _price(price.cache_read),
         "price_cache_write": _price(price.cache_write),
+        "price_web_search": _price(price.web_search_per_1k),
     }
     model, status, before = _upsert(Model, {"name": m.name}, values)
     _record(model, before)

@@ -23,6 +23,7 @@ Outcome = Literal[
 ]
 
 MTOK = Decimal(1_000_000)
+KSEARCH = Decimal(1000)  # web searches are priced per thousand
 QUANTUM = Decimal("0.000000001")
 NANO = Decimal(1_000_000_000)
 
@@ -50,8 +51,14 @@ def reasoning_price(prices: Prices) -> Decimal:
     return prices.output if own is None else own
 
 
+def search_price(prices: Prices) -> Decimal:
+    """USD per 1,000 web searches (0 for prices without one)."""
+    return getattr(prices, "web_search", None) or Decimal(0)
+
+
 def cost_usd(usage: ir.Usage, prices: Prices) -> Decimal:
-    """Each kind of token at its own price. `output_tokens` includes reasoning tokens."""
+    """Each kind of token at its own price, and each web search the provider ran at the
+    model's per-search price. `output_tokens` includes reasoning tokens."""
     reasoning = min(usage.reasoning_tokens, usage.output_tokens)
     total = (
         usage.input_tokens * prices.input
@@ -60,7 +67,8 @@ def cost_usd(usage: ir.Usage, prices: Prices) -> Decimal:
         + (usage.output_tokens - reasoning) * prices.output
         + reasoning * reasoning_price(prices)
     )
-    return (total / MTOK).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+    searches = (usage.web_search_requests or 0) * search_price(prices) / KSEARCH
+    return (total / MTOK + searches).quantize(QUANTUM, rounding=ROUND_HALF_UP)
 
 
 def worst_case_usd(input_tokens: int, max_tokens: int, prices: Prices) -> Decimal:
