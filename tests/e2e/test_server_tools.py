@@ -45,7 +45,7 @@ def the_record(broker) -> UsageRecord:
     return UsageRecord.objects.get(model="claude-search")
 
 
-def setup(stage, kind: str) -> str:
+def setup(stage, kind: str, *, search: bool = True) -> str:
     upstream = UPSTREAM.get(kind, "search-model")
     stage.apply(
         providers=[stage.provider(kind)],
@@ -58,7 +58,8 @@ def setup(stage, kind: str) -> str:
         ],
         tenants=[{"name": "acme"}],
     )
-    stage.upstream.script(upstream, SEARCH)
+    if search:
+        stage.upstream.script(upstream, SEARCH)
     return stage.tenant_key("acme")
 
 
@@ -114,7 +115,7 @@ def test_web_fetch_is_refused_naming_the_tool_on_a_route_without_it(stage):
 
 
 def test_old_tool_results_are_cleared_and_reported(stage):
-    client = stage.client(setup(stage, "openai_responses"))
+    client = stage.client(setup(stage, "openai_responses", search=False))
     history = [{"role": "user", "content": "read both"}]
     for n in range(2):
         use = {"type": "tool_use", "id": f"toolu_{n}", "name": "Read", "input": {"n": n}}
@@ -126,16 +127,70 @@ def test_old_tool_results_are_cleared_and_reported(stage):
         "trigger": {"type": "input_tokens", "value": 1},
         "keep": {"type": "tool_uses", "value": 1},
     }
-    message = client.messages.create(
+    message = client.beta.messages.create(
         model="claude-search",
         max_tokens=100,
         tools=[{"name": "Read", "input_schema": {"type": "object"}}],
         messages=history,
-        extra_body={"context_management": {"edits": [edit]}},
+        context_management={"edits": [edit]},
+        betas=["context-management-2025-06-27"],
     )
-    applied = message.model_dump()["context_management"]["applied_edits"]
-    assert applied[0]["type"] == "clear_tool_uses_20250919"
-    assert applied[0]["cleared_tool_uses"] == 1
+    (applied,) = message.context_management.applied_edits
+    assert applied.type == "clear_tool_uses_20250919"
+    assert applied.cleared_tool_uses == 1
     sent = stage.upstream.requests("search-model")[-1]["body"]["input"]
     outputs = [i["output"] for i in sent if i.get("type") == "function_call_output"]
     assert outputs == ["[Old tool result content cleared]", "file 1"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_cleared_edits_are_reported_in_the_stream_too(stage, stream):
+    client = stage.client(setup(stage, "gemini", search=False))
+    think = {"type": "thinking", "thinking": "old plan", "signature": "sig"}
+    history = [
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": [think, {"type": "text", "text": "first"}]},
+        {"role": "user", "content": "two"},
+        {"role": "assistant", "content": [think, {"type": "text", "text": "second"}]},
+        {"role": "user", "content": "three"},
+    ]
+    edit = {"type": "clear_thinking_20251015", "keep": {"type": "thinking_turns", "value": 1}}
+    ask = {
+        "model": "claude-search",
+        "max_tokens": 100,
+        "messages": history,
+        "context_management": {"edits": [edit]},
+        "betas": ["context-management-2025-06-27"],
+    }
+    if stream:
+        # The SDK takes context_management from the stream's message_delta.
+        with client.beta.messages.stream(**ask) as events:
+            message = events.get_final_message()
+    else:
+        message = client.beta.messages.create(**ask)
+    (applied,) = message.context_management.applied_edits
+    assert applied.type == "clear_thinking_20251015"
+    assert applied.cleared_thinking_turns == 1
+    assert applied.cleared_input_tokens > 0
+
+
+@pytest.mark.parametrize("level", ["warn", "error"])
+def test_compaction_follows_strictness_on_a_translated_route(stage, level):
+    client = stage.client(setup(stage, "openai_responses", search=False))
+    ask = {
+        "model": "claude-search",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "hi"}],
+        "extra_body": {"context_management": {"edits": [{"type": "compact_20260112"}]}},
+        "extra_headers": {"x-tollgate-strictness": level},
+    }
+    dropped = "context_management.edits.0 (`compact_20260112` edit)"
+    if level == "error":
+        with pytest.raises(Exception) as caught:
+            client.messages.create(**ask)
+        assert caught.value.status_code == 400
+        assert caught.value.body["error"]["message"].startswith(dropped)
+        return
+    raw = client.messages.with_raw_response.create(**ask)
+    assert dropped in raw.headers["tollgate-warnings"]
+    assert raw.parse().content[0].text.startswith("echo: hi")

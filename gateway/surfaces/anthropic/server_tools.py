@@ -22,7 +22,6 @@ LOCATION_FIELDS = ("city", "region", "country", "timezone")
 MAX_DOMAINS = 100
 CLEAR_TOOL_USES = "clear_tool_uses_20250919"
 CLEAR_THINKING = "clear_thinking_20251015"
-COMPACT = re.compile(r"^compact_\d{8}$")
 
 
 def server_tool(tool: Any, where: str) -> ir.ServerTool | None:
@@ -102,8 +101,8 @@ def server_block(block: dict, where: str) -> ir.Text | None:
 
 # --- context_management -----------------------------------------------------------------------
 def context_edits(value: Any, dropped: list[str]) -> list[ir.ContextEdit]:
-    """The edits the gateway applies; compaction, not emulated, is noted in `dropped` (a field
-    a translated route cannot honour, judged by the strictness rule)."""
+    """The edits the gateway applies; others (compaction, not emulated) are noted in `dropped`
+    (a field a translated route cannot honour, judged by the strictness rule)."""
     if value is None:
         return []
     if not isinstance(value, dict):
@@ -121,13 +120,10 @@ def context_edits(value: Any, dropped: list[str]) -> list[ir.ContextEdit]:
             result.append(_clear_tool_uses(edit, where))
         elif kind == CLEAR_THINKING:
             result.append(_clear_thinking(edit, where))
-        elif COMPACT.match(kind):
-            dropped.append(f"{where} (`{kind}` edit)")
         else:
-            raise InvalidRequest(
-                f"{where}.type: Input tag '{kind[:64]}' found using 'type' does not match any of "
-                f"the expected tags: '{CLEAR_TOOL_USES}', '{CLEAR_THINKING}', 'compact_20260112'"
-            )
+            # Compaction, or an edit newer than this gateway: Anthropic routes get it as sent,
+            # translated routes cannot honour it (strictness decides).
+            dropped.append(f"{where} (`{kind[:64]}` edit)")
     return result
 
 
