@@ -101,6 +101,15 @@ class WebSearchResult(msgspec.Struct, tag="web_search_tool_result", omit_default
     results: list[SearchHit] = msgspec.field(default_factory=list)
 
 
+class CodeExecutionResult(msgspec.Struct, tag="code_execution_tool_result", omit_defaults=True):
+    """What the provider's code interpreter printed, answering the `ServerToolUse` of that id."""
+
+    tool_use_id: str
+    stdout: str = ""
+    stderr: str = ""
+    return_code: int = 0
+
+
 Part = (
     Text
     | Image
@@ -111,6 +120,7 @@ Part = (
     | RedactedThinking
     | ServerToolUse
     | WebSearchResult
+    | CodeExecutionResult
 )
 
 
@@ -262,7 +272,15 @@ class StreamStart(msgspec.Struct, tag="start"):
 
 
 class BlockStart(msgspec.Struct, tag="block_start"):
-    part: Text | ToolUse | Thinking | RedactedThinking | ServerToolUse | WebSearchResult
+    part: (
+        Text
+        | ToolUse
+        | Thinking
+        | RedactedThinking
+        | ServerToolUse
+        | WebSearchResult
+        | CodeExecutionResult
+    )
 
 
 class CitationDelta(msgspec.Struct, tag="citations_delta"):

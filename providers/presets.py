@@ -9,6 +9,8 @@ in `Provider.options`, which the OpenAI Chat adapter reads. Options a preset may
 - `stream_usage`: send `stream_options.include_usage` (default true)
 - `auth`: `bearer` (default), `api-key` (Azure) or `none`
 - `azure_api_version`: address Azure deployments, `{base}/openai/deployments/{model}/...`
+- `web_search_options`: the server's models search the web when sent `web_search_options`
+  (OpenAI's search models are recognised by name: `…search…`)
 """
 
 from __future__ import annotations

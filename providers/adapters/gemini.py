@@ -28,7 +28,13 @@ from providers.adapters.gemini_request import (
     OPTIONS as REQUEST_OPTIONS,
 )
 from providers.adapters.openai_chat import response_tool_id, wants_thinking
-from providers.adapters.web_search import citation, hits, search_call, server_tool_id
+from providers.adapters.web_search import (
+    citation,
+    code_call,
+    hits,
+    search_call,
+    server_tool_id,
+)
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
@@ -188,6 +194,7 @@ class GeminiTurn:
         self.chars = 0  # output characters, for an estimate if usage never comes
         self.searches = 0  # Google Search queries grounding ran (groundingMetadata)
         self.response_id: Any = None
+        self.code_runs = 0
 
     def feed(self, chunk: dict[str, Any]) -> list[ir.StreamEvent]:
         if chunk.get("error"):
@@ -234,6 +241,10 @@ class GeminiTurn:
         call = part.get("functionCall")
         if isinstance(call, dict):
             return self._call(call, signature)
+        if isinstance(code := part.get("executableCode"), dict):
+            return self._code(code)
+        if isinstance(ran := part.get("codeExecutionResult"), dict):
+            return self._code_result(ran)
         if text:
             return [*self.close_thinking(signature), *self._text(text)]
         if signature and self.open == "thinking":
@@ -279,6 +290,34 @@ class GeminiTurn:
         # Calls arrive whole: one delta with the complete JSON is valid framing.
         shell = ir.ToolUse(id=tool.id, name=tool.name, input={})
         return [*events, ir.BlockStart(shell), ir.ToolInputDelta(arguments)]
+
+    def _code(self, code: dict[str, Any]) -> list[ir.StreamEvent]:
+        """Code the model ran with the code_execution tool: Anthropic's server_tool_use."""
+        self.code_runs += 1
+        seed = f"{self.response_id}_c{self.code_runs}" if self.response_id else None
+        call = code_call(server_tool_id(seed), code.get("code"))
+        self.content.append(call)
+        self.open = None
+        arguments = _encode.encode(call.input).decode()
+        self.chars += len(arguments)
+        shell = ir.ServerToolUse(id=call.id, name=call.name, input={})
+        return [*self.close_thinking(), ir.BlockStart(shell), ir.ToolInputDelta(arguments)]
+
+    def _code_result(self, ran: dict[str, Any]) -> list[ir.StreamEvent]:
+        calls = [p for p in self.content if isinstance(p, ir.ServerToolUse)]
+        if not calls:
+            return []  # a result without its code: nothing to answer
+        output = _str(ran.get("output"))
+        ok = ran.get("outcome") == "OUTCOME_OK"
+        result = ir.CodeExecutionResult(
+            tool_use_id=calls[-1].id,
+            stdout=output if ok else "",
+            stderr="" if ok else output,
+            return_code=0 if ok else 1,
+        )
+        self.content.append(result)
+        self.open = None
+        return [ir.BlockStart(result), ir.BlockStop()]
 
     def _grounding(self, grounding: dict[str, Any]) -> list[ir.StreamEvent]:
         """Google Search grounding, once the answer's text is there: its supports become

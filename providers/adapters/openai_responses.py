@@ -36,7 +36,14 @@ from providers.adapters.openai_chat import (
 from providers.adapters.openai_chat_request import is_reasoning_model
 from providers.adapters.openai_responses_request import OPTIONS as REQUEST_OPTIONS
 from providers.adapters.openai_responses_request import PROVIDER, responses_body, unsupported_search
-from providers.adapters.web_search import citation, hits, search_call, server_tool_id, span
+from providers.adapters.web_search import (
+    citation,
+    code_call,
+    hits,
+    search_call,
+    server_tool_id,
+    span,
+)
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
@@ -117,6 +124,24 @@ def search_parts(item: dict[str, Any], titles: dict[str, str]) -> list[ir.Part]:
     ]
 
 
+def code_parts(item: dict[str, Any]) -> list[ir.Part]:
+    """A `code_interpreter_call` as Anthropic's server_tool_use and code_execution_tool_result
+    (its logs are the output; a failed call's are the error)."""
+    call = code_call(server_tool_id(item.get("id")), item.get("code"))
+    outputs = item.get("outputs") if isinstance(item.get("outputs"), list) else []
+    logs = "".join(
+        o["logs"] for o in outputs if isinstance(o, dict) and isinstance(o.get("logs"), str)
+    )
+    failed = item.get("status") == "failed"
+    result = ir.CodeExecutionResult(
+        tool_use_id=call.id,
+        stdout="" if failed else logs,
+        stderr=logs if failed else "",
+        return_code=1 if failed else 0,
+    )
+    return [call, result]
+
+
 def annotation_citation(annotation: Any, text: str) -> ir.Citation | None:
     if not isinstance(annotation, dict) or annotation.get("type") != "url_citation":
         return None
@@ -168,6 +193,8 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
         if kind == "web_search_call" and is_search(item):
             searches += 1
             content += search_parts(item, titles)
+        elif kind == "code_interpreter_call":
+            content += code_parts(item)
         elif kind == "reasoning" and wants_thinking(request):
             content.append(ir.Thinking(reasoning_text(item), thinking_signature(item, target)))
         elif kind == "message":
@@ -342,21 +369,26 @@ class ResponsesStream:
         if kind == "function_call":
             index = data.get("output_index")
             return [*self._whole_arguments(index, item.get("arguments")), ir.BlockStop()]
+        if kind == "code_interpreter_call":
+            return self._server_blocks(*code_parts(item))
         if kind == "web_search_call" and is_search(item):
             # Complete only here: the query and the pages read are in the finished item.
             self.searches += 1
-            call, result = search_parts(item, {})
-            query = _encode.encode(call.input).decode()
-            shell = ir.ServerToolUse(id=call.id, name=call.name, input={})
-            self.chars += len(query)
-            return [
-                ir.BlockStart(shell),
-                ir.ToolInputDelta(query),
-                ir.BlockStop(),
-                ir.BlockStart(result),
-                ir.BlockStop(),
-            ]
+            return self._server_blocks(*search_parts(item, {}))
         return self._close_text() if kind == "message" else []
+
+    def _server_blocks(self, call: ir.ServerToolUse, result: ir.Part) -> list[ir.StreamEvent]:
+        """A server tool's call (its input in one delta) and its result, both whole."""
+        arguments = _encode.encode(call.input).decode()
+        shell = ir.ServerToolUse(id=call.id, name=call.name, input={})
+        self.chars += len(arguments)
+        return [
+            ir.BlockStart(shell),
+            ir.ToolInputDelta(arguments),
+            ir.BlockStop(),
+            ir.BlockStart(result),
+            ir.BlockStop(),
+        ]
 
     def end(self) -> list[ir.StreamEvent]:
         """The body ended; without a terminal event first, the stream was cut."""

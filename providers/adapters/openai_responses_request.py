@@ -25,10 +25,12 @@ from providers.adapters.openai_chat_request import (
     reasoning_effort,
     refuse,
 )
-from providers.adapters.web_search import refuse_server_tools, searched
+from providers.adapters.web_search import refuse_server_tools, runs_code, searched
 
 PROVIDER = "openai-responses"  # the envelope's provider name
-SERVER_TOOLS = frozenset({"web_search"})  # Anthropic server tools this API has its own of
+# Anthropic server tools this API has its own of (code execution: the Python version).
+SERVER_TOOLS = frozenset({"web_search", "code_execution"})
+CODE_INTERPRETER = {"type": "code_interpreter", "container": {"type": "auto"}}
 _json = msgspec.json.Encoder()
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 # What a client may set under `provider_options.openai` on Responses (see options.py).
@@ -209,7 +211,10 @@ def web_search_tool(request: ir.Request) -> dict[str, Any]:
 
 def unsupported_search(request: ir.Request) -> list[str]:
     tool = searched(request)
-    return [f"{tool.where}.blocked_domains"] if tool and tool.blocked_domains else []
+    dropped = [f"{tool.where}.blocked_domains"] if tool and tool.blocked_domains else []
+    if tool and tool.max_uses is not None and runs_code(request):
+        dropped.append(f"{tool.where}.max_uses")  # max_tool_calls would cap code runs too
+    return dropped
 
 
 def _sampling(request: ir.Request, reasoning_model: bool) -> dict[str, Any]:
@@ -248,8 +253,11 @@ def responses_body(request: ir.Request, target: Target) -> dict[str, Any]:
     if search := web_search_tool(request):
         body["tools"] = [*body.get("tools", []), search["tool"]]
         body["include"] = [*body.get("include", []), search["include"]]
-        if "max_tool_calls" in search:
+        if "max_tool_calls" in search and not runs_code(request):
             body["max_tool_calls"] = search["max_tool_calls"]
+    if runs_code(request):
+        body["tools"] = [*body.get("tools", []), CODE_INTERPRETER]
+        body["include"] = [*body.get("include", []), "code_interpreter_call.outputs"]
     body["store"] = False
     if request.stream:
         body["stream"] = True

@@ -63,12 +63,28 @@ def span(text: str, start: Any, end: Any) -> str:
     return text[start:end]
 
 
+# The Python code execution tool: a provider's Python interpreter answers as it does. Newer
+# versions run bash and a text editor in a container, which no provider's interpreter emulates.
+PYTHON_CODE_EXECUTION = "code_execution_20250522"
+
+
 def refuse_server_tools(request: ir.Request, kinds: frozenset[str], provider: str) -> None:
     """Raise the route's refusal for the first server tool whose kind is not in `kinds`: a tool
     the model would need is never silently taken away, whatever the strictness."""
     for tool in request.server_tools:
-        if tool.kind not in kinds:
+        python = tool.kind != "code_execution" or tool.type == PYTHON_CODE_EXECUTION
+        if tool.kind not in kinds or not python:
             raise RouteRefusal(f"{tool.where} (server tool `{tool.type}`)", provider)
+
+
+def runs_code(request: ir.Request) -> bool:
+    return any(t.kind == "code_execution" for t in request.server_tools)
+
+
+def code_call(call_id: str, code: Any) -> ir.ServerToolUse:
+    return ir.ServerToolUse(
+        id=call_id, name="code_execution", input={"code": code if isinstance(code, str) else ""}
+    )
 
 
 def searched(request: ir.Request) -> ir.ServerTool | None:

@@ -59,6 +59,19 @@ def part_json(part: ir.Part) -> dict[str, Any] | None:
         return {"type": "text", "text": part.text, "citations": citations}
     if isinstance(part, ir.ServerToolUse):
         return {"type": "server_tool_use", "id": part.id, "name": part.name, "input": part.input}
+    if isinstance(part, ir.CodeExecutionResult):
+        result = {
+            "type": "code_execution_result",
+            "stdout": part.stdout,
+            "stderr": part.stderr,
+            "return_code": part.return_code,
+            "content": [],
+        }
+        return {
+            "type": "code_execution_tool_result",
+            "tool_use_id": part.tool_use_id,
+            "content": result,
+        }
     if isinstance(part, ir.WebSearchResult):
         return {
             "type": "web_search_tool_result",

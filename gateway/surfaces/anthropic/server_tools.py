@@ -85,6 +85,16 @@ def server_block(block: dict, where: str) -> ir.Text | None:
         given = block.get("input")
         query = given.get("query") if isinstance(given, dict) else None
         return ir.Text(f"[web search: {query}]" if isinstance(query, str) else "[web search]")
+    if kind == "server_tool_use" and block.get("name") == "code_execution":
+        given = block.get("input")
+        code = given.get("code") if isinstance(given, dict) else None
+        return ir.Text(f"[code execution]\n{code}" if isinstance(code, str) else "[code execution]")
+    if kind == "code_execution_tool_result":
+        content = block.get("content") if isinstance(block.get("content"), dict) else {}
+        output = "".join(
+            value for key in ("stdout", "stderr") if isinstance(value := content.get(key), str)
+        )
+        return ir.Text(f"[code execution output]\n{output}" if output else "[no output]")
     if kind == "web_search_tool_result":
         content = block.get("content")
         if not isinstance(content, list):
