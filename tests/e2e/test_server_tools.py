@@ -194,3 +194,61 @@ def test_compaction_follows_strictness_on_a_translated_route(stage, level):
     raw = client.messages.with_raw_response.create(**ask)
     assert dropped in raw.headers["tollgate-warnings"]
     assert raw.parse().content[0].text.startswith("echo: hi")
+
+
+@pytest.mark.parametrize("kind", ["openai_responses", "gemini"])
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_python_code_execution_runs_on_the_providers_interpreter(stage, kind, stream):
+    client = stage.client(setup(stage, kind, search=False))
+    code = "print(sum(range(10)))"
+    stage.upstream.script(
+        "search-model",
+        {
+            "blocks": [
+                {"type": "code_execution", "code": code, "output": "45\n"},
+                {"type": "text", "text": "The sum is 45."},
+            ]
+        },
+    )
+    ask = {
+        "model": "claude-search",
+        "max_tokens": 1024,
+        "tools": [{"type": "code_execution_20250522", "name": "code_execution"}],
+        "messages": [{"role": "user", "content": "Add 0..9 with code."}],
+        "betas": ["code-execution-2025-05-22"],
+    }
+    if stream:
+        with client.beta.messages.stream(**ask) as events:
+            message = events.get_final_message()
+    else:
+        message = client.beta.messages.create(**ask)
+    call, result, answer = message.content
+    assert (call.type, call.name, call.input) == (
+        "server_tool_use",
+        "code_execution",
+        {"code": code},
+    )
+    assert result.type == "code_execution_tool_result" and result.tool_use_id == call.id
+    assert (result.content.stdout, result.content.return_code) == ("45\n", 0)
+    assert answer.text == "The sum is 45."
+    sent = stage.upstream.requests("search-model")[-1]["body"]["tools"]
+    assert sent == (
+        [{"type": "code_interpreter", "container": {"type": "auto"}}]
+        if kind == "openai_responses"
+        else [{"code_execution": {}}]
+    )
+
+
+def test_newer_code_execution_is_refused_naming_the_tool(stage):
+    client = stage.client(setup(stage, "gemini", search=False))
+    with pytest.raises(Exception) as caught:
+        client.messages.create(
+            model="claude-search",
+            max_tokens=100,
+            tools=[{"type": "code_execution_20250825", "name": "code_execution"}],
+            messages=[{"role": "user", "content": "run ls"}],
+        )
+    assert caught.value.status_code == 400
+    message = caught.value.body["error"]["message"]
+    assert message.startswith("tools.0 (server tool `code_execution_20250825`) is not supported")
+    assert stage.upstream.requests("search-model") == []

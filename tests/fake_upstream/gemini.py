@@ -11,6 +11,7 @@ from typing import Any
 
 from .scenario import (
     Block,
+    CodeBlock,
     Prompt,
     Reply,
     TextBlock,
@@ -229,6 +230,12 @@ def _parts(reply: Reply, index: int, block: Block, size: int) -> list[dict[str, 
         return [{"text": text} for text in _split(block.text, size)]
     if isinstance(block, WebSearchBlock):
         return []  # shown in the final chunk's groundingMetadata
+    if isinstance(block, CodeBlock):
+        outcome = "OUTCOME_FAILED" if block.failed else "OUTCOME_OK"
+        return [
+            {"executableCode": {"language": "PYTHON", "code": block.code}},
+            {"codeExecutionResult": {"outcome": outcome, "output": block.output}},
+        ]
     texts = _split(block.thinking, size)
     thoughts = [{"text": text, "thought": True} for text in texts]
     thoughts[-1]["thoughtSignature"] = reply.signature(index, block)

@@ -12,6 +12,7 @@ from typing import Any
 from . import openai_chat
 from .scenario import (
     Block,
+    CodeBlock,
     Prompt,
     Reply,
     TextBlock,
@@ -154,6 +155,15 @@ def _item(reply: Reply, index: int, block: Block) -> dict[str, Any]:
             "encrypted_content": reply.signature(index, block),
             "status": "completed",
         }
+    if isinstance(block, CodeBlock):
+        return {
+            "type": "code_interpreter_call",
+            "id": "ci_" + suffix,
+            "status": "failed" if block.failed else "completed",
+            "code": block.code,
+            "container_id": "cntr_" + reply.reply_id[:16],
+            "outputs": [{"type": "logs", "logs": block.output}],
+        }
     if isinstance(block, WebSearchBlock):
         sources = [{"type": "url", "url": page.url} for page in block.results]
         return {
@@ -191,6 +201,9 @@ def _item_events(reply: Reply, index: int, block: Block, item: dict[str, Any]) -
     elif isinstance(block, TextBlock):
         opening = {**item, "status": "in_progress", "content": []}
         body = _text_events(reply, block, where)
+    elif isinstance(block, CodeBlock):
+        opening = {**item, "status": "in_progress", "code": "", "outputs": None}
+        body = _code_events(reply, block, where)
     elif isinstance(block, WebSearchBlock):
         opening = {"type": item["type"], "id": item["id"], "status": "in_progress"}
         body = iter(
@@ -240,6 +253,15 @@ def _text_events(reply: Reply, block: TextBlock, where: Event) -> Iterator[Event
                "annotation_index": number, "annotation": note}  # fmt: skip
     yield {"type": "response.output_text.done", **where, "text": block.text, "logprobs": []}
     yield {"type": "response.content_part.done", **where, "part": part}
+
+
+def _code_events(reply: Reply, block: CodeBlock, where: Event) -> Iterator[Event]:
+    yield {"type": "response.code_interpreter_call.in_progress", **where}
+    for piece in pieces(block.code, reply.chunk_size):
+        yield {"type": "response.code_interpreter_call_code.delta", **where, "delta": piece}
+    yield {"type": "response.code_interpreter_call_code.done", **where, "code": block.code}
+    yield {"type": "response.code_interpreter_call.interpreting", **where}
+    yield {"type": "response.code_interpreter_call.completed", **where}
 
 
 def _annotations(reply: Reply, block: TextBlock) -> list[dict[str, Any]]:

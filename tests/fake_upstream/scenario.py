@@ -68,7 +68,18 @@ class ThinkingBlock(
     signature: str | None = None
 
 
-Block = TextBlock | ToolUseBlock | ThinkingBlock | WebSearchBlock
+class CodeBlock(
+    msgspec.Struct, tag="code_execution", tag_field="type", frozen=True, forbid_unknown_fields=True
+):
+    """Python the provider's interpreter ran (a Responses `code_interpreter_call`, Gemini
+    `executableCode` and `codeExecutionResult` parts), and what it printed."""
+
+    code: str
+    output: str = ""
+    failed: bool = False
+
+
+Block = TextBlock | ToolUseBlock | ThinkingBlock | WebSearchBlock | CodeBlock
 
 
 class ScriptedUsage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -294,4 +305,6 @@ def _reply_chars(block: Block) -> int:
         return len(block.thinking)
     if isinstance(block, WebSearchBlock):
         return 0
+    if isinstance(block, CodeBlock):
+        return len(block.code)
     return len(msgspec.json.encode(block.input))
