@@ -12,7 +12,8 @@ from django.conf import settings
 from gateway.models import UsageRecord
 from tests.e2e.usage import drain
 
-KINDS = ["openai_responses", "gemini", "openai"]
+# An Anthropic route passes the tool and its answer through (the fake searches as Anthropic).
+KINDS = ["openai_responses", "gemini", "openai", "anthropic"]
 # Chat Completions searches only with a search model.
 UPSTREAM = {"openai": "gpt-4o-search-preview"}
 PAGES = [
@@ -95,6 +96,8 @@ def test_web_search_is_answered_as_anthropic_answers_it(stage, broker, kind, str
     assert cited.url == PAGES[0]["url"] and cited.title == PAGES[0]["title"]
     assert cited.cited_text == "Tadej Pogačar won it."
     assert message.usage.server_tool_use.web_search_requests == 1
+    if kind == "anthropic":  # the tool as sent, searched by Anthropic itself
+        assert stage.upstream.requests("search-model")[-1]["body"]["tools"] == [TOOL]
     record = the_record(broker)
     tokens = record.input_tokens + record.output_tokens
     assert record.cost_usd == Decimal(tokens) / 1_000_000 + Decimal("0.01")

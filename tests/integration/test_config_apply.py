@@ -474,6 +474,7 @@ def model_form(model, **changes) -> dict:
         "price_output": "0",
         "price_cache_read": "0",
         "price_cache_write": "0",
+        "price_web_search": "0",
         "routes-TOTAL_FORMS": "0",
         "routes-INITIAL_FORMS": "0",
         "routes-MIN_NUM_FORMS": "0",
