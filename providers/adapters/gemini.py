@@ -195,6 +195,7 @@ class GeminiTurn:
         self.searches = 0  # Google Search queries grounding ran (groundingMetadata)
         self.response_id: Any = None
         self.code_runs = 0
+        self.grounded = False
 
     def feed(self, chunk: dict[str, Any]) -> list[ir.StreamEvent]:
         if chunk.get("error"):
@@ -224,7 +225,8 @@ class GeminiTurn:
             if isinstance(part, dict):
                 events += self._part(part)
         grounding = candidate.get("groundingMetadata")
-        if isinstance(grounding, dict) and not self.searches:
+        if isinstance(grounding, dict) and not self.grounded:
+            self.grounded = True  # streams may repeat it: read once
             events += self._grounding(grounding)
         if candidate.get("finishReason"):
             self.finish = candidate["finishReason"]
@@ -420,8 +422,8 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
     if turn.searches:
         usage.web_search_requests = turn.searches
     # Anthropic puts a search before the text it grounds.
-    searches = [p for p in turn.content if isinstance(p, ir.ServerToolUse | ir.WebSearchResult)]
-    others = [p for p in turn.content if not isinstance(p, ir.ServerToolUse | ir.WebSearchResult)]
+    searches = [p for p in turn.content if _is_search(p)]
+    others = [p for p in turn.content if not _is_search(p)]
     return ir.Response(
         content=searches + others,
         stop_reason=turn.stop_reason(),
@@ -429,6 +431,11 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
         upstream_id=body.get("responseId"),
         stop_details=turn.stop_details(),
     )
+
+
+def _is_search(part: ir.Part) -> bool:
+    search_call = isinstance(part, ir.ServerToolUse) and part.name == "web_search"
+    return search_call or isinstance(part, ir.WebSearchResult)
 
 
 def _retry_delay(body: Any) -> float | None:
