@@ -41,6 +41,16 @@ def pricing(usage: ir.Usage, prices) -> dict[str, Any]:
         }
         for meter, quantity, price in meters
     ]
+    if usage.web_search_requests:
+        price = billing.search_price(prices)
+        lines.append(
+            {
+                "meter": "web_search",
+                "quantity": usage.web_search_requests,
+                "unit_price_per_1k_usd": _usd(price),
+                "cost_usd": _usd(usage.web_search_requests * price / billing.KSEARCH),
+            }
+        )
     return {"cost_usd": _usd(billing.cost_usd(usage, prices)), "currency": "USD", "lines": lines}
 
 

@@ -24,9 +24,19 @@ StopReason = Literal[
 
 
 # --- Content parts ----------------------------------------------------------------------------
+class Citation(msgspec.Struct, omit_defaults=True):
+    """A web source a span of the answer rests on (Anthropic's `web_search_result_location`)."""
+
+    url: str
+    title: str | None = None
+    cited_text: str = ""
+
+
 class Text(msgspec.Struct, tag="text", omit_defaults=True):
     text: str
     cache_control: dict[str, Any] | None = None
+    # Sources of this text, on answers from a provider that searched the web.
+    citations: list[Citation] | None = None
 
 
 class Image(msgspec.Struct, tag="image", omit_defaults=True):
@@ -70,7 +80,48 @@ class RedactedThinking(msgspec.Struct, tag="redacted_thinking"):
     data: str
 
 
-Part = Text | Image | Document | ToolUse | ToolResult | Thinking | RedactedThinking
+class ServerToolUse(msgspec.Struct, tag="server_tool_use", omit_defaults=True):
+    """A tool the provider ran itself (a web search): answers only, never sent upstream."""
+
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+class SearchHit(msgspec.Struct, omit_defaults=True):
+    url: str
+    title: str
+    page_age: str | None = None
+
+
+class WebSearchResult(msgspec.Struct, tag="web_search_tool_result", omit_defaults=True):
+    """The pages a provider's web search found, answering the `ServerToolUse` of that id."""
+
+    tool_use_id: str
+    results: list[SearchHit] = msgspec.field(default_factory=list)
+
+
+class CodeExecutionResult(msgspec.Struct, tag="code_execution_tool_result", omit_defaults=True):
+    """What the provider's code interpreter printed, answering the `ServerToolUse` of that id."""
+
+    tool_use_id: str
+    stdout: str = ""
+    stderr: str = ""
+    return_code: int = 0
+
+
+Part = (
+    Text
+    | Image
+    | Document
+    | ToolUse
+    | ToolResult
+    | Thinking
+    | RedactedThinking
+    | ServerToolUse
+    | WebSearchResult
+    | CodeExecutionResult
+)
 
 
 class Message(msgspec.Struct):
@@ -79,6 +130,36 @@ class Message(msgspec.Struct):
 
 
 # --- Tools and reasoning ----------------------------------------------------------------------
+ServerToolKind = Literal["web_search", "web_fetch", "code_execution"]
+
+
+class ServerTool(msgspec.Struct, omit_defaults=True):
+    """An Anthropic server tool the provider may have an equivalent of (its own web search).
+
+    `where` is the client's JSON path (`tools.2`), `type` its versioned type; the options are
+    Anthropic's, validated by the decoder; an adapter maps, reports or refuses each of them.
+    """
+
+    kind: ServerToolKind
+    type: str
+    where: str
+    max_uses: int | None = None
+    allowed_domains: list[str] | None = None
+    blocked_domains: list[str] | None = None
+    user_location: dict[str, Any] | None = None
+
+
+class ContextEdit(msgspec.Struct, omit_defaults=True):
+    """One `context_management` edit (clear_tool_uses / clear_thinking), validated."""
+
+    type: str
+    trigger_input_tokens: int | None = None
+    keep: int | None = None  # tool uses, or thinking turns; None with clear_thinking: "all"
+    clear_at_least: int | None = None
+    exclude_tools: list[str] = msgspec.field(default_factory=list)
+    clear_tool_inputs: bool = False
+
+
 class Tool(msgspec.Struct, omit_defaults=True):
     name: str
     input_schema: dict[str, Any]
@@ -110,6 +191,7 @@ class Request(msgspec.Struct, kw_only=True):
     max_tokens: int
     system: list[Text] = msgspec.field(default_factory=list)
     tools: list[Tool] = msgspec.field(default_factory=list)
+    server_tools: list[ServerTool] = msgspec.field(default_factory=list)
     tool_choice: ToolChoice | None = None
     temperature: float | None = None
     top_p: float | None = None
@@ -136,6 +218,10 @@ class Request(msgspec.Struct, kw_only=True):
     # Parts of the client's request only its own surface understands (server tools, unknown
     # block types), as JSON paths; a translating adapter must refuse or report them.
     unportable: list[str] = msgspec.field(default_factory=list)
+    # `context_management.edits` the gateway applies itself on translated routes.
+    context_edits: list[ContextEdit] = msgspec.field(default_factory=list)
+    # Fields a translated route drops (compaction): reported or refused by the strictness rule.
+    context_dropped: list[str] = msgspec.field(default_factory=list)
 
 
 # --- Response ---------------------------------------------------------------------------------
@@ -145,6 +231,8 @@ class Usage(msgspec.Struct, omit_defaults=False):
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
     reasoning_tokens: int = 0
+    # Searches a provider ran for the answer (None: no search tool was at work).
+    web_search_requests: int | None = None
     # True when the figures are our estimate, not the provider's report.
     estimated: bool = False
 
@@ -164,6 +252,15 @@ class StopDetails(msgspec.Struct):
     explanation: str | None = None
 
 
+class AppliedEdit(msgspec.Struct):
+    """What one context edit cleared (Anthropic's `context_management.applied_edits` item)."""
+
+    type: str
+    cleared_input_tokens: int = 0
+    cleared_tool_uses: int | None = None
+    cleared_thinking_turns: int | None = None
+
+
 class Response(msgspec.Struct, kw_only=True):
     content: list[Part]
     stop_reason: StopReason
@@ -173,6 +270,8 @@ class Response(msgspec.Struct, kw_only=True):
     # None when the upstream did not say (Anthropic's `usage.service_tier` is then left out).
     service_tier: ServiceTier | None = None
     upstream_id: str | None = None
+    # The context edits the gateway applied (translated routes), None when none was asked.
+    applied_edits: list[AppliedEdit] | None = None
     # The upstream's body when it already speaks the client's surface (forwarded, not rebuilt).
     passthrough: dict[str, Any] | None = None
 
@@ -187,7 +286,21 @@ class StreamStart(msgspec.Struct, tag="start"):
 
 
 class BlockStart(msgspec.Struct, tag="block_start"):
-    part: Text | ToolUse | Thinking | RedactedThinking
+    part: (
+        Text
+        | ToolUse
+        | Thinking
+        | RedactedThinking
+        | ServerToolUse
+        | WebSearchResult
+        | CodeExecutionResult
+    )
+
+
+class CitationDelta(msgspec.Struct, tag="citations_delta"):
+    """A source of the open text block, known once the provider says what it cited."""
+
+    citation: Citation
 
 
 class TextDelta(msgspec.Struct, tag="text_delta"):
@@ -216,6 +329,7 @@ class StreamEnd(msgspec.Struct, tag="end"):
     stop_sequence: str | None = None
     stop_details: StopDetails | None = None
     service_tier: ServiceTier | None = None
+    applied_edits: list[AppliedEdit] | None = None
 
 
 class StreamError(msgspec.Struct, tag="error", omit_defaults=True):
@@ -248,6 +362,7 @@ StreamEvent = (
     | ThinkingDelta
     | SignatureDelta
     | ToolInputDelta
+    | CitationDelta
     | BlockStop
     | StreamEnd
     | StreamError

@@ -15,7 +15,17 @@ from typing import TypeVar
 
 from accounts.auth_failures import Origin
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
-from gateway import attempts, client_json, ids, ir, limits, stops, strictness, tracing
+from gateway import (
+    attempts,
+    client_json,
+    context_edits,
+    ids,
+    ir,
+    limits,
+    stops,
+    strictness,
+    tracing,
+)
 from gateway.errors import (
     ApiError,
     GatewayError,
@@ -71,6 +81,9 @@ class Call:
     # True from an upstream call's start until it failed (a failure generated nothing): a
     # client leaving meanwhile leaves a prompt the upstream may have read.
     upstream_busy: bool = False
+    # The context edits the gateway applied to the history translated routes get (None: the
+    # request asked for none); an Anthropic route applies them itself and says so.
+    applied_edits: list[ir.AppliedEdit] | None = None
 
     def warnings(self) -> list[str]:
         """What the route that answered dropped, when strictness asks to say so."""
@@ -160,6 +173,9 @@ async def admit(
     if debug is not None and debug.enabled and not call.key.allow_debug:
         raise PermissionDenied("debug output is not enabled for this API key")
     call.admission = await limits.admit(call)
+    if translated:
+        # Only the IR is edited: a route speaking the client's surface forwards its body.
+        call.applied_edits = context_edits.apply(call.request)
 
 
 def resolve_model(snapshot: routing.Snapshot, key: KeyInfo, name: str) -> routing.ModelEntry:
@@ -277,6 +293,8 @@ async def complete(call: Call) -> ir.Response:
         )
 
     response = await attempts.run(call, call.targets, _busy(call, attempt))
+    if response.passthrough is None:
+        response.applied_edits = call.applied_edits
     if response.usage.estimated and not response.usage.input_tokens:
         response.usage.input_tokens = call.input_estimate()
     if call.stop_sequences and response.passthrough is None:
@@ -305,6 +323,8 @@ async def open_stream(call: Call) -> tuple[AsyncIterator[ir.StreamEvent], ir.Str
         return events, first
 
     events, first = await attempts.run(call, call.targets, _busy(call, attempt))
+    if call.applied_edits is not None and not isinstance(first, ir.Passthrough):
+        events = _with_edits(events, call.applied_edits)
     if not call.stop_sequences or isinstance(first, ir.Passthrough):
         return events, first
     matched = stops.cut_stream(_prepend(first, events), call.stop_sequences, call.input_estimate())
@@ -323,6 +343,17 @@ def _busy(call: Call, attempt: Callable[[Target, Exchange], Awaitable[T]]):
             raise
 
     return watched
+
+
+async def _with_edits(events, applied: list[ir.AppliedEdit]):
+    """The stream, its end saying which context edits the gateway applied."""
+    try:
+        async for event in events:
+            if isinstance(event, ir.StreamEnd):
+                event.applied_edits = applied
+            yield event
+    finally:
+        await events.aclose()
 
 
 async def _prepend(first: ir.StreamEvent, events):

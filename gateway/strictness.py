@@ -69,6 +69,8 @@ def review(
         adapter = adapter_for(target.kind)
         dropped = [*(withheld or []), *adapter.unsupported(request, target)]
         hidden = 0
+        if adapter.surface != request.surface:
+            dropped = dropped + request.context_dropped  # compaction: not emulated
         if adapter.surface != request.surface and unknown:
             dropped, hidden = dropped + named, len(unknown) - len(named)
         if request.provider_options:

@@ -110,8 +110,11 @@ def input_bound(request: ir.Request) -> int:
     length, between one page and PDF_BOUND; a PDF by URL at PDF_BOUND.
     """
     size = len(request.raw) if request.raw else len(_json.encode(request))
-    fixed = TOOLS_PROMPT_BOUND if request.tools or request.unportable else 0
-    fixed += SERVER_TOOL_BOUND * sum(p.startswith("tools.") for p in request.unportable)
+    fixed = TOOLS_PROMPT_BOUND if request.tools or request.unportable or request.server_tools else 0
+    server_tools = len(request.server_tools)
+    fixed += SERVER_TOOL_BOUND * (
+        server_tools + sum(p.startswith("tools.") for p in request.unportable)
+    )
     for message in request.messages:
         for part in message.content:
             if type(part) in _HOLDS_MEDIA:

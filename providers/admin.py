@@ -197,7 +197,13 @@ class PublicModelForm(forms.ModelForm):
     class Meta:
         model = Model
         fields = ("name", "display_name", "enabled", "max_tokens", "routing")
-        fields += ("price_input", "price_output", "price_cache_read", "price_cache_write")
+        fields += (
+            "price_input",
+            "price_output",
+            "price_cache_read",
+            "price_cache_write",
+            "price_web_search",
+        )
 
     def clean_name(self):
         name = self.cleaned_data["name"]
@@ -229,7 +235,15 @@ class PublicModelAdmin(ConfigChangedAdmin):
         (None, {"fields": ("name", "display_name", "enabled", "max_tokens", "routing")}),
         (
             "Prices, USD per million tokens",
-            {"fields": ("price_input", "price_output", "price_cache_read", "price_cache_write")},
+            {
+                "fields": (
+                    "price_input",
+                    "price_output",
+                    "price_cache_read",
+                    "price_cache_write",
+                    "price_web_search",
+                )
+            },
         ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )

@@ -80,6 +80,14 @@ class Model(models.Model):
     price_output = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     price_cache_read = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     price_cache_write = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    price_web_search = models.DecimalField(
+        "price per 1,000 web searches",
+        max_digits=12,
+        decimal_places=6,
+        default=Decimal(0),
+        help_text="USD per 1,000 searches the provider ran for an answer (web_search tool), "
+        "billed as usage.server_tool_use.web_search_requests (Anthropic: 10).",
+    )
     max_tokens = models.PositiveIntegerField(
         "output limit (max_tokens)",
         null=True,

@@ -11,6 +11,8 @@ in `Provider.options`, which the OpenAI Chat adapter reads. Options a preset may
 - `azure_api_version`: address Azure deployments, `{base}/openai/deployments/{model}/...`
 - `service_tier`: the server takes OpenAI's `service_tier` (default true); a server without
   tiers serves both of Anthropic's values (`auto`, `standard_only`) as they ask, so it gets none
+- `web_search_options`: the server's models search the web when sent `web_search_options`
+  (OpenAI's search models are recognised by name: `…search…`)
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ class Prices:
     output: Decimal
     cache_read: Decimal
     cache_write: Decimal
+    web_search: Decimal = Decimal(0)  # per 1,000 searches
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +259,13 @@ def _load(version: bytes | None) -> Snapshot:
             display_name=m.display_name or m.name,
             created_at=m.created_at,
             max_tokens=m.max_tokens,
-            prices=Prices(m.price_input, m.price_output, m.price_cache_read, m.price_cache_write),
+            prices=Prices(
+                m.price_input,
+                m.price_output,
+                m.price_cache_read,
+                m.price_cache_write,
+                m.price_web_search,
+            ),
             routes=tuple(routes.get(m.pk, ())),
             routing=m.routing,
             aliases=aliases.of(m.name),

@@ -51,6 +51,7 @@ def _model(m: Model) -> dict[str, Any]:
             "output": _number(m.price_output),
             "cache_read": _number(m.price_cache_read),
             "cache_write": _number(m.price_cache_write),
+            "web_search_per_1k": _number(m.price_web_search),
         },
         "routes": [
             {

@@ -114,6 +114,7 @@ class PricingSpec(msgspec.Struct, forbid_unknown_fields=True):
     output: Price | Unset = UNSET
     cache_read: Price | Unset = UNSET
     cache_write: Price | Unset = UNSET
+    web_search_per_1k: Price | Unset = UNSET  # USD per 1,000 web searches, not per million tokens
 
 
 class RouteSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -554,6 +555,7 @@ def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) ->
         price_output=_optional_price(price.output),
         price_cache_read=_optional_price(price.cache_read),
         price_cache_write=_optional_price(price.cache_write),
+        price_web_search=_optional_price(price.web_search_per_1k),
     )
     model, status, before = _upsert(Model, {"name": m.name}, values)
     _record(model, before)

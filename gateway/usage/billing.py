@@ -23,6 +23,7 @@ Outcome = Literal[
 ]
 
 MTOK = Decimal(1_000_000)
+KSEARCH = Decimal(1000)  # web searches are priced per thousand
 QUANTUM = Decimal("0.000000001")
 NANO = Decimal(1_000_000_000)
 
@@ -50,9 +51,14 @@ def reasoning_price(prices: Prices) -> Decimal:
     return prices.output if own is None else own
 
 
+def search_price(prices: Prices) -> Decimal:
+    """USD per 1,000 web searches (0 for prices without one)."""
+    return getattr(prices, "web_search", None) or Decimal(0)
+
+
 def cost_parts(usage: ir.Usage, prices: Prices) -> dict[str, Decimal]:
-    """What each kind of token cost, in USD, unrounded. `output_tokens` includes reasoning
-    tokens, priced apart."""
+    """What each kind of token cost, in USD, unrounded, and the web searches the provider ran
+    at the model's per-search price. `output_tokens` includes reasoning tokens, priced apart."""
     reasoning = min(usage.reasoning_tokens, usage.output_tokens)
     return {
         "input": usage.input_tokens * prices.input / MTOK,
@@ -60,12 +66,13 @@ def cost_parts(usage: ir.Usage, prices: Prices) -> dict[str, Decimal]:
         "cache_write": usage.cache_creation_input_tokens * prices.cache_write / MTOK,
         "output": (usage.output_tokens - reasoning) * prices.output / MTOK,
         "reasoning": reasoning * reasoning_price(prices) / MTOK,
+        "web_search": (usage.web_search_requests or 0) * search_price(prices) / KSEARCH,
     }
 
 
 def cost_usd(usage: ir.Usage, prices: Prices, parts: dict[str, Decimal] | None = None) -> Decimal:
-    """Each kind of token at its own price (the sum of `cost_parts`, exact: prices have six
-    decimals and a division by 10**6 is exact in Decimal), rounded once."""
+    """The sum of `cost_parts` (exact: prices have six decimals, and divisions by 10**6 and
+    10**3 are exact in Decimal), rounded once."""
     total = sum((parts or cost_parts(usage, prices)).values(), Decimal(0))
     return total.quantize(QUANTUM, rounding=ROUND_HALF_UP)
 

@@ -80,6 +80,9 @@ def usage_from(data: dict[str, Any], base: ir.Usage | None = None) -> ir.Usage:
     details = data.get("output_tokens_details")
     if isinstance(details, dict) and isinstance(details.get("thinking_tokens"), int):
         usage.reasoning_tokens = details["thinking_tokens"]
+    server = data.get("server_tool_use")
+    if isinstance(server, dict) and isinstance(server.get("web_search_requests"), int):
+        usage.web_search_requests = server["web_search_requests"]  # billed per search
     return usage
 
 

@@ -22,11 +22,19 @@ from providers.adapters.gemini_request import (
     PROVIDER,
     gemini_body,
     renamed_tools,
+    unsupported_search,
 )
 from providers.adapters.gemini_request import (
     OPTIONS as REQUEST_OPTIONS,
 )
 from providers.adapters.openai_chat import response_tool_id, wants_thinking
+from providers.adapters.web_search import (
+    citation,
+    code_call,
+    hits,
+    search_call,
+    server_tool_id,
+)
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
@@ -184,6 +192,10 @@ class GeminiTurn:
         self.refusal: tuple[Any, Any, Any] = (None, None, None)
         self.usage: ir.Usage | None = None
         self.chars = 0  # output characters, for an estimate if usage never comes
+        self.searches = 0  # Google Search queries grounding ran (groundingMetadata)
+        self.response_id: Any = None
+        self.code_runs = 0
+        self.grounded = False
 
     def feed(self, chunk: dict[str, Any]) -> list[ir.StreamEvent]:
         if chunk.get("error"):
@@ -193,7 +205,8 @@ class GeminiTurn:
         events: list[ir.StreamEvent] = []
         if not self.started:
             self.started = True
-            events.append(ir.StreamStart(upstream_id=chunk.get("responseId")))
+            self.response_id = chunk.get("responseId")
+            events.append(ir.StreamStart(upstream_id=self.response_id))
         usage = usage_from(chunk.get("usageMetadata"))
         if usage is not None:
             self.usage = usage  # running totals: keep the latest
@@ -211,6 +224,10 @@ class GeminiTurn:
         for part in _parts(candidate):
             if isinstance(part, dict):
                 events += self._part(part)
+        grounding = candidate.get("groundingMetadata")
+        if isinstance(grounding, dict) and not self.grounded:
+            self.grounded = True  # streams may repeat it: read once
+            events += self._grounding(grounding)
         if candidate.get("finishReason"):
             self.finish = candidate["finishReason"]
             ratings, message = candidate.get("safetyRatings"), candidate.get("finishMessage")
@@ -226,6 +243,10 @@ class GeminiTurn:
         call = part.get("functionCall")
         if isinstance(call, dict):
             return self._call(call, signature)
+        if isinstance(code := part.get("executableCode"), dict):
+            return self._code(code)
+        if isinstance(ran := part.get("codeExecutionResult"), dict):
+            return self._code_result(ran)
         if text:
             return [*self.close_thinking(signature), *self._text(text)]
         if signature and self.open == "thinking":
@@ -272,6 +293,89 @@ class GeminiTurn:
         shell = ir.ToolUse(id=tool.id, name=tool.name, input={})
         return [*events, ir.BlockStart(shell), ir.ToolInputDelta(arguments)]
 
+    def _code(self, code: dict[str, Any]) -> list[ir.StreamEvent]:
+        """Code the model ran with the code_execution tool: Anthropic's server_tool_use."""
+        self.code_runs += 1
+        seed = f"{self.response_id}_c{self.code_runs}" if self.response_id else None
+        call = code_call(server_tool_id(seed), code.get("code"))
+        self.content.append(call)
+        self.open = None
+        arguments = _encode.encode(call.input).decode()
+        self.chars += len(arguments)
+        shell = ir.ServerToolUse(id=call.id, name=call.name, input={})
+        return [*self.close_thinking(), ir.BlockStart(shell), ir.ToolInputDelta(arguments)]
+
+    def _code_result(self, ran: dict[str, Any]) -> list[ir.StreamEvent]:
+        calls = [p for p in self.content if isinstance(p, ir.ServerToolUse)]
+        if not calls:
+            return []  # a result without its code: nothing to answer
+        output = _str(ran.get("output"))
+        ok = ran.get("outcome") == "OUTCOME_OK"
+        result = ir.CodeExecutionResult(
+            tool_use_id=calls[-1].id,
+            stdout=output if ok else "",
+            stderr="" if ok else output,
+            return_code=0 if ok else 1,
+        )
+        self.content.append(result)
+        self.open = None
+        return [ir.BlockStart(result), ir.BlockStop()]
+
+    def _grounding(self, grounding: dict[str, Any]) -> list[ir.StreamEvent]:
+        """Google Search grounding, once the answer's text is there: its supports become
+        citations of the text so far, its queries and pages Anthropic's search blocks (which
+        therefore follow the text in a stream; a whole response puts them first)."""
+        chunks = grounding.get("groundingChunks")
+        chunks = chunks if isinstance(chunks, list) else []
+        pages = [
+            (web.get("uri"), web.get("title"))
+            for c in chunks
+            if isinstance(c, dict) and isinstance(web := c.get("web"), dict)
+        ]
+        events: list[ir.StreamEvent] = []
+        cited = self._citations(grounding.get("groundingSupports"), pages)
+        text = next((p for p in reversed(self.content) if isinstance(p, ir.Text)), None)
+        if cited and text is not None:
+            text.citations = [*(text.citations or []), *cited]
+            if self.open == "text":
+                events += [ir.CitationDelta(c) for c in cited]
+        queries = grounding.get("webSearchQueries")
+        queries = [q for q in queries if isinstance(q, str)] if isinstance(queries, list) else []
+        results = hits(pages)
+        for n, query in enumerate(queries):
+            call_id = server_tool_id(f"{self.response_id}_{n}" if self.response_id else None)
+            call = search_call(call_id, query)
+            # Gemini does not say which query found which page: all go with the first.
+            found = ir.WebSearchResult(tool_use_id=call_id, results=results if n == 0 else [])
+            self.content += [call, found]
+            shell = ir.ServerToolUse(id=call_id, name=call.name, input={})
+            arguments = _encode.encode(call.input).decode()
+            events += [
+                *self.close_thinking(),
+                ir.BlockStart(shell),
+                ir.ToolInputDelta(arguments),
+                ir.BlockStart(found),
+                ir.BlockStop(),
+            ]
+            self.open = None
+        self.searches = len(queries)
+        return events
+
+    @staticmethod
+    def _citations(supports: Any, pages: list[tuple[Any, Any]]) -> list[ir.Citation]:
+        result = []
+        for support in supports if isinstance(supports, list) else []:
+            if not isinstance(support, dict):
+                continue
+            segment = support.get("segment")
+            cited = _str(segment.get("text")) if isinstance(segment, dict) else ""
+            for index in support.get("groundingChunkIndices") or []:
+                if isinstance(index, int) and 0 <= index < len(pages):
+                    url, title = pages[index]
+                    if (found := citation(url, title, cited)) is not None:
+                        result.append(found)
+        return result
+
     def close_thinking(self, signature: str | None = None) -> list[ir.StreamEvent]:
         if self.open != "thinking":
             return []
@@ -296,6 +400,8 @@ class GeminiTurn:
         usage = self.usage or ir.Usage(
             output_tokens=estimate_output_tokens(self.chars), estimated=True
         )
+        if self.searches:
+            usage.web_search_requests = self.searches
         end = ir.StreamEnd(self.stop_reason(), usage, stop_details=self.stop_details())
         return [*self.close_thinking(), end]
 
@@ -313,13 +419,23 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
         output_tokens=estimate_output_tokens(turn.chars),
         estimated=True,
     )
+    if turn.searches:
+        usage.web_search_requests = turn.searches
+    # Anthropic puts a search before the text it grounds.
+    searches = [p for p in turn.content if _is_search(p)]
+    others = [p for p in turn.content if not _is_search(p)]
     return ir.Response(
-        content=turn.content,
+        content=searches + others,
         stop_reason=turn.stop_reason(),
         usage=usage,
         upstream_id=body.get("responseId"),
         stop_details=turn.stop_details(),
     )
+
+
+def _is_search(part: ir.Part) -> bool:
+    search_call = isinstance(part, ir.ServerToolUse) and part.name == "web_search"
+    return search_call or isinstance(part, ir.WebSearchResult)
 
 
 def _retry_delay(body: Any) -> float | None:
@@ -351,7 +467,7 @@ class GeminiAdapter(HttpAdapter):
         choice = request.tool_choice
         if choice is not None and choice.disable_parallel_tool_use:
             dropped.append("tool_choice.disable_parallel_tool_use (approximated)")
-        return dropped
+        return dropped + unsupported_search(request)
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         headers = {"content-type": "application/json"}

@@ -15,6 +15,7 @@ from providers.adapters.base import Target
 from providers.adapters.envelope import provider_data
 from providers.adapters.gemini_schema import gemini_parameters
 from providers.adapters.openai_chat_request import refuse
+from providers.adapters.web_search import refuse_server_tools, runs_code, searched
 
 PROVIDER = "gemini"  # the envelope's provider name
 # Documented placeholder for function calls whose signature Gemini never gave us (4.3).
@@ -29,6 +30,8 @@ BUDGET_BY_EFFORT = {
     "xhigh": 24576,
     "max": 24576,
 }
+# Anthropic server tools Gemini has its own of (code execution: the Python version).
+SERVER_TOOLS = frozenset({"web_search", "code_execution"})
 _MODES = {"auto": "AUTO", "any": "ANY", "tool": "ANY", "none": "NONE"}
 # What a client may set under `provider_options.google` (see options.py). A cache's TTL is
 # chosen when the cache is created: generateContent has no field for the last two.
@@ -239,6 +242,15 @@ def _generation_config(request: ir.Request, target: Target) -> dict[str, Any]:
     return config
 
 
+def unsupported_search(request: ir.Request) -> list[str]:
+    """What Google Search grounding has no setting for: reported by the strictness rule."""
+    tool = searched(request)
+    if tool is None:
+        return []
+    named = ("max_uses", "allowed_domains", "blocked_domains", "user_location")
+    return [f"{tool.where}.{name}" for name in named if getattr(tool, name) is not None]
+
+
 def gemini_body(request: ir.Request, target: Target) -> dict[str, Any]:
     """The generateContent body for `request` on `target` (the model is in the URL)."""
     if request.unportable:
@@ -248,6 +260,11 @@ def gemini_body(request: ir.Request, target: Target) -> dict[str, Any]:
     if system:
         body["systemInstruction"] = {"parts": system}
     body.update(_tools(request))
+    refuse_server_tools(request, SERVER_TOOLS, target.provider_name)
+    if searched(request) is not None:
+        body["tools"] = [*body.get("tools", []), {"google_search": {}}]  # grounding
+    if runs_code(request):
+        body["tools"] = [*body.get("tools", []), {"code_execution": {}}]
     body["generationConfig"] = _generation_config(request, target)
     # metadata.user_id has no Gemini field: dropped (reference 5.2).
     # Options the client addressed to Google, from the table only; they never replace ours.

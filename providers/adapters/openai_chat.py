@@ -15,6 +15,7 @@ import msgspec
 
 from gateway import ids, ir
 from gateway.tokens import estimate_input_tokens, estimate_output_tokens
+from providers.adapters import web_search
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 from providers.adapters.envelope import seal
 from providers.adapters.openai_chat_request import (
@@ -22,6 +23,7 @@ from providers.adapters.openai_chat_request import (
     NEAREST_EFFORT,
     chat_body,
     is_reasoning_model,
+    unsupported_search,
 )
 from providers.adapters.openai_chat_request import OPTIONS as REQUEST_OPTIONS
 
@@ -210,8 +212,12 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
     if reasoning and wants_thinking(request):
         content.append(ir.Thinking(reasoning, signature=thinking_signature(target)))
     text = _text_of(message.get("content"))
+    cited = web_search.chat_citations(message.get("annotations"), text)
+    searched = web_search.searched(request) is not None
+    if searched:
+        content += web_search.chat_search_parts(request, cited, body.get("id"))
     if text:
-        content.append(ir.Text(text))
+        content.append(ir.Text(text, citations=cited or None))
     refusal = message.get("refusal")
     if isinstance(refusal, str) and refusal:
         content.append(ir.Text(refusal))
@@ -228,6 +234,8 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
             output_tokens=estimate_output_tokens(chars),
             estimated=True,
         )
+    if searched:
+        usage.web_search_requests = 1  # a search model searches once per request
     stop = stop_reason(choice.get("finish_reason"), bool(calls), bool(refusal))
     details = None
     if stop == "refusal":
@@ -276,6 +284,11 @@ class ChatStream:
     """
 
     def __init__(self, request: ir.Request, target: Target):
+        self.request = request
+        self.searched = web_search.searched(request) is not None
+        self.text = ""  # the answer's text so far, for the spans citations point at
+        self.cited: list[ir.Citation] = []
+        self.upstream_id: Any = None
         self.show_thinking = wants_thinking(request)
         self.signature = thinking_signature(target)
         self.started = False
@@ -301,8 +314,9 @@ class ChatStream:
         self.service_tier = service_tier(chunk.get("service_tier")) or self.service_tier
         if not self.started:
             self.started = True
+            self.upstream_id = chunk.get("id")
             events.append(
-                ir.StreamStart(upstream_id=chunk.get("id"), service_tier=self.service_tier)
+                ir.StreamStart(upstream_id=self.upstream_id, service_tier=self.service_tier)
             )
         usage = usage_from(chunk.get("usage"))
         if usage is not None:
@@ -313,6 +327,7 @@ class ChatStream:
         delta = choice.get("delta") or {}
         events += self._reasoning(_reasoning_of(delta))
         events += self._text(delta.get("content"))
+        events += self._annotations(delta.get("annotations"))
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:
             self.saw_refusal = True
@@ -345,10 +360,16 @@ class ChatStream:
         if not isinstance(text, str) or not text:
             return []
         self.chars += len(text)
+        self.text += text
         if self.calls:
             self.late_text += text  # the live tool block must stay open: hold until the end
             return []
         return [*self._close_thinking(), ir.TextDelta(text)]
+
+    def _annotations(self, annotations: Any) -> list[ir.StreamEvent]:
+        cited = web_search.chat_citations(annotations, self.text)
+        self.cited += cited
+        return [] if self.calls else [ir.CitationDelta(c) for c in cited]
 
     def _call_index(self, fragment: dict[str, Any]) -> int:
         index = fragment.get("index")
@@ -398,10 +419,18 @@ class ChatStream:
                 events += self._open_call(call)
         if self.late_text:
             events.append(ir.TextDelta(self.late_text))
+        if self.searched:  # its pages are known once the answer's citations are
+            call, found = web_search.chat_search_parts(self.request, self.cited, self.upstream_id)
+            arguments = msgspec.json.encode(call.input).decode()
+            shell = ir.ServerToolUse(id=call.id, name=call.name, input={})
+            events += [ir.BlockStart(shell), ir.ToolInputDelta(arguments), ir.BlockStart(found)]
+            events.append(ir.BlockStop())
         stop = stop_reason(self.finish or "stop", bool(self.calls), self.saw_refusal)
         usage = self.usage or ir.Usage(
             output_tokens=estimate_output_tokens(self.chars), estimated=True
         )
+        if self.searched:
+            usage.web_search_requests = 1
         details = refusal_details(self.refusal, self.filters) if stop == "refusal" else None
         end = ir.StreamEnd(stop, usage, stop_details=details, service_tier=self.service_tier)
         return [*events, end]
@@ -446,6 +475,7 @@ class OpenAIChatAdapter(HttpAdapter):
 
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
         dropped = sampling_dropped(request, is_reasoning_model(target.upstream_model), stops=True)
+        dropped += unsupported_search(request)
         return [f for f in dropped if not (f == "top_k" and target.options.get("top_k"))]
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:

@@ -15,12 +15,13 @@ import msgspec
 
 from gateway import ir
 from gateway.errors import RouteRefusal
-from providers.adapters import options
+from providers.adapters import options, web_search
 from providers.adapters.base import Target
 
 # OpenAI accepts at most 40 characters; Anthropic only these characters (reference 5.12.1).
 CHAT_TOOL_ID = re.compile(r"[a-zA-Z0-9_-]{1,40}")
 REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+SERVER_TOOLS = frozenset({"web_search"})  # with a search model (web_search_options)
 MAX_STOP_SEQUENCES = 4
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _json = msgspec.json.Encoder()
@@ -247,6 +248,26 @@ def json_schema_format(schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": "output", "schema": schema, "strict": False}
 
 
+def _web_search(request: ir.Request, target: Target) -> dict[str, Any]:
+    """Anthropic's web_search as a search model's `web_search_options`; any other server tool,
+    or a model that cannot search, refuses the route (a tool is never silently removed)."""
+    web_search.refuse_server_tools(request, SERVER_TOOLS, target.provider_name)
+    tool = web_search.searched(request)
+    if tool is None:
+        return {}
+    if not web_search.is_search_model(target.upstream_model, target.options):
+        raise refuse(f"{tool.where} (server tool `{tool.type}`, needs a search model)", target)
+    return {"web_search_options": web_search.chat_search_options(tool)}
+
+
+def unsupported_search(request: ir.Request) -> list[str]:
+    tool = web_search.searched(request)
+    if tool is None:
+        return []
+    named = ("max_uses", "allowed_domains", "blocked_domains")
+    return [f"{tool.where}.{name}" for name in named if getattr(tool, name) is not None]
+
+
 def chat_body(request: ir.Request, target: Target) -> dict[str, Any]:
     """The Chat Completions body for `request` on `target`."""
     if request.unportable:
@@ -267,6 +288,7 @@ def chat_body(request: ir.Request, target: Target) -> dict[str, Any]:
     if request.service_tier is not None and target.options.get("service_tier", True):
         # Servers with one tier (preset option `service_tier: false`) honour both values as is.
         body["service_tier"] = SERVICE_TIER[request.service_tier]
+    body.update(_web_search(request, target))
     if request.user_id:
         # Never forward a tenant's raw user id; a stable hash serves abuse tracking as well.
         body["safety_identifier"] = hashlib.sha256(request.user_id.encode()).hexdigest()[:32]

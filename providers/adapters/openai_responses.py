@@ -36,7 +36,15 @@ from providers.adapters.openai_chat import (
 )
 from providers.adapters.openai_chat_request import is_reasoning_model
 from providers.adapters.openai_responses_request import OPTIONS as REQUEST_OPTIONS
-from providers.adapters.openai_responses_request import PROVIDER, responses_body
+from providers.adapters.openai_responses_request import PROVIDER, responses_body, unsupported_search
+from providers.adapters.web_search import (
+    citation,
+    code_call,
+    hits,
+    search_call,
+    server_tool_id,
+    span,
+)
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
@@ -98,6 +106,61 @@ def _failure(response: dict[str, Any]) -> str:
     return str(message or f"upstream response {response.get('status')}")
 
 
+# --- Web search (built-in tool) -----------------------------------------------------------------
+def is_search(item: dict[str, Any]) -> bool:
+    """A `web_search_call` that searched (not one that opened or read a page it had found)."""
+    action = item.get("action")
+    return not isinstance(action, dict) or action.get("type") in (None, "search")
+
+
+def search_parts(item: dict[str, Any], titles: dict[str, str]) -> list[ir.Part]:
+    """A `web_search_call` item as Anthropic's server_tool_use and web_search_tool_result."""
+    action = item.get("action") if isinstance(item.get("action"), dict) else {}
+    call_id = server_tool_id(item.get("id"))
+    sources = action.get("sources") if isinstance(action.get("sources"), list) else []
+    pages = [(s.get("url"), titles.get(s.get("url"))) for s in sources if isinstance(s, dict)]
+    return [
+        search_call(call_id, action.get("query") if isinstance(action.get("query"), str) else None),
+        ir.WebSearchResult(tool_use_id=call_id, results=hits(pages)),
+    ]
+
+
+def code_parts(item: dict[str, Any]) -> list[ir.Part]:
+    """A `code_interpreter_call` as Anthropic's server_tool_use and code_execution_tool_result
+    (its logs are the output; a failed call's are the error)."""
+    call = code_call(server_tool_id(item.get("id")), item.get("code"))
+    outputs = item.get("outputs") if isinstance(item.get("outputs"), list) else []
+    logs = "".join(
+        o["logs"] for o in outputs if isinstance(o, dict) and isinstance(o.get("logs"), str)
+    )
+    failed = item.get("status") == "failed"
+    result = ir.CodeExecutionResult(
+        tool_use_id=call.id,
+        stdout="" if failed else logs,
+        stderr=logs if failed else "",
+        return_code=1 if failed else 0,
+    )
+    return [call, result]
+
+
+def annotation_citation(annotation: Any, text: str) -> ir.Citation | None:
+    if not isinstance(annotation, dict) or annotation.get("type") != "url_citation":
+        return None
+    cited = span(text, annotation.get("start_index"), annotation.get("end_index"))
+    return citation(annotation.get("url"), annotation.get("title"), cited)
+
+
+def _titles(output: list[Any]) -> dict[str, str]:
+    """url -> title from every url_citation of the answer (sources come without titles)."""
+    titles: dict[str, str] = {}
+    for item in output:
+        for part in (item.get("content") or []) if isinstance(item, dict) else []:
+            for note in (part.get("annotations") or []) if isinstance(part, dict) else []:
+                if isinstance(note, dict) and isinstance(note.get("title"), str):
+                    titles.setdefault(str(note.get("url")), note["title"])
+    return titles
+
+
 # --- Non-streaming ----------------------------------------------------------------------------
 def _message_parts(item: dict[str, Any]) -> tuple[list[ir.Part], str | None]:
     """The message's text parts, and the text of its refusal parts (None when it has none)."""
@@ -107,7 +170,10 @@ def _message_parts(item: dict[str, Any]) -> tuple[list[ir.Part], str | None]:
         if not isinstance(part, dict):
             continue
         if part.get("type") == "output_text" and part.get("text"):
-            parts.append(ir.Text(str(part["text"])))
+            text = str(part["text"])
+            notes = part.get("annotations") if isinstance(part.get("annotations"), list) else []
+            cited = [c for n in notes if (c := annotation_citation(n, text))]
+            parts.append(ir.Text(text, citations=cited or None))
         elif part.get("type") == "refusal" and part.get("refusal"):
             parts.append(ir.Text(str(part["refusal"])))
             refusal = (refusal or "") + str(part["refusal"])
@@ -120,9 +186,17 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
     content: list[ir.Part] = []
     saw_tool = False
     refusal: str | None = None
-    for item in body.get("output") or []:
+    searches = 0
+    output = body.get("output") if isinstance(body.get("output"), list) else []
+    titles = _titles(output)
+    for item in output:
         kind = item.get("type") if isinstance(item, dict) else None
-        if kind == "reasoning" and wants_thinking(request):
+        if kind == "web_search_call" and is_search(item):
+            searches += 1
+            content += search_parts(item, titles)
+        elif kind == "code_interpreter_call":
+            content += code_parts(item)
+        elif kind == "reasoning" and wants_thinking(request):
             content.append(ir.Thinking(reasoning_text(item), thinking_signature(item, target)))
         elif kind == "message":
             parts, refused = _message_parts(item)
@@ -146,6 +220,8 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
             output_tokens=estimate_output_tokens(chars),
             estimated=True,
         )
+    if searches:
+        usage.web_search_requests = searches
     stop = stop_reason(body, saw_tool, refusal is not None)
     return ir.Response(
         content=content,
@@ -177,6 +253,8 @@ class ResponsesStream:
         self.text_open = False
         self.streamed_arguments: set[Any] = set()  # output_index of calls that had deltas
         self.chars = 0
+        self.part_text = ""  # the open text part, for the spans its citations point at
+        self.searches = 0
 
     def feed(self, kind: str, data: dict[str, Any]) -> list[ir.StreamEvent]:
         if kind == "error":
@@ -203,6 +281,8 @@ class ResponsesStream:
         usage = usage_from(response.get("usage")) or ir.Usage(
             output_tokens=estimate_output_tokens(self.chars), estimated=True
         )
+        if self.searches:
+            usage.web_search_requests = self.searches
         stop = stop_reason(response, self.saw_tool, self.saw_refusal)
         details = refusal_details(self.refusal) if stop == "refusal" else None
         tier = service_tier(response.get("service_tier"))
@@ -240,7 +320,12 @@ class ResponsesStream:
             return []
         self.chars += len(text)
         self.text_open = True
+        self.part_text += text
         return [ir.TextDelta(text)]
+
+    def _annotation_added(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        cited = annotation_citation(data.get("annotation"), self.part_text)
+        return [ir.CitationDelta(cited)] if cited is not None and self.text_open else []
 
     def _refusal_delta(self, data: dict[str, Any]) -> list[ir.StreamEvent]:
         self.saw_refusal = True
@@ -254,6 +339,7 @@ class ResponsesStream:
 
     def _close_text(self) -> list[ir.StreamEvent]:
         """Only a text block this stream opened (never a thinking block of reasoning_text)."""
+        self.part_text = ""
         if not self.text_open:
             return []
         self.text_open = False
@@ -289,7 +375,26 @@ class ResponsesStream:
         if kind == "function_call":
             index = data.get("output_index")
             return [*self._whole_arguments(index, item.get("arguments")), ir.BlockStop()]
+        if kind == "code_interpreter_call":
+            return self._server_blocks(*code_parts(item))
+        if kind == "web_search_call" and is_search(item):
+            # Complete only here: the query and the pages read are in the finished item.
+            self.searches += 1
+            return self._server_blocks(*search_parts(item, {}))
         return self._close_text() if kind == "message" else []
+
+    def _server_blocks(self, call: ir.ServerToolUse, result: ir.Part) -> list[ir.StreamEvent]:
+        """A server tool's call (its input in one delta) and its result, both whole."""
+        arguments = _encode.encode(call.input).decode()
+        shell = ir.ServerToolUse(id=call.id, name=call.name, input={})
+        self.chars += len(arguments)
+        return [
+            ir.BlockStart(shell),
+            ir.ToolInputDelta(arguments),
+            ir.BlockStop(),
+            ir.BlockStart(result),
+            ir.BlockStop(),
+        ]
 
     def end(self) -> list[ir.StreamEvent]:
         """The body ended; without a terminal event first, the stream was cut."""
@@ -305,6 +410,7 @@ HANDLERS = {
     "response.reasoning_text.delta": ResponsesStream._reasoning_summary_text_delta,
     "response.output_text.delta": ResponsesStream._output_text_delta,
     "response.refusal.delta": ResponsesStream._refusal_delta,
+    "response.output_text.annotation.added": ResponsesStream._annotation_added,
     "response.content_part.done": ResponsesStream._content_part_done,
     "response.function_call_arguments.delta": ResponsesStream._function_call_arguments_delta,
     "response.function_call_arguments.done": ResponsesStream._function_call_arguments_done,
@@ -322,7 +428,8 @@ class OpenAIResponsesAdapter(HttpAdapter):
 
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
         # The Responses API has no stop parameter at all.
-        return sampling_dropped(request, is_reasoning_model(target.upstream_model), stops=False)
+        dropped = sampling_dropped(request, is_reasoning_model(target.upstream_model), stops=False)
+        return dropped + unsupported_search(request)
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         headers = {"content-type": "application/json"}

@@ -27,8 +27,12 @@ from providers.adapters.openai_chat_request import (
     reasoning_effort,
     refuse,
 )
+from providers.adapters.web_search import refuse_server_tools, runs_code, searched
 
 PROVIDER = "openai-responses"  # the envelope's provider name
+# Anthropic server tools this API has its own of (code execution: the Python version).
+SERVER_TOOLS = frozenset({"web_search", "code_execution"})
+CODE_INTERPRETER = {"type": "code_interpreter", "container": {"type": "auto"}}
 _json = msgspec.json.Encoder()
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 # What a client may set under `provider_options.openai` on Responses (see options.py).
@@ -190,6 +194,31 @@ def _tools(request: ir.Request) -> dict[str, Any]:
     return fields
 
 
+def web_search_tool(request: ir.Request) -> dict[str, Any]:
+    """Anthropic's web_search as the built-in `web_search` tool (blocked_domains: see
+    `unsupported_search`), with the pages it read asked for (`include`)."""
+    tool = searched(request)
+    if tool is None:
+        return {}
+    search: dict[str, Any] = {"type": "web_search"}
+    if tool.allowed_domains:
+        search["filters"] = {"allowed_domains": tool.allowed_domains}
+    if tool.user_location:
+        search["user_location"] = tool.user_location
+    fields: dict[str, Any] = {"tool": search, "include": "web_search_call.action.sources"}
+    if tool.max_uses is not None:
+        fields["max_tool_calls"] = tool.max_uses  # the only built-in tool: its calls are searches
+    return fields
+
+
+def unsupported_search(request: ir.Request) -> list[str]:
+    tool = searched(request)
+    dropped = [f"{tool.where}.blocked_domains"] if tool and tool.blocked_domains else []
+    if tool and tool.max_uses is not None and runs_code(request):
+        dropped.append(f"{tool.where}.max_uses")  # max_tool_calls would cap code runs too
+    return dropped
+
+
 def _sampling(request: ir.Request, reasoning_model: bool) -> dict[str, Any]:
     """No `top_k` and no stop sequences exist in this API: both are dropped (5.2)."""
     fields: dict[str, Any] = {"max_output_tokens": request.max_tokens}
@@ -228,6 +257,15 @@ def responses_body(request: ir.Request, target: Target) -> dict[str, Any]:
         }
     if request.service_tier is not None:
         body["service_tier"] = SERVICE_TIER[request.service_tier]
+    refuse_server_tools(request, SERVER_TOOLS, target.provider_name)
+    if search := web_search_tool(request):
+        body["tools"] = [*body.get("tools", []), search["tool"]]
+        body["include"] = [*body.get("include", []), search["include"]]
+        if "max_tool_calls" in search and not runs_code(request):
+            body["max_tool_calls"] = search["max_tool_calls"]
+    if runs_code(request):
+        body["tools"] = [*body.get("tools", []), CODE_INTERPRETER]
+        body["include"] = [*body.get("include", []), "code_interpreter_call.outputs"]
     body["store"] = False
     if request.stream:
         body["stream"] = True

@@ -8,8 +8,10 @@ by the tenant's default; every model is served by one translated route of the fa
 A conversation is a list of `Turn`s run with `claude -p` (later turns with `--continue`); each
 turn scripts the upstream replies it needs and says what `claude -p` prints. A recording proxy
 in front of the gateway sees every call Claude Code makes, so the test can say that each was
-answered and that each call (`/v1/messages` and `count_tokens`) has its usage record. More
-turns (a WebSearch, a `/compact`) are further entries of CONVERSATION.
+answered and that each call (`/v1/messages` and `count_tokens`) has its usage record. WebSearch
+makes its own messages call with the `web_search` server tool, answered by the provider's search
+(scripted in its own shape by the fake upstream; a Chat provider declares `web_search_options`);
+`/compact` summarises with an ordinary call, and the next turn goes on from the summary.
 """
 
 from __future__ import annotations
@@ -65,8 +67,42 @@ def tool(name: str, **arguments) -> dict:
     }
 
 
+PAGE = {"url": "https://www.letour.fr/en/news", "title": "Tour de France 2026: final ranking"}
+SEARCH = {  # the provider's own search, scripted in its own shape by the fake upstream
+    "blocks": [
+        {"type": "web_search", "query": "2026 Tour de France winner", "results": [PAGE]},
+        {"type": "text", "text": "Tadej Pogačar won it.", "cites": [PAGE["url"]]},
+    ]
+}
+SUMMARY = "<analysis>Short.</analysis>\n<summary>The user ran echo tollgate-ok.</summary>"
+
+
 def ran_the_command(requests: list[dict]) -> None:
     assert "tollgate-ok" in json.dumps(requests[-1]["body"])  # the tool result went back
+
+
+# How each provider kind was asked to search (Chat: a model with `web_search_options`).
+SEARCH_TOOLS = ('{"type": "web_search"', '"google_search"', '"web_search_options"')
+
+
+def searched_the_web(requests: list[dict]) -> None:
+    """WebSearch's own messages call reached the provider with its search tool, and the
+    result Claude Code made of our answer (its links and text) went back to the model."""
+    search, after = requests[-2:]
+    assert any(tool in json.dumps(search["body"]) for tool in SEARCH_TOOLS)
+    sent = json.dumps(after["body"], ensure_ascii=False)
+    assert 'Web search results for query: \\"2026 Tour de France winner\\"' in sent
+    assert PAGE["url"] in sent and "Tadej Pogačar won it." in sent
+
+
+def asked_for_a_summary(requests: list[dict]) -> None:
+    assert "<summary>" in json.dumps(requests[-1]["body"])
+
+
+def continued_from_the_summary(requests: list[dict]) -> None:
+    sent = json.dumps(requests[-1]["body"])
+    assert "The user ran echo tollgate-ok." in sent  # the compacted history
+    assert "Ask a quick agent for the marker." not in sent  # the turns it summarised
 
 
 CONVERSATION = [
@@ -98,6 +134,25 @@ CONVERSATION = [
     ),
     # Claude Code counts the conversation's and its tools' tokens: many count_tokens calls.
     Turn(prompt="/context", prints=None),
+    Turn(
+        prompt="Search the web: who won the 2026 Tour de France?",
+        main=(
+            tool("WebSearch", query="2026 Tour de France winner"),
+            SEARCH,
+            text("Tadej Pogačar won the 2026 Tour de France."),
+        ),
+        prints="Tadej Pogačar won the 2026 Tour de France.",
+        args=("--allowedTools", "WebSearch"),
+        checks=(searched_the_web,),
+    ),
+    # Claude Code summarises the conversation with an ordinary messages call.
+    Turn(prompt="/compact", prints=None, main=(text(SUMMARY),), checks=(asked_for_a_summary,)),
+    Turn(
+        prompt="What did we do so far?",
+        main=(text("We ran echo tollgate-ok."),),
+        prints="We ran echo tollgate-ok.",
+        checks=(continued_from_the_summary,),
+    ),
 ]
 
 
@@ -126,8 +181,10 @@ def broker():
 def test_claude_code_converses_with_no_model_variables_through_a_translated_route(
     stage, broker, tmp_path, kind
 ):
+    # Chat Completions searches with web_search_options (search models, or a server saying so).
+    options = {"options": {"web_search_options": True}} if kind == "openai" else {}
     stage.apply(
-        providers=[stage.provider(kind)],
+        providers=[stage.provider(kind, **options)],
         models=[
             stage.model(
                 "cc-main",
@@ -163,7 +220,8 @@ def test_claude_code_converses_with_no_model_variables_through_a_translated_rout
     assert {"claude-opus-5-5", "claude-haiku-5-5"} <= asked  # its own ids, no variables
     messages = [c for c in calls if c.path == "/v1/messages"]
     counts = [c for c in calls if c.path == "/v1/messages/count_tokens"]
-    assert len(messages) == 5 and len(counts) > 0
+    # Two turns of tools, a subagent, a WebSearch (its own call), /compact, one more turn.
+    assert len(messages) == 10 and len(counts) > 0
     assert all(json.loads(c.body)["input_tokens"] > 0 for c in counts)
     # Every message has its usage record, billed to the model the id resolved to.
     rows = records_for(broker, [c.request_id for c in messages])

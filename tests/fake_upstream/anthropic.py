@@ -9,7 +9,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import openai_chat
-from .scenario import Block, Prompt, Reply, TextBlock, ThinkingBlock, ToolSpec
+from .scenario import (
+    Block,
+    CodeBlock,
+    Prompt,
+    Reply,
+    TextBlock,
+    ThinkingBlock,
+    ToolSpec,
+    WebSearchBlock,
+)
 from .sse import event_frame, json_fragments, json_text, pieces
 
 ERROR_TYPES = {
@@ -100,20 +109,24 @@ def _forced_tool(choice: Any, tools: tuple[ToolSpec, ...]) -> str | None:
     return None
 
 
-def usage(reply: Reply) -> dict[str, int]:
+def usage(reply: Reply) -> dict[str, Any]:
     u = reply.usage
-    return {
+    fields: dict[str, Any] = {
         "input_tokens": u.input_tokens,
         "output_tokens": u.output_tokens,
         "cache_creation_input_tokens": u.cache_creation_input_tokens,
         "cache_read_input_tokens": u.cache_read_input_tokens,
     }
+    searches = sum(isinstance(b, WebSearchBlock) for b in reply.blocks)
+    if searches:
+        fields["server_tool_use"] = {"web_search_requests": searches}
+    return fields
 
 
 def render_json(reply: Reply) -> dict[str, Any]:
     message = {
         **_message(reply),
-        "content": [_block(reply, i, block) for i, block in enumerate(reply.blocks)],
+        "content": [b for i, block in enumerate(reply.blocks) for b in _blocks(reply, i, block)],
         "stop_reason": reply.stop_reason,
         "stop_sequence": reply.stop_sequence,
     }
@@ -126,14 +139,20 @@ def render_stream(reply: Reply) -> list[bytes]:
     shell = {**_message(reply), "content": [], "stop_reason": None, "stop_sequence": None}
     shell["usage"] = {**usage(reply), "output_tokens": 1}
     frames = [_event({"type": "message_start", "message": shell})]
-    for index, block in enumerate(reply.blocks):
+    index = 0
+    for number, block in enumerate(reply.blocks):
+        if isinstance(block, WebSearchBlock | CodeBlock):
+            frames.extend(_server_frames(reply, number, block, index))
+            index += 2
+            continue
         frames.append(
-            _event({"type": "content_block_start", "index": index, **_shell(reply, index, block)})
+            _event({"type": "content_block_start", "index": index, **_shell(reply, number, block)})
         )
         if index == 0:
             frames.append(PING)
-        frames.extend(_event(delta) for delta in _deltas(reply, index, block))
+        frames.extend(_event({**d, "index": index}) for d in _deltas(reply, number, block))
         frames.append(_event({"type": "content_block_stop", "index": index}))
+        index += 1
     if not reply.blocks:
         frames.append(PING)
     delta = {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}
@@ -157,8 +176,70 @@ def _message(reply: Reply) -> dict[str, Any]:
     }
 
 
+def _blocks(reply: Reply, index: int, block: Block) -> list[dict[str, Any]]:
+    """The content blocks of one scripted block: a server tool's run is two (call, result)."""
+    if not isinstance(block, WebSearchBlock | CodeBlock):
+        return [_block(reply, index, block)]
+    call_id = f"srvtoolu_{reply.reply_id[:16]}{index}"
+    if isinstance(block, WebSearchBlock):
+        pages = [
+            {
+                "type": "web_search_result",
+                "url": page.url,
+                "title": page.title,
+                "encrypted_content": "RmFrZVBhZ2U" + str(n),
+                "page_age": None,
+            }
+            for n, page in enumerate(block.results)
+        ]
+        name, given = "web_search", {"query": block.query}
+        result = {"type": "web_search_tool_result", "tool_use_id": call_id, "content": pages}
+    else:
+        name, given = "code_execution", {"code": block.code}
+        output = {
+            "type": "code_execution_result",
+            "stdout": "" if block.failed else block.output,
+            "stderr": block.output if block.failed else "",
+            "return_code": 1 if block.failed else 0,
+            "content": [],
+        }
+        result = {"type": "code_execution_tool_result", "tool_use_id": call_id, "content": output}
+    call = {"type": "server_tool_use", "id": call_id, "name": name, "input": given}
+    return [call, result]
+
+
+def _server_frames(reply: Reply, number: int, block: Block, index: int) -> Iterator[bytes]:
+    """A server tool's call (its input as input_json_delta) and its result (whole at start)."""
+    call, result = _blocks(reply, number, block)
+    yield _event(
+        {"type": "content_block_start", "index": index, "content_block": {**call, "input": {}}}
+    )
+    if index == 0:
+        yield PING
+    delta = {"type": "input_json_delta", "partial_json": json_text(call["input"])}
+    yield _event({"type": "content_block_delta", "index": index, "delta": delta})
+    yield _event({"type": "content_block_stop", "index": index})
+    yield _event({"type": "content_block_start", "index": index + 1, "content_block": result})
+    yield _event({"type": "content_block_stop", "index": index + 1})
+
+
+def _citations(reply: Reply, block: TextBlock) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "web_search_result_location",
+            "url": url,
+            "title": reply.page_title(url),
+            "encrypted_index": "RmFrZUluZGV4",
+            "cited_text": block.text[:150],
+        }
+        for url in block.cites
+    ]
+
+
 def _block(reply: Reply, index: int, block: Block) -> dict[str, Any]:
     if isinstance(block, TextBlock):
+        if block.cites:
+            return {"type": "text", "text": block.text, "citations": _citations(reply, block)}
         return {"type": "text", "text": block.text}
     if isinstance(block, ThinkingBlock):
         signature = reply.signature(index, block)
@@ -192,6 +273,10 @@ def _deltas(reply: Reply, index: int, block: Block) -> Iterator[dict[str, Any]]:
             "index": index,
             "delta": {"type": kind, key: fragment},
         }
+    if isinstance(block, TextBlock):
+        for citation in _citations(reply, block):
+            delta = {"type": "citations_delta", "citation": citation}
+            yield {"type": "content_block_delta", "index": index, "delta": delta}
     if isinstance(block, ThinkingBlock):
         signature = {"type": "signature_delta", "signature": reply.signature(index, block)}
         yield {"type": "content_block_delta", "index": index, "delta": signature}

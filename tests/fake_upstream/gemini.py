@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .scenario import Block, Prompt, Reply, TextBlock, ThinkingBlock, ToolSpec, ToolUseBlock
+from .scenario import (
+    Block,
+    CodeBlock,
+    Prompt,
+    Reply,
+    TextBlock,
+    ThinkingBlock,
+    ToolSpec,
+    ToolUseBlock,
+    WebSearchBlock,
+)
 from .sse import data_frame, pieces
 
 FINISH_REASON = {
@@ -155,12 +165,40 @@ def _chunk(reply: Reply, parts: list[dict[str, Any]], *, final: bool) -> dict[st
     if final:
         candidate["finishReason"] = FINISH_REASON[reply.stop_reason]
         candidate.update(_refusal(reply))
+        if grounding := _grounding(reply):
+            candidate["groundingMetadata"] = grounding
     candidate["index"] = 0
     return {
         "candidates": [candidate],
         "usageMetadata": usage(reply, final=final),
         "modelVersion": reply.model,
         "responseId": reply.reply_id,
+    }
+
+
+def _grounding(reply: Reply) -> dict[str, Any] | None:
+    """Google Search grounding: the queries, each page once (Gemini's redirect urls are
+    stood in for by the pages' own), and a support per cited text with its byte offsets."""
+    searches = [b for b in reply.blocks if isinstance(b, WebSearchBlock)]
+    if not searches:
+        return None
+    pages = list({p.url: p for b in searches for p in b.results}.values())
+    index = {page.url: n for n, page in enumerate(pages)}
+    supports, start = [], 0
+    for block in reply.blocks:
+        if not isinstance(block, TextBlock):
+            continue
+        end = start + len(block.text.encode())
+        cited = [index[url] for url in block.cites if url in index]
+        if cited:
+            segment = {"startIndex": start, "endIndex": end, "text": block.text}
+            supports.append({"segment": segment, "groundingChunkIndices": cited})
+        start = end
+    return {
+        "webSearchQueries": [b.query for b in searches],
+        "searchEntryPoint": {"renderedContent": '<div class="container">search</div>'},
+        "groundingChunks": [{"web": {"uri": p.url, "title": p.title}} for p in pages],
+        "groundingSupports": supports,
     }
 
 
@@ -193,6 +231,14 @@ def _parts(reply: Reply, index: int, block: Block, size: int) -> list[dict[str, 
         return [part]
     if isinstance(block, TextBlock):
         return [{"text": text} for text in _split(block.text, size)]
+    if isinstance(block, WebSearchBlock):
+        return []  # shown in the final chunk's groundingMetadata
+    if isinstance(block, CodeBlock):
+        outcome = "OUTCOME_FAILED" if block.failed else "OUTCOME_OK"
+        return [
+            {"executableCode": {"language": "PYTHON", "code": block.code}},
+            {"codeExecutionResult": {"outcome": outcome, "output": block.output}},
+        ]
     texts = _split(block.thinking, size)
     thoughts = [{"text": text, "thought": True} for text in texts]
     thoughts[-1]["thoughtSignature"] = reply.signature(index, block)

@@ -147,7 +147,7 @@ def render_json(reply: Reply) -> dict[str, Any]:
         "role": "assistant",
         "content": text or None,
         "refusal": refusal_text(reply),
-        "annotations": [],
+        "annotations": annotations(reply),
     }
     if thinking:
         message["reasoning_content"] = thinking
@@ -210,6 +210,20 @@ def _deltas(reply: Reply) -> list[dict[str, Any]]:
     return [first, *deltas[1:]]
 
 
+def annotations(reply: Reply) -> list[dict[str, Any]]:
+    """A search model's `url_citation`s, with offsets into the message's whole text."""
+    notes, start = [], 0
+    for block in reply.blocks:
+        if not isinstance(block, TextBlock):
+            continue
+        for url in block.cites:
+            cite = {"url": url, "title": reply.page_title(url)}
+            cite.update(start_index=start, end_index=start + len(block.text))
+            notes.append({"type": "url_citation", "url_citation": cite})
+        start += len(block.text)
+    return notes
+
+
 def _content_deltas(reply: Reply) -> Iterator[dict[str, Any]]:
     size = reply.chunk_size
     for block in reply.blocks:
@@ -217,6 +231,8 @@ def _content_deltas(reply: Reply) -> Iterator[dict[str, Any]]:
             yield from ({"reasoning_content": piece} for piece in pieces(block.thinking, size))
         elif isinstance(block, TextBlock):
             yield from ({"content": piece} for piece in pieces(block.text, size))
+    if notes := annotations(reply):
+        yield {"annotations": notes}  # as search models send them: after the text
     yield from ({"refusal": piece} for piece in pieces(refusal_text(reply) or "", size))
     for index, block in _tool_calls(reply):
         yield {"tool_calls": [_call_opening(reply, index, block)]}

@@ -12,12 +12,14 @@ from typing import Any
 from . import openai_chat
 from .scenario import (
     Block,
+    CodeBlock,
     Prompt,
     Reply,
     TextBlock,
     ThinkingBlock,
     ToolSpec,
     ToolUseBlock,
+    WebSearchBlock,
     last_user_text,
 )
 from .sse import event_frame, json_fragments, json_text, pieces
@@ -163,8 +165,26 @@ def _item(reply: Reply, index: int, block: Block) -> dict[str, Any]:
             "encrypted_content": reply.signature(index, block),
             "status": "completed",
         }
+    if isinstance(block, CodeBlock):
+        return {
+            "type": "code_interpreter_call",
+            "id": "ci_" + suffix,
+            "status": "failed" if block.failed else "completed",
+            "code": block.code,
+            "container_id": "cntr_" + reply.reply_id[:16],
+            "outputs": [{"type": "logs", "logs": block.output}],
+        }
+    if isinstance(block, WebSearchBlock):
+        sources = [{"type": "url", "url": page.url} for page in block.results]
+        return {
+            "type": "web_search_call",
+            "id": "ws_" + suffix,
+            "status": "completed",
+            "action": {"type": "search", "query": block.query, "sources": sources},
+        }
     if isinstance(block, TextBlock):
-        part = {"type": "output_text", "text": block.text, "annotations": [], "logprobs": []}
+        notes = _annotations(reply, block)
+        part = {"type": "output_text", "text": block.text, "annotations": notes, "logprobs": []}
         return {
             "type": "message",
             "id": "msg_" + suffix,
@@ -191,6 +211,15 @@ def _item_events(reply: Reply, index: int, block: Block, item: dict[str, Any]) -
     elif isinstance(block, TextBlock):
         opening = {**item, "status": "in_progress", "content": []}
         body = _text_events(reply, block, where)
+    elif isinstance(block, CodeBlock):
+        opening = {**item, "status": "in_progress", "code": "", "outputs": None}
+        body = _code_events(reply, block, where)
+    elif isinstance(block, WebSearchBlock):
+        opening = {"type": item["type"], "id": item["id"], "status": "in_progress"}
+        body = iter(
+            {"type": f"response.web_search_call.{step}", **where}
+            for step in ("in_progress", "searching", "completed")
+        )
     else:
         opening = {**item, "arguments": "", "status": "in_progress"}
         body = _argument_events(reply, block, where)
@@ -229,8 +258,34 @@ def _text_events(reply: Reply, block: TextBlock, where: Event) -> Iterator[Event
     yield {"type": "response.content_part.added", **where, "part": {**part, "text": ""}}
     for piece in pieces(block.text, reply.chunk_size):
         yield {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}
+    for number, note in enumerate(_annotations(reply, block)):
+        yield {"type": "response.output_text.annotation.added", **where,
+               "annotation_index": number, "annotation": note}  # fmt: skip
     yield {"type": "response.output_text.done", **where, "text": block.text, "logprobs": []}
     yield {"type": "response.content_part.done", **where, "part": part}
+
+
+def _code_events(reply: Reply, block: CodeBlock, where: Event) -> Iterator[Event]:
+    yield {"type": "response.code_interpreter_call.in_progress", **where}
+    for piece in pieces(block.code, reply.chunk_size):
+        yield {"type": "response.code_interpreter_call_code.delta", **where, "delta": piece}
+    yield {"type": "response.code_interpreter_call_code.done", **where, "code": block.code}
+    yield {"type": "response.code_interpreter_call.interpreting", **where}
+    yield {"type": "response.code_interpreter_call.completed", **where}
+
+
+def _annotations(reply: Reply, block: TextBlock) -> list[dict[str, Any]]:
+    """`url_citation`s of the whole text, one per page it cites."""
+    return [
+        {
+            "type": "url_citation",
+            "start_index": 0,
+            "end_index": len(block.text),
+            "url": url,
+            "title": reply.page_title(url),
+        }
+        for url in block.cites
+    ]
 
 
 def _argument_events(reply: Reply, block: ToolUseBlock, where: Event) -> Iterator[Event]:

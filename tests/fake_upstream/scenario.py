@@ -36,6 +36,23 @@ class TextBlock(
     msgspec.Struct, tag="text", tag_field="type", frozen=True, forbid_unknown_fields=True
 ):
     text: str
+    # Urls of pages a web search of this reply found that the whole text cites.
+    cites: list[str] = []
+
+
+class SearchPage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    url: str
+    title: str
+
+
+class WebSearchBlock(
+    msgspec.Struct, tag="web_search", tag_field="type", frozen=True, forbid_unknown_fields=True
+):
+    """A search the provider ran (rendered as each provider shows one: a Responses
+    `web_search_call`, Gemini `groundingMetadata`; Chat search models show only citations)."""
+
+    query: str
+    results: list[SearchPage] = []
 
 
 class ToolUseBlock(
@@ -53,7 +70,18 @@ class ThinkingBlock(
     signature: str | None = None
 
 
-Block = TextBlock | ToolUseBlock | ThinkingBlock
+class CodeBlock(
+    msgspec.Struct, tag="code_execution", tag_field="type", frozen=True, forbid_unknown_fields=True
+):
+    """Python the provider's interpreter ran (a Responses `code_interpreter_call`, Gemini
+    `executableCode` and `codeExecutionResult` parts), and what it printed."""
+
+    code: str
+    output: str = ""
+    failed: bool = False
+
+
+Block = TextBlock | ToolUseBlock | ThinkingBlock | WebSearchBlock | CodeBlock
 
 
 class ScriptedUsage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -180,6 +208,11 @@ class Reply:
     def signature(self, index: int, block: ThinkingBlock) -> str:
         return block.signature or f"ZmFrZS1zaWc{self.reply_id}{index}"
 
+    def page_title(self, url: str) -> str:
+        """The title a search of this reply gave the page at `url`."""
+        pages = (p for b in self.blocks if isinstance(b, WebSearchBlock) for p in b.results)
+        return next((p.title for p in pages if p.url == url), url)
+
 
 def last_user_text(messages: Any, text_type: str) -> str:
     """The last user turn's text, for OpenAI-shaped turns (`text_type`: Chat's `text` or
@@ -284,4 +317,8 @@ def _reply_chars(block: Block) -> int:
         return len(block.text)
     if isinstance(block, ThinkingBlock):
         return len(block.thinking)
+    if isinstance(block, WebSearchBlock):
+        return 0
+    if isinstance(block, CodeBlock):
+        return len(block.code)
     return len(msgspec.json.encode(block.input))

@@ -480,3 +480,70 @@ def test_the_dashboard_tenant_picker_refuses_a_name_no_tenant_has_with_a_404(hos
         answer = browser.get(f"/dashboard/?tenant={name}")
 
     assert answer.status_code == 404, answer.text[:500]
+
+
+SEARCH = {"type": "web_search_20250305", "name": "web_search"}
+REFUSED_SERVER_TOOLS = {
+    "both domain lists": (
+        {**SEARCH, "allowed_domains": ["a.test"], "blocked_domains": ["b.test"]},
+        "tools.0: use either allowed_domains or blocked_domains, not both in the same request",
+    ),
+    "renamed": (
+        {**SEARCH, "name": "search"},
+        "tools.0.name: a `web_search_20250305` tool must be named `web_search`",
+    ),
+    "max_uses zero": ({**SEARCH, "max_uses": 0}, "tools.0.max_uses: Input should be greater"),
+    "location not approximate": (
+        {**SEARCH, "user_location": {"type": "exact", "city": "Paris"}},
+        "tools.0.user_location.type: Input should be 'approximate'",
+    ),
+    "location of the wrong type": (
+        {**SEARCH, "user_location": {"type": "approximate", "city": 7}},
+        "tools.0.user_location.city: Input should be a valid string",
+    ),
+    "a domain with spaces": (
+        {**SEARCH, "allowed_domains": ["a.test", "evil test"]},
+        "tools.0.allowed_domains.1: not a domain name",
+    ),
+    "a thousand domains": (
+        {**SEARCH, "blocked_domains": [f"d{n}.test" for n in range(1000)]},
+        "tools.0.blocked_domains: at most 100 domains",
+    ),
+}
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize("case", sorted(REFUSED_SERVER_TOOLS))
+def test_a_bad_web_search_tool_is_a_400_before_any_upstream_call(hostile, route_key, path, case):
+    tool, message = REFUSED_SERVER_TOOLS[case]
+    body = {
+        "model": "claude-test",
+        "max_tokens": 5,
+        "tools": [tool],
+        "messages": [{"role": "user", "content": "search"}],
+    }
+
+    answer = post(hostile, path, body, route_key)
+
+    assert assert_error_shape(answer, 400, "invalid_request_error")["message"].startswith(message)
+    assert hostile.upstream.requests() == []
+
+
+def test_a_hostile_context_management_is_a_400_before_any_upstream_call(hostile, route_key):
+    edits = [
+        {"type": "clear_tool_uses_20250919", "trigger": {"type": "input_tokens", "value": 1e9}}
+    ]
+    body = {
+        "model": "claude-test",
+        "max_tokens": 5,
+        "context_management": {"edits": edits},
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+
+    answer = post(hostile, "/v1/messages", body, route_key)
+
+    error = assert_error_shape(answer, 400, "invalid_request_error")
+    assert error["message"] == (
+        "context_management.edits.0.trigger.value: Input should be a non-negative integer"
+    )
+    assert hostile.upstream.requests() == []

@@ -483,6 +483,7 @@ def model_form(model, **changes) -> dict:
         "price_output": "0",
         "price_cache_read": "0",
         "price_cache_write": "0",
+        "price_web_search": "0",
         "routes-TOTAL_FORMS": "0",
         "routes-INITIAL_FORMS": "0",
         "routes-MIN_NUM_FORMS": "0",
@@ -507,3 +508,24 @@ def test_the_admin_sets_a_models_output_limit_and_refuses_zero(admin_client):
     assert "max_tokens" in refused.context["adminform"].form.errors
     assert saved.status_code == 302
     assert Model.objects.get(pk=model.pk).max_tokens == 8192
+
+
+def test_a_models_per_search_price_is_applied_and_reaches_the_routing_snapshot():
+    data = config()
+    data["models"][0]["pricing_per_mtok"] = {"input": 3, "output": 15, "web_search_per_1k": 10}
+    config_apply(data=data)
+
+    model = Model.objects.get(name=data["models"][0]["name"])
+    assert model.price_web_search == Decimal(10)
+    from providers.routing import _load
+
+    assert _load.func(None).models[model.name].prices.web_search == Decimal(10)
+
+
+@pytest.mark.parametrize("price", [-1, "ten", 1_000_000])
+def test_a_bad_per_search_price_is_refused_and_nothing_is_applied(price):
+    data = config()
+    data["models"][0]["pricing_per_mtok"] = {"web_search_per_1k": price}
+    with pytest.raises(ConfigError):
+        config_apply(data=data)
+    assert Model.objects.count() == 0

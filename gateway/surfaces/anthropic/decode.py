@@ -21,6 +21,7 @@ from gateway.surfaces.anthropic.schema import (
     SystemBlockIn,
     ToolIn,
 )
+from gateway.surfaces.anthropic.server_tools import context_edits, server_block, server_tool
 
 T = TypeVar("T")
 
@@ -134,6 +135,9 @@ def to_ir(body: MessagesBody | CountTokensBody, *, beta: list[str] | None = None
     system = _system(body.system)
     messages = _messages(body.messages, unportable, system)
     tools = _tools(body.tools or [], unportable)
+    server_tools = [
+        t for i, tool in enumerate(body.tools or []) if (t := server_tool(tool, f"tools.{i}"))
+    ]
     max_tokens = getattr(body, "max_tokens", 0)
     request = ir.Request(
         model=body.model,
@@ -141,6 +145,7 @@ def to_ir(body: MessagesBody | CountTokensBody, *, beta: list[str] | None = None
         max_tokens=max_tokens,
         system=system,
         tools=tools,
+        server_tools=server_tools,
         tool_choice=_tool_choice(body.tool_choice, tools),
         reasoning=_reasoning(body, max_tokens, beta),
         output_schema=_output_schema(body),
@@ -156,6 +161,7 @@ def to_ir(body: MessagesBody | CountTokensBody, *, beta: list[str] | None = None
         request.user_id = body.metadata.user_id if body.metadata else None
         request.provider_options = body.provider_options or {}
         request.service_tier = body.service_tier
+        request.context_edits = context_edits(body.context_management, request.context_dropped)
     return request
 
 
@@ -408,6 +414,8 @@ def _block(block: Any, where: str, unportable: list[str]) -> ir.Part | None:
     if not isinstance(kind, str):
         raise InvalidRequest(f"{where}.type: Field required")
     decode = _BLOCKS.get(kind)
+    if decode is None and (text := server_block(block, where)) is not None:
+        return text
     if decode is None:
         unportable.append(f"{where} (`{kind}` block)")
         return None
@@ -418,6 +426,8 @@ def _tools(tools: list[ToolIn], unportable: list[str]) -> list[ir.Tool]:
     result = []
     for i, tool in enumerate(tools):
         if tool.type not in (None, "custom"):
+            if server_tool(tool, f"tools.{i}") is not None:
+                continue  # emulated: request.server_tools
             unportable.append(f"tools.{i} (server tool `{tool.type}`)")
             continue
         if tool.input_schema is None:

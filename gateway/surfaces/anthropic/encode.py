@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import msgspec
@@ -20,12 +21,65 @@ def usage_json(usage: ir.Usage, service_tier: ir.ServiceTier | None = None) -> d
     }
     if service_tier is not None:  # only when the upstream said which capacity served it
         fields["service_tier"] = service_tier
+    if usage.web_search_requests:
+        fields["server_tool_use"] = {"web_search_requests": usage.web_search_requests}
     return fields
+
+
+def _opaque(value: Any) -> str:
+    """Anthropic's `encrypted_*` fields are opaque to clients: ours say where the page was."""
+    return base64.urlsafe_b64encode(_encoder.encode(value)).decode().rstrip("=")
+
+
+def citation_json(citation: ir.Citation) -> dict[str, Any]:
+    return {
+        "type": "web_search_result_location",
+        "url": citation.url,
+        "title": citation.title,
+        "encrypted_index": _opaque({"url": citation.url, "text": citation.cited_text[:64]}),
+        "cited_text": citation.cited_text,
+    }
+
+
+def search_hit_json(hit: ir.SearchHit) -> dict[str, Any]:
+    return {
+        "type": "web_search_result",
+        "url": hit.url,
+        "title": hit.title,
+        "encrypted_content": _opaque({"url": hit.url, "title": hit.title}),
+        "page_age": hit.page_age,
+    }
 
 
 def part_json(part: ir.Part) -> dict[str, Any] | None:
     if isinstance(part, ir.Text):
-        return {"type": "text", "text": part.text} if part.text else None
+        if not part.text:
+            return None
+        if part.citations is None:
+            return {"type": "text", "text": part.text}
+        citations = [citation_json(c) for c in part.citations]
+        return {"type": "text", "text": part.text, "citations": citations}
+    if isinstance(part, ir.ServerToolUse):
+        return {"type": "server_tool_use", "id": part.id, "name": part.name, "input": part.input}
+    if isinstance(part, ir.CodeExecutionResult):
+        result = {
+            "type": "code_execution_result",
+            "stdout": part.stdout,
+            "stderr": part.stderr,
+            "return_code": part.return_code,
+            "content": [],
+        }
+        return {
+            "type": "code_execution_tool_result",
+            "tool_use_id": part.tool_use_id,
+            "content": result,
+        }
+    if isinstance(part, ir.WebSearchResult):
+        return {
+            "type": "web_search_tool_result",
+            "tool_use_id": part.tool_use_id,
+            "content": [search_hit_json(h) for h in part.results],
+        }
     if isinstance(part, ir.ToolUse):
         return {"type": "tool_use", "id": part.id, "name": part.name, "input": part.input}
     if isinstance(part, ir.Thinking):
@@ -53,7 +107,22 @@ def message_json(response: ir.Response, *, message_id: str, model: str) -> dict[
     if response.stop_details is not None:  # refusals only, as Anthropic sends it
         message["stop_details"] = stop_details_json(response.stop_details)
     message["usage"] = usage_json(response.usage, response.service_tier)
+    if response.applied_edits is not None:
+        message["context_management"] = context_management_json(response.applied_edits)
     return message
+
+
+def context_management_json(edits: list[ir.AppliedEdit]) -> dict[str, Any]:
+    applied = []
+    for edit in edits:
+        item: dict[str, Any] = {"type": edit.type}
+        if edit.cleared_tool_uses is not None:
+            item["cleared_tool_uses"] = edit.cleared_tool_uses
+        if edit.cleared_thinking_turns is not None:
+            item["cleared_thinking_turns"] = edit.cleared_thinking_turns
+        item["cleared_input_tokens"] = edit.cleared_input_tokens
+        applied.append(item)
+    return {"applied_edits": applied}
 
 
 def encode(obj: Any) -> bytes:

@@ -69,6 +69,11 @@ class ToolIn(msgspec.Struct):
     type: str | None = None
     cache_control: dict[str, Any] | None = None
     strict: bool | None = None
+    # Server tools' options (web_search_*, web_fetch_*), checked in server_tools.py.
+    max_uses: Annotated[int, Meta(ge=1, le=INT32_MAX)] | None = None
+    allowed_domains: list[str] | None = None
+    blocked_domains: list[str] | None = None
+    user_location: dict[str, Any] | None = None
 
 
 class ToolChoiceIn(msgspec.Struct):
@@ -140,6 +145,8 @@ class MessagesBody(msgspec.Struct):
     thinking: ThinkingIn | None = None
     output_config: OutputConfigIn | None = None
     service_tier: Literal["auto", "standard_only"] | None = None
+    # Edits the gateway applies on translated routes; checked in server_tools.py.
+    context_management: dict[str, Any] | None = None
     # Gateway extras.
     reasoning: ReasoningIn | None = None
     provider_options: dict[str, dict[str, Any]] | None = None

@@ -11,7 +11,13 @@ from collections.abc import Callable
 import msgspec
 
 from gateway import ir, redaction
-from gateway.surfaces.anthropic.encode import part_json, stop_details_json, usage_json
+from gateway.surfaces.anthropic.encode import (
+    citation_json,
+    context_management_json,
+    part_json,
+    stop_details_json,
+    usage_json,
+)
 
 _encoder = msgspec.json.Encoder()
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
@@ -69,8 +75,14 @@ class StreamWriter:
             out = self._ensure("text", ir.Text(""))
             self.output_chars += len(event.text)
             return out + self._delta({"type": "text_delta", "text": event.text})
+        if isinstance(event, ir.CitationDelta):
+            if self.open != "text":
+                return b""
+            return self._delta(
+                {"type": "citations_delta", "citation": citation_json(event.citation)}
+            )
         if isinstance(event, ir.ToolInputDelta):
-            if not event.partial_json or self.open != "tool_use":
+            if not event.partial_json or self.open not in ("tool_use", "server_tool_use"):
                 return b""
             self.output_chars += len(event.partial_json)
             return self._delta({"type": "input_json_delta", "partial_json": event.partial_json})
@@ -97,6 +109,7 @@ class StreamWriter:
                 event.stop_sequence,
                 event.stop_details,
                 event.service_tier,
+                event.applied_edits,
             )
         if isinstance(event, ir.StreamError):
             return self.error(event.error_type, event.message)
@@ -144,7 +157,7 @@ class StreamWriter:
         self.blocks += 1
         self.open = part.__struct_config__.tag
         shell = part_json(part) or {"type": "text", "text": ""}
-        if isinstance(part, ir.ToolUse):
+        if isinstance(part, ir.ToolUse | ir.ServerToolUse):
             shell["input"] = {}
         elif isinstance(part, ir.Thinking):
             shell = {"type": "thinking", "thinking": "", "signature": ""}
@@ -168,6 +181,7 @@ class StreamWriter:
         stop_sequence: str | None = None,
         stop_details: ir.StopDetails | None = None,
         service_tier: ir.ServiceTier | None = None,
+        applied_edits: list[ir.AppliedEdit] | None = None,
     ) -> bytes:
         out = (b"" if self.started else self.start()) + self._stop_block()
         if usage.estimated and not usage.input_tokens:
@@ -179,6 +193,8 @@ class StreamWriter:
         if stop_details is not None:  # reference 1.7.6
             delta["stop_details"] = stop_details_json(stop_details)
         event = {"type": "message_delta", "delta": delta, "usage": usage_json(usage, service_tier)}
+        if applied_edits is not None:  # where Anthropic puts it in a stream
+            event["context_management"] = context_management_json(applied_edits)
         self._add_extras(event, usage)
         return out + sse("message_delta", event) + sse("message_stop", {"type": "message_stop"})
 

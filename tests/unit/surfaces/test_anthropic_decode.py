@@ -172,7 +172,7 @@ def test_tool_round_trip_decodes_every_part():
 
 def test_server_tools_and_unknown_blocks_are_noted_as_unportable():
     body = base(
-        tools=[{"type": "web_search_20250305", "name": "web_search"}],
+        tools=[{"type": "computer_20250124", "name": "computer"}],
         messages=[
             {
                 "role": "user",
@@ -187,7 +187,7 @@ def test_server_tools_and_unknown_blocks_are_noted_as_unportable():
     assert request.tools == []
     assert request.unportable == [
         "messages.0.content.0 (`container_upload` block)",
-        "tools.0 (server tool `web_search_20250305`)",
+        "tools.0 (server tool `computer_20250124`)",
     ]
 
 
@@ -441,9 +441,9 @@ def test_token_counts_past_32_bits_are_refused(field):
 
 
 def test_unknown_fields_are_read_from_the_decoded_body_or_its_bytes():
-    raw = msgspec.json.encode(base(context_management={}, zz=1))
-    assert unknown_fields(msgspec.json.decode(raw)) == ["context_management", "zz"]
-    assert unknown_fields(raw) == ["context_management", "zz"]
+    raw = msgspec.json.encode(base(mcp_servers=[], zz=1))
+    assert unknown_fields(msgspec.json.decode(raw)) == ["mcp_servers", "zz"]
+    assert unknown_fields(raw) == ["mcp_servers", "zz"]
 
 
 # --- output_config, service_tier ----------------------------------------------------------------

@@ -170,3 +170,62 @@ def test_the_served_tier_is_in_the_final_usage():
     assert usage["service_tier"] == "standard"
     plain = run([ir.StreamStart(), ir.TextDelta("Hi"), ir.StreamEnd("end_turn", ir.Usage())])
     assert "service_tier" not in next(p for n, p in plain if n == "message_delta")["usage"]
+
+
+def test_a_web_search_streams_as_anthropic_streams_it():
+    call = ir.ServerToolUse(id="srvtoolu_1", name="web_search", input={})
+    found = ir.WebSearchResult(
+        tool_use_id="srvtoolu_1", results=[ir.SearchHit(url="https://a.test/", title="A")]
+    )
+    cited = ir.Citation(url="https://a.test/", title="A", cited_text="It is A.")
+    usage = ir.Usage(output_tokens=9, web_search_requests=1)
+    applied = [ir.AppliedEdit(type="clear_thinking_20251015", cleared_thinking_turns=2)]
+    out = run(
+        [
+            ir.StreamStart(),
+            ir.BlockStart(call),
+            ir.ToolInputDelta('{"query":"a"}'),
+            ir.BlockStart(found),
+            ir.BlockStop(),
+            ir.TextDelta("It is A."),
+            ir.CitationDelta(cited),
+            ir.StreamEnd("end_turn", usage, applied_edits=applied),
+        ]
+    )
+    starts = [p["content_block"] for n, p in out if n == "content_block_start"]
+    assert starts[0] == {
+        "type": "server_tool_use",
+        "id": "srvtoolu_1",
+        "name": "web_search",
+        "input": {},
+    }
+    assert starts[1]["type"] == "web_search_tool_result"
+    assert starts[1]["content"][0]["url"] == "https://a.test/"
+    assert starts[1]["content"][0]["encrypted_content"]  # opaque, never empty
+    deltas = [(p["index"], p["delta"]) for n, p in out if n == "content_block_delta"]
+    assert deltas[0] == (0, {"type": "input_json_delta", "partial_json": '{"query":"a"}'})
+    assert deltas[2][0] == 2 and deltas[2][1]["type"] == "citations_delta"
+    citation = deltas[2][1]["citation"]
+    assert citation["type"] == "web_search_result_location"
+    assert (citation["url"], citation["title"], citation["cited_text"]) == (
+        "https://a.test/",
+        "A",
+        "It is A.",
+    )
+    end = next(p for n, p in out if n == "message_delta")
+    assert end["usage"]["server_tool_use"] == {"web_search_requests": 1}
+    assert end["context_management"] == {
+        "applied_edits": [
+            {
+                "type": "clear_thinking_20251015",
+                "cleared_thinking_turns": 2,
+                "cleared_input_tokens": 0,
+            }
+        ]
+    }
+
+
+def test_a_citation_without_an_open_text_block_is_not_sent():
+    cited = ir.Citation(url="https://a.test/", cited_text="x")
+    out = run([ir.StreamStart(), ir.CitationDelta(cited), ir.StreamEnd("end_turn", ir.Usage())])
+    assert [n for n, _ in out if n == "content_block_delta"] == []

@@ -102,3 +102,26 @@ def test_output_is_estimated_from_streamed_characters_rounding_up():
     assert billing.estimate_output_tokens(0, 4) == 0
     assert billing.estimate_output_tokens(1, 4) == 1
     assert billing.estimate_output_tokens(41, 4) == 11
+
+
+def test_web_searches_are_billed_at_the_models_price_per_thousand():
+    prices = Prices(Decimal(3), Decimal(15), Decimal("0.3"), Decimal("3.75"), Decimal(10))
+    usage = ir.Usage(input_tokens=1_000_000, web_search_requests=3)
+    assert billing.cost_usd(usage, prices) == Decimal("3.03")
+    no_search_price = Prices(Decimal(3), Decimal(15), Decimal("0.3"), Decimal("3.75"))
+    assert billing.cost_usd(usage, no_search_price) == Decimal(3)
+
+
+def test_the_pricing_extra_has_a_web_search_line_only_when_the_provider_searched():
+    from gateway.extras import pricing
+
+    prices = Prices(Decimal(3), Decimal(15), Decimal("0.3"), Decimal("3.75"), Decimal(10))
+    searched = pricing(ir.Usage(web_search_requests=2), prices)
+    assert searched["lines"][-1] == {
+        "meter": "web_search",
+        "quantity": 2,
+        "unit_price_per_1k_usd": "10",
+        "cost_usd": "0.02",
+    }
+    assert searched["cost_usd"] == "0.02"
+    assert "web_search" not in [line["meter"] for line in pricing(ir.Usage(), prices)["lines"]]

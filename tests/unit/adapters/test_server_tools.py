@@ -1,0 +1,82 @@
+"""Which Anthropic server tools each translating adapter carries, and how it refuses the rest:
+a refusal of the route (a 400 naming the tool when no route is left), never a silent drop."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.errors import RouteRefusal
+from providers.adapters.base import Target
+from providers.adapters.gemini import GeminiAdapter
+from providers.adapters.openai_chat import OpenAIChatAdapter
+from providers.adapters.openai_responses import OpenAIResponsesAdapter
+from tests.unit.adapters.goldens import DEFAULT_REQUEST, make_request
+
+ADAPTERS = {
+    "openai": OpenAIChatAdapter(),
+    "openai_responses": OpenAIResponsesAdapter(),
+    "gemini": GeminiAdapter(),
+}
+# kind -> server tool types it carries (Chat: web search with a search model only)
+CARRIED = {
+    "openai": {"web_search_20250305", "web_search_20260209"},
+    "openai_responses": {"web_search_20250305", "web_search_20260209", "code_execution_20250522"},
+    "gemini": {"web_search_20250305", "web_search_20260209", "code_execution_20250522"},
+}
+TYPES = [
+    "web_search_20250305",
+    "web_search_20260209",
+    "web_fetch_20250910",
+    "code_execution_20250522",
+    "code_execution_20250825",
+]
+
+
+def target(kind: str, model: str = "gpt-4o-search-preview", **extra) -> Target:
+    return Target(
+        **extra,
+        route_id=1,
+        provider_id=1,
+        provider_name=f"{kind}-main",
+        kind=kind,
+        base_url="https://upstream.test/v1",
+        api_key="k",
+        upstream_model=model,
+        signing_key=b"k",
+    )
+
+
+def request_with(tool_type: str):
+    kind = tool_type.rsplit("_", 1)[0]
+    tool = {"kind": kind, "type": tool_type, "where": "tools.0"}
+    return make_request({**DEFAULT_REQUEST, "server_tools": [tool]})
+
+
+@pytest.mark.parametrize("kind", sorted(ADAPTERS))
+@pytest.mark.parametrize("tool_type", TYPES)
+def test_a_server_tool_is_carried_or_the_route_refuses_naming_it(kind, tool_type):
+    adapter, request = ADAPTERS[kind], request_with(tool_type)
+    if tool_type in CARRIED[kind]:
+        body = adapter.build_request(request, target(kind)).body
+        assert body.get("tools") or body.get("web_search_options") is not None
+        return
+    with pytest.raises(RouteRefusal) as caught:
+        adapter.build_request(request, target(kind))
+    assert caught.value.feature == f"tools.0 (server tool `{tool_type}`)"
+    assert caught.value.message.endswith(f"is not supported by provider `{kind}-main`")
+
+
+def test_chat_refuses_web_search_on_a_model_that_cannot_search():
+    with pytest.raises(RouteRefusal) as caught:
+        OpenAIChatAdapter().build_request(
+            request_with("web_search_20250305"), target("openai", "gpt-5")
+        )
+    assert (
+        caught.value.feature == "tools.0 (server tool `web_search_20250305`, needs a search model)"
+    )
+
+
+def test_a_chat_server_declaring_web_search_options_searches_with_any_model():
+    declared = target("openai", "my-model", options={"web_search_options": True})
+    body = OpenAIChatAdapter().build_request(request_with("web_search_20250305"), declared).body
+    assert body["web_search_options"] == {}
