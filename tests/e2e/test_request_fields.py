@@ -242,9 +242,11 @@ ANTHROPIC_ONLY: dict[str, tuple[dict[str, Any], str]] = {
     "diagnostics": ({"diagnostics": {"previous_message_id": None}}, "diagnostics"),
     "cache_control": ({"cache_control": ONE_HOUR}, "cache_control"),
     "container": ({"container": "container_011abc"}, "container"),
+    # Tool-use and thinking clearing are emulated off Anthropic (test_server_tools.py);
+    # compaction is not.
     "context_management": (
-        {"extra_body": {"context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}}},
-        "context_management",
+        {"extra_body": {"context_management": {"edits": [{"type": "compact_20260112"}]}}},
+        "context_management.edits.0 (`compact_20260112` edit)",
     ),
     "mcp_servers": (
         {
