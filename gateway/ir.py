@@ -53,6 +53,10 @@ class ToolUse(msgspec.Struct, tag="tool_use", omit_defaults=True):
     id: str
     name: str
     input: dict[str, Any]
+    # Provider state owed back with this call next turn (a Gemini thought signature, a
+    # Responses reasoning item), set by the adapter that parsed it; never shown to clients
+    # (gateway/tool_state.py keeps it).
+    state: dict[str, Any] | None = None
 
 
 class ToolResult(msgspec.Struct, tag="tool_result", omit_defaults=True):
@@ -128,6 +132,9 @@ class Request(msgspec.Struct, kw_only=True):
     # Parts of the client's request only its own surface understands (server tools, unknown
     # block types), as JSON paths; a translating adapter must refuse or report them.
     unportable: list[str] = msgspec.field(default_factory=list)
+    # Stored provider state of the current turn's tool calls the client sent back without it:
+    # tool_use id -> `ToolUse.state` (gateway/tool_state.py).
+    tool_state: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
 # --- Response ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from accounts.auth_failures import Origin
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
-from gateway import attempts, client_json, ids, ir, limits, stops, strictness
+from gateway import attempts, client_json, ids, ir, limits, stops, strictness, tool_state
 from gateway.errors import (
     ApiError,
     GatewayError,
@@ -146,6 +146,8 @@ async def admit(
     if short:
         review_long_context(call.review, short, window, call.strictness)
     call.targets = call.review.targets
+    if any(adapter_for(t.kind).replays_tool_state for t in call.targets):
+        call.request.tool_state = await tool_state.recall(call.key.tenant_id, call.request)
     debug = call.body.debug
     if debug is not None and debug.enabled and not call.key.allow_debug:
         raise PermissionDenied("debug output is not enabled for this API key")
@@ -267,6 +269,7 @@ async def complete(call: Call) -> ir.Response:
         )
 
     response = await attempts.run(call, call.targets, _busy(call, attempt))
+    await tool_state.remember(call.key.tenant_id, tool_state.owed(response.content))
     if response.usage.estimated and not response.usage.input_tokens:
         response.usage.input_tokens = call.input_estimate()
     if call.stop_sequences and response.passthrough is None:
@@ -295,6 +298,8 @@ async def open_stream(call: Call) -> tuple[AsyncIterator[ir.StreamEvent], ir.Str
         return events, first
 
     events, first = await attempts.run(call, call.targets, _busy(call, attempt))
+    if adapter_for(call.target.kind).replays_tool_state:
+        events = _remembering(call.key.tenant_id, first, events)
     if not call.stop_sequences or isinstance(first, ir.Passthrough):
         return events, first
     matched = stops.cut_stream(_prepend(first, events), call.stop_sequences, call.input_estimate())
@@ -313,6 +318,22 @@ def _busy(call: Call, attempt: Callable[[Target, Exchange], Awaitable[T]]):
             raise
 
     return watched
+
+
+async def _remembering(tenant_id: int, first: ir.StreamEvent, events):
+    """`events`, keeping the state its tool calls owe the next turn before the stream's end
+    reaches the client (a client may send the next turn the moment it sees it)."""
+    calls = tool_state.Collector()
+    calls.see(first)
+    try:
+        async for event in events:
+            if isinstance(event, ir.StreamEnd):
+                await tool_state.remember(tenant_id, tool_state.owed(calls.calls))
+            else:
+                calls.see(event)
+            yield event
+    finally:
+        await events.aclose()
 
 
 async def _prepend(first: ir.StreamEvent, events):

@@ -143,6 +143,9 @@ class Adapter:
     surface: ClassVar[str | None] = None
     # The `provider_options` a client may send this provider (providers/adapters/options.py).
     options: ClassVar[OptionTable | None] = None
+    # Whether this provider wants state back with a tool call that the client cannot carry
+    # (`ir.ToolUse.state`, gateway/tool_state.py): the gateway looks it up only for these.
+    replays_tool_state: ClassVar[bool] = False
 
     async def complete(
         self,

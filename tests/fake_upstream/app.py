@@ -172,6 +172,8 @@ class FakeUpstreamApp:
                 receive, send, status=status, headers=head, frames=frames, scenario=scenario
             )
             record.completed, record.disconnected = outcome.completed, outcome.disconnected
+        elif (refusal := _check(surface, body, record.model)) is not None:
+            record.completed = await _send_json(send, *refusal)
         else:
             scenario = self.scripts.pop(record.model) or standing_scenario(record.model)
             status, head, frames = _render(route, scenario, body, record.model, len(raw))
@@ -257,6 +259,12 @@ class FakeUpstreamApp:
 
 def create_app(max_records: int = MAX_RECORDS) -> FakeUpstreamApp:
     return FakeUpstreamApp(max_records)
+
+
+def _check(surface: ModuleType, body: dict[str, Any], model: str) -> tuple[int, Any] | None:
+    """A surface's own validation of what was sent (Gemini 3's thought signatures)."""
+    check = getattr(surface, "check_request", None)
+    return check(body, model) if check is not None else None
 
 
 def _render(
