@@ -7,7 +7,6 @@ IR response or an IR event stream. The consumer in `gateway/api/messages.py` onl
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from typing import TypeVar
 
 from accounts.auth_failures import Origin
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
-from gateway import attempts, client_json, ids, ir, limits, stops, strictness, tool_state
+from gateway import attempts, betas, client_json, ids, ir, limits, stops, strictness, tool_state
 from gateway.errors import (
     ApiError,
     GatewayError,
@@ -100,22 +99,9 @@ class Call:
         return self.estimated_input
 
 
-# An HTTP token (RFC 9110 section 5.6.2): visible ASCII without separators.
-_BETA_FLAG = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-def beta_flags(headers: dict[bytes, bytes]) -> list[str]:
-    """`anthropic-beta`: comma-separated tokens, forwarded to Anthropic upstreams as they are."""
-    value = headers.get(b"anthropic-beta")
-    if not value:
-        return []
-    flags = [flag.strip(b" \t") for flag in value.split(b",")]
-    if not all(_BETA_FLAG.fullmatch(flag) for flag in flags if flag):
-        raise InvalidRequest(
-            "anthropic-beta: must be a comma-separated list of beta names, each of visible "
-            "ASCII characters without spaces or separators (an HTTP token)"
-        )
-    return [flag.decode("ascii") for flag in flags if flag]
+def beta_flags(headers: dict[bytes, bytes], body: list[str] | None = None) -> list[str]:
+    """`anthropic-beta` and the body's `betas`, merged (gateway/betas.py)."""
+    return betas.merge(headers.get(b"anthropic-beta"), body)
 
 
 async def admit(
@@ -126,10 +112,11 @@ async def admit(
     call.strictness = strictness.level(headers)
     wire = client_json.decode_object(raw)
     call.body = messages_body(wire)
-    call.request = to_ir(call.body, beta=beta_flags(headers))
+    call.request = to_ir(call.body, beta=beta_flags(headers, call.body.betas))
     call.request.surface, call.request.raw, call.request.raw_json = "anthropic", raw, wire
     snapshot = await routing.current()
     call.model, window = resolve(snapshot, call.key, call.body.model)
+    window = window or betas.long_context(call.request.beta)  # `context-1m-*` asks it too
     check_output_limit(call.model, call.request.max_tokens)
     if not call.model.routes:
         raise ApiError(f"model `{call.model.name}` has no enabled route")
@@ -200,15 +187,25 @@ def long_context(
     `error` the others are set aside (a 400 when none is left), else they follow in their
     order. Returns the plan and the routes that serve the ordinary context only."""
     targets, short_ids = snapshot.long_context(call.model, targets, window)
-    short = [t for t in targets if t.route_id in short_ids]
+    short = [t for t in targets if t.route_id in short_ids and not _window_by_beta(call, t, window)]
     if short and call.strictness == "error":
-        targets = [t for t in targets if t.route_id not in short_ids]
+        set_aside = {t.route_id for t in short}
+        targets = [t for t in targets if t.route_id not in set_aside]
         if not targets:
             raise InvalidRequest(
                 f"{long_label(window)}: no route of model `{call.model.name}` serves it "
                 "(strictness: error)"
             )
     return targets, short
+
+
+def _window_by_beta(call: Call, target: Target, window: int) -> bool:
+    """Whether a route speaking the client's surface gets the window from the beta that asks
+    for it (Anthropic's `context-1m-*`), which its provider's policy lets through."""
+    if adapter_for(target.kind).surface != call.request.surface:
+        return False
+    kept = betas.forwarded(call.request.beta, target.betas_mode, target.betas)[0]
+    return (betas.long_context(kept) or 0) >= window
 
 
 def review_long_context(

@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count
 
+from gateway import betas
 from providers import aliases, breaker
 from providers.models import Model, ModelAlias, Provider, Route
 from providers.services import catalog_delete, catalog_save, headers_problem
@@ -56,6 +57,10 @@ class ProviderForm(forms.ModelForm):
         ),
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["betas_mode"].required = False
+
     class Meta:
         model = Provider
         fields = (
@@ -64,11 +69,23 @@ class ProviderForm(forms.ModelForm):
             "base_url",
             "enabled",
             "options",
+            "betas_mode",
+            "betas",
             "extra_headers",
             "connect_timeout",
             "first_byte_timeout",
             "idle_timeout",
         )
+
+    def clean_betas_mode(self):
+        return self.cleaned_data.get("betas_mode") or "forward"  # left out: every beta goes
+
+    def clean_betas(self):
+        names = self.cleaned_data.get("betas")
+        names = [] if names is None else names
+        if (problem := betas.names_problem(names)) is not None:
+            raise forms.ValidationError(problem)
+        return names
 
     def clean_extra_headers(self):
         headers = self.cleaned_data.get("extra_headers")
@@ -127,6 +144,7 @@ class ProviderAdmin(ConfigChangedAdmin):
     readonly_fields = ("credential_state", "header_names", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "kind", "base_url", "enabled", "options")}),
+        ("Anthropic betas", {"fields": ("betas_mode", "betas")}),
         ("Credential", {"fields": ("credential_state", "credential", "clear_credential")}),
         (
             "Advanced",

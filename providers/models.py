@@ -28,6 +28,22 @@ class Provider(models.Model):
     extra_headers_encrypted = models.TextField(blank=True, editable=False)
     # Quirks of an OpenAI-compatible server or of Azure (see providers/presets.py).
     options = models.JSONField(default=dict, blank=True)
+    # Which `anthropic-beta` names an Anthropic-kind provider gets (gateway/betas.py):
+    # Anthropic-compatible servers reject betas they do not know.
+    betas_mode = models.CharField(
+        max_length=16,
+        choices=[
+            ("forward", "Forward every beta"),
+            ("allow", "Forward only the betas listed"),
+            ("deny", "Forward every beta except those listed"),
+        ],
+        default="forward",
+    )
+    betas = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Beta names for the mode above; a trailing * matches any suffix: "context-1m-*".',
+    )
     connect_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
     first_byte_timeout = models.FloatField(default=120.0, validators=[MinValueValidator(0.1)])
     idle_timeout = models.FloatField(default=120.0, validators=[MinValueValidator(0.1)])

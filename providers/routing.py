@@ -218,6 +218,8 @@ def _load(version: bytes | None) -> Snapshot:
             idle_timeout=provider.idle_timeout,
             version=provider.updated_at.isoformat(),
             signing_key=signing_key,
+            betas_mode=provider.betas_mode,
+            betas=tuple(provider.betas or ()),
         )
         long_context = None
         if route.long_context_window:

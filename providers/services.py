@@ -46,7 +46,7 @@ from accounts.services import (
     tenant_set_limits,
     tenant_set_provider_defaults,
 )
-from gateway import state
+from gateway import betas, state
 from providers import aliases, presets
 from providers.models import Model, ModelAlias, Provider, Route
 
@@ -78,6 +78,13 @@ class TimeoutsSpec(msgspec.Struct, forbid_unknown_fields=True):
     idle: Seconds = _default(Provider, "idle_timeout")
 
 
+class BetasSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """Which `anthropic-beta` names the provider gets (gateway/betas.py)."""
+
+    mode: Literal["forward", "allow", "deny"] = "forward"
+    names: list[str] = []
+
+
 class ProviderSpec(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     kind: str = ""  # may come from the preset
@@ -89,6 +96,7 @@ class ProviderSpec(msgspec.Struct, forbid_unknown_fields=True):
     headers: dict[str, str] = {}
     enabled: bool = True
     timeouts: TimeoutsSpec = msgspec.field(default_factory=TimeoutsSpec)
+    betas: BetasSpec | None = None  # None: the preset's policy, else forward every beta
 
 
 class PricingSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -237,6 +245,10 @@ def _check_provider(where: str, p: ProviderSpec, problems: list[str]) -> str | N
             problems.append(f"{where}: base_url {p.base_url!r} is not a valid http(s) URL")
     if (error := headers_problem(p.headers)) is not None:
         problems.append(f"{where}: {error}")
+    if p.betas is None:
+        p.betas = msgspec.convert(presets.betas(p.preset), BetasSpec)
+    if (error := betas.names_problem(p.betas.names)) is not None:
+        problems.append(f"{where}.betas: {error}")
     if p.api_key is not None and p.api_key_env is not None:
         problems.append(f"{where}: give api_key or api_key_env, not both")
     if p.api_key_env is not None:
@@ -406,6 +418,8 @@ def _apply_provider(p: ProviderSpec, credential: str | None, counts: dict) -> Pr
         "base_url": p.base_url,
         "extra_headers": p.headers,
         "options": p.options,
+        "betas_mode": p.betas.mode if p.betas else "forward",
+        "betas": p.betas.names if p.betas else [],
         "enabled": p.enabled,
         "connect_timeout": p.timeouts.connect,
         "first_byte_timeout": p.timeouts.first_byte,

@@ -117,7 +117,8 @@ class CountTokensConsumer(GatewayConsumer):
     async def handle(self, body: bytes) -> None:
         key = await authenticate(secret_from_headers(self.headers), self.origin())
         wire = client_json.decode_object(body)
-        request = to_ir(count_tokens_body(wire), beta=beta_flags(self.headers))
+        parsed = count_tokens_body(wire)
+        request = to_ir(parsed, beta=beta_flags(self.headers, parsed.betas))
         request.surface, request.raw, request.raw_json = "anthropic", body, wire
         snapshot = await routing.current()
         model = resolve_model(snapshot, key, request.model)

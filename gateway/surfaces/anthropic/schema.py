@@ -110,6 +110,7 @@ class MessagesBody(msgspec.Struct):
     thinking: ThinkingIn | None = None
     output_config: OutputConfigIn | None = None
     service_tier: Literal["auto", "standard_only"] | None = None
+    betas: list[str] | None = None  # merged with `anthropic-beta` (gateway/betas.py)
     # Gateway extras.
     reasoning: ReasoningIn | None = None
     provider_options: dict[str, dict[str, Any]] | None = None
@@ -128,6 +129,7 @@ class CountTokensBody(msgspec.Struct):
     tool_choice: ToolChoiceIn | None = None
     thinking: ThinkingIn | None = None
     output_config: OutputConfigIn | None = None
+    betas: list[str] | None = None
 
 
 KNOWN_FIELDS = frozenset(MessagesBody.__struct_fields__)
