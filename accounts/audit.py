@@ -14,6 +14,7 @@ values are redacted wherever else they appear (a URL, its options).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -185,6 +186,28 @@ def _tenant_of(obj: models.Model) -> Tenant | None:
     if isinstance(obj, Tenant):
         return obj if obj.pk is not None else None
     return getattr(obj, "tenant", None)
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def describe(entry: AuditEntry) -> str:
+    """One line saying what an entry changed, field by field (values are already redacted)."""
+    head = f"{entry.action} {entry.object_type} {entry.object_repr}"
+    before, after = entry.before or {}, entry.after or {}
+    if entry.action == CREATE:
+        fields = ", ".join(
+            f"{k}={_shown(v)}" for k, v in sorted(after.items()) if v not in ("", None, [], {})
+        )
+        return f"{head}: {fields}" if fields else head
+    if entry.action == UPDATE:
+        fields = "; ".join(
+            f"{k}: {_shown(before.get(k))} -> {_shown(after.get(k))}"
+            for k in sorted(before.keys() | after.keys())
+        )
+        return f"{head}: {fields}"
+    return head
 
 
 def record(

@@ -11,7 +11,13 @@ class UsageRecord(models.Model):
         ERROR = "error", "Failed"
         CANCELLED = "cancelled", "Client disconnected"
 
+    class Endpoint(models.TextChoices):
+        MESSAGES = "messages", "/v1/messages"
+        # Counting is recorded (who asked, which counter answered) but never billed or rolled up.
+        COUNT_TOKENS = "count_tokens", "/v1/messages/count_tokens"
+
     request_id = models.CharField(max_length=40, unique=True)
+    endpoint = models.CharField(max_length=16, choices=Endpoint.choices, default=Endpoint.MESSAGES)
     tenant = models.ForeignKey(
         "accounts.Tenant",
         null=True,

@@ -23,6 +23,9 @@ class Provider(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     base_url = models.URLField(max_length=500, blank=True)
     credential_encrypted = models.TextField(blank=True, editable=False)
+    # The environment variable gateway_apply read the credential from (`api_key_env`), so that
+    # gateway_export can name it instead of the value; empty when it was set another way.
+    credential_env = models.CharField(max_length=200, blank=True, editable=False)
     # Headers sent with every upstream request (a proxy's key, a project id): often credentials
     # themselves, so kept encrypted like the API key (a JSON object, see `extra_headers`).
     extra_headers_encrypted = models.TextField(blank=True, editable=False)

@@ -2,22 +2,25 @@
 
 `config_apply` upserts what a document declares, by name:
 
-- providers, models and tenants not in the document are left alone (nothing is deleted);
-- for an entry that is listed, fields left out take their defaults (the file is the truth),
-  except a provider's credential: with neither `api_key` nor `api_key_env` the stored one stays,
-  so secrets can be kept out of the file and set in the admin; a provider's `headers` are
-  stored encrypted, like its credential;
+- providers, models and tenants not in the document are left alone (nothing is deleted),
+  unless `prune` is asked: then each section the document has deletes what it does not name;
+- for an entry that is listed, a field left out keeps its stored value (a new row takes the
+  field's default); `null` clears a field that may be empty (a limit, a model's max_tokens, a
+  tenant's default model). A provider's credential is kept likewise when neither `api_key`
+  nor `api_key_env` is given, so secrets can be kept out of the file and set in the admin;
+  a provider's `headers` are stored encrypted, like its credential;
 - a model's `routes:` list REPLACES its routes: routes not listed are deleted. Leave `routes:`
   out entirely to keep a model's routes as they are;
 - a model's `aliases:` list (exact ids and `*` patterns) REPLACES its aliases; leave it out
   to keep them. Aliases are checked as a whole with the database's (providers/aliases.py): an
   alias equal to a model's name, an alias of two models, or two equally specific patterns that
   can match one id are refused;
-- a tenant without `models:` may use every enabled model; its `default_model` answers an
-  unmatched `claude-*` id (left out: none).
+- a tenant whose `models:` is empty (or null) may use every enabled model; its
+  `default_model` answers an unmatched `claude-*` id.
 
-The document is checked whole before anything is written (`ConfigError` lists every problem,
-naming the entry); then everything is written in one transaction.
+The document is checked whole before anything is written (`ConfigError` lists every problem of
+every entry at once); then everything is written in one transaction, and the audit entries it
+wrote are read back as the list of changes (a dry run then rolls the transaction back).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -35,13 +40,14 @@ from django.db import models as db
 from django.db import transaction
 
 from accounts import audit
-from accounts.models import Tenant
+from accounts.models import AuditEntry, Tenant
 from accounts.selectors import api_keys_active
 from accounts.services import (
     ServiceError,
     api_key_create,
     api_key_revoke,
     provider_defaults_check,
+    tenant_delete,
     tenant_set_default_model,
     tenant_set_limits,
     tenant_set_provider_defaults,
@@ -62,20 +68,24 @@ class ConfigError(ServiceError):
 
 # --- Schema ----------------------------------------------------------------------------------
 
+UNSET = msgspec.UNSET
+Unset = msgspec.UnsetType
 Seconds = Annotated[float, msgspec.Meta(ge=0.1)]
 Price = Annotated[float, msgspec.Meta(ge=0, lt=1_000_000)]  # USD per million tokens
 LongContext = Annotated[int, msgspec.Meta(ge=1, le=aliases.MAX_MILLIONS * aliases.MILLION)]
 MAX_ALIASES = 100  # per model: keeps the config-time overlap check small
+SECTIONS = ("providers", "models", "tenants")
 
 
-def _default(model: type[db.Model], field: str) -> Any:
-    return model._meta.get_field(field).default
+def given(**values: Any) -> dict[str, Any]:
+    """The values an entry states: a field it leaves out (UNSET) keeps the stored value."""
+    return {name: value for name, value in values.items() if value is not UNSET}
 
 
 class TimeoutsSpec(msgspec.Struct, forbid_unknown_fields=True):
-    connect: Seconds = _default(Provider, "connect_timeout")
-    first_byte: Seconds = _default(Provider, "first_byte_timeout")
-    idle: Seconds = _default(Provider, "idle_timeout")
+    connect: Seconds | Unset = UNSET
+    first_byte: Seconds | Unset = UNSET
+    idle: Seconds | Unset = UNSET
 
 
 class BetasSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -87,67 +97,82 @@ class BetasSpec(msgspec.Struct, forbid_unknown_fields=True):
 
 class ProviderSpec(msgspec.Struct, forbid_unknown_fields=True):
     name: str
-    kind: str = ""  # may come from the preset
+    kind: str | Unset = UNSET  # required for a new provider, unless its preset gives it
     preset: str | None = None  # providers/presets.py: vllm, ollama, azure, ...
-    options: dict[str, Any] = {}
-    base_url: str = ""
+    options: dict[str, Any] | Unset = UNSET
+    base_url: str | Unset = UNSET
     api_key: str | None = None
     api_key_env: str | None = None
-    headers: dict[str, str] = {}
-    enabled: bool = True
+    headers: dict[str, str] | Unset = UNSET
+    enabled: bool | Unset = UNSET
     timeouts: TimeoutsSpec = msgspec.field(default_factory=TimeoutsSpec)
-    betas: BetasSpec | None = None  # None: the preset's policy, else forward every beta
+    # Left out: the preset's policy, else the provider's own (a new one forwards every beta).
+    betas: BetasSpec | Unset = UNSET
 
 
 class PricingSpec(msgspec.Struct, forbid_unknown_fields=True):
-    input: Price = 0.0
-    output: Price = 0.0
-    cache_read: Price = 0.0
-    cache_write: Price = 0.0
+    input: Price | Unset = UNSET
+    output: Price | Unset = UNSET
+    cache_read: Price | Unset = UNSET
+    cache_write: Price | Unset = UNSET
 
 
 class RouteSpec(msgspec.Struct, forbid_unknown_fields=True):
     provider: str
     upstream_model: str
-    priority: int = 1
-    weight: Annotated[int, msgspec.Meta(ge=1)] = 1
-    enabled: bool = True
-    alpha: bool = False
-    upstream_price_input: Price | None = None  # what the provider charges, for sort: price
-    upstream_price_output: Price | None = None
+    priority: int | Unset = UNSET
+    weight: Annotated[int, msgspec.Meta(ge=1)] | Unset = UNSET
+    enabled: bool | Unset = UNSET
+    alpha: bool | Unset = UNSET
+    upstream_price_input: Price | Unset | None = UNSET  # what the provider charges: sort: price
+    upstream_price_output: Price | Unset | None = UNSET
     # The long-context variant (`[1m]`-style ids): tokens of context, and its upstream model.
-    long_context_window: LongContext | None = None
-    long_context_upstream_model: str = ""
+    long_context_window: LongContext | Unset | None = UNSET
+    long_context_upstream_model: str | Unset = UNSET
 
 
 class ModelSpec(msgspec.Struct, forbid_unknown_fields=True):
     name: str
-    display_name: str = ""
-    enabled: bool = True
-    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    routing: Literal["weighted", "latency", "price"] = "weighted"
+    display_name: str | Unset = UNSET
+    enabled: bool | Unset = UNSET
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | Unset | None = UNSET  # None: no limit
+    routing: Literal["weighted", "latency", "price"] | Unset = UNSET
     pricing_per_mtok: PricingSpec = msgspec.field(default_factory=PricingSpec)
-    routes: list[RouteSpec] | None = None  # None: keep the model's routes as they are
-    # Exact ids and `*` patterns; None: keep the model's aliases as they are.
-    aliases: Annotated[list[str], msgspec.Meta(max_length=MAX_ALIASES)] | None = None
+    routes: list[RouteSpec] | Unset | None = UNSET  # left out (or null): keep the routes
+    # Exact ids and `*` patterns; left out (or null): keep the model's aliases.
+    aliases: Annotated[list[str], msgspec.Meta(max_length=MAX_ALIASES)] | Unset | None = UNSET
 
 
 class TenantSpec(msgspec.Struct, forbid_unknown_fields=True):
     name: str
-    display_name: str = ""
-    models: list[str] | None = None  # None or empty: every enabled model
-    rpm: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    tpm: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    budget_usd: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | None = None  # USD
-    budget_period: Literal["daily", "monthly"] = "monthly"
-    provider: dict[str, Any] | None = None  # defaults for the request's `provider` object
-    default_model: str | None = None  # what an unmatched `claude-*` id means for this tenant
+    display_name: str | Unset = UNSET
+    models: list[str] | Unset | None = UNSET  # null or []: every enabled model
+    rpm: Annotated[int, msgspec.Meta(ge=1)] | Unset | None = UNSET  # null: no limit
+    tpm: Annotated[int, msgspec.Meta(ge=1)] | Unset | None = UNSET
+    budget_usd: Annotated[float, msgspec.Meta(ge=0, le=1000000)] | Unset | None = UNSET
+    budget_period: Literal["daily", "monthly"] | Unset = UNSET
+    provider: dict[str, Any] | Unset | None = UNSET  # defaults for the request's `provider`
+    default_model: str | Unset | None = UNSET  # what an unmatched `claude-*` id means here
 
 
-class ConfigSpec(msgspec.Struct, forbid_unknown_fields=True):
-    providers: list[ProviderSpec] = []
-    models: list[ModelSpec] = []
-    tenants: list[TenantSpec] = []
+ENTRY_SPECS = {"providers": ProviderSpec, "models": ModelSpec, "tenants": TenantSpec}
+
+
+@dataclass
+class ConfigSpec:
+    providers: list[ProviderSpec] = dataclass_field(default_factory=list)
+    models: list[ModelSpec] = dataclass_field(default_factory=list)
+    tenants: list[TenantSpec] = dataclass_field(default_factory=list)
+    # Sections the document has (even empty): what --prune may delete from.
+    sections: frozenset[str] = frozenset()
+    # Names of entries refused while parsing: other entries may still refer to them.
+    refused: dict[str, set[str]] = dataclass_field(default_factory=dict)
+    # Each parsed entry's index in the document (refused entries leave gaps).
+    positions: dict[str, list[int]] = dataclass_field(default_factory=dict)
+
+    def numbered(self, section: str) -> list[tuple[int, Any]]:
+        """(index in the document, entry) for the entries of one section that parsed."""
+        return list(zip(self.positions.get(section, []), getattr(self, section), strict=True))
 
 
 # --- Check -----------------------------------------------------------------------------------
@@ -176,13 +201,32 @@ def _where(path: str, raw: Any) -> str:
     return out or "config"
 
 
-def _parse(data: Any) -> ConfigSpec:
-    try:
-        return msgspec.convert(data, ConfigSpec)
-    except msgspec.ValidationError as exc:
-        match = _MSGSPEC_PATH.match(str(exc))
-        assert match is not None  # the pattern matches any string
-        raise ConfigError([f"{_where(match['path'] or '', data)}: {match['what']}"]) from None
+def _parse(data: Any) -> tuple[ConfigSpec, list[str]]:
+    """Each entry parsed on its own, so that every bad entry is reported, not only the first."""
+    if not isinstance(data, dict):
+        return ConfigSpec(), ["config: expected an object with providers, models and tenants"]
+    problems = [f"{name}: unknown section" for name in data if name not in ENTRY_SPECS]
+    spec = ConfigSpec(sections=frozenset(n for n in ENTRY_SPECS if n in data))
+    refused: dict[str, set[str]] = {section: set() for section in ENTRY_SPECS}
+    for section, struct in ENTRY_SPECS.items():
+        entries = data.get(section) or []
+        if not isinstance(entries, list):
+            problems.append(f"{section}: expected a list of entries")
+            continue
+        parsed, positions = getattr(spec, section), spec.positions.setdefault(section, [])
+        for i, entry in enumerate(entries):
+            try:
+                parsed.append(msgspec.convert(entry, struct))
+                positions.append(i)
+            except msgspec.ValidationError as exc:
+                match = _MSGSPEC_PATH.match(str(exc))
+                assert match is not None  # the pattern matches any string
+                path = f".{section}[{i}]{match['path'] or ''}"
+                problems.append(f"{_where(path, data)}: {match['what']}")
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                    refused[section].add(entry["name"])
+    spec.refused = refused
+    return spec, problems
 
 
 def _check_slug(name: str, max_length: int) -> str | None:
@@ -193,9 +237,9 @@ def _check_slug(name: str, max_length: int) -> str | None:
     return f"name is longer than {max_length} characters" if len(name) > max_length else None
 
 
-def _check_duplicates(section: str, names: list[str], problems: list[str]) -> None:
+def _check_duplicates(spec: ConfigSpec, section: str, problems: list[str]) -> None:
     first: dict[str, int] = {}
-    for i, name in enumerate(names):
+    for i, name in ((i, entry.name) for i, entry in spec.numbered(section)):
         if name in first:
             problems.append(
                 f"{section}[{i}] ({name}): duplicate name (see {section}[{first[name]}])"
@@ -229,13 +273,16 @@ def _check_provider(where: str, p: ProviderSpec, problems: list[str]) -> str | N
         if p.preset not in presets.PRESETS:
             names = ", ".join(sorted(presets.PRESETS))
             problems.append(f"{where}: unknown preset {p.preset!r} (expected one of: {names})")
-        else:
+        else:  # what the entry leaves out comes from its preset
             p.kind, p.base_url, p.options = presets.resolve(
-                p.preset, kind=p.kind, base_url=p.base_url, options=p.options
+                p.preset,
+                kind=p.kind or None,
+                base_url=p.base_url or "",
+                options=p.options or {},
             )
     if (error := _check_slug(p.name, 64)) is not None:
         problems.append(f"{where}: {error}")
-    if p.kind not in Provider.Kind.values:
+    if p.kind is not UNSET and p.kind not in Provider.Kind.values:
         kinds = ", ".join(sorted(Provider.Kind.values))
         problems.append(f"{where}: unknown kind {p.kind!r} (expected one of: {kinds})")
     if p.base_url:
@@ -243,11 +290,11 @@ def _check_provider(where: str, p: ProviderSpec, problems: list[str]) -> str | N
             _url(p.base_url)
         except ValidationError:
             problems.append(f"{where}: base_url {p.base_url!r} is not a valid http(s) URL")
-    if (error := headers_problem(p.headers)) is not None:
+    if p.headers is not UNSET and (error := headers_problem(p.headers)) is not None:
         problems.append(f"{where}: {error}")
-    if p.betas is None:
+    if p.betas is UNSET and p.preset in presets.PRESETS:
         p.betas = msgspec.convert(presets.betas(p.preset), BetasSpec)
-    if (error := betas.names_problem(p.betas.names)) is not None:
+    if p.betas and (error := betas.names_problem(p.betas.names)) is not None:
         problems.append(f"{where}.betas: {error}")
     if p.api_key is not None and p.api_key_env is not None:
         problems.append(f"{where}: give api_key or api_key_env, not both")
@@ -263,11 +310,11 @@ def _check_document(spec: ConfigSpec) -> tuple[list[str], dict[str, str | None]]
     """Problems found without the database, and each provider's credential."""
     problems: list[str] = []
     credentials: dict[str, str | None] = {}
-    _check_duplicates("providers", [p.name for p in spec.providers], problems)
-    for i, p in enumerate(spec.providers):
+    _check_duplicates(spec, "providers", problems)
+    for i, p in spec.numbered("providers"):
         credentials[p.name] = _check_provider(f"providers[{i}] ({p.name})", p, problems)
-    _check_duplicates("models", [m.name for m in spec.models], problems)
-    for i, m in enumerate(spec.models):
+    _check_duplicates(spec, "models", problems)
+    for i, m in spec.numbered("models"):
         where = f"models[{i}] ({m.name})"
         if not m.name.strip() or len(m.name) > 128:
             problems.append(f"{where}: name must be 1 to 128 characters")
@@ -280,7 +327,7 @@ def _check_document(spec: ConfigSpec) -> tuple[list[str], dict[str, str | None]]
         for j, r in enumerate(m.routes or []):
             if not r.upstream_model.strip() or len(r.upstream_model) > 200:
                 problems.append(f"{where}.routes[{j}]: upstream_model must be 1 to 200 characters")
-            if len(r.long_context_upstream_model) > 200:
+            if len(r.long_context_upstream_model or "") > 200:
                 problems.append(
                     f"{where}.routes[{j}]: long_context_upstream_model is longer than 200 "
                     "characters"
@@ -288,23 +335,28 @@ def _check_document(spec: ConfigSpec) -> tuple[list[str], dict[str, str | None]]
             if (r.provider, r.upstream_model) in seen:
                 problems.append(f"{where}.routes[{j}]: duplicate route to {r.provider}")
             seen.add((r.provider, r.upstream_model))
-    _check_duplicates("tenants", [t.name for t in spec.tenants], problems)
-    for i, t in enumerate(spec.tenants):
+    _check_duplicates(spec, "tenants", problems)
+    for i, t in spec.numbered("tenants"):
         if (error := _check_slug(t.name, 64)) is not None:
             problems.append(f"tenants[{i}] ({t.name}): {error}")
-        try:
-            provider_defaults_check(t.provider)
-        except ServiceError as err:
-            problems.append(f"tenants[{i}] ({t.name}).provider: {err}")
+        if t.provider is not UNSET:
+            try:
+                provider_defaults_check(t.provider)
+            except ServiceError as err:
+                problems.append(f"tenants[{i}] ({t.name}).provider: {err}")
     return problems, credentials
 
 
 def _check_references(spec: ConfigSpec) -> list[str]:
-    """Routes and tenants may name providers and models from the file or the database."""
-    providers = {p.name for p in spec.providers}
-    models = {m.name for m in spec.models}
+    """Routes and tenants may name providers and models from the file or the database; a new
+    provider needs a kind; a tenant's default model must be one of its models."""
+    providers = {p.name for p in spec.providers} | spec.refused.get("providers", set())
+    models = {m.name for m in spec.models} | spec.refused.get("models", set())
     wanted_providers = {r.provider for m in spec.models for r in m.routes or []} - providers
     wanted_models = {n for t in spec.tenants for n in t.models or []} - models
+    wanted_models |= {
+        t.default_model for t in spec.tenants if isinstance(t.default_model, str)
+    } - models
     if wanted_providers:
         providers |= set(
             Provider.objects.filter(name__in=wanted_providers).values_list("name", flat=True)
@@ -312,35 +364,56 @@ def _check_references(spec: ConfigSpec) -> list[str]:
     if wanted_models:
         models |= set(Model.objects.filter(name__in=wanted_models).values_list("name", flat=True))
     problems = []
-    for i, m in enumerate(spec.models):
+    stored = set(
+        Provider.objects.filter(name__in=[p.name for p in spec.providers]).values_list(
+            "name", flat=True
+        )
+    )
+    for i, p in spec.numbered("providers"):
+        if p.kind is UNSET and p.name not in stored:
+            problems.append(f"providers[{i}] ({p.name}): a new provider needs a kind or a preset")
+    for i, m in spec.numbered("models"):
         for j, r in enumerate(m.routes or []):
             if r.provider not in providers:
                 problems.append(
                     f"models[{i}] ({m.name}).routes[{j}]: unknown provider {r.provider!r}"
                 )
-    for i, t in enumerate(spec.tenants):
+    tenants = {t.name: t for t in Tenant.objects.filter(name__in=[t.name for t in spec.tenants])}
+    for i, t in spec.numbered("tenants"):
         unknown = [n for n in t.models or [] if n not in models]
         if unknown:
             problems.append(f"tenants[{i}] ({t.name}): unknown model(s): {', '.join(unknown)}")
-        if t.default_model is not None and t.default_model not in models:
+        if isinstance(t.default_model, str) and t.default_model not in models:
             problems.append(f"tenants[{i}] ({t.name}): unknown default_model {t.default_model!r}")
-        elif t.models and t.default_model is not None and t.default_model not in t.models:
+            continue
+        stored_tenant = tenants.get(t.name)
+        allowed = t.models
+        if allowed is UNSET:  # kept: the tenant's list as stored
+            allowed = _names(stored_tenant.allowed_models) if stored_tenant else []
+        default = t.default_model
+        if default is UNSET and stored_tenant is not None and stored_tenant.default_model_id:
+            default = stored_tenant.default_model.name
+        if allowed and isinstance(default, str) and default not in allowed:
             problems.append(
-                f"tenants[{i}] ({t.name}): default_model {t.default_model!r} is not one of the "
+                f"tenants[{i}] ({t.name}): default_model {default!r} is not one of the "
                 "tenant's models"
             )
     return problems + _check_aliases(spec)
 
 
+def _names(related) -> list[str]:
+    return sorted(related.values_list("name", flat=True))
+
+
 def _check_aliases(spec: ConfigSpec) -> list[str]:
     """The aliases as they would be after applying the document, checked as a whole."""
-    listed = {m.name for m in spec.models if m.aliases is not None}
+    listed = {m.name for m in spec.models if isinstance(m.aliases, list)}
     final = dict(
         ModelAlias.objects.exclude(model__name__in=listed).values_list("name", "model__name")
     )
     where: dict[str, str] = {}
     problems: list[str] = []
-    for i, m in enumerate(spec.models):
+    for i, m in spec.numbered("models"):
         for alias in m.aliases or []:
             if alias in final and final[alias] != m.name:
                 problems.append(
@@ -356,6 +429,20 @@ def _check_aliases(spec: ConfigSpec) -> list[str]:
 
 
 # --- Apply -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Applied:
+    """What applying a document did (or, in a dry run, would do)."""
+
+    summary: dict[str, dict[str, int]]
+    # One line per change, field by field, secrets redacted (from the audit entries written).
+    changes: list[str] = dataclass_field(default_factory=list)
+    dry_run: bool = False
+
+
+class _DryRun(Exception):
+    """Raised to roll a dry run back once its changes are read."""
 
 
 def _counts(*extra: str) -> dict[str, int]:
@@ -412,19 +499,26 @@ def _price(value: float) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.000001"))  # the column's precision
 
 
+def _optional_price(value: float | Unset | None) -> Decimal | Unset | None:
+    return value if value is None or value is UNSET else _price(value)
+
+
 def _apply_provider(p: ProviderSpec, credential: str | None, counts: dict) -> Provider:
-    values = {
-        "kind": p.kind,
-        "base_url": p.base_url,
-        "extra_headers": p.headers,
-        "options": p.options,
-        "betas_mode": p.betas.mode if p.betas else "forward",
-        "betas": p.betas.names if p.betas else [],
-        "enabled": p.enabled,
-        "connect_timeout": p.timeouts.connect,
-        "first_byte_timeout": p.timeouts.first_byte,
-        "idle_timeout": p.timeouts.idle,
-    }
+    t = p.timeouts
+    values = given(
+        kind=p.kind,
+        base_url=p.base_url,
+        extra_headers=p.headers,
+        options=p.options,
+        betas_mode=p.betas.mode if p.betas else UNSET,
+        betas=p.betas.names if p.betas else UNSET,
+        enabled=p.enabled,
+        connect_timeout=t.connect,
+        first_byte_timeout=t.first_byte,
+        idle_timeout=t.idle,
+    )
+    if credential is not None:  # where the credential comes from, for gateway_export
+        values["credential_env"] = p.api_key_env or ""
     old_headers = _stored_headers(Provider.objects.filter(name=p.name).first())
     provider, status, before = _upsert(Provider, {"name": p.name}, values)
     try:
@@ -440,34 +534,30 @@ def _apply_provider(p: ProviderSpec, credential: str | None, counts: dict) -> Pr
         provider,
         before,
         credential_replaced=not same and bool(credential),
-        headers_replaced=_replaced(old_headers, p.headers),
+        headers_replaced=_replaced(old_headers, p.headers or {}),
     )
     counts[status] += 1
     return provider
 
 
-def _optional_price(value: float | None) -> Decimal | None:
-    return None if value is None else _price(value)
-
-
 def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) -> None:
     price = m.pricing_per_mtok
-    values = {
-        "display_name": m.display_name,
-        "enabled": m.enabled,
-        "max_tokens": m.max_tokens,
-        "routing": m.routing,
-        "price_input": _price(price.input),
-        "price_output": _price(price.output),
-        "price_cache_read": _price(price.cache_read),
-        "price_cache_write": _price(price.cache_write),
-    }
+    values = given(
+        display_name=m.display_name,
+        enabled=m.enabled,
+        max_tokens=m.max_tokens,
+        routing=m.routing,
+        price_input=_optional_price(price.input),
+        price_output=_optional_price(price.output),
+        price_cache_read=_optional_price(price.cache_read),
+        price_cache_write=_optional_price(price.cache_write),
+    )
     model, status, before = _upsert(Model, {"name": m.name}, values)
     _record(model, before)
     summary["models"][status] += 1
-    if m.aliases is not None:
+    if m.aliases is not None and m.aliases is not UNSET:
         _apply_aliases(model, m.aliases)
-    if m.routes is None:
+    if m.routes is None or m.routes is UNSET:
         return
     kept = []
     for r in m.routes:
@@ -476,16 +566,16 @@ def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) ->
             "provider": providers[r.provider],
             "upstream_model": r.upstream_model,
         }
-        values = {
-            "priority": r.priority,
-            "weight": r.weight,
-            "enabled": r.enabled,
-            "alpha": r.alpha,
-            "upstream_price_input": _optional_price(r.upstream_price_input),
-            "upstream_price_output": _optional_price(r.upstream_price_output),
-            "long_context_window": r.long_context_window,
-            "long_context_upstream_model": r.long_context_upstream_model,
-        }
+        values = given(
+            priority=r.priority,
+            weight=r.weight,
+            enabled=r.enabled,
+            alpha=r.alpha,
+            upstream_price_input=_optional_price(r.upstream_price_input),
+            upstream_price_output=_optional_price(r.upstream_price_output),
+            long_context_window=r.long_context_window,
+            long_context_upstream_model=r.long_context_upstream_model,
+        )
         route, status, before = _upsert(Route, lookup, values)
         _record(route, before)
         summary["routes"][status] += 1
@@ -511,53 +601,91 @@ def _apply_aliases(model: Model, names: list[str]) -> None:
 
 
 def _apply_tenant(t: TenantSpec, counts: dict) -> None:
-    default = Model.objects.get(name=t.default_model) if t.default_model is not None else None
-    values = {"display_name": t.display_name, "default_model": default}
+    values = given(display_name=t.display_name)
+    if t.default_model is not UNSET:
+        values["default_model"] = (
+            None if t.default_model is None else Model.objects.get(name=t.default_model)
+        )
     tenant, status, before = _upsert(Tenant, {"name": t.name}, values)
-    wanted = set(Model.objects.filter(name__in=t.models or []).values_list("pk", flat=True))
-    if set(tenant.allowed_models.values_list("pk", flat=True)) != wanted:
-        tenant.allowed_models.set(wanted)
-        status = "updated" if status == "unchanged" else status
+    if t.models is not UNSET:
+        wanted = set(Model.objects.filter(name__in=t.models or []).values_list("pk", flat=True))
+        if set(tenant.allowed_models.values_list("pk", flat=True)) != wanted:
+            tenant.allowed_models.set(wanted)
+            status = "updated" if status == "unchanged" else status
     _record(tenant, before)  # limits and provider defaults: recorded by their services
-    limits = {"rpm": t.rpm, "tpm": t.tpm, "budget_usd": t.budget_usd}
-    if tenant_set_limits(tenant=tenant, budget_period=t.budget_period, **limits):
-        status = "updated" if status == "unchanged" else status
-    if t.provider is not None and tenant_set_provider_defaults(tenant=tenant, defaults=t.provider):
+    stated = given(rpm=t.rpm, tpm=t.tpm, budget_usd=t.budget_usd, budget_period=t.budget_period)
+    if stated:
+        limits = {f: getattr(tenant, f) for f in ("rpm", "tpm", "budget_usd", "budget_period")}
+        if tenant_set_limits(tenant=tenant, **{**limits, **stated}):
+            status = "updated" if status == "unchanged" else status
+    if t.provider is not UNSET and tenant_set_provider_defaults(tenant=tenant, defaults=t.provider):
         status = "updated" if status == "unchanged" else status
     counts[status] += 1
 
 
-def config_apply(*, data: dict) -> dict:
-    """Check a config document whole, then upsert it; returns counts per section.
+def _prune(spec: ConfigSpec, summary: dict) -> None:
+    """Delete what a section of the document does not name (sections it leaves out are kept).
+    Tenants go with their keys and memberships; providers and models with their routes."""
+    if "tenants" in spec.sections:
+        named = {t.name for t in spec.tenants}
+        for tenant in Tenant.objects.exclude(name__in=named):
+            tenant_delete(tenant=tenant)
+            summary["tenants"]["deleted"] += 1
+    for section, cls in (("models", Model), ("providers", Provider)):
+        if section not in spec.sections:
+            continue
+        named = {entry.name for entry in getattr(spec, section)}
+        for row in cls.objects.exclude(name__in=named):
+            routes = row.routes.count()
+            catalog_delete(row=row)
+            summary[section]["deleted"] += 1
+            summary["routes"]["deleted"] += routes
 
-    Raises ConfigError (nothing applied) naming every bad entry.
+
+def config_apply(*, data: Any, prune: bool = False, dry_run: bool = False) -> Applied:
+    """Check a config document whole, then upsert it; returns counts per section and each
+    change field by field. `prune` deletes what the document's sections do not name;
+    `dry_run` does everything in a transaction it rolls back, and tells no gateway.
+
+    Raises ConfigError (nothing applied) naming every problem of the document.
     """
-    spec = _parse(data)
-    problems, credentials = _check_document(spec)
-    if problems:  # refused before any database query
-        raise ConfigError(problems)
-    if problems := _check_references(spec):
+    spec, problems = _parse(data)
+    document, credentials = _check_document(spec)
+    problems += document
+    problems += _check_references(spec)
+    if problems:
         raise ConfigError(problems)
     summary = {
-        "providers": _counts(),
-        "models": _counts(),
+        "providers": _counts("deleted"),
+        "models": _counts("deleted"),
         "routes": _counts("deleted"),
-        "tenants": _counts(),
+        "tenants": _counts("deleted"),
     }
-    with transaction.atomic():
-        providers = {
-            p.name: _apply_provider(p, credentials[p.name], summary["providers"])
-            for p in spec.providers
-        }
-        # Routes may also point at providers already in the database.
-        elsewhere = {r.provider for m in spec.models for r in m.routes or []} - set(providers)
-        providers |= {p.name: p for p in Provider.objects.filter(name__in=elsewhere)}
-        for m in spec.models:
-            _apply_model(m, providers, summary)
-        for t in spec.tenants:
-            _apply_tenant(t, summary["tenants"])
-        transaction.on_commit(state.config_changed)
-    return summary
+    applied = Applied(summary=summary, dry_run=dry_run)
+    try:
+        with transaction.atomic():
+            first = AuditEntry.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+            providers = {
+                p.name: _apply_provider(p, credentials[p.name], summary["providers"])
+                for p in spec.providers
+            }
+            # Routes may also point at providers already in the database.
+            elsewhere = {r.provider for m in spec.models for r in m.routes or []} - set(providers)
+            providers |= {p.name: p for p in Provider.objects.filter(name__in=elsewhere)}
+            for m in spec.models:
+                _apply_model(m, providers, summary)
+            for t in spec.tenants:
+                _apply_tenant(t, summary["tenants"])
+            if prune:
+                _prune(spec, summary)
+            entries = AuditEntry.objects.filter(pk__gt=first).order_by("pk")
+            applied.changes = [audit.describe(entry) for entry in entries]
+            if dry_run:
+                raise _DryRun
+            transaction.on_commit(state.config_changed)
+    except _DryRun:
+        pass
+    return applied
 
 
 # --- Demo ------------------------------------------------------------------------------------
@@ -634,6 +762,7 @@ def catalog_save(
         replaced: frozenset[str] = frozenset()
         if credential is not None:
             row.set_credential(credential)
+            row.credential_env = ""  # no longer the value of an environment variable
         if extra_headers is not None and isinstance(row, Provider):
             stored = Provider.objects.filter(pk=row.pk).first() if row.pk else None
             replaced = _replaced(_stored_headers(stored), extra_headers)

@@ -3,11 +3,14 @@
 The models a key may use, in Anthropic's list shape, and input-token counts: from the
 provider's own counting endpoint where one exists (Anthropic, Gemini, OpenAI Responses) and it
 answers, otherwise the gateway's documented estimate (a real tokenizer). Counting is never
-billed and never rate-limited.
+billed and never rate-limited, but each call an authenticated key makes leaves a usage record
+(endpoint `count_tokens`: who asked, for which model, which counter answered, how long it took),
+kept out of the daily roll-ups so it never counts as a request or as tokens.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from urllib.parse import parse_qs
 
@@ -16,15 +19,18 @@ import msgspec
 from accounts.keys import authenticate, secret_from_headers
 from gateway import client_json
 from gateway.api.http import GatewayConsumer
-from gateway.errors import InvalidRequest, NotFound
+from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import beta_flags, resolve_model
 from gateway.surfaces.anthropic import openapi
 from gateway.surfaces.anthropic.decode import count_tokens_body, to_ir
 from gateway.tokens import estimate_input_tokens
+from gateway.usage import recorder
+from gateway.usage.record import COLUMN_SIZES, UsageRecord, clean
 from providers import routing
 from providers.registry import adapter_for
 from providers.transport import client_for
 
+log = logging.getLogger("tollgate.api")
 _json = msgspec.json.Encoder()
 # Says where a count came from: the provider's own counter, or the gateway's estimate.
 COUNT_SOURCE_HEADER = b"tollgate-token-count"
@@ -115,16 +121,47 @@ class CountTokensConsumer(GatewayConsumer):
     `tollgate-token-count` says which."""
 
     async def handle(self, body: bytes) -> None:
+        self.began_at = time.time()
         key = await authenticate(secret_from_headers(self.headers), self.origin())
+        self.record = UsageRecord(
+            request_id=self.request_id,
+            endpoint="count_tokens",
+            started_at=self.began_at,
+            finished_at=self.began_at,
+            status="error",
+            http_status=500,
+            tenant_id=key.tenant_id,
+            key_id=key.key_id,
+            key_prefix=key.prefix,
+        )
+        try:
+            await self.count(key, body)
+        except GatewayError as err:
+            self.record.error_type = err.type
+            self.record.http_status = err.status
+            raise
+        except Exception:
+            self.record.error_type = "api_error"
+            raise
+        finally:
+            self.account()
+
+    async def count(self, key, body: bytes) -> None:
+        record = self.record
         wire = client_json.decode_object(body)
+        if isinstance(wire.get("model"), str):
+            record.model = clean(wire["model"], COLUMN_SIZES["model"])  # what the client typed
         parsed = count_tokens_body(wire)
         request = to_ir(parsed, beta=beta_flags(self.headers, parsed.betas))
         request.surface, request.raw, request.raw_json = "anthropic", body, wire
         snapshot = await routing.current()
         model = resolve_model(snapshot, key, request.model)
+        record.model = clean(model.name, COLUMN_SIZES["model"])
         targets = snapshot.plan(model)
         if targets:
             target = targets[0]
+            record.provider = clean(target.provider_name, COLUMN_SIZES["provider"])
+            record.upstream_model = clean(target.upstream_model, COLUMN_SIZES["upstream_model"])
             client = client_for(target) if target.base_url else None
             began = time.perf_counter()
             tokens, exact = await adapter_for(target.kind).count_tokens(request, target, client)
@@ -132,7 +169,19 @@ class CountTokensConsumer(GatewayConsumer):
                 self.upstream_seconds += time.perf_counter() - began
         else:  # a model without an enabled route can still be counted
             tokens, exact = estimate_input_tokens(request, exact=True), False
+        record.input_tokens, record.estimated = tokens, not exact
+        record.status, record.http_status = "ok", 200
         source = b"provider" if exact else b"estimate"
         await self.send_json(
             200, _json.encode({"input_tokens": tokens}), [(COUNT_SOURCE_HEADER, source)]
         )
+
+    def account(self) -> None:
+        """Hand the record to the recorder: never billed, never in the roll-ups."""
+        latency = time.perf_counter() - self.started
+        self.record.finished_at = self.began_at + latency
+        self.record.latency_ms = round(latency * 1000, 3)
+        try:
+            recorder.submit(self.record)
+        except Exception:
+            log.exception("usage record of request %s could not be handed off", self.request_id)

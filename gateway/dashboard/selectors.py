@@ -246,6 +246,7 @@ def latency_percentiles(
     since, until = period.bounds
     records = UsageRecord.objects.filter(
         tenant=tenant,
+        endpoint=UsageRecord.Endpoint.MESSAGES,  # counting tokens is not a request's latency
         status=UsageRecord.Status.OK,
         started_at__gte=since,
         started_at__lt=until,

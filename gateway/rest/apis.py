@@ -171,10 +171,12 @@ class RequestsApi(TenantApi):
         model = serializers.CharField(required=False)
         provider = serializers.CharField(required=False)
         status = serializers.ChoiceField(choices=UsageRecord.Status.choices, required=False)
+        endpoint = serializers.ChoiceField(choices=UsageRecord.Endpoint.choices, required=False)
 
     @extend_schema_serializer(component_name="RequestRecord")
     class OutputSerializer(serializers.Serializer):
         request_id = serializers.CharField()
+        endpoint = serializers.CharField()
         model = serializers.CharField()
         provider = serializers.CharField()
         upstream_model = serializers.CharField()
@@ -211,7 +213,7 @@ class RequestsApi(TenantApi):
         if "start" in data or "end" in data:
             period = _period(data.get("start"), data.get("end"))
         records = selectors.usage_records(tenant=tenant, period=period)
-        exact = {k: data[k] for k in ("model", "provider", "status") if k in data}
+        exact = {k: data[k] for k in ("model", "provider", "status", "endpoint") if k in data}
         return self.paginated(records.filter(**exact), self.OutputSerializer)
 
 

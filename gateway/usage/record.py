@@ -63,6 +63,7 @@ class UsageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     overhead_ms: float | None = None
     error_type: str = ""
     streamed: bool = False
+    endpoint: str = "messages"  # gateway.models.UsageRecord.Endpoint
 
     @property
     def tokens(self) -> int:

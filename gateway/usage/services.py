@@ -46,6 +46,7 @@ BIGINT = 2**63
 
 RECORD_COLUMNS = (
     "request_id",
+    "endpoint",
     "tenant_id",
     "api_key_id",
     "model",
@@ -195,6 +196,7 @@ def _row(r: UsageRecord, now) -> tuple:
     ops = connection.ops
     return (
         r.request_id[:40],
+        r.endpoint,
         r.tenant_id,
         r.key_id,
         r.model,
@@ -242,8 +244,8 @@ def _roll_up(records: list[UsageRecord]) -> None:
     totals: dict[tuple, dict] = defaultdict(lambda: dict.fromkeys(SUMMED, 0))
     prefixes: dict[tuple, str] = {}
     for r in records:
-        if r.tenant_id is None:
-            continue  # unauthenticated requests have nobody to roll up to
+        if r.tenant_id is None or r.endpoint != UsageRow.Endpoint.MESSAGES:
+            continue  # nobody to roll up to (unauthenticated), or a token count: not a request
         key = (day_of(r), r.tenant_id, r.key_id or 0, r.model, r.provider)
         prefixes[key] = r.key_prefix[:16]
         row = totals[key]

@@ -3,6 +3,11 @@
 import anthropic
 import httpx
 import pytest
+import redis
+from django.conf import settings
+
+from gateway.models import DailyUsage
+from tests.e2e.usage import drain, records_for
 
 
 def two_tenants(stage) -> tuple[str, str]:
@@ -248,3 +253,33 @@ def test_a_server_without_count_tokens_is_not_asked_at_every_count(stage):
     for _ in range(3):
         assert count(stage, key, "count-anthropic").headers["tollgate-token-count"] == "estimate"
     assert len(stage.upstream.requests("cnt-anthropic")) == 1
+
+
+def test_every_count_leaves_an_unbilled_record_outside_the_roll_ups(stage):
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    drain(broker)
+    key = every_counter(stage)
+    stage.upstream.script("cnt-anthropic", {"usage": {"input_tokens": 4242}}, endpoint="count")
+    exact = count(stage, key, "count-anthropic")
+    guessed = count(stage, key, "count-openai")
+    estimate = guessed.parse().input_tokens
+    with pytest.raises(anthropic.NotFoundError) as unknown:
+        count(stage, key, "no-such-model")
+
+    ids = [exact.headers["request-id"], guessed.headers["request-id"]]
+    ids.append(unknown.value.response.headers["request-id"])
+    rows = records_for(broker, ids)
+    broker.close()
+
+    seen = [
+        (r.endpoint, r.model, r.provider, r.input_tokens, r.estimated, r.http_status, r.billed)
+        for r in (rows[i] for i in ids)
+    ]
+    assert seen == [
+        ("count_tokens", "count-anthropic", "anthropic-fake", 4242, False, 200, False),
+        ("count_tokens", "count-openai", "openai-fake", estimate, True, 200, False),
+        ("count_tokens", "no-such-model", "", 0, False, 404, False),
+    ]
+    assert rows[ids[2]].error_type == "not_found_error"
+    assert all(r.cost_usd == 0 and r.tenant is not None for r in rows.values())
+    assert not DailyUsage.objects.exists()  # counting is not a request, nor tokens used

@@ -8,8 +8,8 @@ by the tenant's default; every model is served by one translated route of the fa
 A conversation is a list of `Turn`s run with `claude -p` (later turns with `--continue`); each
 turn scripts the upstream replies it needs and says what `claude -p` prints. A recording proxy
 in front of the gateway sees every call Claude Code makes, so the test can say that each was
-answered and that each `/v1/messages` call has its usage record. More turns (a WebSearch, a
-`/compact`) are further entries of CONVERSATION.
+answered and that each call (`/v1/messages` and `count_tokens`) has its usage record. More
+turns (a WebSearch, a `/compact`) are further entries of CONVERSATION.
 """
 
 from __future__ import annotations
@@ -172,11 +172,13 @@ def test_claude_code_converses_with_no_model_variables_through_a_translated_rout
     resolved = {by_model[rid]: row.model for rid, row in rows.items()}
     assert resolved == {"claude-opus-5-5": "cc-main", "claude-haiku-5-5": "cc-small"}
     assert all(row.provider == f"{kind}-fake" and row.cost_usd > 0 for row in rows.values())
-    # count_tokens is never billed: no usage record, no cost (README, Endpoints).
-    drain(broker)
-    counted = [c.request_id for c in counts]
-    assert UsageRecord.objects.filter(request_id__in=counted).count() == 0
-    assert UsageRecord.objects.count() == len(messages)
+    # Every count_tokens call has its record too: never billed, never rolled up.
+    counted = records_for(broker, [c.request_id for c in counts])
+    assert {(r.endpoint, r.status, r.billed, r.cost_usd) for r in counted.values()} == {
+        ("count_tokens", "ok", False, 0)
+    }
+    assert all(r.input_tokens > 0 and r.tenant is not None for r in counted.values())
+    assert UsageRecord.objects.count() == len(messages) + len(counts)
 
 
 def test_the_claude_line_make_run_prints_answers_with_the_demo_provider(

@@ -95,7 +95,7 @@ def row_counts() -> tuple[int, int, int, int]:
 
 
 def test_apply_creates_providers_models_routes_and_tenants():
-    summary = config_apply(data=config())
+    summary = config_apply(data=config()).summary
 
     assert summary["providers"]["created"] == 2
     assert summary["models"]["created"] == 2
@@ -126,7 +126,7 @@ def test_applying_twice_changes_nothing_the_second_time():
     config_apply(data=config())
     before = row_counts()
 
-    summary = config_apply(data=config())
+    summary = config_apply(data=config()).summary
 
     assert row_counts() == before == (2, 2, 3, 2)
     for section, counts in summary.items():
@@ -140,9 +140,9 @@ def test_a_changed_field_is_counted_as_updated():
     data = config()
     data["models"][1]["pricing_per_mtok"] = {"input": 1, "output": 5}
 
-    summary = config_apply(data=data)
+    summary = config_apply(data=data).summary
 
-    assert summary["models"] == {"created": 0, "updated": 1, "unchanged": 1}
+    assert summary["models"] == {"created": 0, "updated": 1, "unchanged": 1, "deleted": 0}
     assert Model.objects.get(name="claude-haiku-4-5").price_output == Decimal(5)
 
 
@@ -154,7 +154,7 @@ def test_listed_routes_replace_the_models_routes():
         {"provider": "openai-main", "upstream_model": "gpt-5-mini", "priority": 5},
     ]
 
-    summary = config_apply(data=data)
+    summary = config_apply(data=data).summary
 
     routes = Route.objects.filter(model__name="claude-sonnet-4-5")
     assert sorted(routes.values_list("upstream_model", "priority")) == [
@@ -213,7 +213,7 @@ def test_a_provider_without_credential_keeps_the_stored_one():
     data = config()
     del data["providers"][1]["api_key"]
 
-    summary = config_apply(data=data)
+    summary = config_apply(data=data).summary
 
     assert Provider.objects.get(name="anthropic-main").credential == "sk-ant-literal-0001"
     assert summary["providers"]["unchanged"] == 2
@@ -224,10 +224,10 @@ def test_changed_credential_is_replaced_and_counted():
     data = config()
     data["providers"][1]["api_key"] = "sk-ant-new-0004"
 
-    summary = config_apply(data=data)
+    summary = config_apply(data=data).summary
 
     assert Provider.objects.get(name="anthropic-main").credential == "sk-ant-new-0004"
-    assert summary["providers"] == {"created": 0, "updated": 1, "unchanged": 1}
+    assert summary["providers"] == {"created": 0, "updated": 1, "unchanged": 1, "deleted": 0}
 
 
 def _broken(path: str, value) -> dict:
@@ -293,8 +293,8 @@ def _broken(path: str, value) -> dict:
             ),
             "models[0] (claude-sonnet-4-5).routes[1]: duplicate route to anthropic-main",
         ),
-        (_broken("routing", []), "config: Object contains unknown field `routing`"),
-        (["not", "a", "mapping"], "config: Expected `object`, got `array`"),
+        (_broken("routing", []), "routing: unknown section"),
+        (["not", "a", "mapping"], "config: expected an object with providers, models and tenants"),
     ],
 )
 def test_invalid_document_is_refused_whole_naming_the_entry(data, message):
@@ -338,16 +338,21 @@ def test_a_failure_while_writing_rolls_everything_back(monkeypatch):
     assert row_counts() == (0, 0, 0, 0)
 
 
-def test_tenant_models_are_replaced_and_omitting_them_allows_all():
+def test_tenant_models_are_kept_when_left_out_and_an_empty_list_allows_all():
     ModelFactory(name="claude-opus-4-1")
     TenantFactory(name="acme").allowed_models.set(Model.objects.filter(name="claude-opus-4-1"))
     data = config()
     data["tenants"] = [{"name": "acme"}]
 
-    summary = config_apply(data=data)
+    kept = config_apply(data=data).summary
+    allowed = list(Tenant.objects.get(name="acme").allowed_models.values_list("name", flat=True))
+    data["tenants"] = [{"name": "acme", "models": []}]
+    emptied = config_apply(data=data).summary
 
+    assert allowed == ["claude-opus-4-1"]
+    assert kept["tenants"]["unchanged"] == 1
     assert not Tenant.objects.get(name="acme").allowed_models.exists()
-    assert summary["tenants"] == {"created": 0, "updated": 1, "unchanged": 0}
+    assert emptied["tenants"] == {"created": 0, "updated": 1, "unchanged": 0, "deleted": 0}
 
 
 def test_gateways_are_told_after_commit(django_capture_on_commit_callbacks):
@@ -403,13 +408,17 @@ def test_command_refuses_a_missing_file(tmp_path):
 
 
 def test_command_exits_non_zero_on_an_invalid_file(tmp_path):
-    # Refused before any database query, so the non-test database is never touched.
     path = write_yaml(tmp_path, _broken("providers.1.kind", "bedrock"))
+    database = connection.settings_dict  # the test database: references are checked there
 
     result = subprocess.run(
         [sys.executable, "manage.py", "gateway_apply", str(path)],
         cwd=PROJECT_DIR,
-        env=os.environ.copy(),
+        env={
+            **os.environ,
+            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:"
+            f"{database['PORT']}/{database['NAME']}",
+        },
         capture_output=True,
         text=True,
         timeout=60,

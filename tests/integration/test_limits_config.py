@@ -97,13 +97,16 @@ def test_gateway_apply_sets_tenant_limits_and_drops_every_cached_key(
         "budget_period": "daily",
     }
     with django_capture_on_commit_callbacks(execute=True):
-        summary = config_apply(data={"tenants": [limited]})
+        summary = config_apply(data={"tenants": [limited]}).summary
 
     assert summary["tenants"]["updated"] == 1
     assert not is_cached(one.secret_hash)
     assert info(first).tenant_limits == Limits(100, 50000, Decimal("250.00"), "daily")
-    assert config_apply(data={"tenants": [limited]})["tenants"]["unchanged"] == 1
-    config_apply(data={"tenants": [{"name": "acme"}]})  # the file is the truth
+    assert config_apply(data={"tenants": [limited]}).summary["tenants"]["unchanged"] == 1
+    config_apply(data={"tenants": [{"name": "acme"}]})  # left out: kept
+    tenant.refresh_from_db()
+    assert (tenant.rpm, tenant.tpm, tenant.budget_usd) == (100, 50000, Decimal("250.00"))
+    config_apply(data={"tenants": [{"name": "acme", "rpm": None, "tpm": None, "budget_usd": None}]})
     tenant.refresh_from_db()
     assert (tenant.rpm, tenant.tpm, tenant.budget_usd) == (None, None, None)
 

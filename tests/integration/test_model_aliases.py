@@ -122,8 +122,11 @@ def test_a_tenant_default_model_is_set_checked_and_cleared():
         model("sonnet"),
         tenants=[{"name": "acme", "models": ["sonnet"], "default_model": "opus"}],
     )
-    apply(model("opus"), tenants=[{"name": "acme"}])
+    apply(model("opus"), tenants=[{"name": "acme"}])  # left out: kept
+    kept = Tenant.objects.get(name="acme").default_model.name
+    apply(model("opus"), tenants=[{"name": "acme", "default_model": None}])
 
+    assert kept == "opus"
     assert "tenants[0] (acme): unknown default_model 'nope'" in unknown
     assert "default_model 'opus' is not one of the tenant's models" in outside
     assert Tenant.objects.get(name="acme").default_model is None

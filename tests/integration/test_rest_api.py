@@ -280,6 +280,18 @@ def test_requests_filter_by_status_model_and_range(api, people):
     assert {r["request_id"] for r in in_range["results"]} == {"req_a", "req_b"}
 
 
+def test_requests_filter_by_endpoint_and_refuse_an_unknown_one(api, people):
+    UsageRecordFactory(tenant=people.tenant, request_id="req_msg")
+    UsageRecordFactory(tenant=people.tenant, request_id="req_cnt", endpoint="count_tokens")
+    api.force_login(people.viewer)
+
+    counts = api.get("/api/v1/requests", {"endpoint": "count_tokens"}).json()["results"]
+    unknown = api.get("/api/v1/requests", {"endpoint": "embeddings"})
+
+    assert [(r["request_id"], r["endpoint"]) for r in counts] == [("req_cnt", "count_tokens")]
+    assert unknown.status_code == 400 and "endpoint" in unknown.json()
+
+
 @with_keys
 def test_requests_are_paginated(api, people):
     start = timezone.now() - timedelta(hours=2)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers', '0007_model_aliases'),
+        ('providers', '0008_provider_credential_env'),
     ]
 
     operations = [
