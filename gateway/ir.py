@@ -135,6 +135,8 @@ class Request(msgspec.Struct, kw_only=True):
     # Stored provider state of the current turn's tool calls the client sent back without it:
     # tool_use id -> `ToolUse.state` (gateway/tool_state.py).
     tool_state: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    # The prompt cache key for providers that take one (gateway/prompt_cache.py): per tenant.
+    cache_key: str | None = None
 
 
 # --- Response ---------------------------------------------------------------------------------
@@ -143,6 +145,10 @@ class Usage(msgspec.Struct, omit_defaults=False):
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    # Of `cache_creation_input_tokens`, those written for one hour (Anthropic's
+    # `cache_creation.ephemeral_1h_input_tokens`, billed dearer); None: the provider did not
+    # split them, all are 5-minute writes.
+    cache_creation_1h_input_tokens: int | None = None
     reasoning_tokens: int = 0
     # True when the figures are our estimate, not the provider's report.
     estimated: bool = False

@@ -14,7 +14,18 @@ from typing import TypeVar
 
 from accounts.auth_failures import Origin
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
-from gateway import attempts, betas, client_json, ids, ir, limits, stops, strictness, tool_state
+from gateway import (
+    attempts,
+    betas,
+    client_json,
+    ids,
+    ir,
+    limits,
+    prompt_cache,
+    stops,
+    strictness,
+    tool_state,
+)
 from gateway.errors import (
     ApiError,
     GatewayError,
@@ -133,6 +144,8 @@ async def admit(
     if short:
         review_long_context(call.review, short, window, call.strictness)
     call.targets = call.review.targets
+    if any(adapter_for(t.kind).takes_cache_key for t in call.targets):
+        call.request.cache_key = prompt_cache.key_for(call.key.tenant_id, call.request)
     if any(adapter_for(t.kind).replays_tool_state for t in call.targets):
         call.request.tool_state = await tool_state.recall(call.key.tenant_id, call.request)
     debug = call.body.debug

@@ -215,6 +215,7 @@ class PublicModelForm(forms.ModelForm):
         model = Model
         fields = ("name", "display_name", "enabled", "max_tokens", "routing")
         fields += ("price_input", "price_output", "price_cache_read", "price_cache_write")
+        fields += ("price_cache_write_1h",)
 
     def clean_name(self):
         name = self.cleaned_data["name"]
@@ -247,7 +248,17 @@ class PublicModelAdmin(ConfigChangedAdmin):
         (None, {"fields": ("name", "display_name", "enabled", "max_tokens", "routing")}),
         (
             "Prices, USD per million tokens",
-            {"fields": ("price_input", "price_output", "price_cache_read", "price_cache_write")},
+            {
+                "fields": (
+                    "price_input",
+                    "price_output",
+                    "price_cache_read",
+                    "price_cache_write",
+                    "price_cache_write_1h",
+                ),
+                "description": "Cache write: a 5-minute write (Anthropic bills 1.25x input). "
+                "1-hour cache write: empty means twice the input price, as Anthropic bills it.",
+            },
         ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )

@@ -96,6 +96,11 @@ class Model(models.Model):
     price_output = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     price_cache_read = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     price_cache_write = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    # A 1-hour cache write (`cache_control.ttl: "1h"`); None: twice the input price, as
+    # Anthropic bills it (a 5-minute write is 1.25x, `price_cache_write`).
+    price_cache_write_1h = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True
+    )
     max_tokens = models.PositiveIntegerField(
         "output limit (max_tokens)",
         null=True,

@@ -9,6 +9,8 @@ in `Provider.options`, which the OpenAI Chat adapter reads. Options a preset may
 - `stream_usage`: send `stream_options.include_usage` (default true)
 - `auth`: `bearer` (default), `api-key` (Azure) or `none`
 - `azure_api_version`: address Azure deployments, `{base}/openai/deployments/{model}/...`
+- `prompt_cache_key`: send the per-tenant `prompt_cache_key` (default: only to api.openai.com;
+  other servers may reject a field they do not know)
 
 Anthropic-kind presets also set the provider's `anthropic-beta` policy (`betas`, see
 gateway/betas.py): Anthropic takes every beta; Anthropic-compatible servers reject the ones they
@@ -18,7 +20,11 @@ do not know, so they get only those listed. A preset without `betas` forwards ev
 from __future__ import annotations
 
 PRESETS: dict[str, dict] = {
-    "openai": {"kind": "openai", "base_url": "https://api.openai.com/v1", "options": {}},
+    "openai": {
+        "kind": "openai",
+        "base_url": "https://api.openai.com/v1",
+        "options": {"prompt_cache_key": True},
+    },
     "vllm": {
         "kind": "openai",
         "base_url": "http://localhost:8000/v1",

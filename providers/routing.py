@@ -47,6 +47,7 @@ class Prices:
     output: Decimal
     cache_read: Decimal
     cache_write: Decimal
+    cache_write_1h: Decimal | None = None  # None: gateway.usage.billing.hour_price
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +252,13 @@ def _load(version: bytes | None) -> Snapshot:
             display_name=m.display_name or m.name,
             created_at=m.created_at,
             max_tokens=m.max_tokens,
-            prices=Prices(m.price_input, m.price_output, m.price_cache_read, m.price_cache_write),
+            prices=Prices(
+                m.price_input,
+                m.price_output,
+                m.price_cache_read,
+                m.price_cache_write,
+                m.price_cache_write_1h,
+            ),
             routes=tuple(routes.get(m.pk, ())),
             routing=m.routing,
             aliases=aliases.of(m.name),

@@ -52,6 +52,7 @@ def _model(m: Model) -> dict[str, Any]:
             "output": _number(m.price_output),
             "cache_read": _number(m.price_cache_read),
             "cache_write": _number(m.price_cache_write),
+            "cache_write_1h": _number(m.price_cache_write_1h),
         },
         "routes": [
             {

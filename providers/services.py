@@ -114,7 +114,8 @@ class PricingSpec(msgspec.Struct, forbid_unknown_fields=True):
     input: Price | Unset = UNSET
     output: Price | Unset = UNSET
     cache_read: Price | Unset = UNSET
-    cache_write: Price | Unset = UNSET
+    cache_write: Price | Unset = UNSET  # a 5-minute cache write
+    cache_write_1h: Price | Unset | None = UNSET  # None: twice the input price
 
 
 class RouteSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -551,6 +552,7 @@ def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) ->
         price_output=_optional_price(price.output),
         price_cache_read=_optional_price(price.cache_read),
         price_cache_write=_optional_price(price.cache_write),
+        price_cache_write_1h=_optional_price(price.cache_write_1h),
     )
     model, status, before = _upsert(Model, {"name": m.name}, values)
     _record(model, before)

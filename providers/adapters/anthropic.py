@@ -77,6 +77,9 @@ def usage_from(data: dict[str, Any], base: ir.Usage | None = None) -> ir.Usage:
         value = data.get(field)
         if isinstance(value, int):
             setattr(usage, field, value)
+    creation = data.get("cache_creation")
+    if isinstance(creation, dict) and isinstance(creation.get("ephemeral_1h_input_tokens"), int):
+        usage.cache_creation_1h_input_tokens = creation["ephemeral_1h_input_tokens"]
     details = data.get("output_tokens_details")
     if isinstance(details, dict) and isinstance(details.get("thinking_tokens"), int):
         usage.reasoning_tokens = details["thinking_tokens"]

@@ -149,6 +149,8 @@ class Adapter:
     # Whether this provider wants state back with a tool call that the client cannot carry
     # (`ir.ToolUse.state`, gateway/tool_state.py): the gateway looks it up only for these.
     replays_tool_state: ClassVar[bool] = False
+    # Whether this provider takes a prompt cache key (`ir.Request.cache_key`).
+    takes_cache_key: ClassVar[bool] = False
 
     async def complete(
         self,

@@ -332,6 +332,7 @@ class OpenAIResponsesAdapter(HttpAdapter):
     kind = "openai_responses"
     options = REQUEST_OPTIONS
     replays_tool_state = True  # reasoning items preceding function calls
+    takes_cache_key = True
     error_kinds = ERROR_KINDS  # the Chat Completions error shape (reference 3.7)
 
     def error_codes(self, body: Any) -> list[Any]:

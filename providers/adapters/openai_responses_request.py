@@ -245,6 +245,9 @@ def responses_body(request: ir.Request, target: Target) -> dict[str, Any]:
     if request.user_id:
         # Never forward a tenant's raw user id; a stable hash serves abuse tracking as well.
         body["safety_identifier"] = hashlib.sha256(request.user_id.encode()).hexdigest()[:32]
+    if request.cache_key:
+        # Per tenant (gateway/prompt_cache.py); a key the client chose is folded into it.
+        body["prompt_cache_key"] = request.cache_key
     # Options the client addressed to OpenAI, from the table only; they never replace ours.
     options.apply(OPTIONS, request.provider_options, body)
     return body

@@ -96,14 +96,22 @@ def _forced_tool(choice: Any, tools: tuple[ToolSpec, ...]) -> str | None:
     return None
 
 
-def usage(reply: Reply) -> dict[str, int]:
+def usage(reply: Reply, *, split: bool = True) -> dict[str, Any]:
+    """A message's usage; a `message_delta`'s (`split=False`) has no `cache_creation`."""
     u = reply.usage
-    return {
+    out: dict[str, Any] = {
         "input_tokens": u.input_tokens,
         "output_tokens": u.output_tokens,
         "cache_creation_input_tokens": u.cache_creation_input_tokens,
         "cache_read_input_tokens": u.cache_read_input_tokens,
     }
+    if split:
+        hour = u.cache_creation_1h_input_tokens
+        out["cache_creation"] = {
+            "ephemeral_5m_input_tokens": u.cache_creation_input_tokens - hour,
+            "ephemeral_1h_input_tokens": hour,
+        }
+    return out
 
 
 def render_json(reply: Reply) -> dict[str, Any]:
@@ -135,7 +143,9 @@ def render_stream(reply: Reply) -> list[bytes]:
     delta = {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}
     if (details := stop_details(reply)) is not None:
         delta["stop_details"] = details  # reference 1.7.6
-    frames.append(_event({"type": "message_delta", "delta": delta, "usage": usage(reply)}))
+    frames.append(
+        _event({"type": "message_delta", "delta": delta, "usage": usage(reply, split=False)})
+    )
     frames.append(_event({"type": "message_stop"}))
     return frames
 

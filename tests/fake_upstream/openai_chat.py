@@ -18,7 +18,7 @@ from .scenario import (
     ToolUseBlock,
     last_user_text,
 )
-from .sse import data_frame, json_fragments, json_text, pieces
+from .sse import data_frame, encode, json_fragments, json_text, pieces
 
 FINISH_REASON = {
     "end_turn": "stop",
@@ -92,6 +92,20 @@ def read_prompt(body: dict[str, Any]) -> Prompt:
         forced_tool=_forced_tool(body.get("tool_choice"), tools),
         include_usage=bool(stream_options.get("include_usage")),
     )
+
+
+def cache_prefix(body: dict[str, Any]) -> tuple[str | None, bytes]:
+    """`prompt_cache_key`, and the prefix OpenAI would cache: the leading system and developer
+    messages and the tools (what stays the same turn after turn)."""
+    key = body.get("prompt_cache_key")
+    if not isinstance(key, str):
+        return None, b""
+    head = []
+    for message in body.get("messages") or ():
+        if not isinstance(message, dict) or message.get("role") not in ("system", "developer"):
+            break
+        head.append(message)
+    return key, encode([head, body.get("tools") or []])
 
 
 def _forced_tool(choice: Any, tools: tuple[ToolSpec, ...]) -> str | None:

@@ -11,12 +11,26 @@ from gateway import ir
 _encoder = msgspec.json.Encoder()
 
 
-def usage_json(usage: ir.Usage) -> dict[str, Any]:
-    return {
+def usage_json(usage: ir.Usage, *, split: bool = True) -> dict[str, Any]:
+    """A message's `usage`; `split=False` for a `message_delta`'s, which has no
+    `cache_creation` object (Anthropic's MessageDeltaUsage)."""
+    out: dict[str, Any] = {
         "input_tokens": usage.input_tokens,
         "cache_creation_input_tokens": usage.cache_creation_input_tokens,
         "cache_read_input_tokens": usage.cache_read_input_tokens,
-        "output_tokens": usage.output_tokens,
+    }
+    if split:
+        out["cache_creation"] = cache_creation_json(usage)
+    out["output_tokens"] = usage.output_tokens
+    return out
+
+
+def cache_creation_json(usage: ir.Usage) -> dict[str, int]:
+    """Anthropic's split of cache writes by TTL (what is not said to be 1-hour is 5-minute)."""
+    hour = min(usage.cache_creation_1h_input_tokens or 0, usage.cache_creation_input_tokens)
+    return {
+        "ephemeral_5m_input_tokens": usage.cache_creation_input_tokens - hour,
+        "ephemeral_1h_input_tokens": hour,
     }
 
 

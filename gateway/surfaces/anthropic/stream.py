@@ -169,7 +169,7 @@ class StreamWriter:
         delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
         if stop_details is not None:  # reference 1.7.6
             delta["stop_details"] = stop_details_json(stop_details)
-        event = {"type": "message_delta", "delta": delta, "usage": usage_json(usage)}
+        event = {"type": "message_delta", "delta": delta, "usage": usage_json(usage, split=False)}
         self._add_extras(event, usage)
         return out + sse("message_delta", event) + sse("message_stop", {"type": "message_stop"})
 

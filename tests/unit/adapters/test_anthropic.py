@@ -10,7 +10,7 @@ import pytest
 from gateway import ir
 from gateway.pipeline import beta_flags
 from gateway.surfaces.anthropic.decode import decode_messages, to_ir
-from providers.adapters.anthropic import AnthropicAdapter, messages_url
+from providers.adapters.anthropic import AnthropicAdapter, messages_url, usage_from
 from providers.adapters.base import Target
 from tests.unit.adapters.goldens import cases, check_error, without_omitted_nulls
 
@@ -159,3 +159,19 @@ def test_a_provider_that_allows_no_beta_gets_no_header():
     target = dataclasses.replace(TARGET, betas_mode="allow", betas=())
     request = client_request(golden("request_betas_by_provider_policy.json")["client_body"], ["x"])
     assert "anthropic-beta" not in AnthropicAdapter().build_request(request, target).headers
+
+
+def test_cache_writes_are_read_split_by_ttl():
+    usage = usage_from(
+        {
+            "input_tokens": 5,
+            "cache_creation_input_tokens": 3000,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": 1000,
+                "ephemeral_1h_input_tokens": 2000,
+            },
+            "output_tokens": 1,
+        }
+    )
+    assert (usage.cache_creation_input_tokens, usage.cache_creation_1h_input_tokens) == (3000, 2000)
+    assert usage_from({"cache_creation_input_tokens": 7}).cache_creation_1h_input_tokens is None
