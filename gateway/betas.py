@@ -49,6 +49,14 @@ KNOWN: dict[str, str] = {
     "mcp-client-": "mcp_servers is judged on its own",
     "advanced-tool-use-": "tool fields are judged on their own",
     "compact-": "compaction is judged on its own",
+    "mid-conversation-system-": "system turns mid-conversation are folded into the system prompt",
+    "message-batches-": "no effect on /v1/messages",
+    "tool-search-tool-": "server tools are judged on their own",
+    "mcp-servers-": "mcp_servers is judged on its own",
+    "fast-mode-": "speed is judged on its own",
+    "user-profiles-": "user_profile_id is judged on its own",
+    "redact-thinking-": "thinking display is judged on its own",
+    "thinking-display-updates-": "thinking display is judged on its own",
 }
 
 
