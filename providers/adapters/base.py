@@ -165,7 +165,8 @@ class Adapter:
         """Request fields this route would drop or cannot honour, named for the client.
 
         Strictness (`X-Tollgate-Strictness`) decides what happens to them: refuse the route,
-        warn, or drop silently. Harmless hints (cache_control, beta names) are not listed.
+        warn, or drop silently. Harmless hints (cache_control) are not listed; beta names are
+        judged for every route by gateway/strictness.py (`dropped_betas`).
         """
         return []
 
