@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: install run serve worker test lint format bench bench-peer lock clean browser
+.PHONY: install run serve worker beat test lint format bench bench-peer lock clean browser
 
 # Installs exactly what the lock file pins, checking every hash.
 $(VENV)/.installed: requirements-dev.lock
@@ -21,7 +21,7 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/python manage.py migrate --no-input -v0
 	mkdir -p staticfiles
-	$(BIN)/python manage.py demo_bootstrap --host $(HOST) --port $(PORT)
+	$(BIN)/python manage.py demo_bootstrap --host $(HOST) --port $(PORT) $(if $(ROTATE_KEY),--rotate-key)
 	$(BIN)/python -m gateway.devserver -b $(HOST) -p $(PORT) gateway.asgi:application
 
 # Production: uvicorn workers with uvloop and httptools, through gateway/server.py (whose protocol
@@ -35,6 +35,11 @@ serve: install
 # started again if Celery dies (gateway/worker.py).
 worker: install
 	$(BIN)/python -m gateway.worker --loglevel=info
+
+# Celery beat beside the worker (one per deployment): queues the periodic tasks, such as usage
+# retention (gateway/celery.py). Its schedule file is var/celerybeat-schedule.
+beat: install
+	$(BIN)/python -m celery -A gateway beat --loglevel=info --schedule=var/celerybeat-schedule
 
 # The Claude Code CLI the e2e tests drive, pinned with integrity hashes in its package-lock
 # (tests/e2e/claude_code/) and installed beside the virtualenv, out of the source tree.

@@ -4,7 +4,8 @@ Members see their tenants; owners and admins also create, change and revoke its 
 Platform staff (`is_staff`) reach the tenants they are not members of only as far as the
 admin lets them, by the same Django permissions (superusers hold them all):
 
-- `accounts.view_tenant` (or `change_tenant`): see every tenant, its dashboard, usage and requests;
+- `accounts.view_tenant` (or `change_tenant`): see every tenant, its dashboard, usage and requests,
+  and the platform usage view across tenants;
 - `accounts.view_apikey` (or `change_apikey`): list a tenant's keys;
 - `accounts.add_apikey`: create keys; `accounts.change_apikey`: revoke them, change their limits.
 
@@ -78,3 +79,8 @@ def can_create_keys(*, user, tenant: Tenant) -> bool:
 def can_change_keys(*, user, tenant: Tenant) -> bool:
     """Owners and admins revoke keys and set their limits; staff need `accounts.change_apikey`."""
     return role_in(user=user, tenant=tenant) in KEY_MANAGER_ROLES or staff_may(user, CHANGE_KEYS)
+
+
+def can_view_platform_usage(*, user) -> bool:
+    """The usage of every tenant at once: staff who may see every tenant."""
+    return staff_may(user, SEE_TENANTS)

@@ -9,9 +9,12 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.db import models as db
+from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.models import ApiKey, AuditEntry, Membership, Tenant
+from accounts.models import ApiKey, AuditEntry, Membership, ServiceToken, Tenant
+from accounts.service_tokens import service_token_create, service_token_revoke
 from accounts.services import (
     ServiceError,
     api_key_create,
@@ -21,11 +24,13 @@ from accounts.services import (
     api_key_rotate,
     api_key_set_limits,
     api_key_update,
+    limits_check,
     membership_delete,
     membership_save,
     provider_defaults_check,
     tenant_create,
     tenant_delete,
+    tenant_set_capture,
     tenant_set_default_model,
     tenant_set_limits,
     tenant_set_provider_defaults,
@@ -35,8 +40,27 @@ from accounts.services import (
 LIMITS = ("rpm", "tpm", "budget_usd", "budget_period")
 
 
+CAPTURE = ("capture_bodies", "capture_retention_days", "capture_max_bytes")
+
+
+def _capture(cleaned_data: dict) -> dict:
+    return {
+        "enabled": bool(cleaned_data.get("capture_bodies")),
+        "retention_days": cleaned_data.get("capture_retention_days"),
+        "max_bytes": cleaned_data.get("capture_max_bytes"),
+    }
+
+
 def _limits(cleaned_data: dict) -> dict:
     return {name: cleaned_data.get(name) for name in LIMITS}
+
+
+def _check_limits(form: forms.Form, cleaned_data: dict) -> None:
+    """The services' rules for limits (e.g. none without Redis), shown on the form."""
+    try:
+        limits_check(**_limits(cleaned_data))
+    except ServiceError as exc:
+        form.add_error(None, str(exc))
 
 
 def _model_names(cleaned_data: dict) -> list[str]:
@@ -75,8 +99,15 @@ class TenantForm(forms.ModelForm):
             "budget_usd",
             "budget_period",
             "provider_defaults",
+            *CAPTURE,
         )
         help_texts = {"provider_defaults": 'e.g. {"order": ["anthropic-main"], "sort": "latency"}'}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("capture_retention_days", "capture_max_bytes"):
+            if name in self.fields:  # left empty: the stored value (or the default) stays
+                self.fields[name].required = False
 
     def clean_provider_defaults(self):
         try:
@@ -86,6 +117,7 @@ class TenantForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        _check_limits(self, cleaned)
         default, allowed = cleaned.get("default_model"), cleaned.get("allowed_models")
         if default is not None and allowed and default not in allowed:
             self.add_error("default_model", "The default model must be one of allowed models.")
@@ -110,6 +142,7 @@ class TenantAdmin(admin.ModelAdmin):
                 "default_model",
                 *LIMITS,
                 "provider_defaults",
+                *CAPTURE,
             )
         return (
             "name",
@@ -119,6 +152,7 @@ class TenantAdmin(admin.ModelAdmin):
             "default_model",
             *LIMITS,
             "provider_defaults",
+            *CAPTURE,
             "created_at",
         )
 
@@ -138,6 +172,7 @@ class TenantAdmin(admin.ModelAdmin):
             tenant_set_limits(tenant=obj, **_limits(data))
             tenant_set_provider_defaults(tenant=obj, defaults=data["provider_defaults"])
             tenant_set_default_model(tenant=obj, model=data.get("default_model"))
+            tenant_set_capture(tenant=obj, **_capture(data))
         else:
             tenant = tenant_create(
                 name=data["name"], display_name=data["display_name"], models=_model_names(data)
@@ -145,6 +180,7 @@ class TenantAdmin(admin.ModelAdmin):
             tenant_set_limits(tenant=tenant, **_limits(data))
             tenant_set_provider_defaults(tenant=tenant, defaults=data["provider_defaults"])
             tenant_set_default_model(tenant=tenant, model=data.get("default_model"))
+            tenant_set_capture(tenant=tenant, **_capture(data))
             _adopt(obj, tenant)
 
     def save_related(self, request, form, formsets, change):
@@ -198,6 +234,7 @@ class ApiKeyFormMixin:
 
     def clean(self):
         cleaned = super().clean()
+        _check_limits(self, cleaned)
         tenant = self.tenant_for_check()
         if tenant is not None:
             try:
@@ -356,6 +393,89 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 f"until {key.previous_expires_at:%Y-%m-%d %H:%M} UTC. Copy the new secret now, "
                 f"it will not be shown again: {secret}",
             )
+
+
+# --- Service tokens --------------------------------------------------------------------------
+
+
+class ServiceTokenAddForm(forms.ModelForm):
+    class Meta:
+        model = ServiceToken
+        fields = ("name", "tenant", "expires_at")
+
+    def clean_expires_at(self):
+        expires_at = self.cleaned_data.get("expires_at")
+        if expires_at is not None and expires_at <= timezone.now():
+            raise forms.ValidationError("Must be in the future.")
+        return expires_at
+
+
+class ServiceTokenAdmin(admin.ModelAdmin):
+    """Tokens for the admin REST API. The secret is shown once, on the page answering the add
+    form (never through the messages cookie); afterwards only its prefix."""
+
+    list_display = ("prefix", "name", "scope", "created_at", "last_used_at", "expires_at")
+    list_display += ("is_revoked",)
+    list_filter = (RevokedFilter,)
+    search_fields = ("prefix", "name", "tenant__name")
+    list_select_related = ("tenant",)
+    autocomplete_fields = ("tenant",)
+    actions = ("revoke_selected",)
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ServiceTokenAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("name", "tenant", "expires_at")
+        return ("name", "tenant", "prefix", "created_at", "last_used_at", "expires_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("name", "tenant", "prefix", "created_at", "last_used_at", "expires_at")
+
+    @admin.display(description="scope", ordering="tenant__name")
+    def scope(self, obj: ServiceToken) -> str:
+        return f"tenant {obj.tenant.name}" if obj.tenant_id else "platform"
+
+    @admin.display(description="revoked", boolean=True, ordering="revoked_at")
+    def is_revoked(self, obj: ServiceToken) -> bool:
+        return obj.revoked_at is not None
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # nothing is editable: revoke and create another instead
+        data = form.cleaned_data
+        token, secret = service_token_create(
+            name=data["name"], tenant=data["tenant"], expires_at=data["expires_at"]
+        )
+        _adopt(obj, token)
+        obj.shown_secret = secret
+
+    def response_add(self, request, obj, post_url_continue=None):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Service token {obj.prefix} created",
+            "token": obj,
+            "secret": obj.shown_secret,
+        }
+        response = TemplateResponse(request, "admin/accounts/servicetoken/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke selected tokens", permissions=("change",))
+    def revoke_selected(self, request, queryset):
+        tokens = list(queryset.filter(revoked_at__isnull=True))
+        for token in tokens:
+            service_token_revoke(token=token)
+        self.message_user(request, f"Revoked {len(tokens)} token(s).", messages.SUCCESS)
+
+
+admin.site.register(ServiceToken, ServiceTokenAdmin)
 
 
 # --- Audit log -------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ OBJECT_TYPES = {
     "Model": "model",
     "Route": "route",
     "ModelAlias": "model_alias",
+    "ServiceToken": "service_token",
 }
 
 
@@ -55,7 +56,11 @@ _current: ContextVar[Any] = ContextVar("audit_actor", default=None)
 
 
 def actor_for(user: Any) -> Actor:
-    """The actor behind a `request.user`: a person, a tenant key (REST API) or nobody."""
+    """The actor behind a `request.user`: a person, a tenant key or a service token (REST API),
+    or nobody."""
+    token = getattr(user, "service_token", None)
+    if token is not None:  # accounts.service_tokens principal
+        return Actor(label=f"service-token:{token.prefix}")
     key = getattr(user, "key", None)
     if key is not None and hasattr(user, "tenant_id"):  # accounts.authentication principal
         return Actor(label=f"api-key:{key.prefix}")

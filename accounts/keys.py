@@ -23,6 +23,7 @@ previous one is loaded with `expires_at` set to the end of the grace.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import string
 import time
@@ -80,6 +81,9 @@ class KeyInfo(msgspec.Struct, frozen=True):
     tenant_limits: Limits | None = None
     # True when this is the secret a rotation replaced (valid until expires_at).
     superseded: bool = False
+    # The request log's body capture: bytes kept of each body and answer (0: off), and days.
+    capture_bytes: int = 0
+    capture_days: int = 0
 
 
 _MISSING = b"-"
@@ -129,9 +133,19 @@ class KeyCache:
 _process_cache = KeyCache()
 
 
-def new_secret() -> tuple[str, str, str]:
-    """A fresh key: (secret shown once, shown prefix, hash stored)."""
-    secret = SECRET_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(40))
+def new_secret(prefix: str = SECRET_PREFIX) -> tuple[str, str, str]:
+    """A fresh key: (secret shown once, shown prefix, hash stored). Service tokens use their
+    own `prefix` (accounts.service_tokens) with the same randomness and hash."""
+    secret = prefix + "".join(secrets.choice(_ALPHABET) for _ in range(40))
+    shown = len(prefix) + SHOWN_PREFIX_LENGTH - len(SECRET_PREFIX)  # the prefix and 8 more
+    return secret, secret[:shown], hash_secret(secret)
+
+
+def derived_secret(seed: str) -> tuple[str, str, str]:
+    """A key derived from SECRET_KEY and `seed`, as `new_secret` returns it: the quick start's
+    demo key, which must be the same after a restart without being stored anywhere."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), seed.encode(), hashlib.sha512).digest()
+    secret = SECRET_PREFIX + "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:40])
     return secret, secret[:SHOWN_PREFIX_LENGTH], hash_secret(secret)
 
 
@@ -226,8 +240,11 @@ async def _shared_lookup(store, secret_hash: str, origin: Origin | None) -> KeyI
         return None if raw == _MISSING else _info_decoder.decode(raw)
     await auth_failures.check(origin)
     info = await _load(secret_hash)
-    if info is None and isinstance(store, state.LocalStore):
-        return None  # one process alone: its own bounded cache remembers unknown hashes
+    if isinstance(store, state.LocalStore):
+        # No Redis (quick start): another process (the CLI, the admin) cannot reach this
+        # store, so the process cache alone keeps the key, for KEY_CACHE_SECONDS; a revocation
+        # made elsewhere then applies within that delay, as with Redis.
+        return info
     encoded = _MISSING if info is None else _info_encoder.encode(info)
     # Unknown keys are remembered briefly so repeating one costs no database query either.
     ttl = REDIS_TTL_SECONDS if info else UNKNOWN_KEY_SECONDS
@@ -281,4 +298,6 @@ def _load(secret_hash: str) -> KeyInfo | None:
         key_limits=limits_of(key),
         tenant_limits=limits_of(key.tenant),
         superseded=superseded,
+        capture_bytes=key.tenant.capture_max_bytes if key.tenant.capture_bodies else 0,
+        capture_days=key.tenant.capture_retention_days,
     )

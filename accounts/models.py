@@ -43,6 +43,10 @@ class LimitFields(models.Model):
         abstract = True
 
 
+MAX_CAPTURE_DAYS = 365
+MIN_CAPTURE_BYTES, MAX_CAPTURE_BYTES = 1024, 1024 * 1024
+
+
 class Tenant(LimitFields):
     name = models.SlugField(max_length=64, unique=True)
     display_name = models.CharField(max_length=200, blank=True)
@@ -63,6 +67,22 @@ class Tenant(LimitFields):
     )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The request log's optional body capture (off by default): requests and answers kept,
+    # redacted and cut to `capture_max_bytes` each, for `capture_retention_days`.
+    capture_bodies = models.BooleanField(
+        default=False,
+        help_text="Keep each request's body and answer in the request log (redacted, capped).",
+    )
+    capture_retention_days = models.PositiveSmallIntegerField(
+        default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CAPTURE_DAYS)],
+        help_text="Days captured bodies are kept.",
+    )
+    capture_max_bytes = models.PositiveIntegerField(
+        default=64 * 1024,
+        validators=[MinValueValidator(MIN_CAPTURE_BYTES), MaxValueValidator(MAX_CAPTURE_BYTES)],
+        help_text="Bytes kept of each body and of each answer; the rest is cut.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -156,3 +176,36 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.object_type} {self.object_repr}"
+
+
+class ServiceToken(models.Model):
+    """A credential for automation on the admin REST API (`/api/v1/admin`): platform-wide, or
+    scoped to one tenant. Like API keys, only a SHA-256 of the secret is kept (accounts.keys)."""
+
+    name = models.CharField(max_length=100)
+    # Empty: platform-wide (every tenant and the catalog). Set: that tenant only.
+    tenant = models.ForeignKey(
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="service_tokens",
+        help_text="Empty: platform-wide. Set: the token reaches only this tenant.",
+    )
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @property
+    def is_active(self) -> bool:
+        now = timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

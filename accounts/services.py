@@ -15,13 +15,23 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import msgspec
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import transaction
 from django.utils import timezone
 
 from accounts import audit, keys
-from accounts.models import MAX_BUDGET_USD, ApiKey, LimitFields, Membership, Tenant
+from accounts.models import (
+    MAX_BUDGET_USD,
+    MAX_CAPTURE_BYTES,
+    MAX_CAPTURE_DAYS,
+    MIN_CAPTURE_BYTES,
+    ApiKey,
+    LimitFields,
+    Membership,
+    Tenant,
+)
 from gateway import state
 from providers.models import Model
 
@@ -60,6 +70,12 @@ def _hashes(keys_qs) -> list[str]:
     return [h for pair in pairs for h in pair if h]
 
 
+NEEDS_REDIS = (
+    "rate limits and budgets need Redis: set REDIS_URL (without it, as in the quick start, "
+    "no counters are shared between processes, so they would not be enforced)"
+)
+
+
 def limits_check(
     *,
     rpm: int | None = None,
@@ -67,7 +83,13 @@ def limits_check(
     budget_usd: Decimal | str | float | None = None,
     budget_period: str | None = None,
 ) -> dict:
-    """Limit values as stored (None: no limit), or ServiceError saying what is wrong."""
+    """Limit values as stored (None: no limit), or ServiceError saying what is wrong.
+
+    Without Redis (the quick start) there are no counters shared between processes, so a limit
+    would not be enforced: it is refused rather than stored as a promise nobody keeps.
+    """
+    if not settings.REDIS_URL and any(v is not None for v in (rpm, tpm, budget_usd)):
+        raise ServiceError(NEEDS_REDIS)
     for name, value in (("rpm", rpm), ("tpm", tpm)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ServiceError(f"{name} must be a positive whole number")
@@ -214,6 +236,42 @@ def tenant_set_limits(*, tenant: Tenant, **limits) -> bool:
     return changed
 
 
+def tenant_set_capture(
+    *,
+    tenant: Tenant,
+    enabled: bool,
+    retention_days: int | None = None,
+    max_bytes: int | None = None,
+) -> bool:
+    """Turn the request log's body capture on or off, with its retention and size cap (None
+    keeps the stored value); True if anything changed. Keys carry the setting: all are dropped
+    from the caches, so it applies within KEY_CACHE_SECONDS."""
+    days = tenant.capture_retention_days if retention_days is None else retention_days
+    size = tenant.capture_max_bytes if max_bytes is None else max_bytes
+    if not isinstance(days, int) or not 1 <= days <= MAX_CAPTURE_DAYS:
+        raise ServiceError(f"capture retention must be 1 to {MAX_CAPTURE_DAYS} days")
+    if not isinstance(size, int) or not MIN_CAPTURE_BYTES <= size <= MAX_CAPTURE_BYTES:
+        raise ServiceError(f"capture size must be {MIN_CAPTURE_BYTES} to {MAX_CAPTURE_BYTES} bytes")
+    fields = ("capture_bodies", "capture_retention_days", "capture_max_bytes")
+    stored = Tenant.objects.filter(pk=tenant.pk).values(*fields).get()
+    wanted = dict(zip(fields, (bool(enabled), days, size), strict=True))
+    changed = [f for f in fields if stored[f] != wanted[f]]
+    if not changed:
+        return False
+    with transaction.atomic():
+        for field in changed:
+            setattr(tenant, field, wanted[field])
+        tenant.save(update_fields=changed)
+        audit.record(
+            audit.UPDATE,
+            tenant,
+            {f: stored[f] for f in changed},
+            {f: wanted[f] for f in changed},
+        )
+        _forget_keys_on_commit(_hashes(tenant.api_keys.all()))
+    return True
+
+
 def tenant_delete(*, tenant: Tenant) -> None:
     """Delete a tenant with its memberships and keys; its keys stop working at once."""
     with transaction.atomic():
@@ -244,17 +302,23 @@ def api_key_create(
     expires_in_days: int | None = None,
     models: list[str] | None = None,
     allow_debug: bool = False,
+    derived_from: str | None = None,
     **limits,
 ) -> tuple[ApiKey, str]:
     """A new key and its secret. The secret is returned once and never stored (only a hash).
 
-    `limits` are rpm, tpm, budget_usd and budget_period (see `limits_check`).
+    `limits` are rpm, tpm, budget_usd and budget_period (see `limits_check`). `derived_from`
+    (the quick start's demo key only): a seed the secret is derived from with SECRET_KEY, so
+    the same key can be shown again after a restart (`keys.derived_secret`).
     """
     if expires_in_days is not None and expires_in_days <= 0:
         raise ServiceError("expires_in_days must be a positive number of days")
     allowed = api_key_models_check(tenant=tenant, models=models)
     limit_values = limits_check(**limits)
-    secret, prefix, secret_hash = keys.new_secret()
+    if derived_from is None:
+        secret, prefix, secret_hash = keys.new_secret()
+    else:
+        secret, prefix, secret_hash = keys.derived_secret(derived_from)
     expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
     with transaction.atomic():
         key = ApiKey.objects.create(

@@ -33,6 +33,7 @@ from typing import TypeVar
 
 from django.conf import settings
 
+from gateway import redaction
 from gateway.errors import GatewayError, InvalidAnswer, Overloaded, RouteRefusal
 from providers import breaker
 from providers.adapters.base import Exchange, Target
@@ -50,6 +51,12 @@ class Attempt:
     latency_ms: float
     error_type: str | None = None
     route_id: int | None = None
+    error_message: str = ""  # redacted, cut to MAX_ERROR_MESSAGE
+    upstream_request_id: str | None = None  # the provider's own id for the call
+    started_at: float = 0.0  # wall clock (traces)
+
+
+MAX_ERROR_MESSAGE = 500  # characters of an attempt's error kept in its usage record
 
 
 def backoff(err: GatewayError, tries: int, remaining: float) -> float | None:
@@ -157,5 +164,8 @@ def _note(
             latency_ms=elapsed * 1000,
             error_type=err.type if err else None,
             route_id=target.route_id,
+            error_message=redaction.scrub(err.message)[:MAX_ERROR_MESSAGE] if err else "",
+            upstream_request_id=exchange.upstream_request_id,
+            started_at=time.time() - elapsed,
         )
     )

@@ -29,3 +29,8 @@ def tool_use_id() -> str:
 
 def request_id() -> str:
     return "req_" + _token()
+
+
+def random_bits(bits: int) -> int:
+    """A non-zero random number of `bits` bits (trace and span ids)."""
+    return _rng.getrandbits(bits) or 1

@@ -103,6 +103,8 @@ class Reasoning(msgspec.Struct, omit_defaults=True):
     effort: Literal["minimal", "low", "medium", "high", "xhigh", "max"] | None = None
     adaptive: bool = False
     summary: bool = True
+    # The client's field that asked for it, to name it when a route cannot honour it.
+    asked_by: Literal["thinking", "output_config.effort", "reasoning"] = "thinking"
 
 
 # --- Request ----------------------------------------------------------------------------------
@@ -120,6 +122,10 @@ class Request(msgspec.Struct, kw_only=True):
     stream: bool = False
     user_id: str | None = None
     reasoning: Reasoning | None = None
+    # `output_config.format`: the JSON schema the answer's text must follow (structured output).
+    output_schema: dict[str, Any] | None = None
+    # Anthropic's `service_tier`: "auto" (priority capacity when available) or "standard_only".
+    service_tier: Literal["auto", "standard_only"] | None = None
     provider_options: dict[str, Any] = msgspec.field(default_factory=dict)
     # The client's wire format and its body as received: an upstream speaking the same
     # surface can forward the body unchanged instead of rebuilding it from the IR.
@@ -129,6 +135,8 @@ class Request(msgspec.Struct, kw_only=True):
     raw_json: dict[str, Any] | None = None
     # Request headers that matter to some upstream (e.g. beta flags), lower-cased names.
     beta: list[str] = msgspec.field(default_factory=list)
+    # Headers every upstream call carries: correlation ids (gateway/tracing.py).
+    forward_headers: dict[str, str] = msgspec.field(default_factory=dict)
     # Parts of the client's request only its own surface understands (server tools, unknown
     # block types), as JSON paths; a translating adapter must refuse or report them.
     unportable: list[str] = msgspec.field(default_factory=list)
@@ -154,6 +162,9 @@ class Usage(msgspec.Struct, omit_defaults=False):
     estimated: bool = False
 
 
+# The capacity an answer was served from, in Anthropic's words (`usage.service_tier`).
+ServiceTier = Literal["standard", "priority", "batch"]
+
 # Anthropic's refusal categories (its `RefusalStopDetails.category`); None when none applies.
 RefusalCategory = Literal["cyber", "bio", "frontier_llm", "reasoning_extraction", "general_harms"]
 
@@ -172,6 +183,8 @@ class Response(msgspec.Struct, kw_only=True):
     usage: Usage
     stop_sequence: str | None = None
     stop_details: StopDetails | None = None
+    # None when the upstream did not say (Anthropic's `usage.service_tier` is then left out).
+    service_tier: ServiceTier | None = None
     upstream_id: str | None = None
     # The upstream's body when it already speaks the client's surface (forwarded, not rebuilt).
     passthrough: dict[str, Any] | None = None
@@ -183,6 +196,7 @@ class Response(msgspec.Struct, kw_only=True):
 class StreamStart(msgspec.Struct, tag="start"):
     usage: Usage | None = None
     upstream_id: str | None = None
+    service_tier: ServiceTier | None = None  # when the upstream says it this early
 
 
 class BlockStart(msgspec.Struct, tag="block_start"):
@@ -214,6 +228,7 @@ class StreamEnd(msgspec.Struct, tag="end"):
     usage: Usage
     stop_sequence: str | None = None
     stop_details: StopDetails | None = None
+    service_tier: ServiceTier | None = None
 
 
 class StreamError(msgspec.Struct, tag="error", omit_defaults=True):

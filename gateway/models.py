@@ -1,4 +1,4 @@
-"""Usage records (one per `/v1/messages` request) and their daily roll-ups."""
+"""Usage records (one per `/v1/messages` request) and their daily and hourly roll-ups."""
 
 from django.db import models
 
@@ -56,16 +56,40 @@ class UsageRecord(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField()
     recorded_at = models.DateTimeField(auto_now_add=True)
+    # The request log (gateway/usage/record.py builds them; secrets redacted).
+    error_message = models.TextField(blank=True)
+    client_request_id = models.CharField(
+        max_length=128, blank=True, help_text="The client's x-request-id"
+    )
+    trace_id = models.CharField(max_length=32, blank=True, help_text="W3C trace id")
+    upstream_request_id = models.CharField(
+        max_length=128, blank=True, help_text="The provider's own id for the call that answered"
+    )
+    # [{provider, upstream_model, status, latency_ms, error_type, error_message,
+    #   upstream_request_id}] in the order tried.
+    attempts = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    # USD per kind of token (input, cache_read, cache_write, output, reasoning), when billed.
+    cost_parts = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
         indexes = [
             models.Index(fields=["tenant", "-started_at"]),
             models.Index(fields=["api_key", "-started_at"]),
+            models.Index(fields=["tenant", "client_request_id"]),
+            models.Index(fields=["upstream_request_id"]),
+            # Retention deletes the oldest records of every tenant, a batch at a time.
+            models.Index(fields=["started_at"], name="usage_record_started_at"),
         ]
 
     def __str__(self) -> str:
         return self.request_id
+
+    @property
+    def generation_ms(self) -> float | None:
+        """From the first byte to the end: the time spent generating the answer."""
+        return None if self.ttfb_ms is None else max(0.0, self.latency_ms - self.ttfb_ms)
 
 
 class DailyUsage(models.Model):
@@ -106,6 +130,43 @@ class DailyUsage(models.Model):
         return f"{self.day} {self.tenant_id} {self.model}"
 
 
+class HourlyUsage(models.Model):
+    """DailyUsage's twin per UTC hour, written in the same transaction from the same records.
+
+    The platform usage view reads it for hourly charts. Kept TOLLGATE_HOURLY_USAGE_RETENTION_DAYS
+    (pruned by the retention task); the daily roll-ups are kept for good.
+    """
+
+    hour = models.DateTimeField(help_text="Start of the UTC hour")
+    tenant = models.ForeignKey(
+        "accounts.Tenant", on_delete=models.CASCADE, related_name="hourly_usage"
+    )
+    api_key_id = models.PositiveBigIntegerField(default=0)
+    api_key_prefix = models.CharField(max_length=16, blank=True)
+    model = models.CharField(max_length=128, blank=True)
+    provider = models.CharField(max_length=64, blank=True)
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=9, default=0)
+    latency_ms_total = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["-hour"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "tenant", "api_key_id", "model", "provider"],
+                name="unique_hourly_usage",
+            )  # its index, hour first, serves the platform view's ranges and the retention
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.tenant_id} {self.model}"
+
+
 class UsageDeadLetter(models.Model):
     """A usage record the database refused even on its own (the rest of its batch landed).
 
@@ -124,6 +185,44 @@ class UsageDeadLetter(models.Model):
 
     class Meta:
         ordering = ["-parked_at"]
+
+    def __str__(self) -> str:
+        return self.request_id
+
+
+class ConfigVersion(models.Model):
+    """One row whose `version` moves on every committed change to providers, models, routes,
+    aliases or tenants (`gateway.state.config_changed`).
+
+    With Redis, replicas learn of a change from Redis at once; this stamp is what processes
+    without Redis (the quick start, where the CLI and the server are separate processes) read
+    every TOLLGATE_ROUTES_CACHE_SECONDS to see a change made elsewhere.
+    """
+
+    version = models.PositiveBigIntegerField(default=0)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"config version {self.version}"
+
+
+class CapturedBody(models.Model):
+    """A request's body and answer, kept for the request log when its tenant asks
+    (Tenant.capture_bodies): redacted like debug output, each cut to the tenant's size cap, and
+    deleted once `expires_at` passes (gateway.tasks.captured_bodies_expire, Celery beat)."""
+
+    request_id = models.CharField(max_length=40, unique=True)
+    tenant = models.ForeignKey(
+        "accounts.Tenant", on_delete=models.CASCADE, related_name="captured_bodies"
+    )
+    request = models.TextField(blank=True)
+    response = models.TextField(blank=True)
+    truncated = models.BooleanField(default=False, help_text="A body or answer was cut")
+    captured_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-captured_at"]
 
     def __str__(self) -> str:
         return self.request_id

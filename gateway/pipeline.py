@@ -25,6 +25,7 @@ from gateway import (
     stops,
     strictness,
     tool_state,
+    tracing,
 )
 from gateway.errors import (
     ApiError,
@@ -35,7 +36,13 @@ from gateway.errors import (
     PermissionDenied,
     RouteRefusal,
 )
-from gateway.surfaces.anthropic.decode import messages_body, to_ir, unknown_fields
+from gateway.surfaces.anthropic.decode import (
+    long_cache_ttls,
+    messages_body,
+    to_ir,
+    unknown_fields,
+    withheld_fields,
+)
 from gateway.surfaces.anthropic.schema import MessagesBody
 from gateway.tokens import estimate_input_tokens
 from providers import breaker, preferences, routing
@@ -71,6 +78,7 @@ class Call:
     # Stop sequences the gateway matches itself on translated routes (gateway/stops.py).
     stop_sequences: list[str] = field(default_factory=list)
     review: strictness.Review | None = None  # fields each planned route drops
+    trace: tracing.Trace | None = None  # the client's x-request-id and traceparent
     # True from an upstream call's start until it failed (a failure generated nothing): a
     # client leaving meanwhile leaves a prompt the upstream may have read.
     upstream_busy: bool = False
@@ -120,11 +128,13 @@ async def admit(
 ) -> None:
     """Authenticate, validate and resolve the request; raise the client's error otherwise."""
     call.key = await authenticate(secret_from_headers(headers), origin)
+    call.trace = tracing.read(headers)
     call.strictness = strictness.level(headers)
     wire = client_json.decode_object(raw)
     call.body = messages_body(wire)
     call.request = to_ir(call.body, beta=beta_flags(headers, call.body.betas))
     call.request.surface, call.request.raw, call.request.raw_json = "anthropic", raw, wire
+    call.request.forward_headers = call.trace.upstream_headers(call.request_id)
     snapshot = await routing.current()
     call.model, window = resolve(snapshot, call.key, call.body.model)
     window = window or betas.long_context(call.request.beta)  # `context-1m-*` asks it too
@@ -137,10 +147,11 @@ async def admit(
     if window is not None:
         targets, short = long_context(snapshot, call, targets, window)
     translated = any(adapter_for(t.kind).surface != "anthropic" for t in targets)
-    unknown = unknown_fields(wire) if translated else []
+    unknown = unknown_fields(wire) + long_cache_ttls(wire) if translated else []
     # Translated routes get no native stops: the gateway matches them and says which matched.
     call.stop_sequences, call.request.stop_sequences = call.request.stop_sequences, []
-    call.review = strictness.review(targets, call.request, unknown, call.strictness)
+    withheld = withheld_fields(wire, headers)
+    call.review = strictness.review(targets, call.request, unknown, call.strictness, withheld)
     if short:
         review_long_context(call.review, short, window, call.strictness)
     call.targets = call.review.targets

@@ -14,11 +14,17 @@ from pathlib import Path
 
 import environ
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parent.parent  # the checkout, or site-packages installed
+# Where this instance keeps its files (.env, the SQLite database, var/, staticfiles): the
+# checkout when run from one, otherwise TOLLGATE_HOME or the working directory (`pip install .`).
+HOME_DIR = Path(
+    os.environ.get("TOLLGATE_HOME")
+    or (BASE_DIR if (BASE_DIR / "manage.py").exists() else Path.cwd())
+).resolve()
 
 env = environ.Env()
-if (BASE_DIR / ".env").exists():
-    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if (HOME_DIR / ".env").exists():
+    environ.Env.read_env(HOME_DIR / ".env", overwrite=False)
 
 # --- Core -------------------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=False)
@@ -27,7 +33,7 @@ DEBUG = env.bool("DEBUG", default=False)
 PRODUCTION = not DEBUG and (
     bool(env.str("DATABASE_URL", default="")) or env.bool("TOLLGATE_PRODUCTION", default=False)
 )
-QUICK_START_DIR = BASE_DIR / "var" / "quickstart"
+QUICK_START_DIR = HOME_DIR / "var" / "quickstart"
 
 
 def _required(name: str) -> None:
@@ -81,7 +87,7 @@ if env.bool("TOLLGATE_TRUST_X_FORWARDED_PROTO", default=False):
 SESSION_COOKIE_HTTPONLY = True
 
 # --- Data stores ------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{HOME_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
@@ -186,11 +192,15 @@ TOLLGATE = {
     # every USAGE_FLUSH_SECONDS; spool files left by a failed send are retried in the background.
     # A sent file is kept until its records are in the database; those that have not landed
     # USAGE_RESEND_SECONDS after they were published, while later ones have, are sent again.
-    "SPOOL_DIR": Path(env.str("TOLLGATE_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool"))),
+    "SPOOL_DIR": Path(env.str("TOLLGATE_SPOOL_DIR", default=str(HOME_DIR / "var" / "spool"))),
     "USAGE_FLUSH_SECONDS": env.float("TOLLGATE_USAGE_FLUSH_SECONDS", default=0.2),
     "USAGE_BATCH_SIZE": env.int("TOLLGATE_USAGE_BATCH_SIZE", default=500),
     "SPOOL_RETRY_SECONDS": env.float("TOLLGATE_SPOOL_RETRY_SECONDS", default=2.0),
     "USAGE_RESEND_SECONDS": env.float("TOLLGATE_USAGE_RESEND_SECONDS", default=60.0),
+    # Raw usage records older than this many days are deleted by the beat-scheduled retention
+    # task (0: kept for good); hourly roll-ups after HOURLY_USAGE_RETENTION_DAYS. Daily stay.
+    "USAGE_RETENTION_DAYS": _at_least("TOLLGATE_USAGE_RETENTION_DAYS", 90, 0, int),
+    "HOURLY_USAGE_RETENTION_DAYS": _at_least("TOLLGATE_HOURLY_USAGE_RETENTION_DAYS", 35, 0, int),
     # When set, /metrics answers only `Authorization: Bearer <token>` (Prometheus'
     # `authorization.credentials`); empty leaves it open for a scraper on a private network.
     "METRICS_TOKEN": env.str("TOLLGATE_METRICS_TOKEN", default=""),
@@ -230,6 +240,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from the app (no CDN)
     "channels",
     "accounts",
     "providers",
@@ -281,7 +292,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 # Serve admin/dashboard assets straight from the apps, so the quick start needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
-STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(HOME_DIR / "staticfiles"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "/login/"
 
@@ -302,19 +313,41 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # Services' errors (ServiceError, a model's ValidationError) answer 400, in one place.
+    "EXCEPTION_HANDLER": "gateway.rest.input.exception_handler",
+}
+# The documentation UIs (/api/v1/docs, /api/v1/redoc) use the copies drf-spectacular-sidecar
+# ships as static files: no page loads anything from a CDN.
+SPECTACULAR_SETTINGS = {
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge asking swagger.io's online validator about our schema.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# `json`: one JSON object per line (structlog), what log collectors read; `text`: the message
+# alone. Production defaults to json, the quick start to text.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "text")
+if LOG_FORMAT not in ("json", "text"):
+    raise environ.ImproperlyConfigured("LOG_FORMAT must be json or text")
+# One line per finished /v1 request (tollgate.access): request id, tenant, key prefix, model,
+# provider, status, timings, tokens, cost.
+ACCESS_LOG = env.bool("TOLLGATE_ACCESS_LOG", default=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(message)s"}},
+    "formatters": {
+        "text": {"format": "%(message)s"},
+        "json": {"()": "gateway.logs.json_formatter"},
+    },
     # Every line goes through the redaction rule: no configured credential value is ever logged.
     "filters": {"redact": {"()": "gateway.redaction.RedactingFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["redact"],
         }
     },

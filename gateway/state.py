@@ -174,10 +174,12 @@ def sync_redis() -> redis.Redis | None:
 def config_changed() -> None:
     """Tell every replica that providers, models, routes or tenants changed.
 
-    Called once the change is committed, so a Redis failure must not fail the change: replicas
-    that cannot reach Redis reread the database on their own (providers.routing), and the others
-    see the change when the next notice gets through.
+    Called once the change is committed, so neither a Redis nor a database failure may fail the
+    change: replicas that cannot reach Redis reread the database on their own
+    (providers.routing), and the others see the change when the next notice gets through. The
+    database's stamp moves too, for processes that run without Redis (see `config_stamp`).
     """
+    _bump_stamp()
     client = sync_redis()
     if client is None:
         store = local_store()
@@ -189,6 +191,27 @@ def config_changed() -> None:
         log.error(
             "config change not announced, Redis unreachable (%s: %s)", type(exc).__name__, exc
         )
+
+
+def _bump_stamp() -> None:
+    from django.db import DatabaseError
+    from django.db.models import F
+
+    from gateway.models import ConfigVersion
+
+    try:
+        if not ConfigVersion.objects.filter(pk=1).update(version=F("version") + 1):
+            ConfigVersion.objects.get_or_create(pk=1, defaults={"version": 1})
+    except DatabaseError as exc:
+        log.error("config version stamp not moved (%s: %s)", type(exc).__name__, exc)
+
+
+def config_stamp() -> bytes | None:
+    """The database's config version (synchronous: callers hop to a thread for it)."""
+    from gateway.models import ConfigVersion
+
+    version = ConfigVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+    return None if version is None else b"db:%d" % version
 
 
 def forget(*keys: str) -> None:

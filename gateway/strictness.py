@@ -56,13 +56,22 @@ class Review:
 
 
 def review(
-    targets: list[Target], request: ir.Request, unknown: list[str], strictness: str
+    targets: list[Target],
+    request: ir.Request,
+    unknown: list[str],
+    strictness: str,
+    withheld: list[str] | None = None,
 ) -> Review:
+    """`unknown`: what translated routes cannot carry; `withheld`: what no route gets."""
     result = Review(targets=[])
     named = [options.shown(name) for name in unknown[:MAX_REPORTED]]
     for target in targets:
         adapter = adapter_for(target.kind)
-        dropped = adapter.unsupported(request, target) + dropped_betas(request, target)
+        dropped = [
+            *(withheld or []),
+            *adapter.unsupported(request, target),
+            *dropped_betas(request, target),
+        ]
         hidden = 0
         if adapter.surface != request.surface and unknown:
             dropped, hidden = dropped + named, len(unknown) - len(named)

@@ -9,10 +9,17 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count
 
+from accounts.services import ServiceError
 from gateway import betas
-from providers import aliases, breaker
+from providers import breaker
 from providers.models import Model, ModelAlias, Provider, Route
-from providers.services import catalog_delete, catalog_save, headers_problem
+from providers.services import (
+    alias_problems,
+    catalog_delete,
+    catalog_save,
+    headers_problem,
+    model_name_check,
+)
 
 
 class ConfigChangedAdmin(admin.ModelAdmin):
@@ -187,18 +194,12 @@ class AliasFormSet(forms.BaseInlineFormSet):
 
     def clean(self):
         super().clean()
-        mine = {
-            f.cleaned_data["name"]: self.instance.name
+        names = [
+            f.cleaned_data["name"]
             for f in self.forms
             if f.cleaned_data.get("name") and not f.cleaned_data.get("DELETE")
-        }
-        others = ModelAlias.objects.exclude(model=self.instance.pk).exclude(name__in=mine)
-        taken = ModelAlias.objects.filter(name__in=mine).exclude(model=self.instance.pk)
-        found = [f"{a.name!r} is already an alias of {a.model.name}" for a in taken]
-        everything = {**dict(others.values_list("name", "model__name")), **mine}
-        names = {*Model.objects.exclude(pk=self.instance.pk).values_list("name", flat=True)}
-        names.add(self.instance.name)
-        found += [problem for _, problem in aliases.problems(everything, names)]
+        ]
+        found = alias_problems(model=self.instance, names=names)
         if found:
             raise forms.ValidationError(found)
 
@@ -219,11 +220,10 @@ class PublicModelForm(forms.ModelForm):
 
     def clean_name(self):
         name = self.cleaned_data["name"]
-        problem = aliases.model_name_problem(name)
-        if problem is None and ModelAlias.objects.filter(name=name).exists():
-            problem = f"{name!r} is already an alias of a model"
-        if problem is not None:
-            raise forms.ValidationError(problem)
+        try:
+            model_name_check(name=name)
+        except ServiceError as err:
+            raise forms.ValidationError(str(err)) from None
         return name
 
 

@@ -205,8 +205,7 @@ def health(route_id: int) -> RouteHealth:
     client = state.sync_redis()
     raw = client.hgetall(breaker_key(route_id)) if client else {}
     data = {k.decode(): v.decode() for k, v in raw.items()}
-    open_until = float(data.get("open_until", 0) or 0)
-    status = "closed" if not open_until else "open" if time.time() < open_until else "half-open"
+    status = _state_of(float(data.get("open_until", 0) or 0), time.time())
     latency = data.get("latency_ms")
     return RouteHealth(
         status,
@@ -228,6 +227,29 @@ async def latencies(route_ids: list[int]) -> dict[int, float]:
     if not answered:
         return {}
     return {r: float(v) for r, v in zip(route_ids, values, strict=True) if v is not None}
+
+
+def _state_of(open_until: float, now: float) -> str:
+    return "closed" if not open_until else "open" if now < open_until else "half-open"
+
+
+async def states(route_ids: list[int]) -> dict[int, str] | None:
+    """closed, open or half-open per route, for /metrics; None when Redis does not answer."""
+    store, now = state.async_store(), time.time()
+    if isinstance(store, state.LocalStore):
+        items = [await store.get(breaker_key(r)) or {} for r in route_ids]
+        return {
+            r: _state_of(i.get("open_until", 0), now) for r, i in zip(route_ids, items, strict=True)
+        }
+    if not route_ids:
+        return {}
+    pipe = store.pipeline(transaction=False)
+    for route_id in route_ids:
+        pipe.hget(breaker_key(route_id), "open_until")
+    answered, values = await state.shared("breaker states", pipe.execute)
+    if not answered:
+        return None
+    return {r: _state_of(float(v or 0), now) for r, v in zip(route_ids, values, strict=True)}
 
 
 # --- Quick start (no Redis): the same rules in process memory ---------------------------------

@@ -9,6 +9,8 @@ in `Provider.options`, which the OpenAI Chat adapter reads. Options a preset may
 - `stream_usage`: send `stream_options.include_usage` (default true)
 - `auth`: `bearer` (default), `api-key` (Azure) or `none`
 - `azure_api_version`: address Azure deployments, `{base}/openai/deployments/{model}/...`
+- `service_tier`: the server takes OpenAI's `service_tier` (default true); a server without
+  tiers serves both of Anthropic's values (`auto`, `standard_only`) as they ask, so it gets none
 - `prompt_cache_key`: send the per-tenant `prompt_cache_key` (default: only to api.openai.com;
   other servers may reject a field they do not know)
 
@@ -28,38 +30,38 @@ PRESETS: dict[str, dict] = {
     "vllm": {
         "kind": "openai",
         "base_url": "http://localhost:8000/v1",
-        "options": {"top_k": True, "max_tokens_field": "max_tokens"},
+        "options": {"top_k": True, "max_tokens_field": "max_tokens", "service_tier": False},
     },
     "ollama": {
         "kind": "openai",
         "base_url": "http://localhost:11434/v1",
-        "options": {"max_tokens_field": "max_tokens"},
+        "options": {"max_tokens_field": "max_tokens", "service_tier": False},
     },
     "groq": {
         "kind": "openai",
         "base_url": "https://api.groq.com/openai/v1",
-        "options": {"max_tokens_field": "max_completion_tokens"},
+        "options": {"max_tokens_field": "max_completion_tokens", "service_tier": False},
     },
     "together": {
         "kind": "openai",
         "base_url": "https://api.together.xyz/v1",
-        "options": {"top_k": True, "max_tokens_field": "max_tokens"},
+        "options": {"top_k": True, "max_tokens_field": "max_tokens", "service_tier": False},
     },
     "deepseek": {
         "kind": "openai",
         "base_url": "https://api.deepseek.com/v1",
-        "options": {"max_tokens_field": "max_tokens"},
+        "options": {"max_tokens_field": "max_tokens", "service_tier": False},
     },
     "mistral": {
         "kind": "openai",
         "base_url": "https://api.mistral.ai/v1",
         # Mistral reports usage on the last chunk by itself and rejects stream_options.
-        "options": {"max_tokens_field": "max_tokens", "stream_usage": False},
+        "options": {"max_tokens_field": "max_tokens", "stream_usage": False, "service_tier": False},
     },
     "openrouter": {
         "kind": "openai",
         "base_url": "https://openrouter.ai/api/v1",
-        "options": {"top_k": True},
+        "options": {"top_k": True, "service_tier": False},
     },
     "anthropic": {
         "kind": "anthropic",
@@ -92,6 +94,7 @@ PRESETS: dict[str, dict] = {
             "auth": "api-key",
             "azure_api_version": "2024-10-21",
             "max_tokens_field": "max_completion_tokens",
+            "service_tier": False,
         },
     },
 }

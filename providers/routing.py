@@ -3,6 +3,9 @@
 Each process serves it from memory and reloads it when the shared config version (bumped by
 every admin or `gateway_apply` change, see `gateway.state.config_changed`) moves; the version
 is checked at most every ROUTES_CACHE_SECONDS, so the hot path makes no database query.
+Without Redis (the quick start) the version is the database's stamp
+(`gateway.models.ConfigVersion`), read at the same pace, so a change made by another process
+(`gateway_apply`, the admin under another server) reaches this one too.
 Providers' credentials and extra headers are decrypted once per load, which also tells the
 redaction rule (gateway/redaction.py) every configured credential value.
 """
@@ -148,9 +151,12 @@ _OFFLINE = b"loaded-without-redis"
 
 
 async def _refresh(snap: Snapshot | None) -> Snapshot:
-    known, version = await state.shared(
-        "routing table", lambda: state.async_store().get(state.CONFIG_VERSION_KEY)
-    )
+    if not settings.REDIS_URL:  # one process among others (CLI, admin): the database says
+        known, version = True, await _stamp()
+    else:
+        known, version = await state.shared(
+            "routing table", lambda: state.async_store().get(state.CONFIG_VERSION_KEY)
+        )
     if known:
         stale = snap is None or version != snap.version
     else:
@@ -186,6 +192,9 @@ def _credentials(providers: list) -> dict[int, tuple[str, dict[str, str]]]:
         values += [api_key, *headers.values()]
     redaction.remember(values)
     return found
+
+
+_stamp = database_sync_to_async(state.config_stamp)
 
 
 @database_sync_to_async

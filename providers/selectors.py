@@ -84,6 +84,9 @@ def _tenant(t: Tenant) -> dict[str, Any]:
         "budget_period": t.budget_period or Tenant.BudgetPeriod.MONTHLY,
         "provider": t.provider_defaults,
         "default_model": t.default_model.name if t.default_model_id else None,
+        "capture_bodies": t.capture_bodies,
+        "capture_retention_days": t.capture_retention_days,
+        "capture_max_bytes": t.capture_max_bytes,
     }
 
 

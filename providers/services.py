@@ -39,15 +39,23 @@ from django.core.validators import URLValidator, validate_slug
 from django.db import models as db
 from django.db import transaction
 
-from accounts import audit
-from accounts.models import AuditEntry, Tenant
+from accounts import audit, keys
+from accounts.models import (
+    MAX_CAPTURE_BYTES,
+    MAX_CAPTURE_DAYS,
+    MIN_CAPTURE_BYTES,
+    AuditEntry,
+    Tenant,
+)
 from accounts.selectors import api_keys_active
 from accounts.services import (
     ServiceError,
     api_key_create,
     api_key_revoke,
+    limits_check,
     provider_defaults_check,
     tenant_delete,
+    tenant_set_capture,
     tenant_set_default_model,
     tenant_set_limits,
     tenant_set_provider_defaults,
@@ -154,6 +162,12 @@ class TenantSpec(msgspec.Struct, forbid_unknown_fields=True):
     budget_period: Literal["daily", "monthly"] | Unset = UNSET
     provider: dict[str, Any] | Unset | None = UNSET  # defaults for the request's `provider`
     default_model: str | Unset | None = UNSET  # what an unmatched `claude-*` id means here
+    # The request log's body capture (off by default): on/off, days kept, bytes kept per body.
+    capture_bodies: bool | Unset = UNSET
+    capture_retention_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_CAPTURE_DAYS)] | Unset = UNSET
+    capture_max_bytes: (
+        Annotated[int, msgspec.Meta(ge=MIN_CAPTURE_BYTES, le=MAX_CAPTURE_BYTES)] | Unset
+    ) = UNSET
 
 
 ENTRY_SPECS = {"providers": ProviderSpec, "models": ModelSpec, "tenants": TenantSpec}
@@ -345,6 +359,10 @@ def _check_document(spec: ConfigSpec) -> tuple[list[str], dict[str, str | None]]
                 provider_defaults_check(t.provider)
             except ServiceError as err:
                 problems.append(f"tenants[{i}] ({t.name}).provider: {err}")
+        try:
+            limits_check(**given(rpm=t.rpm, tpm=t.tpm, budget_usd=t.budget_usd))
+        except ServiceError as err:
+            problems.append(f"tenants[{i}] ({t.name}): {err}")
     return problems, credentials
 
 
@@ -622,6 +640,15 @@ def _apply_tenant(t: TenantSpec, counts: dict) -> None:
             status = "updated" if status == "unchanged" else status
     if t.provider is not UNSET and tenant_set_provider_defaults(tenant=tenant, defaults=t.provider):
         status = "updated" if status == "unchanged" else status
+    capture = given(
+        enabled=t.capture_bodies,
+        retention_days=t.capture_retention_days,
+        max_bytes=t.capture_max_bytes,
+    )
+    if capture and tenant_set_capture(
+        tenant=tenant, **{"enabled": tenant.capture_bodies, **capture}
+    ):
+        status = "updated" if status == "unchanged" else status
     counts[status] += 1
 
 
@@ -711,14 +738,15 @@ def _ensure(cls: type[db.Model], **lookup) -> Any:
     return row
 
 
-def demo_bootstrap() -> tuple[Tenant, str]:
-    """Ensure the demo provider, models and tenant, and rotate the tenant's `quickstart` key.
+def demo_bootstrap(*, rotate: bool = False) -> tuple[Tenant, str]:
+    """Ensure the demo provider, models and tenant, and the tenant's `quickstart` key.
 
     The demo tenant's default model is `claude-demo` (when it has none), so every `claude-*`
     id, Claude Code's own included, reaches the demo provider.
 
-    Only hashes of keys are stored, so the quick start can only print a working key by making
-    a new one: each run revokes the previous `quickstart` key and returns a fresh secret.
+    Only hashes of keys are stored, so the key is derived from SECRET_KEY and its generation
+    (the count of quickstart keys made so far): every run shows the same working key, without
+    storing it, until `rotate` revokes it for the next generation (or SECRET_KEY changes).
     Other rows are never changed, so this is safe to run on every start.
     """
     with transaction.atomic():
@@ -737,9 +765,17 @@ def demo_bootstrap() -> tuple[Tenant, str]:
             # Unless an operator limited the demo tenant to other models.
             with contextlib.suppress(ServiceError):
                 tenant_set_default_model(tenant=tenant, model=model)
+        made = tenant.api_keys.filter(name="quickstart").count()
+        if made and not rotate:
+            secret, _, secret_hash = keys.derived_secret(f"quickstart:{tenant.pk}:{made}")
+            if api_keys_active(tenant=tenant).filter(secret_hash=secret_hash).exists():
+                transaction.on_commit(state.config_changed)
+                return tenant, secret
         for old in api_keys_active(tenant=tenant).filter(name="quickstart"):
             api_key_revoke(key=old)
-        _, secret = api_key_create(tenant=tenant, name="quickstart")
+        _, secret = api_key_create(
+            tenant=tenant, name="quickstart", derived_from=f"quickstart:{tenant.pk}:{made + 1}"
+        )
         transaction.on_commit(state.config_changed)
     return tenant, secret
 
@@ -788,3 +824,42 @@ def catalog_delete(*, row: Provider | Model | Route | ModelAlias) -> None:
         audit.record(audit.DELETE, row)
         row.delete()
         transaction.on_commit(state.config_changed)
+
+
+# --- Catalog checks (admin and REST API) -----------------------------------------------------
+
+
+def model_name_check(*, name: str) -> None:
+    """ServiceError when `name` cannot name a model: what resolution reads itself, or an alias."""
+    problem = aliases.model_name_problem(name)
+    if problem is None and ModelAlias.objects.filter(name=name).exists():
+        problem = f"{name!r} is already an alias of a model"
+    if problem is not None:
+        raise ServiceError(problem)
+
+
+def alias_problems(*, model: Model, names: list[str]) -> list[str]:
+    """What is wrong with `names` becoming exactly the aliases of `model`, checked with every
+    other model's aliases and names (providers/aliases.py): the rules of `gateway_apply`."""
+    mine = dict.fromkeys(names, model.name)
+    others = ModelAlias.objects.exclude(model=model.pk).exclude(name__in=mine)
+    taken = ModelAlias.objects.filter(name__in=mine).exclude(model=model.pk).select_related("model")
+    found = [f"{a.name!r} is already an alias of {a.model.name}" for a in taken]
+    everything = {**dict(others.values_list("name", "model__name")), **mine}
+    model_names = {*Model.objects.exclude(pk=model.pk).values_list("name", flat=True), model.name}
+    return found + [problem for _, problem in aliases.problems(everything, model_names)]
+
+
+def alias_create(*, model: Model, name: str) -> ModelAlias:
+    """Give `model` one more alias or pattern, checked with all the others; announced to every
+    replica once committed."""
+    current = list(model.aliases.values_list("name", flat=True))
+    if name in current:
+        raise ServiceError(f"{name!r} is already an alias of {model.name}")
+    if len(current) >= MAX_ALIASES:
+        raise ServiceError(f"a model has at most {MAX_ALIASES} aliases")
+    if problems := alias_problems(model=model, names=[*current, name]):
+        raise ConfigError(problems)
+    alias = ModelAlias(model=model, name=name)
+    catalog_save(row=alias)
+    return alias

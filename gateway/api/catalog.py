@@ -15,9 +15,10 @@ import time
 from urllib.parse import parse_qs
 
 import msgspec
+from django.conf import settings
 
 from accounts.keys import authenticate, secret_from_headers
-from gateway import client_json
+from gateway import client_json, logs
 from gateway.api.http import GatewayConsumer
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import beta_flags, resolve_model
@@ -91,6 +92,7 @@ def page(models: list[routing.ModelEntry], query: dict[str, list[str]]) -> dict:
 
 class ModelsConsumer(GatewayConsumer):
     methods = ("GET",)
+    endpoint = "models"
 
     async def handle(self, body: bytes) -> None:
         key = await authenticate(secret_from_headers(self.headers), self.origin())
@@ -120,9 +122,12 @@ class CountTokensConsumer(GatewayConsumer):
     serve the model when it has one and it answers, the gateway's estimate otherwise, and
     `tollgate-token-count` says which."""
 
+    endpoint = "count_tokens"
+
     async def handle(self, body: bytes) -> None:
         self.began_at = time.time()
         key = await authenticate(secret_from_headers(self.headers), self.origin())
+        self.tenant = key.tenant_name
         self.record = UsageRecord(
             request_id=self.request_id,
             endpoint="count_tokens",
@@ -185,3 +190,5 @@ class CountTokensConsumer(GatewayConsumer):
             recorder.submit(self.record)
         except Exception:
             log.exception("usage record of request %s could not be handed off", self.request_id)
+        if settings.ACCESS_LOG:
+            logs.log_request(self.record, endpoint="count_tokens", tenant=self.tenant)

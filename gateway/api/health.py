@@ -1,4 +1,8 @@
-"""`/healthz` (the process answers) and `/readyz` (its database and Redis answer too)."""
+"""`/healthz` (the process answers) and `/readyz` (its database, Redis and broker answer too).
+
+In the quick start there is no Redis and no broker: `/readyz` says what is used instead
+(`not used: ...`) rather than reporting checks that were never made.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 
 import msgspec
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import connection
 
 from gateway import state
@@ -27,22 +32,30 @@ def _database() -> None:
         cursor.execute("SELECT 1")
 
 
-async def _redis() -> None:
+NO_REDIS = "not used: limits, breakers and caches live in this process (quick start)"
+NO_BROKER = "not used: usage records are written by this process (quick start)"
+
+
+async def _redis() -> str | None:
+    if not settings.REDIS_URL:
+        return NO_REDIS
     await state.async_store().get(state.CONFIG_VERSION_KEY)
+    return None
 
 
-def _broker_check() -> None:
+def _broker_check() -> str | None:
     from gateway.celery import app
 
     if app.conf.task_always_eager:
-        return  # quick start: usage records are written in-process, there is no broker
+        return NO_BROKER
     with app.connection_for_write() as connection:
         connection.ensure_connection(max_retries=1, timeout=2)
+    return None
 
 
-async def _broker() -> None:
+async def _broker() -> str | None:
     # kombu is synchronous; readiness probes are rare, so a worker thread is fine here.
-    await asyncio.to_thread(_broker_check)
+    return await asyncio.to_thread(_broker_check)
 
 
 class ReadyConsumer(GatewayConsumer):
@@ -53,10 +66,9 @@ class ReadyConsumer(GatewayConsumer):
         results = {}
         for name, check in self.checks.items():
             try:
-                await asyncio.wait_for(check(), timeout=3)
-                results[name] = "ok"
+                results[name] = await asyncio.wait_for(check(), timeout=3) or "ok"
             except Exception as exc:  # any failure means not ready; say which
                 results[name] = f"error: {type(exc).__name__}"
-        ready = all(v == "ok" for v in results.values())
+        ready = not any(v.startswith("error") for v in results.values())
         payload = {"status": "ok" if ready else "unavailable", "checks": results}
         await self.send_json(200 if ready else 503, _json.encode(payload))

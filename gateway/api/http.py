@@ -15,7 +15,7 @@ import msgspec
 from channels.consumer import AsyncConsumer
 from django.conf import settings
 
-from gateway import ids
+from gateway import ids, metrics
 from gateway.errors import ApiError, GatewayError, MethodNotAllowed, RequestTooLarge
 
 log = logging.getLogger("tollgate.api")
@@ -30,8 +30,18 @@ class ClientGone(Exception):
 
 class GatewayConsumer(AsyncConsumer):
     methods: tuple[str, ...] = ("POST",)
+    # The label this endpoint's requests are counted under in /metrics (a handful of values).
+    endpoint = "other"
 
     async def __call__(self, scope, receive, send):
+        in_flight = metrics.in_flight(self.endpoint)
+        in_flight.inc()
+        try:
+            await self.serve(scope, receive, send)
+        finally:
+            in_flight.dec()
+
+    async def serve(self, scope, receive, send):
         self.scope, self.receive, self.base_send = scope, receive, send
         self.request_id = ids.request_id()
         self.started = time.perf_counter()
@@ -107,6 +117,8 @@ class GatewayConsumer(AsyncConsumer):
     async def send_error(self, err: GatewayError) -> None:
         if self.response_started:
             return  # a streaming response reports its own errors as SSE events
+        if err.status < 500:  # refused by the gateway itself (an upstream's 4xx is its own too)
+            metrics.observe_refusal(endpoint=self.endpoint, status=err.status, error_type=err.type)
         extra = [(b"x-should-retry", b"true" if err.retryable else b"false")]
         extra += [(k.encode(), str(v).encode()) for k, v in err.headers.items()]
         await self.send_json(err.status, err.to_json(self.request_id), extra)

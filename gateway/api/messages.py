@@ -18,14 +18,14 @@ import time
 import msgspec
 from django.conf import settings
 
-from gateway import extras, ir, limits, metrics, pipeline
+from gateway import extras, ir, limits, logs, metrics, otel, pipeline, redaction
 from gateway.api.coalesce import Coalescer
 from gateway.api.http import OVERHEAD_HEADER, GatewayConsumer
 from gateway.errors import GatewayError
 from gateway.surfaces.anthropic.encode import encode, message_json
 from gateway.surfaces.anthropic.stream import PING, StreamWriter
 from gateway.usage import recorder
-from gateway.usage.record import Seen, build
+from gateway.usage.record import Captured, Seen, build
 
 log = logging.getLogger("tollgate.api")
 
@@ -36,18 +36,24 @@ SSE_HEADERS = [
 
 
 class MessagesConsumer(GatewayConsumer):
-    async def __call__(self, scope, receive, send):
+    endpoint = "messages"
+
+    async def serve(self, scope, receive, send):
         self.call: pipeline.Call | None = None
         self.seen = Seen(finished=0.0)
         self.writer: StreamWriter | None = None
         self.body_ended = False
         self.client_left = False  # set by `watch_disconnect` before it cancels the request
+        self.streaming = False  # an SSE stream is open (counted in /metrics)
+        self.answer_sent = bytearray()  # what the tenant's body capture keeps of the answer
         try:
-            await super().__call__(scope, receive, send)
+            await super().serve(scope, receive, send)
         except asyncio.CancelledError:
             self.seen.disconnected = True  # the server gave up on the connection
             raise
         finally:
+            if self.streaming:
+                metrics.IN_FLIGHT_STREAMS.dec()
             await self.account()
 
     async def handle(self, body: bytes) -> None:
@@ -107,13 +113,43 @@ class MessagesConsumer(GatewayConsumer):
             seen.completed = self.writer.stop_reason is not None
         try:
             record = build(call, seen, settings.TOLLGATE_BILLING)
+            record.captured = self.captured(call)
             recorder.submit(record)
         except Exception:
             log.exception("usage record of request %s could not be built", self.request_id)
             return
         observe(call, record)
+        if settings.ACCESS_LOG:
+            logs.log_request(record, endpoint="messages", tenant=call.key.tenant_name)
+        otel.export_request(call, record)
         if call.admission is not None:
             await limits.settle(call.admission, record)
+
+    async def send_body(self, body: bytes, *, more: bool = False) -> None:
+        key = self.call.key if self.call is not None else None
+        if key is not None and key.capture_bytes and body is not PING:
+            room = key.capture_bytes + 1 - len(self.answer_sent)  # one more: "was it cut?"
+            if room > 0:
+                self.answer_sent += body[:room]
+        await super().send_body(body, more=more)
+
+    def captured(self, call: pipeline.Call) -> Captured | None:
+        """The request and answer as the tenant's body capture keeps them, if it asked."""
+        key = call.key
+        if not key.capture_bytes:
+            return None
+        request = b""
+        if call.request is not None and call.request.raw_json is not None:
+            hidden = extras.secrets(call)
+            request = msgspec.json.encode(redaction.scrub_json(call.request.raw_json, hidden))
+        cap = key.capture_bytes
+        answer = bytes(self.answer_sent)
+        return Captured(
+            request=request[:cap].decode("utf-8", "replace"),
+            response=redaction.scrub(answer[:cap].decode("utf-8", "replace")),
+            truncated=len(request) > cap or len(answer) > cap,
+            days=key.capture_days,
+        )
 
     async def send_headers(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.seen.http_status, self.seen.first_byte = status, time.perf_counter()
@@ -179,6 +215,8 @@ class MessagesConsumer(GatewayConsumer):
         headers = self.base_headers(b"text/event-stream; charset=utf-8") + SSE_HEADERS
         headers += self.overhead_header(call) + self.limit_headers(call)
         await self.send_headers(200, headers + self.warning_headers(call))
+        metrics.IN_FLIGHT_STREAMS.inc()
+        self.streaming = True
         pinger = asyncio.create_task(self.keep_alive(writer))
         out = Coalescer(self.send_events)
         try:
@@ -301,7 +339,10 @@ def observe(call: pipeline.Call, record) -> None:
         overhead_ms=record.overhead_ms,
         input_tokens=record.input_tokens,
         output_tokens=record.output_tokens,
+        cache_read_tokens=record.cache_read_tokens,
+        cache_write_tokens=record.cache_write_tokens,
         cost=record.cost_usd,
+        ttfb_s=None if record.ttfb_ms is None else record.ttfb_ms / 1000,
     )
     for attempt in call.attempts:
         if attempt.error_type is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -170,12 +170,17 @@ def _x_axis(days: Sequence[date], x, plot_h: float) -> list[str]:
         f'<line class="baseline" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{base}" y2="{base}"/>',
     ]
     every = max(1, math.ceil(len(days) / MAX_X_LABELS))
+    hourly = bool(days) and isinstance(days[0], datetime)
+    if hourly and every > 24:
+        every = math.ceil(every / 24) * 24  # whole days, so each label falls on a midnight
     for i, day in enumerate(days):
         if i % every:
             continue
+        # Hours (datetimes) are labelled "06:00", midnights and days "Mar 14".
+        label = f"{day:%H}:00" if hourly and day.hour else f"{day.strftime('%b')} {day.day}"
         parts.append(
             f'<text x="{x(i):.1f}" y="{base + 20}" text-anchor="middle">'
-            f"<title>{day.isoformat()}</title>{day.strftime('%b')} {day.day}</text>"
+            f"<title>{day.isoformat()}</title>{label}</text>"
         )
     parts.append("</g>")
     return parts

@@ -4,12 +4,15 @@ limits form."""
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 from django import forms
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, Tenant
 from accounts.services import LIMIT_FIELDS
-from gateway.dashboard.selectors import BREAKDOWNS, DateRange
+from gateway.dashboard import platform
+from gateway.dashboard.selectors import BREAKDOWNS, DateRange, RequestFilter
+from gateway.models import UsageRecord
 
 # A new-key form may be submitted once: its nonce is spent on the first POST, so a reload
 # or double click cannot create a second key behind the person's back.
@@ -42,6 +45,52 @@ class RangeForm(forms.Form):
 
     def dimension(self) -> str:
         return (self.cleaned_data.get("by") if self.is_valid() else None) or "model"
+
+
+class PlatformUsageForm(forms.Form):
+    """`?start&end&granularity=day|hour&by=tenant&tenant=<name>`: the platform usage view.
+    Missing dates mean the last 30 days, or the last 2 for hours (31 at most)."""
+
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    granularity = forms.ChoiceField(
+        required=False, label="Per", choices=[(g, g.title()) for g in platform.GRANULARITIES]
+    )
+    by = forms.ChoiceField(
+        required=False, label="Split by", choices=[(d, d.title()) for d in platform.BREAKDOWNS]
+    )
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.order_by("name"),
+        to_field_name="name",
+        required=False,
+        empty_label="All tenants",
+    )
+
+    def clean(self):
+        data = super().clean()
+        granularity = data.get("granularity") or "day"
+        end, start = data.get("end"), data.get("start")
+        try:
+            if granularity == "hour" and start is None:
+                end = end or DateRange.build().end
+                start = end - timedelta(days=1)
+            data["period"] = DateRange.build(start, end)
+            platform.check_period(data["period"], granularity)
+        except ValueError as err:
+            raise forms.ValidationError(str(err)) from None
+        return data
+
+    def period(self) -> DateRange:
+        return self.cleaned_data["period"] if self.is_valid() else DateRange.build()
+
+    def per(self) -> str:
+        return (self.cleaned_data.get("granularity") if self.is_valid() else None) or "day"
+
+    def dimension(self) -> str:
+        return (self.cleaned_data.get("by") if self.is_valid() else None) or "tenant"
+
+    def tenant_filter(self) -> Tenant | None:
+        return self.cleaned_data.get("tenant") if self.is_valid() else None
 
 
 class ApiKeyCreateForm(forms.Form):
@@ -85,3 +134,38 @@ class ApiKeyLimitsForm(forms.ModelForm):
 
     def limits(self) -> dict:
         return {name: self.cleaned_data.get(name) for name in LIMIT_FIELDS}
+
+
+class RequestFilterForm(RangeForm):
+    """The request log's search: an id (the gateway's, the client's `x-request-id` or the
+    provider's), and exact filters. The keys offered are the tenant's own."""
+
+    q = forms.CharField(required=False, max_length=128, label="Request id")
+    key = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Key")
+    status = forms.ChoiceField(
+        required=False, choices=[("", "Any status"), *UsageRecord.Status.choices]
+    )
+    error_type = forms.CharField(required=False, max_length=64, label="Error type")
+    model = forms.CharField(required=False, max_length=128)
+    provider = forms.CharField(required=False, max_length=64)
+    endpoint = forms.ChoiceField(
+        required=False, choices=[("", "Any endpoint"), *UsageRecord.Endpoint.choices]
+    )
+
+    def __init__(self, *args, keys=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["key"].choices = [("", "Any key"), *((k.pk, k.prefix) for k in keys)]
+
+    def filters(self) -> RequestFilter:
+        """What to narrow the log to; the default range when the form is invalid."""
+        data = self.cleaned_data if self.is_valid() else {}
+        return RequestFilter(
+            period=self.period(),
+            request_id=data.get("q") or None,
+            api_key_id=data.get("key"),
+            status=data.get("status") or None,
+            error_type=data.get("error_type") or None,
+            model=data.get("model") or None,
+            provider=data.get("provider") or None,
+            endpoint=data.get("endpoint") or None,
+        )

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from django.utils.safestring import SafeString
 
 from gateway.dashboard.charts import Series, line_chart
+from gateway.dashboard.platform import PlatformOverview, PlatformRow
 from gateway.dashboard.selectors import Overview, UsageRow
 
 TOP_GROUPS = 7  # more lines than this cannot be told apart; the rest are summed as "Other"
@@ -120,3 +121,66 @@ def _latency(row: UsageRow | None, which: str) -> float | None:
     if row is None:
         return None
     return row.latency_p50_ms if which == "p50" else row.latency_p95_ms
+
+
+def platform_charts(overview: PlatformOverview) -> list[SafeString]:
+    """The platform view's charts: requests, tokens, cost and error rate per day or hour, split
+    by the dimension, and the average latency (percentiles need raw records: not here)."""
+    buckets = overview.buckets
+    unit = overview.granularity
+    by_group = _platform_groups(overview.by_time_and_group, overview.dimension)
+    charts = [
+        line_chart(
+            title=f"{metric.title} per {unit}, by {overview.dimension}",
+            chart_id=f"chart-{metric.slug}",
+            days=buckets,
+            series=[
+                Series(name, tuple(_value(metric, per_time.get(when)) for when in buckets))
+                for name, per_time in by_group.items()
+            ],
+            unit=metric.unit,
+        )
+        for metric in METRICS
+    ]
+    per_time = {row.time: row for row in overview.by_time}
+    average = tuple(getattr(per_time.get(when), "latency_ms_avg", None) for when in buckets)
+    charts.append(
+        line_chart(
+            title=f"Average latency per {unit}",
+            chart_id="chart-latency",
+            days=buckets,
+            series=[Series("average", average)],
+            unit="ms",
+        )
+    )
+    return charts
+
+
+def _platform_groups(rows: Iterable[PlatformRow], dimension: str) -> dict[str, dict]:
+    """{group label: {bucket: row}}, busiest TOP_GROUPS first, the rest summed as OTHER."""
+    per_group: dict[object, list[PlatformRow]] = defaultdict(list)
+    for row in rows:
+        per_group[row.group(dimension)].append(row)
+    ranked = sorted(
+        per_group.values(), key=lambda rs: (-sum(r.requests for r in rs), rs[0].label(dimension))
+    )
+    if len(ranked) > TOP_GROUPS + 1:
+        ranked = [*ranked[:TOP_GROUPS], [row for rs in ranked[TOP_GROUPS:] for row in rs]]
+    result: dict[str, dict] = {}
+    for position, group_rows in enumerate(ranked):
+        name = OTHER if position == TOP_GROUPS else group_rows[0].label(dimension)
+        per_time: dict[datetime, list[PlatformRow]] = defaultdict(list)
+        for row in group_rows:
+            per_time[row.time].append(row)
+        result[name] = {when: _platform_merged(rs) for when, rs in per_time.items()}
+    return result
+
+
+def _platform_merged(rows: list[PlatformRow]) -> PlatformRow:
+    if len(rows) == 1:
+        return rows[0]
+    sums = {
+        name: sum(getattr(r, name) for r in rows)
+        for name in ("requests", "errors", "input_tokens", "output_tokens", "latency_ms_total")
+    }
+    return PlatformRow(time=rows[0].time, cost_usd=sum(r.cost_usd for r in rows), **sums)

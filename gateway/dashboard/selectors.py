@@ -15,13 +15,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connections
-from django.db.models import Aggregate, FloatField, QuerySet, Sum
+from django.db.models import Aggregate, FloatField, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
 from gateway.limits.budgets import period_of
-from gateway.models import DailyUsage, UsageRecord
+from gateway.models import CapturedBody, DailyUsage, UsageRecord
 from gateway.usage.selectors import spent_usd
 
 DIMENSIONS = ("day", "model", "key", "provider")
@@ -338,6 +338,49 @@ def usage_records(
 
 
 @dataclass(frozen=True)
+class RequestFilter:
+    """What the request log is narrowed to; a field left None does not narrow it."""
+
+    period: DateRange | None = None
+    request_id: str | None = None  # the gateway's, the client's or the provider's id
+    api_key_id: int | None = None
+    status: str | None = None
+    error_type: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    endpoint: str | None = None
+
+
+def requests_search(*, tenant: Tenant, filters: RequestFilter) -> QuerySet[UsageRecord]:
+    """The tenant's request log, newest first, narrowed by `filters`. An id is searched among
+    the gateway's request ids, the client's `x-request-id` and the provider's request ids, and
+    only ever within the tenant."""
+    records = usage_records(tenant=tenant, period=filters.period, api_key_id=filters.api_key_id)
+    if filters.request_id:
+        wanted = filters.request_id
+        records = records.filter(
+            Q(request_id=wanted) | Q(client_request_id=wanted) | Q(upstream_request_id=wanted)
+        )
+    exact = {
+        name: getattr(filters, name)
+        for name in ("status", "error_type", "model", "provider", "endpoint")
+        if getattr(filters, name)
+    }
+    return records.filter(**exact)
+
+
+def captured_body_get(*, tenant: Tenant, request_id: str) -> CapturedBody | None:
+    """The body and answer captured with one of the tenant's requests, if any are kept."""
+    return CapturedBody.objects.filter(tenant=tenant, request_id=request_id).first()
+
+
+def request_get(*, tenant: Tenant, request_id: str) -> UsageRecord:
+    """One of the tenant's requests by the gateway's id; UsageRecord.DoesNotExist otherwise
+    (another tenant's request does not exist for this one)."""
+    return UsageRecord.objects.select_related("api_key").get(tenant=tenant, request_id=request_id)
+
+
+@dataclass(frozen=True)
 class Budget:
     """A budget that applies to a key's requests, with what its period has cost so far."""
 
@@ -359,6 +402,11 @@ def key_budgets(*, key: ApiKey) -> list[Budget]:
         spent = spent_usd(scope=scope, owner_id=owner.pk, start=period.start, end=period.end)
         found.append(Budget(scope, owner.budget_usd, period.name, spent, period.end))
     return found
+
+
+def api_keys_of(*, tenant: Tenant) -> QuerySet[ApiKey]:
+    """The tenant's keys, revoked ones included (their requests stay in the log)."""
+    return ApiKey.objects.filter(tenant=tenant).order_by("prefix")
 
 
 def api_key_get(*, tenant: Tenant, key_id: int) -> ApiKey:

@@ -1,4 +1,5 @@
-"""Dashboard URLs, mounted at `/`: sign-in, the tenant picker, and each tenant's pages."""
+"""Dashboard URLs, mounted at `/`: sign-in, the tenant picker, each tenant's pages, and the
+platform usage view for staff."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
@@ -21,8 +22,21 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="dashboard:login"), name="logout"),
     path("dashboard/", views.home, name="home"),
+    # Outside /dashboard/<tenant>/ so that no tenant's name can shadow it.
+    path("platform/usage/", views.platform_usage, name="platform-usage"),
+    path("platform/usage.csv", views.platform_export_csv, name="platform-export"),
     path("dashboard/<slug:tenant>/", views.overview, name="overview"),
     path("dashboard/<slug:tenant>/requests/", views.requests_list, name="requests"),
+    path(
+        "dashboard/<slug:tenant>/requests/export.<str:fmt>",
+        views.requests_export,
+        name="requests-export",
+    ),
+    path(
+        "dashboard/<slug:tenant>/requests/<str:request_id>/",
+        views.request_detail,
+        name="request",
+    ),
     path("dashboard/<slug:tenant>/keys/", views.keys, name="keys"),
     path("dashboard/<slug:tenant>/keys/<int:key_id>/", views.key_detail, name="key"),
     path("dashboard/<slug:tenant>/keys/<int:key_id>/revoke/", views.key_revoke, name="key-revoke"),

@@ -13,7 +13,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -22,8 +28,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import access
 from accounts.models import ApiKey, Tenant
 from accounts.services import ServiceError, api_key_create, api_key_revoke, api_key_set_limits
-from gateway.dashboard import exports, panels, selectors
-from gateway.dashboard.forms import ApiKeyCreateForm, ApiKeyLimitsForm, RangeForm
+from gateway.dashboard import exports, panels, platform, selectors
+from gateway.dashboard.forms import (
+    ApiKeyCreateForm,
+    ApiKeyLimitsForm,
+    PlatformUsageForm,
+    RangeForm,
+    RequestFilterForm,
+)
+from gateway.models import UsageRecord
 
 REQUESTS_PER_PAGE = 50
 
@@ -95,13 +108,65 @@ def overview(request: HttpRequest, tenant: str) -> HttpResponse:
 @require_GET
 @login_required
 def requests_list(request: HttpRequest, tenant: str) -> HttpResponse:
+    """The request log: search by id, filter, page through, export what is shown."""
     tenant_obj = _tenant_or_404(request, tenant)
-    form = RangeForm(request.GET)
-    records = selectors.usage_records(tenant=tenant_obj, period=form.period())
+    form = _request_filter_form(request, tenant_obj)
+    records = selectors.requests_search(tenant=tenant_obj, filters=form.filters())
     page = Paginator(records, REQUESTS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(
-        request, "dashboard/requests.html", _context(request, tenant_obj, form=form, page=page)
+    filter_params = urlencode(
+        {k: v for k, v in request.GET.items() if k in form.fields and v}, doseq=False
     )
+    context = _context(request, tenant_obj, form=form, page=page, filter_params=filter_params)
+    return render(request, "dashboard/requests.html", context)
+
+
+def _request_filter_form(request: HttpRequest, tenant: Tenant) -> RequestFilterForm:
+    keys = selectors.api_keys_of(tenant=tenant) if _may_view_keys(request, tenant) else ()
+    return RequestFilterForm(request.GET, keys=keys)
+
+
+def _may_view_keys(request: HttpRequest, tenant: Tenant) -> bool:
+    return access.can_view_keys(user=request.user, tenant=tenant)
+
+
+@require_GET
+@login_required
+def request_detail(request: HttpRequest, tenant: str, request_id: str) -> HttpResponse:
+    """One request: every attempt, the timings, tokens, cost parts and warnings."""
+    tenant_obj = _tenant_or_404(request, tenant)
+    try:
+        record = selectors.request_get(tenant=tenant_obj, request_id=request_id)
+    except UsageRecord.DoesNotExist:
+        raise Http404("No such request") from None
+    # Bodies may hold anything the tenant's users sent: owners and admins only.
+    body = None
+    if access.can_change_keys(user=request.user, tenant=tenant_obj):
+        body = selectors.captured_body_get(tenant=tenant_obj, request_id=request_id)
+    context = _context(request, tenant_obj, record=record, body=body)
+    return render(request, "dashboard/request_detail.html", context)
+
+
+@require_GET
+@login_required
+def requests_export(request: HttpRequest, tenant: str, fmt: str) -> StreamingHttpResponse:
+    """The request log as filtered, as CSV or JSON Lines, streamed (`fmt`: csv or jsonl)."""
+    if fmt not in ("csv", "jsonl"):
+        raise Http404("Exports are csv or jsonl")
+    tenant_obj = _tenant_or_404(request, tenant)
+    form = _request_filter_form(request, tenant_obj)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain")
+    records = selectors.requests_search(tenant=tenant_obj, filters=form.filters())
+    rows = records.iterator(chunk_size=exports.EXPORT_BATCH)
+    if fmt == "csv":
+        body, content_type = exports.requests_csv(rows), "text/csv; charset=utf-8"
+    else:
+        body, content_type = exports.requests_jsonl(rows), "application/x-ndjson"
+    response = StreamingHttpResponse(body, content_type=content_type)
+    period = form.period()
+    filename = f"tollgate-{tenant_obj.name}-requests-{period.start}-{period.end}.{fmt}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -251,5 +316,59 @@ def export_csv(request: HttpRequest, tenant: str) -> HttpResponse:
     rows = selectors.usage_rows(tenant=tenant_obj, period=period, group_by=selectors.DIMENSIONS)
     response = HttpResponse(exports.usage_csv(rows), content_type="text/csv; charset=utf-8")
     filename = f"tollgate-{tenant_obj.name}-{period.start}-{period.end}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _check_platform_admin(request: HttpRequest) -> None:
+    """The platform view is for staff who may see every tenant; for anyone else it is missing."""
+    if not access.can_view_platform_usage(user=request.user):
+        raise Http404("No such page")
+
+
+@require_GET
+@login_required
+def platform_usage(request: HttpRequest) -> HttpResponse:
+    """Every tenant's usage per day or hour, split by tenant, model, provider or key."""
+    _check_platform_admin(request)
+    form = PlatformUsageForm(request.GET)
+    data = platform.platform_overview(
+        period=form.period(),
+        granularity=form.per(),
+        dimension=form.dimension(),
+        tenant=form.tenant_filter(),
+    )
+    params = {"start": data.period.start, "end": data.period.end, "granularity": data.granularity}
+    if data.tenant is not None:
+        params["tenant"] = data.tenant.name
+    context = {
+        "form": form,
+        "overview": data,
+        "charts": panels.platform_charts(data),
+        "period": data.period,
+        "export_query": urlencode(params),
+        "breakdown_limit": platform.BREAKDOWN_ROWS,
+    }
+    return render(request, "dashboard/platform.html", context)
+
+
+@require_GET
+@login_required
+def platform_export_csv(request: HttpRequest) -> HttpResponse:
+    """Every tenant's usage per day (or hour), tenant, model, key and provider, as CSV."""
+    _check_platform_admin(request)
+    form = PlatformUsageForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain")
+    period, granularity = form.period(), form.per()
+    rows = platform.platform_usage_rows(
+        period=period,
+        granularity=granularity,
+        group_by=platform.DIMENSIONS,
+        tenant=form.tenant_filter(),
+    )
+    body = exports.platform_usage_csv(rows, granularity=granularity)
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    filename = f"tollgate-platform-{granularity}-{period.start}-{period.end}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -13,6 +13,7 @@ answers JSON only (`Accept: text/html` alone is a 406).
 from __future__ import annotations
 
 from django.db.models import Prefetch
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
@@ -24,10 +25,11 @@ from rest_framework.response import Response
 from accounts import access
 from accounts.authentication import TenantKeyAuthentication, TenantKeyPrincipal
 from accounts.models import ApiKey, Tenant
-from accounts.services import ServiceError, api_key_create, api_key_revoke
-from gateway.dashboard import selectors
+from accounts.services import api_key_create, api_key_revoke
+from gateway.dashboard import exports, selectors
 from gateway.models import UsageRecord
 from gateway.rest import schema  # noqa: F401  (registers the tenant-key security scheme)
+from gateway.rest.input import StrictSerializer, no_body
 from providers.models import Model
 
 TENANT_PARAMETER = OpenApiParameter(
@@ -168,9 +170,16 @@ class RequestsApi(TenantApi):
     class FilterSerializer(serializers.Serializer):
         start = serializers.DateField(required=False)
         end = serializers.DateField(required=False)
-        model = serializers.CharField(required=False)
-        provider = serializers.CharField(required=False)
+        q = serializers.CharField(
+            required=False,
+            max_length=128,
+            help_text="A request id: the gateway's, the client's x-request-id or the provider's",
+        )
+        key = serializers.CharField(required=False, max_length=64, help_text="A key's prefix")
+        model = serializers.CharField(required=False, max_length=128)
+        provider = serializers.CharField(required=False, max_length=64)
         status = serializers.ChoiceField(choices=UsageRecord.Status.choices, required=False)
+        error_type = serializers.CharField(required=False, max_length=64)
         endpoint = serializers.ChoiceField(choices=UsageRecord.Endpoint.choices, required=False)
 
     @extend_schema_serializer(component_name="RequestRecord")
@@ -184,6 +193,7 @@ class RequestsApi(TenantApi):
         status = serializers.CharField()
         http_status = serializers.IntegerField()
         error_type = serializers.CharField()
+        error_message = serializers.CharField()
         input_tokens = serializers.IntegerField()
         output_tokens = serializers.IntegerField()
         cache_read_tokens = serializers.IntegerField()
@@ -195,6 +205,8 @@ class RequestsApi(TenantApi):
         ttfb_ms = serializers.FloatField(allow_null=True)
         overhead_ms = serializers.FloatField(allow_null=True)
         streamed = serializers.BooleanField()
+        client_request_id = serializers.CharField()
+        upstream_request_id = serializers.CharField()
         started_at = serializers.DateTimeField()
         finished_at = serializers.DateTimeField()
 
@@ -204,17 +216,90 @@ class RequestsApi(TenantApi):
         responses=OutputSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
-        """The tenant's requests, newest first."""
+        """The tenant's request log, newest first: search by id, filter by key, status, error
+        type, model, provider, endpoint and days."""
         tenant = tenant_for(request)
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        data = filters.validated_data
-        period = None
-        if "start" in data or "end" in data:
-            period = _period(data.get("start"), data.get("end"))
-        records = selectors.usage_records(tenant=tenant, period=period)
-        exact = {k: data[k] for k in ("model", "provider", "status", "endpoint") if k in data}
-        return self.paginated(records.filter(**exact), self.OutputSerializer)
+        records = selectors.requests_search(tenant=tenant, filters=request_filter(request, tenant))
+        return self.paginated(records, self.OutputSerializer)
+
+
+def request_filter(request: Request, tenant: Tenant) -> selectors.RequestFilter:
+    filters = RequestsApi.FilterSerializer(data=request.query_params)
+    filters.is_valid(raise_exception=True)
+    data = filters.validated_data
+    period = None
+    if "start" in data or "end" in data:
+        period = _period(data.get("start"), data.get("end"))
+    key_id = None
+    if "key" in data:  # a prefix of another tenant's key narrows to nothing
+        key = ApiKey.objects.filter(tenant=tenant, prefix=data["key"]).first()
+        key_id = key.pk if key is not None else -1
+    return selectors.RequestFilter(
+        period=period,
+        request_id=data.get("q"),
+        api_key_id=key_id,
+        status=data.get("status"),
+        error_type=data.get("error_type"),
+        model=data.get("model"),
+        provider=data.get("provider"),
+        endpoint=data.get("endpoint"),
+    )
+
+
+class RequestDetailApi(TenantApi):
+    @extend_schema(
+        operation_id="requests_retrieve",
+        parameters=[TENANT_PARAMETER],
+        responses={200: dict},
+    )
+    def get(self, request: Request, request_id: str) -> Response:
+        """One request with every attempt (provider, upstream model, status, latency, error,
+        the provider's request id), timings, tokens, cost parts and warnings."""
+        tenant = tenant_for(request)
+        try:
+            record = selectors.request_get(tenant=tenant, request_id=request_id)
+        except UsageRecord.DoesNotExist:
+            raise exceptions.NotFound("No such request.") from None
+        data = exports.request_dict(record)
+        # Captured bodies: a tenant owner's or admin's session only, never a key.
+        if not isinstance(request.user, TenantKeyPrincipal) and access.can_change_keys(
+            user=request.user, tenant=tenant
+        ):
+            body = selectors.captured_body_get(tenant=tenant, request_id=request_id)
+            if body is not None:
+                data["captured"] = {
+                    "request": body.request,
+                    "response": body.response,
+                    "truncated": body.truncated,
+                    "expires_at": body.expires_at.isoformat(),
+                }
+        return Response(data)
+
+
+class RequestsExportApi(TenantApi):
+    def perform_content_negotiation(self, request, force=False):
+        return super().perform_content_negotiation(request, force=True)  # CSV or JSON Lines
+
+    @extend_schema(
+        operation_id="requests_export",
+        parameters=[RequestsApi.FilterSerializer, TENANT_PARAMETER],
+        responses={(200, "text/csv"): str, (200, "application/x-ndjson"): str},
+    )
+    def get(self, request: Request, fmt: str) -> StreamingHttpResponse:
+        """The filtered request log as CSV (`requests/export.csv`) or JSON Lines
+        (`requests/export.jsonl`), streamed: every request, not a page."""
+        if fmt not in ("csv", "jsonl"):
+            raise exceptions.NotFound("Exports are csv or jsonl.")
+        tenant = tenant_for(request)
+        records = selectors.requests_search(tenant=tenant, filters=request_filter(request, tenant))
+        rows = records.iterator(chunk_size=exports.EXPORT_BATCH)
+        if fmt == "csv":
+            body, content_type = exports.requests_csv(rows), "text/csv; charset=utf-8"
+        else:
+            body, content_type = exports.requests_jsonl(rows), "application/x-ndjson"
+        response = StreamingHttpResponse(body, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{tenant.name}-requests.{fmt}"'
+        return response
 
 
 def _period(start, end) -> selectors.DateRange:
@@ -238,22 +323,50 @@ class KeyOutputSerializer(serializers.Serializer):
     last_used_at = serializers.DateTimeField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True)
     revoked_at = serializers.DateTimeField(allow_null=True)
+    rpm = serializers.IntegerField(allow_null=True, help_text="Requests per minute")
+    tpm = serializers.IntegerField(allow_null=True, help_text="Tokens per minute")
+    budget_usd = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+    budget_period = serializers.CharField()
+    rotated_at = serializers.DateTimeField(allow_null=True)
+    previous_prefix = serializers.CharField(
+        help_text="The secret a rotation replaced (empty: none)"
+    )
+    previous_expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the replaced secret stops working"
+    )
 
     def get_allowed_models(self, key: ApiKey) -> list[str]:
         return [model.name for model in key.allowed_models.all()]
 
 
+class LimitsInput(serializers.Serializer):
+    """A key's or tenant's limits (accounts.services.limits_check); null: no limit."""
+
+    rpm = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10**9)
+    tpm = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10**12)
+    budget_usd = serializers.DecimalField(
+        max_digits=12, decimal_places=2, required=False, allow_null=True, min_value=0
+    )
+    budget_period = serializers.ChoiceField(
+        choices=["daily", "monthly"], required=False, default="monthly"
+    )
+
+
+class KeyCreateInput(StrictSerializer, LimitsInput):
+    name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+    expires_in_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=3650
+    )
+    models = serializers.ListField(
+        child=serializers.CharField(max_length=128),
+        required=False,
+        max_length=500,
+        help_text="Limit the key to these models (default: whatever the tenant may use)",
+    )
+
+
 class KeysApi(TenantApi):
-    class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
-        expires_in_days = serializers.IntegerField(
-            required=False, allow_null=True, min_value=1, max_value=3650
-        )
-        models = serializers.ListField(
-            child=serializers.CharField(),
-            required=False,
-            help_text="Limit the key to these models (default: whatever the tenant may use)",
-        )
+    InputSerializer = KeyCreateInput
 
     @extend_schema_serializer(component_name="ApiKeyCreated")
     class CreatedSerializer(KeyOutputSerializer):
@@ -285,10 +398,7 @@ class KeysApi(TenantApi):
         check_can_write_keys(request, tenant, create=True)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            key, secret = api_key_create(tenant=tenant, **data.validated_data)
-        except ServiceError as err:
-            raise exceptions.ValidationError({"non_field_errors": [str(err)]}) from None
+        key, secret = api_key_create(tenant=tenant, **data.validated_data)
         key.secret = secret
         response = Response(self.CreatedSerializer(key).data, status=status.HTTP_201_CREATED)
         response["Cache-Control"] = "no-store"
@@ -320,4 +430,5 @@ class KeyRevokeApi(TenantApi):
         check_can_view_keys(request, tenant)
         key = key_for(tenant, key_id)
         check_can_write_keys(request, tenant, create=False)
+        no_body(request)
         return Response(KeyOutputSerializer(api_key_revoke(key=key)).data)

@@ -66,20 +66,26 @@ def hour_writes(usage: ir.Usage) -> int:
     return min(usage.cache_creation_1h_input_tokens or 0, usage.cache_creation_input_tokens)
 
 
-def cost_usd(usage: ir.Usage, prices: Prices) -> Decimal:
-    """Each kind of token at its own price, cache writes by TTL as Anthropic bills them.
-    `output_tokens` includes reasoning tokens."""
+def cost_parts(usage: ir.Usage, prices: Prices) -> dict[str, Decimal]:
+    """What each kind of token cost, in USD, unrounded; cache writes by TTL as Anthropic bills
+    them. `output_tokens` includes reasoning tokens, priced apart."""
     reasoning = min(usage.reasoning_tokens, usage.output_tokens)
     hour = hour_writes(usage)
-    total = (
-        usage.input_tokens * prices.input
-        + usage.cache_read_input_tokens * prices.cache_read
-        + (usage.cache_creation_input_tokens - hour) * prices.cache_write
-        + hour * hour_price(prices)
-        + (usage.output_tokens - reasoning) * prices.output
-        + reasoning * reasoning_price(prices)
-    )
-    return (total / MTOK).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+    return {
+        "input": usage.input_tokens * prices.input / MTOK,
+        "cache_read": usage.cache_read_input_tokens * prices.cache_read / MTOK,
+        "cache_write": (usage.cache_creation_input_tokens - hour) * prices.cache_write / MTOK,
+        "cache_write_1h": hour * hour_price(prices) / MTOK,
+        "output": (usage.output_tokens - reasoning) * prices.output / MTOK,
+        "reasoning": reasoning * reasoning_price(prices) / MTOK,
+    }
+
+
+def cost_usd(usage: ir.Usage, prices: Prices, parts: dict[str, Decimal] | None = None) -> Decimal:
+    """Each kind of token at its own price (the sum of `cost_parts`, exact: prices have six
+    decimals and a division by 10**6 is exact in Decimal), rounded once."""
+    total = sum((parts or cost_parts(usage, prices)).values(), Decimal(0))
+    return total.quantize(QUANTUM, rounding=ROUND_HALF_UP)
 
 
 def worst_case_usd(input_tokens: int, max_tokens: int, prices: Prices) -> Decimal:

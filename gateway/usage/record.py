@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from gateway import ir
+from gateway import ir, redaction
 from gateway.errors import GatewayError
 from gateway.usage import billing
 
@@ -33,7 +33,21 @@ COLUMN_SIZES = {
     "provider": 64,
     "upstream_model": 200,
     "error_type": 64,
+    "client_request_id": 128,
+    "trace_id": 32,
+    "upstream_request_id": 128,
 }
+MAX_ERROR_MESSAGE = 2000
+MAX_WARNINGS = 50
+
+
+class Captured(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A request's body and answer as kept for the request log, and for how many days."""
+
+    request: str = ""
+    response: str = ""
+    truncated: bool = False
+    days: int = 7
 
 
 class UsageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -65,6 +79,16 @@ class UsageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     error_type: str = ""
     streamed: bool = False
     endpoint: str = "messages"  # gateway.models.UsageRecord.Endpoint
+    # The request log: what happened on the way (see gateway.models.UsageRecord).
+    error_message: str = ""
+    client_request_id: str = ""
+    trace_id: str = ""
+    upstream_request_id: str = ""
+    attempts: list[dict] = []
+    warnings: list[str] = []
+    cost_parts: dict[str, str] = {}
+    # The tenant's body capture (Tenant.capture_bodies): redacted, each cut to its size cap.
+    captured: Captured | None = None
 
     @property
     def tokens(self) -> int:
@@ -121,6 +145,7 @@ def build(call: Call, seen: Seen, policy: dict) -> UsageRecord:
     # Tokens are recorded whether billed or not (rate limits count them); cost only if billed.
     usage = tokens_used(seen, policy["chars_per_token"])
     latency = seen.finished - call.started
+    parts = billing.cost_parts(usage, call.model.prices) if billed else {}
     return UsageRecord(
         request_id=clean(call.request_id, COLUMN_SIZES["request_id"]),
         started_at=call.started_at,
@@ -135,14 +160,48 @@ def build(call: Call, seen: Seen, policy: dict) -> UsageRecord:
         cache_write_1h_tokens=billing.hour_writes(usage),
         reasoning_tokens=usage.reasoning_tokens,
         estimated=usage.estimated,
-        cost_usd=billing.cost_usd(usage, call.model.prices) if billed else Decimal(0),
+        cost_usd=billing.cost_usd(usage, call.model.prices, parts) if billed else Decimal(0),
+        cost_parts={
+            kind: str(cost.quantize(billing.QUANTUM)) for kind, cost in parts.items() if cost
+        },
         billed=billed,
         latency_ms=_ms(latency),
         ttfb_ms=_ms(seen.first_byte - call.started) if seen.first_byte else None,
         overhead_ms=None if seen.overhead_ms is None else round(seen.overhead_ms, 3),
         error_type=clean(_error_type(outcome, seen), COLUMN_SIZES["error_type"]),
         streamed=bool(call.body and call.body.stream),
+        **_log(call, seen),
     )
+
+
+def _log(call: Call, seen: Seen) -> dict:
+    """The request log's fields: attempts, correlation ids, warnings, the error's message."""
+    log: dict = {
+        "attempts": [
+            {
+                "provider": clean(a.provider, COLUMN_SIZES["provider"]),
+                "upstream_model": clean(a.upstream_model, COLUMN_SIZES["upstream_model"]),
+                "status": a.status,
+                "latency_ms": round(a.latency_ms, 3),
+                "error_type": a.error_type,
+                "error_message": clean(a.error_message, MAX_ERROR_MESSAGE),
+                "upstream_request_id": a.upstream_request_id,
+            }
+            for a in call.attempts
+        ],
+        "warnings": [clean(w, 500) for w in call.warnings()[:MAX_WARNINGS]],
+    }
+    if call.trace is not None:
+        log["client_request_id"] = clean(call.trace.client_request_id, 128)
+        log["trace_id"] = call.trace.trace_id
+    if call.exchange is not None and call.exchange.upstream_request_id:
+        log["upstream_request_id"] = call.exchange.upstream_request_id
+    elif call.attempts and call.attempts[-1].upstream_request_id:
+        log["upstream_request_id"] = call.attempts[-1].upstream_request_id
+    error = seen.error.message if seen.error is not None else seen.stream_error or ""
+    if error:
+        log["error_message"] = clean(redaction.scrub(error), MAX_ERROR_MESSAGE)
+    return log
 
 
 def clean(value: str, size: int) -> str:

@@ -1,4 +1,4 @@
-"""The worker's writes: usage records, exactly once, with their daily roll-ups.
+"""The worker's writes: usage records, exactly once, with their daily and hourly roll-ups.
 
 `usage_records_store` inserts a batch with ON CONFLICT (request_id) DO NOTHING RETURNING
 request_id and rolls up only the rows that came back, in the same transaction, so a batch
@@ -17,7 +17,7 @@ import logging
 from base64 import b64encode
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import msgspec
@@ -32,8 +32,8 @@ from django.db import (
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import ApiKey, Tenant
-from gateway.models import DailyUsage, UsageDeadLetter
+from accounts.models import MAX_CAPTURE_BYTES, MAX_CAPTURE_DAYS, ApiKey, Tenant
+from gateway.models import CapturedBody, DailyUsage, HourlyUsage, UsageDeadLetter
 from gateway.models import UsageRecord as UsageRow
 from gateway.usage.record import UsageRecord, clean
 from gateway.usage.spool import frame_id
@@ -71,6 +71,13 @@ RECORD_COLUMNS = (
     "started_at",
     "finished_at",
     "recorded_at",
+    "error_message",
+    "client_request_id",
+    "trace_id",
+    "upstream_request_id",
+    "attempts",
+    "warnings",
+    "cost_parts",
 )
 SUMMED = (
     "requests",
@@ -82,12 +89,16 @@ SUMMED = (
     "cost_usd",
     "latency_ms_total",
 )
-ROLLUP_KEY = ("day", "tenant_id", "api_key_id", "model", "provider")
+ROLLUP_DIMENSIONS = ("tenant_id", "api_key_id", "model", "provider")
 CHUNK = 500
 
 
 def day_of(record: UsageRecord) -> date:
     return datetime.fromtimestamp(record.started_at, UTC).date()
+
+
+def hour_of(record: UsageRecord) -> datetime:
+    return datetime.fromtimestamp(record.started_at, UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def usage_batch_store(
@@ -162,7 +173,40 @@ def usage_records_store(*, records: list[UsageRecord]) -> list[UsageRecord]:
         inserted = [r for chunk in _chunks(records) for r in _insert(chunk)]
         _roll_up(inserted)
         _touch_keys(inserted)
+        _keep_bodies(inserted)
     return inserted
+
+
+def _keep_bodies(records: list[UsageRecord]) -> None:
+    """The bodies captured with new records (only a tenant that asked has any)."""
+    rows = [
+        CapturedBody(
+            request_id=r.request_id,
+            tenant_id=r.tenant_id,
+            request=clean(r.captured.request, 10 * MAX_CAPTURE_BYTES),
+            response=clean(r.captured.response, 10 * MAX_CAPTURE_BYTES),
+            truncated=r.captured.truncated,
+            captured_at=datetime.fromtimestamp(r.started_at, UTC),
+            expires_at=datetime.fromtimestamp(r.started_at, UTC)
+            + timedelta(days=min(max(r.captured.days, 1), MAX_CAPTURE_DAYS)),
+        )
+        for r in records
+        if r.captured is not None and r.tenant_id is not None
+    ]
+    if rows:
+        CapturedBody.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def captured_bodies_expire(*, now: datetime, batch: int = 1000) -> int:
+    """Delete captured bodies past their retention, `batch` rows at a time; returns how many."""
+    deleted = 0
+    while True:
+        ids = list(
+            CapturedBody.objects.filter(expires_at__lt=now).values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return deleted
+        deleted += CapturedBody.objects.filter(pk__in=ids).delete()[0]
 
 
 def _chunks(records: list[UsageRecord]) -> Iterable[list[UsageRecord]]:
@@ -222,6 +266,13 @@ def _row(r: UsageRecord, now) -> tuple:
         _when(r.started_at),
         _when(r.finished_at),
         now,
+        r.error_message,
+        r.client_request_id,
+        r.trace_id,
+        r.upstream_request_id,
+        ops.adapt_json_value(r.attempts, None),
+        ops.adapt_json_value(r.warnings, None),
+        ops.adapt_json_value(r.cost_parts, None),
     )
 
 
@@ -242,13 +293,22 @@ def _insert(records: list[UsageRecord]) -> list[UsageRecord]:
 
 
 def _roll_up(records: list[UsageRecord]) -> None:
-    """Add the records to their DailyUsage rows (one upsert per batch)."""
+    """Add the records to their DailyUsage and HourlyUsage rows (one upsert each per batch)."""
+    rolled = [
+        r for r in records if r.tenant_id is not None and r.endpoint == UsageRow.Endpoint.MESSAGES
+    ]
+    # No tenant: nobody to roll up to (unauthenticated); count_tokens: not a request.
+    ops = connection.ops
+    _upsert(DailyUsage, "day", rolled, lambda r: ops.adapt_datefield_value(day_of(r)))
+    _upsert(HourlyUsage, "hour", rolled, lambda r: ops.adapt_datetimefield_value(hour_of(r)))
+
+
+def _upsert(table_model, bucket: str, records: list[UsageRecord], bucket_of) -> None:
+    """Sum the records per (bucket, tenant, key, model, provider) and add the sums in one upsert."""
     totals: dict[tuple, dict] = defaultdict(lambda: dict.fromkeys(SUMMED, 0))
     prefixes: dict[tuple, str] = {}
     for r in records:
-        if r.tenant_id is None or r.endpoint != UsageRow.Endpoint.MESSAGES:
-            continue  # nobody to roll up to (unauthenticated), or a token count: not a request
-        key = (day_of(r), r.tenant_id, r.key_id or 0, r.model, r.provider)
+        key = (bucket_of(r), r.tenant_id, r.key_id or 0, r.model, r.provider)
         prefixes[key] = r.key_prefix[:16]
         row = totals[key]
         row["requests"] += 1
@@ -262,19 +322,19 @@ def _roll_up(records: list[UsageRecord]) -> None:
     if not totals:
         return
     ops = connection.ops
-    table = ops.quote_name(DailyUsage._meta.db_table)
-    columns = (*ROLLUP_KEY, "api_key_prefix", *SUMMED)
+    table = ops.quote_name(table_model._meta.db_table)
+    conflict = (bucket, *ROLLUP_DIMENSIONS)
+    columns = (*conflict, "api_key_prefix", *SUMMED)
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
     updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in SUMMED)
     sql = (
         f"INSERT INTO {table} ({', '.join(columns)}) "
         f"VALUES {', '.join([placeholders] * len(totals))} "
-        f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET {updates}"
+        f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
     )
     params: list = []
     for key, row in totals.items():
-        day, *rest = key
-        params += [ops.adapt_datefield_value(day), *rest, prefixes[key]]
+        params += [*key, prefixes[key]]
         params += [
             ops.adapt_decimalfield_value(Decimal(v), 20, 9) if c == "cost_usd" else v
             for c, v in row.items()

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from gateway.limits import budgets
 from gateway.usage.record import UsageRecord
+from gateway.usage.retention import usage_prune
 from gateway.usage.services import DATABASE_OUTAGE, usage_batch_store
 
 log = logging.getLogger("tollgate.usage")
@@ -61,3 +62,20 @@ def record_usage_batch(self, payload: str) -> int:
         time.sleep(REQUEUE_PAUSE_SECONDS)
         raise Reject(exc, requeue=True) from exc
     return len(inserted)
+
+
+@shared_task(name="tollgate.usage.captured_bodies_expire", ignore_result=True)
+def expire_captured_bodies() -> int:
+    """Delete captured request bodies past their tenant's retention (Celery beat, hourly)."""
+    from django.utils import timezone
+
+    from gateway.usage.services import captured_bodies_expire
+
+    return captured_bodies_expire(now=timezone.now())
+
+
+@shared_task(name="tollgate.usage.prune", ignore_result=True)
+def prune_usage() -> dict[str, int]:
+    """Delete raw records and hourly roll-ups past their retention (Celery beat, every hour)."""
+    pruned = usage_prune()
+    return {"records": pruned.records, "hourly": pruned.hourly}

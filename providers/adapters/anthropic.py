@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from gateway import betas, client_json, ir
-from gateway.surfaces.anthropic.schema import GATEWAY_FIELDS
+from gateway.surfaces.anthropic.schema import GATEWAY_FIELDS, WITHHELD_FIELDS
 from providers.adapters import options
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 
@@ -116,12 +116,24 @@ class AnthropicAdapter(HttpAdapter):
     # A 403 `permission_error` stays the status's: a beta the client chose can earn it.
     error_kinds = {"authentication_error": "credential", "billing_error": "account"}
 
+    def unsupported(self, request: ir.Request, target: Target) -> list[str]:
+        # The gateway's `reasoning` extra is stripped like every extra; Anthropic takes `thinking`.
+        reasoning = request.reasoning
+        if reasoning is not None and reasoning.asked_by == "reasoning":
+            return ["reasoning (Anthropic routes take `thinking`)"]
+        return []
+
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         wire = request.raw_json
         if wire is None:  # a request not built by the surface's decoder (tests, tools)
             wire = client_json.decode_object(request.raw) if request.raw else {}
         # A shallow copy: the client's body is shared by every attempt and never changed.
-        body = {k: v for k, v in wire.items() if k not in GATEWAY_FIELDS and k != "betas"}
+        # The body's `betas` go in the header (merged with `anthropic-beta`), never the body.
+        body = {
+            k: v
+            for k, v in wire.items()
+            if k not in GATEWAY_FIELDS and k not in WITHHELD_FIELDS and k != "betas"
+        }
         body["model"] = target.upstream_model
         options.apply(OPTIONS, request.provider_options, body)  # the client's own fields win
         if GATEWAY_SIGNATURE_PREFIX.encode() in request.raw:

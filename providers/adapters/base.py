@@ -66,6 +66,21 @@ class Target:
     betas: tuple[str, ...] = ()
 
 
+# Where providers put their own id for a call: Anthropic `request-id`, OpenAI and most
+# OpenAI-compatible servers `x-request-id`, Azure `apim-request-id`.
+UPSTREAM_ID_HEADERS = ("request-id", "x-request-id", "apim-request-id")
+_UPSTREAM_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def upstream_request_id(headers) -> str | None:
+    """The provider's id for the call, when it sends a sane one (it ends up in the database)."""
+    for name in UPSTREAM_ID_HEADERS:
+        value = headers.get(name)
+        if value and _UPSTREAM_ID.fullmatch(value):
+            return value
+    return None
+
+
 @dataclass(slots=True)
 class UpstreamRequest:
     url: str
@@ -134,6 +149,7 @@ class Exchange:
 
     request: UpstreamRequest | None = None
     status: int | None = None
+    upstream_request_id: str | None = None  # the provider's own id for the call, if it says
     response_body: Any = None
     first_byte_at: float | None = None
 
@@ -363,6 +379,7 @@ class HttpAdapter(Adapter):
 
     async def complete(self, request, target, client, exchange):
         upstream = self.build_request(request, target)
+        upstream.headers.update(request.forward_headers)
         exchange.request = upstream
         try:
             response = await client.post(
@@ -377,6 +394,7 @@ class HttpAdapter(Adapter):
             raise _connection(exc) from None
         exchange.status = response.status_code
         exchange.first_byte_at = time.perf_counter()
+        exchange.upstream_request_id = upstream_request_id(response.headers)
         if response.status_code >= 400:
             raise self.parse_error(response.status_code, response.content, response.headers)
         try:
@@ -391,6 +409,7 @@ class HttpAdapter(Adapter):
 
     async def stream(self, request, target, client, exchange):
         upstream = self.build_request(request, target)
+        upstream.headers.update(request.forward_headers)
         exchange.request = upstream
         http_request = client.build_request(
             "POST",
@@ -409,6 +428,7 @@ class HttpAdapter(Adapter):
         try:
             exchange.status = response.status_code
             exchange.first_byte_at = time.perf_counter()
+            exchange.upstream_request_id = upstream_request_id(response.headers)
             if response.status_code >= 400:
                 await response.aread()
                 raise self.parse_error(response.status_code, response.content, response.headers)

@@ -15,6 +15,7 @@ import msgspec
 from gateway import ids, ir
 from gateway.tokens import count_text, estimate_input_tokens
 from providers.adapters.base import Adapter
+from providers.adapters.openai_chat_request import refuse
 
 _PLACEHOLDER = {
     "string": "demo",
@@ -64,12 +65,21 @@ def _chosen_tool(request: ir.Request) -> ir.Tool | None:
 
 
 def _tool_input(tool: ir.Tool) -> dict[str, Any]:
-    properties = tool.input_schema.get("properties") or {}
-    required = tool.input_schema.get("required") or []
-    return {
-        name: _PLACEHOLDER.get((properties.get(name) or {}).get("type", "string"), "demo")
-        for name in required
-    }
+    return _placeholders(tool.input_schema)
+
+
+def _placeholders(schema: dict[str, Any]) -> dict[str, Any]:
+    """An object with a placeholder for each required property, typed by the schema."""
+    properties = schema.get("properties")
+    properties = properties if isinstance(properties, dict) else {}
+    required = schema.get("required")
+    names = [n for n in required if isinstance(n, str)] if isinstance(required, list) else []
+    values = {}
+    for name in names:
+        prop = properties.get(name)
+        kind = prop.get("type", "string") if isinstance(prop, dict) else "string"
+        values[name] = _PLACEHOLDER.get(kind, "demo") if isinstance(kind, str) else "demo"
+    return values
 
 
 def reply(request: ir.Request) -> ir.Response:
@@ -86,6 +96,8 @@ def reply(request: ir.Request) -> ir.Response:
         if results:
             texts = [p.text for r in results for p in r.content if isinstance(p, ir.Text)]
             text = "The tool returned: " + (" ".join(texts) or "(nothing)")
+        elif request.output_schema is not None:  # structured output: JSON the schema accepts
+            text = msgspec.json.encode(_placeholders(request.output_schema)).decode()
         else:
             asked = _last_user_text(request)
             text = f"Hello from the Tollgate demo provider. You said: {asked[:500]}"
@@ -106,9 +118,13 @@ class DemoAdapter(Adapter):
     word_delay = 0.01
 
     async def complete(self, request, target, client, exchange) -> ir.Response:
+        if request.unportable:  # server tools and unknown blocks: the demo cannot fake them
+            raise refuse(request.unportable[0], target)
         return reply(request)
 
     async def stream(self, request, target, client, exchange) -> AsyncIterator[ir.StreamEvent]:
+        if request.unportable:
+            raise refuse(request.unportable[0], target)
         response = reply(request)
         yield ir.StreamStart(usage=ir.Usage(input_tokens=response.usage.input_tokens))
         for part in response.content:

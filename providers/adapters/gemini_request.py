@@ -20,6 +20,15 @@ PROVIDER = "gemini"  # the envelope's provider name
 # Documented placeholder for function calls whose signature Gemini never gave us (4.3).
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 MAX_STOP_SEQUENCES = 5
+# Gemini 2.5 takes a budget, not an effort: these fit every 2.5 model's range (reference 5.7).
+BUDGET_BY_EFFORT = {
+    "minimal": 512,
+    "low": 1024,
+    "medium": 8192,
+    "high": 24576,
+    "xhigh": 24576,
+    "max": 24576,
+}
 _MODES = {"auto": "AUTO", "any": "ANY", "tool": "ANY", "none": "NONE"}
 # What a client may set under `provider_options.google` (see options.py). A cache's TTL is
 # chosen when the cache is created: generateContent has no field for the last two.
@@ -213,8 +222,10 @@ def thinking_config(reasoning: ir.Reasoning | None, upstream_model: str) -> dict
         if (level := _thinking_level(reasoning)) is not None:
             config["thinkingLevel"] = level
     else:
-        # A budget as asked; adaptive or effort-only requests get Gemini's dynamic budget.
+        # A budget as asked, or one for the effort asked; adaptive gets Gemini's dynamic budget.
         budget = reasoning.budget_tokens
+        if budget is None and reasoning.effort is not None and not reasoning.adaptive:
+            budget = BUDGET_BY_EFFORT[reasoning.effort]
         config["thinkingBudget"] = budget if budget is not None else -1
     config["includeThoughts"] = reasoning.summary
     return config
@@ -233,6 +244,9 @@ def _generation_config(request: ir.Request, target: Target) -> dict[str, Any]:
     thinking = thinking_config(request.reasoning, target.upstream_model)
     if thinking is not None:
         config["thinkingConfig"] = thinking
+    if request.output_schema is not None:
+        config["responseMimeType"] = "application/json"
+        config["responseJsonSchema"] = request.output_schema
     return config
 
 

@@ -17,7 +17,12 @@ from gateway import ids, ir
 from gateway.tokens import estimate_input_tokens, estimate_output_tokens
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
 from providers.adapters.envelope import seal
-from providers.adapters.openai_chat_request import CHAT_TOOL_ID, chat_body, is_reasoning_model
+from providers.adapters.openai_chat_request import (
+    CHAT_TOOL_ID,
+    NEAREST_EFFORT,
+    chat_body,
+    is_reasoning_model,
+)
 from providers.adapters.openai_chat_request import OPTIONS as REQUEST_OPTIONS
 
 _decode = msgspec.json.Decoder()
@@ -188,6 +193,15 @@ def _tool_use(call: dict[str, Any]) -> ir.ToolUse:
     )
 
 
+def service_tier(value: Any) -> ir.ServiceTier | None:
+    """OpenAI's answered tier in Anthropic's words (reference 5.10): `priority` is priority;
+    `default`, `auto`, `flex` and `scale` are standard capacity, Anthropic's only other tier
+    for a synchronous call (its `batch` is the Message Batches API)."""
+    if not isinstance(value, str) or not value:
+        return None
+    return "priority" if value == "priority" else "standard"
+
+
 def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> ir.Response:
     choice = _first_choice(body) or {}
     message = choice.get("message") or {}
@@ -224,6 +238,7 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
         usage=usage,
         upstream_id=body.get("id"),
         stop_details=details,
+        service_tier=service_tier(body.get("service_tier")),
     )
 
 
@@ -275,6 +290,7 @@ class ChatStream:
         self.refusal = ""  # the refusal text so far, kept up to EXPLANATION_CHARS
         self.filters: Any = None  # Azure's content_filter_results, the latest seen
         self.chars = 0  # streamed characters, for a usage estimate if none is reported
+        self.service_tier: ir.ServiceTier | None = None  # every chunk repeats it
 
     def feed(self, chunk: dict[str, Any]) -> list[ir.StreamEvent]:
         events: list[ir.StreamEvent] = []
@@ -282,9 +298,12 @@ class ChatStream:
             # Before anything else, so an error as first event lets the gateway fall back.
             self.failed = True
             return [stream_error(chunk["error"])]
+        self.service_tier = service_tier(chunk.get("service_tier")) or self.service_tier
         if not self.started:
             self.started = True
-            events.append(ir.StreamStart(upstream_id=chunk.get("id")))
+            events.append(
+                ir.StreamStart(upstream_id=chunk.get("id"), service_tier=self.service_tier)
+            )
         usage = usage_from(chunk.get("usage"))
         if usage is not None:
             self.usage = usage  # cumulative on some servers: keep the latest
@@ -384,7 +403,8 @@ class ChatStream:
             output_tokens=estimate_output_tokens(self.chars), estimated=True
         )
         details = refusal_details(self.refusal, self.filters) if stop == "refusal" else None
-        return [*events, ir.StreamEnd(stop, usage, stop_details=details)]
+        end = ir.StreamEnd(stop, usage, stop_details=details, service_tier=self.service_tier)
+        return [*events, end]
 
 
 def chat_url(target: Target) -> str:
@@ -406,8 +426,13 @@ def sampling_dropped(request: ir.Request, reasoning_model: bool, *, stops: bool)
         dropped.append("stop_sequences")
     elif len(request.stop_sequences) > 4:
         dropped.append("stop_sequences (beyond the first 4)")
-    if request.reasoning is not None and not reasoning_model:
-        dropped.append("thinking")
+    reasoning = request.reasoning
+    if reasoning is not None and not reasoning_model:
+        dropped.append(reasoning.asked_by)
+    elif reasoning is not None and reasoning.effort in NEAREST_EFFORT:
+        nearest = NEAREST_EFFORT[reasoning.effort]
+        field = "reasoning.effort" if reasoning.asked_by == "reasoning" else "output_config.effort"
+        dropped.append(f"{field} `{reasoning.effort}` (sent as `{nearest}`)")
     return dropped
 
 

@@ -204,12 +204,18 @@ def _tools(request: ir.Request) -> dict[str, Any]:
     return fields
 
 
+# Efforts OpenAI has no name for on most models, sent as the nearest (reference 5.7).
+NEAREST_EFFORT = {"xhigh": "high", "max": "high"}
+# Anthropic's `service_tier` -> OpenAI's: `auto` uses priority capacity where the project has it.
+SERVICE_TIER = {"auto": "auto", "standard_only": "default"}
+
+
 def reasoning_effort(reasoning: ir.Reasoning | None) -> str | None:
     """Reference 5.7: the client's effort, or one derived from its thinking budget."""
     if reasoning is None or not reasoning.enabled:
         return None
     if reasoning.effort is not None:
-        return "high" if reasoning.effort in ("xhigh", "max") else reasoning.effort
+        return NEAREST_EFFORT.get(reasoning.effort, reasoning.effort)
     budget = reasoning.budget_tokens
     if budget is None:
         return None  # adaptive: the model's default
@@ -245,6 +251,12 @@ def sends_cache_key(target: Target) -> bool:
     return httpx2.URL(target.base_url).host == "api.openai.com" if target.base_url else False
 
 
+def json_schema_format(schema: dict[str, Any]) -> dict[str, Any]:
+    """`output_config.format` as OpenAI names it; not `strict`, whose schema subset Anthropic's
+    structured outputs do not require (reference 5.2)."""
+    return {"name": "output", "schema": schema, "strict": False}
+
+
 def chat_body(request: ir.Request, target: Target) -> dict[str, Any]:
     """The Chat Completions body for `request` on `target`."""
     if request.unportable:
@@ -259,6 +271,12 @@ def chat_body(request: ir.Request, target: Target) -> dict[str, Any]:
         if target.options.get("stream_usage", True):
             body["stream_options"] = {"include_usage": True}
     body.update(_tools(request))
+    if request.output_schema is not None:
+        schema = json_schema_format(request.output_schema)
+        body["response_format"] = {"type": "json_schema", "json_schema": schema}
+    if request.service_tier is not None and target.options.get("service_tier", True):
+        # Servers with one tier (preset option `service_tier: false`) honour both values as is.
+        body["service_tier"] = SERVICE_TIER[request.service_tier]
     if request.user_id:
         # Never forward a tenant's raw user id; a stable hash serves abuse tracking as well.
         body["safety_identifier"] = hashlib.sha256(request.user_id.encode()).hexdigest()[:32]

@@ -26,6 +26,7 @@ from providers.adapters.openai_chat import (
     refusal_details,
     response_tool_id,
     sampling_dropped,
+    service_tier,
     stream_error,
     tool_input,
     wants_thinking,
@@ -168,6 +169,7 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
         usage=usage,
         upstream_id=body.get("id"),
         stop_details=refusal_details(refusal or "") if stop == "refusal" else None,
+        service_tier=service_tier(body.get("service_tier")),
     )
 
 
@@ -202,7 +204,10 @@ class ResponsesStream:
         if not self.started:
             self.started = True
             response = data.get("response") or {}
-            events.append(ir.StreamStart(upstream_id=response.get("id")))
+            # `auto` here is the request echoed; the tier used is known at the end.
+            tier = response.get("service_tier")
+            early = service_tier(tier) if tier != "auto" else None
+            events.append(ir.StreamStart(upstream_id=response.get("id"), service_tier=early))
         if kind in TERMINAL:
             self.done = True
             return events + self._finish(kind, data.get("response") or {})
@@ -217,7 +222,8 @@ class ResponsesStream:
         )
         stop = stop_reason(response, self.saw_tool, self.saw_refusal)
         details = refusal_details(self.refusal) if stop == "refusal" else None
-        return [ir.StreamEnd(stop, usage, stop_details=details)]
+        tier = service_tier(response.get("service_tier"))
+        return [ir.StreamEnd(stop, usage, stop_details=details, service_tier=tier)]
 
     # Handlers, one per event type (table below the class).
     def _output_item_added(self, data: dict[str, Any]) -> list[ir.StreamEvent]:

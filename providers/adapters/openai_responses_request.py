@@ -19,9 +19,11 @@ from providers.adapters.envelope import provider_data
 from providers.adapters.openai_chat_request import (
     PROMPT_CACHE_KEY,
     PROMPT_CACHE_RETENTION,
+    SERVICE_TIER,
     VERBOSITY,
     chat_tool_id,
     is_reasoning_model,
+    json_schema_format,
     reasoning_effort,
     refuse,
 )
@@ -239,6 +241,12 @@ def responses_body(request: ir.Request, target: Target) -> dict[str, Any]:
     body["input"] = responses_input(request, target)
     body.update(_sampling(request, is_reasoning_model(target.upstream_model)))
     body.update(_tools(request))
+    if request.output_schema is not None:
+        body["text"] = {
+            "format": {"type": "json_schema", **json_schema_format(request.output_schema)}
+        }
+    if request.service_tier is not None:
+        body["service_tier"] = SERVICE_TIER[request.service_tier]
     body["store"] = False
     if request.stream:
         body["stream"] = True

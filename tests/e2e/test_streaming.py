@@ -169,6 +169,7 @@ def test_parallel_tool_calls_stream_as_tool_use_blocks(stage):
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 256,
         "output_tokens": 22,
+        "service_tier": "standard",  # OpenAI answered `default`
     }
 
 

@@ -28,6 +28,10 @@ ERROR_TYPES = {
 PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 
 
+# The header in which the real API names each call (every answer carries one).
+REQUEST_ID_HEADER = "request-id"
+
+
 def has_auth(headers: dict[str, str], query: dict[str, str]) -> bool:
     """Like the real API (reference 1.2): `x-api-key` or `Authorization: Bearer`."""
     return bool(headers.get("x-api-key", "").strip()) or openai_chat.has_auth(headers, query)

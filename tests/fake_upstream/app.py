@@ -14,6 +14,7 @@ was scripted for them (`endpoint: "count"` in the script).
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -99,6 +100,8 @@ class RequestRecord(msgspec.Struct):
     body: Any
     completed: bool = False
     disconnected: bool = False
+    # The id the fake gave the call in its provider's request-id header ("" for none).
+    response_id: str = ""
 
 
 class ScriptRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -187,6 +190,10 @@ class FakeUpstreamApp:
                 prompt = dataclasses.replace(prompt, cached_tokens=cached)
             status, head, frames = _render(route, scenario, body, prompt, record.model, len(raw))
             head += [(k.lower().encode(), v.encode()) for k, v in scenario.headers.items()]
+            id_header = getattr(surface, "REQUEST_ID_HEADER", None)
+            if id_header and id_header not in {k.lower() for k in scenario.headers}:
+                record.response_id = f"up_{secrets.token_hex(8)}"  # as the provider names it
+                head.append((id_header.encode(), record.response_id.encode()))
             outcome = await deliver(
                 receive, send, status=status, headers=head, frames=frames, scenario=scenario
             )

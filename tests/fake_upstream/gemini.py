@@ -91,10 +91,13 @@ def read_prompt(body: dict[str, Any]) -> Prompt:
         if isinstance(fn, dict) and "name" in fn
     )
     config = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+    generation = body.get("generationConfig") or {}
+    json_out = generation.get("responseMimeType") == "application/json"
     return Prompt(
         last_user_text=_last_user_text(body.get("contents") or []),
         tools=tools,
         forced_tool=_forced_tool(config, tools),
+        output_schema=generation.get("responseJsonSchema") if json_out else None,
     )
 
 

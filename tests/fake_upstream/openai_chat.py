@@ -12,6 +12,7 @@ from typing import Any
 from .scenario import (
     Prompt,
     Reply,
+    ServiceTier,
     TextBlock,
     ThinkingBlock,
     ToolSpec,
@@ -40,6 +41,10 @@ ERROR_KINDS: dict[int, tuple[str, str | None]] = {
 }
 
 DONE = b"data: [DONE]\n\n"
+
+
+# The header in which the real API names each call (every answer carries one).
+REQUEST_ID_HEADER = "x-request-id"
 
 
 def has_auth(headers: dict[str, str], query: dict[str, str]) -> bool:
@@ -86,11 +91,16 @@ def read_prompt(body: dict[str, Any]) -> Prompt:
         if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
     )
     stream_options = body.get("stream_options") or {}
+    response_format = body.get("response_format") or {}
     return Prompt(
         last_user_text=last_user_text(body.get("messages") or [], "text"),
         tools=tools,
         forced_tool=_forced_tool(body.get("tool_choice"), tools),
         include_usage=bool(stream_options.get("include_usage")),
+        service_tier=asked_tier(body.get("service_tier")),
+        output_schema=(response_format.get("json_schema") or {}).get("schema")
+        if response_format.get("type") == "json_schema"
+        else None,
     )
 
 
@@ -106,6 +116,16 @@ def cache_prefix(body: dict[str, Any]) -> tuple[str | None, bytes]:
             break
         head.append(message)
     return key, encode([head, body.get("tools") or []])
+
+
+# OpenAI's `service_tier` values and the capacity each one gets here: `auto` and `default`
+# run on standard capacity unless the project has priority (a scripted `service_tier`).
+ASKED_TIER: dict[Any, ServiceTier] = {"priority": "priority", "flex": "flex"}
+ANSWERED_TIER = {"standard": "default", "priority": "priority", "flex": "flex"}
+
+
+def asked_tier(value: Any) -> ServiceTier:
+    return ASKED_TIER.get(value, "standard")
 
 
 def _forced_tool(choice: Any, tools: tuple[ToolSpec, ...]) -> str | None:
@@ -160,7 +180,7 @@ def render_json(reply: Reply) -> dict[str, Any]:
         **_head(reply, "chat.completion"),
         "choices": [{**choice, "finish_reason": finish_reason(reply)}],
         "usage": usage(reply),
-        "service_tier": "default",
+        "service_tier": ANSWERED_TIER[reply.service_tier],
     }
 
 
@@ -184,6 +204,7 @@ def _head(reply: Reply, kind: str) -> dict[str, Any]:
         "object": kind,
         "created": reply.created,
         "model": reply.model,
+        "service_tier": ANSWERED_TIER[reply.service_tier],  # on every chunk, as OpenAI sends it
         "system_fingerprint": "fp_fake",
     }
 

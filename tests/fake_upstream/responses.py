@@ -35,6 +35,10 @@ credential_error = openai_chat.credential_error
 refusal_text = openai_chat.refusal_text
 
 
+# The header in which the real API names each call (every answer carries one).
+REQUEST_ID_HEADER = "x-request-id"
+
+
 def count_tokens(tokens: int) -> dict[str, Any]:
     """`POST /v1/responses/input_tokens` (reference 5.15)."""
     return {"object": "response.input_tokens", "input_tokens": tokens}
@@ -49,10 +53,15 @@ def read_prompt(body: dict[str, Any]) -> Prompt:
         for tool in body.get("tools") or ()
         if isinstance(tool, dict) and tool.get("type") == "function" and "name" in tool
     )
+    text_format = (body.get("text") or {}).get("format") or {}
     return Prompt(
         last_user_text=last_user_text(body.get("input"), "input_text"),
         tools=tools,
         forced_tool=_forced_tool(body.get("tool_choice"), tools),
+        service_tier=openai_chat.asked_tier(body.get("service_tier")),
+        output_schema=text_format.get("schema")
+        if text_format.get("type") == "json_schema"
+        else None,
     )
 
 
@@ -147,6 +156,7 @@ def _response(reply: Reply, output: list[dict[str, Any]]) -> dict[str, Any]:
         "tool_choice": "auto",
         "tools": [],
         "usage": usage(reply),
+        "service_tier": openai_chat.ANSWERED_TIER[reply.service_tier],
     }
 
 

@@ -27,6 +27,8 @@ StopReason = Literal[
     "model_context_window_exceeded",
 ]
 
+ServiceTier = Literal["standard", "priority", "flex"]
+
 REASONING_SUFFIX = "-reasoning"
 MAX_ECHO_CHARS = 200
 
@@ -90,6 +92,9 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     hang_seconds: float = 30.0
     cut_after_chunks: int | None = None  # close the socket after N chunks, no terminator
     text_chunk_size: int = 16  # characters per text/thinking delta and argument fragment
+    # The capacity that serves the reply, rendered in each surface's words (OpenAI `default`,
+    # `priority`, `flex`); None: the tier the request asked for (`standard` when it asked none).
+    service_tier: ServiceTier | None = None
     refuse_connection: bool = False  # close the socket without any response
 
     @property
@@ -141,6 +146,11 @@ class Prompt:
     forced_tool: str | None = None  # the tool the client forces (by name), None when not forced
     include_usage: bool = False  # OpenAI Chat `stream_options.include_usage`
     cached_tokens: int = 0  # prompt tokens served from the provider's prompt cache
+
+    service_tier: ServiceTier = "standard"  # the tier asked for, where the surface has tiers
+    # The JSON schema the reply must follow (structured output): the default reply is then a
+    # JSON object holding a placeholder for each required property.
+    output_schema: dict[str, Any] | None = None
 
 
 # OpenAI's automatic prompt caching: prefixes of at least 1,024 tokens, in steps of 128.
@@ -198,6 +208,7 @@ class Reply:
     created: int
     chunk_size: int
     include_usage: bool
+    service_tier: ServiceTier
 
     def tool_id(self, index: int, block: ToolUseBlock, prefix: str) -> str:
         return block.id or f"{prefix}{self.reply_id[:16]}{index}"
@@ -242,6 +253,7 @@ def build_reply(scenario: Scenario, prompt: Prompt, *, model: str, body_size: in
         created=int(time.time()),
         chunk_size=max(1, scenario.text_chunk_size),
         include_usage=prompt.include_usage,
+        service_tier=scenario.service_tier or prompt.service_tier,
     )
 
 
@@ -252,7 +264,10 @@ def default_blocks(prompt: Prompt, model: str) -> tuple[Block, ...]:
     if model.endswith(REASONING_SUFFIX):
         blocks.append(ThinkingBlock(thinking="Thinking about: " + text))
     tool = _forced_tool(prompt)
-    if tool is None:
+    if tool is None and prompt.output_schema is not None:
+        answer = required_input(prompt.output_schema)
+        blocks.append(TextBlock(text=msgspec.json.encode(answer).decode()))
+    elif tool is None:
         blocks.append(TextBlock(text="echo: " + text))
     else:
         blocks.append(ToolUseBlock(name=tool.name, input=required_input(tool.schema)))

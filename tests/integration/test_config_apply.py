@@ -446,7 +446,7 @@ def test_preset_fills_kind_base_url_and_server_options():
     )
     vllm = Provider.objects.get(name="local-vllm")
     assert (vllm.kind, vllm.base_url) == ("openai", "http://localhost:8000/v1")
-    assert vllm.options == {"top_k": True, "max_tokens_field": "max_tokens"}
+    assert vllm.options == {"top_k": True, "max_tokens_field": "max_tokens", "service_tier": False}
     azure = Provider.objects.get(name="azure-east")
     assert azure.options["auth"] == "api-key"
     assert azure.options["azure_api_version"] == "2025-01-01"  # the entry wins over the preset

@@ -74,6 +74,9 @@ FULL = {  # every field config_apply reads, set away from its default
             "budget_period": "daily",
             "provider": {"sort": "latency"},
             "default_model": "claude-full",
+            "capture_bodies": True,
+            "capture_retention_days": 3,
+            "capture_max_bytes": 4096,
         }
     ],
 }

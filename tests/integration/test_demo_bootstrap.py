@@ -1,5 +1,6 @@
 """`demo_bootstrap`: the quick start's provider, models, tenant and first key, safe to rerun."""
 
+import sys
 from decimal import Decimal
 from io import StringIO
 
@@ -46,17 +47,38 @@ def test_first_run_creates_the_demo_setup_and_a_quickstart_key():
     assert key.secret_hash == keys.hash_secret(secret)
 
 
-def test_second_run_changes_nothing_but_rotates_the_quickstart_key():
+def test_second_run_changes_nothing_and_shows_the_same_key():
     _, first = demo_bootstrap()
     before = rows()
 
     tenant, second = demo_bootstrap()
 
-    assert second != first
-    assert rows()[:4] == before[:4] == (1, 3, 3, 1)
+    assert second == first
+    assert rows() == before and before[:4] == (1, 3, 3, 1)
+    active = tenant.api_keys.filter(revoked_at__isnull=True)
+    assert [k.secret_hash for k in active] == [keys.hash_secret(first)]
+
+
+def test_rotating_revokes_the_key_and_the_next_run_keeps_the_new_one():
+    _, first = demo_bootstrap()
+
+    tenant, second = demo_bootstrap(rotate=True)
+    _, third = demo_bootstrap()
+
+    assert second != first and third == second
     active = tenant.api_keys.filter(revoked_at__isnull=True)
     assert [k.secret_hash for k in active] == [keys.hash_secret(second)]
     assert tenant.api_keys.get(secret_hash=keys.hash_secret(first)).revoked_at is not None
+
+
+def test_the_key_depends_on_this_installations_secret_key(settings):
+    _, first = demo_bootstrap()
+    settings.SECRET_KEY = "another-installation-" + "x" * 40
+
+    tenant, second = demo_bootstrap()  # the old key cannot be derived again: a new one
+
+    assert second != first
+    assert tenant.api_keys.filter(revoked_at__isnull=True).count() == 1
 
 
 def test_existing_model_names_are_not_rerouted_to_demo():
@@ -91,6 +113,7 @@ def test_command_prints_examples_and_the_key_alone_on_the_last_line():
     assert ApiKey.objects.get().secret_hash == keys.hash_secret(secret)
     assert "http://127.0.0.1:8123/v1/messages" in out.getvalue()
     assert f"export TOLLGATE_KEY={secret}" in out.getvalue()
+    assert f"{sys.executable} - <<'PY'" in out.getvalue()  # the project's own interpreter
 
 
 def resolved(tenant, name: str) -> str:

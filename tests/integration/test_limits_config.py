@@ -12,7 +12,12 @@ from django.urls import reverse
 from accounts import keys
 from accounts.keys import Limits
 from accounts.models import ApiKey, Tenant
-from accounts.services import ServiceError, api_key_set_limits, tenant_set_limits
+from accounts.services import (
+    ServiceError,
+    api_key_create,
+    api_key_set_limits,
+    tenant_set_limits,
+)
 from gateway import state
 from providers.services import ConfigError, config_apply
 from tests.factories import TenantFactory, make_key
@@ -163,3 +168,37 @@ def test_admin_edits_tenant_and_key_limits(admin_client, django_capture_on_commi
     seen = info(secret)
     assert seen.tenant_limits == Limits(30, None, Decimal("99.99"), "monthly")
     assert seen.key_limits == Limits(None, 5000, None, "monthly")
+
+
+@pytest.mark.parametrize("limit", [{"rpm": 10}, {"tpm": 1000}, {"budget_usd": 5}])
+def test_the_quick_start_refuses_limits_it_could_not_enforce(settings, limit):
+    settings.REDIS_URL = ""
+    tenant = Tenant.objects.create(name="acme")
+
+    with pytest.raises(ServiceError, match="need Redis: set REDIS_URL"):
+        api_key_create(tenant=tenant, name="k", **limit)
+    with pytest.raises(ConfigError) as refused:
+        config_apply(data={"tenants": [{"name": "acme", **limit}]})
+
+    assert "tenants[0] (acme): rate limits and budgets need Redis" in str(refused.value)
+    api_key_create(tenant=tenant, name="unlimited")  # no limit: fine without Redis
+    config_apply(data={"tenants": [{"name": "acme", "rpm": None}]})
+
+
+def test_the_admin_shows_why_a_limit_is_refused_without_redis(settings, admin_client):
+    settings.REDIS_URL = ""
+    tenant = Tenant.objects.create(name="acme")
+    page = admin_client.post(
+        f"/admin/accounts/tenant/{tenant.pk}/change/",
+        {
+            "name": "acme",
+            "is_active": "on",
+            "rpm": "10",
+            "budget_period": "monthly",
+            "provider_defaults": "{}",
+        },
+    )
+    assert page.status_code == 200  # the form again, with the reason
+    assert "need Redis" in page.content.decode()
+    tenant.refresh_from_db()
+    assert tenant.rpm is None

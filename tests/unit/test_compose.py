@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-LONG_RUNNING = ("postgres", "redis", "web", "worker")
+LONG_RUNNING = ("postgres", "redis", "web", "worker", "beat")
 AFTER_MIGRATIONS = {
     "postgres": {"condition": "service_healthy"},
     "redis": {"condition": "service_healthy"},
@@ -46,13 +46,23 @@ def test_migrations_run_once_before_the_gateway_and_the_worker(services):
     assert command_text(migrate).split()[-3:-1] == ["manage.py", "migrate"]
     assert migrate["restart"] == "no"  # a one-shot: compose waits for it to complete
     assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    for name in ("web", "worker"):
+    for name in ("web", "worker", "beat"):
         assert services[name]["depends_on"] == AFTER_MIGRATIONS, name
         assert "migrate" not in command_text(services[name]), name
 
 
 def test_the_worker_runs_supervised(services):
     assert command_text(services["worker"]).startswith("python -m gateway.worker")
+
+
+def test_one_beat_queues_the_periodic_tasks_with_its_schedule_in_the_writable_var(services):
+    beat = services["beat"]
+    command = command_text(beat)
+
+    assert command.startswith("python -m celery -A gateway beat")
+    assert "--schedule=/app/var/" in command  # /app/var belongs to the image's user
+    assert "deploy" not in beat  # no replicas: two beats would queue every task twice
+    assert command_text({"command": beat["healthcheck"]["test"]}).count("beat") == 1
 
 
 def test_the_usage_queue_is_on_disk_fsynced_every_second(services):

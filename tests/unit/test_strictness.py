@@ -68,3 +68,15 @@ def test_thousands_of_unknown_names_are_reported_as_twenty_and_a_count():
     dropped = review.dropped[chat.route_id]
     assert dropped[:2] == ["junk_0?", "junk_1?"]
     assert len(dropped) == 21 and dropped[-1] == "5010 more fields"
+
+
+def test_withheld_fields_are_dropped_on_every_route_even_one_speaking_the_clients_surface():
+    routes = [target("anthropic", 1), target("openai", 2)]
+    review = strictness.review(routes, request({}), [], "warn", ["workspace_id"])
+    for route in routes:
+        assert review.warnings(route) == [
+            f"workspace_id dropped: not supported by provider {route.provider_name}"
+        ]
+    with pytest.raises(InvalidRequest) as caught:
+        strictness.review(routes, request({}), [], "error", ["workspace_id"])
+    assert caught.value.message.startswith("workspace_id: not supported by provider")

@@ -15,6 +15,7 @@ from gateway import client_json, ir
 from gateway.errors import InvalidRequest
 from gateway.surfaces.anthropic.schema import (
     KNOWN_FIELDS,
+    WITHHELD_FIELDS,
     CountTokensBody,
     MessagesBody,
     SystemBlockIn,
@@ -85,7 +86,45 @@ def unknown_fields(wire: dict[str, Any] | bytes) -> list[str]:
     """Top-level fields outside the schema, of the decoded body (raw bytes are decoded first)."""
     if isinstance(wire, bytes):
         wire = client_json.decode_object(wire)
-    return [k for k in wire if k not in KNOWN_FIELDS]
+    return [k for k in wire if k not in KNOWN_FIELDS and k not in WITHHELD_FIELDS]
+
+
+def withheld_fields(wire: dict[str, Any], headers: dict[bytes, bytes]) -> list[str]:
+    """The fields no route gets (schema.WITHHELD_FIELDS), named as the client sent them."""
+    return [
+        name if name in wire else f"{name} ({header.decode()} header)"
+        for name, header in WITHHELD_FIELDS.items()
+        if name in wire or header in headers
+    ]
+
+
+def long_cache_ttls(wire: dict[str, Any]) -> list[str]:
+    """Block-level `cache_control` asking a 1-hour TTL, which a translated route cannot keep:
+    its provider caches prefixes for minutes on its own terms. One entry naming the first."""
+    found = [where for where, block in _cacheable_blocks(wire) if _one_hour(block)]
+    if not found:
+        return []
+    more = f", and {len(found) - 1} more" if len(found) > 1 else ""
+    return [f"cache_control ttl `1h` ({found[0]}{more})"]
+
+
+def _one_hour(block: Any) -> bool:
+    control = block.get("cache_control") if isinstance(block, dict) else None
+    return isinstance(control, dict) and control.get("ttl") == "1h"
+
+
+def _cacheable_blocks(wire: dict[str, Any]):
+    for key in ("system", "tools"):
+        if isinstance(wire.get(key), list):
+            yield from ((f"{key}.{i}", b) for i, b in enumerate(wire[key]))
+    messages = wire.get("messages")
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            yield f"messages.{i}.content.{j}", block
+            inner = block.get("content") if isinstance(block, dict) else None
+            for k, sub in enumerate(inner if isinstance(inner, list) else []):
+                yield f"messages.{i}.content.{j}.content.{k}", sub
 
 
 def to_ir(body: MessagesBody | CountTokensBody, *, beta: list[str] | None = None) -> ir.Request:
@@ -104,6 +143,7 @@ def to_ir(body: MessagesBody | CountTokensBody, *, beta: list[str] | None = None
         tools=tools,
         tool_choice=_tool_choice(body.tool_choice, tools),
         reasoning=_reasoning(body, max_tokens, beta),
+        output_schema=_output_schema(body),
         beta=beta,
         unportable=unportable,
     )
@@ -115,7 +155,13 @@ def to_ir(body: MessagesBody | CountTokensBody, *, beta: list[str] | None = None
         request.stream = body.stream
         request.user_id = body.metadata.user_id if body.metadata else None
         request.provider_options = body.provider_options or {}
+        request.service_tier = body.service_tier
     return request
+
+
+def _output_schema(body: MessagesBody | CountTokensBody) -> dict[str, Any] | None:
+    output_format = body.output_config.format if body.output_config else None
+    return output_format.schema if output_format is not None else None
 
 
 def _system(system: str | list[SystemBlockIn] | None) -> list[ir.Text]:
@@ -429,5 +475,9 @@ def _reasoning(body, max_tokens: int, beta: list[str]) -> ir.Reasoning | None:
             budget_tokens=reasoning.max_tokens,
             effort=reasoning.effort or effort,
             summary=reasoning.summary not in ("none", "omitted"),
+            asked_by="reasoning",
         )
+    if thinking is None and effort is not None:
+        # Effort alone steers how much the model works; no thinking blocks were asked for.
+        return ir.Reasoning(effort=effort, summary=False, asked_by="output_config.effort")
     return None

@@ -11,18 +11,22 @@ from gateway import ir
 _encoder = msgspec.json.Encoder()
 
 
-def usage_json(usage: ir.Usage, *, split: bool = True) -> dict[str, Any]:
+def usage_json(
+    usage: ir.Usage, service_tier: ir.ServiceTier | None = None, *, split: bool = True
+) -> dict[str, Any]:
     """A message's `usage`; `split=False` for a `message_delta`'s, which has no
     `cache_creation` object (Anthropic's MessageDeltaUsage)."""
-    out: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "input_tokens": usage.input_tokens,
         "cache_creation_input_tokens": usage.cache_creation_input_tokens,
         "cache_read_input_tokens": usage.cache_read_input_tokens,
     }
     if split:
-        out["cache_creation"] = cache_creation_json(usage)
-    out["output_tokens"] = usage.output_tokens
-    return out
+        fields["cache_creation"] = cache_creation_json(usage)
+    fields["output_tokens"] = usage.output_tokens
+    if service_tier is not None:  # only when the upstream said which capacity served it
+        fields["service_tier"] = service_tier
+    return fields
 
 
 def cache_creation_json(usage: ir.Usage) -> dict[str, int]:
@@ -63,7 +67,7 @@ def message_json(response: ir.Response, *, message_id: str, model: str) -> dict[
     }
     if response.stop_details is not None:  # refusals only, as Anthropic sends it
         message["stop_details"] = stop_details_json(response.stop_details)
-    message["usage"] = usage_json(response.usage)
+    message["usage"] = usage_json(response.usage, response.service_tier)
     return message
 
 

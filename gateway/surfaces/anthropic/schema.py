@@ -9,6 +9,7 @@ gives each known type its own check with Anthropic's error wording.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -21,6 +22,30 @@ INT32_MAX = 2**31 - 1
 # Request fields that steer the gateway and are never sent to any upstream.
 GATEWAY_FIELDS = frozenset(
     {"reasoning", "provider_options", "usage", "meta", "echo_upstream_request", "debug", "provider"}
+)
+
+
+# Fields of the Messages API left out of the schema on purpose: the gateway does not read them,
+# so they follow the rule for unknown fields (passed as sent to Anthropic routes, reported or
+# refused on translated ones). Listed so the README's field table is checked against them.
+PASSTHROUGH_FIELDS = frozenset(
+    {
+        "speed",
+        "inference_geo",
+        "diagnostics",
+        "cache_control",
+        "container",
+        "context_management",
+        "mcp_servers",
+        "betas",
+    }
+)
+
+# SDK fields it sends as headers (`anthropic-workspace-id`, `anthropic-user-profile-id`): they
+# choose the workspace or user profile of the upstream credential, which is the operator's, so
+# no tenant may set them. Never forwarded, in a header or the body; reported on every route.
+WITHHELD_FIELDS = MappingProxyType(
+    {"workspace_id": b"anthropic-workspace-id", "user_profile_id": b"anthropic-user-profile-id"}
 )
 
 
@@ -62,9 +87,14 @@ class MetadataIn(msgspec.Struct):
     user_id: str | None = None
 
 
+class JsonSchemaFormatIn(msgspec.Struct):
+    type: Literal["json_schema"]
+    schema: dict[str, Any]
+
+
 class OutputConfigIn(msgspec.Struct):
     effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
-    format: dict[str, Any] | None = None
+    format: JsonSchemaFormatIn | None = None
 
 
 class ReasoningIn(msgspec.Struct):

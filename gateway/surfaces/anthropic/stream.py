@@ -40,7 +40,9 @@ class StreamWriter:
         # Response extras for the final message_delta: usage -> (usage fields, top-level fields).
         self.extras: Callable[[ir.Usage], tuple[dict, dict]] | None = None
 
-    def start(self, usage: ir.Usage | None = None) -> bytes:
+    def start(
+        self, usage: ir.Usage | None = None, service_tier: ir.ServiceTier | None = None
+    ) -> bytes:
         if usage is not None:
             self.usage = usage
         elif self.input_estimate:
@@ -54,7 +56,7 @@ class StreamWriter:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {**usage_json(self.usage), "output_tokens": self.usage.output_tokens},
+            "usage": usage_json(self.usage, service_tier),
         }
         return sse("message_start", {"type": "message_start", "message": message}) + PING
 
@@ -87,9 +89,15 @@ class StreamWriter:
         if isinstance(event, ir.BlockStop):
             return self._stop_block()
         if isinstance(event, ir.StreamStart):
-            return b"" if self.started else self.start(event.usage)
+            return b"" if self.started else self.start(event.usage, event.service_tier)
         if isinstance(event, ir.StreamEnd):
-            return self.end(event.stop_reason, event.usage, event.stop_sequence, event.stop_details)
+            return self.end(
+                event.stop_reason,
+                event.usage,
+                event.stop_sequence,
+                event.stop_details,
+                event.service_tier,
+            )
         if isinstance(event, ir.StreamError):
             return self.error(event.error_type, event.message)
         return b""
@@ -159,6 +167,7 @@ class StreamWriter:
         usage: ir.Usage,
         stop_sequence: str | None = None,
         stop_details: ir.StopDetails | None = None,
+        service_tier: ir.ServiceTier | None = None,
     ) -> bytes:
         out = (b"" if self.started else self.start()) + self._stop_block()
         if usage.estimated and not usage.input_tokens:
@@ -169,7 +178,8 @@ class StreamWriter:
         delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
         if stop_details is not None:  # reference 1.7.6
             delta["stop_details"] = stop_details_json(stop_details)
-        event = {"type": "message_delta", "delta": delta, "usage": usage_json(usage, split=False)}
+        usage_fields = usage_json(usage, service_tier, split=False)
+        event = {"type": "message_delta", "delta": delta, "usage": usage_fields}
         self._add_extras(event, usage)
         return out + sse("message_delta", event) + sse("message_stop", {"type": "message_stop"})
 

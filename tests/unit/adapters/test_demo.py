@@ -1,5 +1,9 @@
 """The built-in demo provider: deterministic, tool-aware, no network."""
 
+import json
+
+import pytest
+
 from gateway import ir
 from providers.adapters.demo import DemoAdapter, reply
 
@@ -81,3 +85,23 @@ def test_an_agents_reminder_blocks_are_neither_echoed_nor_read_as_tool_names():
     assert response.content == [
         ir.Text("Hello from the Tollgate demo provider. You said: Hello there")
     ]
+
+
+def test_a_schema_asked_is_answered_with_json_it_accepts():
+    response = reply(request("weather?", output_schema=WEATHER.input_schema))
+    assert response.content == [ir.Text('{"city":"demo","days":1}')]
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"properties": [], "required": ["a"]},
+        {"properties": {"a": "string"}, "required": ["a", 3, None]},
+        {"properties": {"a": {"type": ["string", "null"]}}, "required": ["a"]},
+        {"required": "a"},
+        {},
+    ],
+)
+def test_a_malformed_schema_still_gets_a_json_object(schema):
+    text = reply(request("x", output_schema=schema)).content[0].text
+    assert isinstance(json.loads(text), dict)

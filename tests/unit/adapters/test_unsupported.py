@@ -69,3 +69,43 @@ def test_gemini_reports_extra_stops_and_parallel_tool_approximation():
         "stop_sequences (beyond the first 5)",
         "tool_choice.disable_parallel_tool_use (approximated)",
     ]
+
+
+def test_effort_alone_is_named_as_the_client_sent_it_where_it_cannot_be_honoured():
+    effort = ir.Reasoning(effort="low", summary=False, asked_by="output_config.effort")
+    req = request(reasoning=effort)
+    assert OpenAIChatAdapter().unsupported(req, target("openai", "gpt-4.1")) == [
+        "output_config.effort"
+    ]
+    assert OpenAIChatAdapter().unsupported(req, target("openai", "gpt-5")) == []
+    assert GeminiAdapter().unsupported(req, target("gemini", "gemini-2.5-flash")) == []
+
+
+def test_an_effort_openai_has_no_name_for_is_reported_with_what_was_sent():
+    req = request(
+        reasoning=ir.Reasoning(effort="max", summary=False, asked_by="output_config.effort")
+    )
+    expected = ["output_config.effort `max` (sent as `high`)"]
+    assert OpenAIChatAdapter().unsupported(req, target("openai", "gpt-5")) == expected
+    assert (
+        OpenAIResponsesAdapter().unsupported(req, target("openai_responses", "gpt-5")) == expected
+    )
+
+
+def test_output_format_and_service_tier_are_honoured_by_every_translated_kind():
+    req = request(output_schema={"type": "object"}, service_tier="standard_only")
+    for adapter, kind in [
+        (OpenAIChatAdapter(), "openai"),
+        (GeminiAdapter(), "gemini"),
+        (OpenAIResponsesAdapter(), "openai_responses"),
+    ]:
+        assert adapter.unsupported(req, target(kind, "model-x")) == []
+
+
+def test_the_gateway_reasoning_extra_is_reported_on_anthropic_which_takes_thinking():
+    req = request(reasoning=ir.Reasoning(effort="low", asked_by="reasoning"))
+    assert AnthropicAdapter().unsupported(req, target("anthropic", "claude-x")) == [
+        "reasoning (Anthropic routes take `thinking`)"
+    ]
+    thinking = request(reasoning=ir.Reasoning(budget_tokens=2048, effort="low"))
+    assert AnthropicAdapter().unsupported(thinking, target("anthropic", "claude-x")) == []

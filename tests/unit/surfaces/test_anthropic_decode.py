@@ -12,8 +12,10 @@ from gateway.surfaces.anthropic.decode import (
     decode_count_tokens,
     decode_messages,
     is_base64,
+    long_cache_ttls,
     to_ir,
     unknown_fields,
+    withheld_fields,
 )
 
 
@@ -212,7 +214,7 @@ def test_thinking_budget_rules():
 
 def test_gateway_reasoning_field_maps_to_reasoning():
     request = decode(base(reasoning={"effort": "high"}))
-    assert request.reasoning == ir.Reasoning(effort="high")
+    assert request.reasoning == ir.Reasoning(effort="high", asked_by="reasoning")
     assert decode(base(reasoning={"effort": "none"})).reasoning is None
 
 
@@ -442,3 +444,92 @@ def test_unknown_fields_are_read_from_the_decoded_body_or_its_bytes():
     raw = msgspec.json.encode(base(context_management={}, zz=1))
     assert unknown_fields(msgspec.json.decode(raw)) == ["context_management", "zz"]
     assert unknown_fields(raw) == ["context_management", "zz"]
+
+
+# --- output_config, service_tier ----------------------------------------------------------------
+SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+
+
+def test_output_config_format_becomes_the_output_schema():
+    request = decode(base(output_config={"format": {"type": "json_schema", "schema": SCHEMA}}))
+    assert request.output_schema == SCHEMA
+    assert decode(base()).output_schema is None
+
+
+@pytest.mark.parametrize(
+    ("output_format", "message"),
+    [
+        ({"type": "json_object", "schema": SCHEMA}, "output_config.format.type"),
+        ({"type": "json_schema"}, "output_config.format.schema: Field required"),
+        ({"type": "json_schema", "schema": "{}"}, "output_config.format.schema"),
+        ("json", "output_config.format"),
+    ],
+)
+def test_a_malformed_output_format_is_a_400_naming_it(output_format, message):
+    with pytest.raises(InvalidRequest) as caught:
+        decode(base(output_config={"format": output_format}))
+    assert str(caught.value.message).startswith(message)
+
+
+def test_effort_without_thinking_asks_for_effort_but_no_thinking_blocks():
+    request = decode(base(output_config={"effort": "xhigh"}))
+    assert request.reasoning == ir.Reasoning(
+        effort="xhigh", summary=False, asked_by="output_config.effort"
+    )
+
+
+def test_effort_with_adaptive_thinking_steers_the_adaptive_thinking():
+    request = decode(base(thinking={"type": "adaptive"}, output_config={"effort": "low"}))
+    assert request.reasoning == ir.Reasoning(adaptive=True, effort="low")
+
+
+def test_effort_with_thinking_disabled_asks_for_nothing():
+    request = decode(base(thinking={"type": "disabled"}, output_config={"effort": "low"}))
+    assert request.reasoning is None
+
+
+@pytest.mark.parametrize("tier", ["auto", "standard_only"])
+def test_service_tier_is_carried(tier):
+    assert decode(base(service_tier=tier)).service_tier == tier
+
+
+def test_an_unknown_service_tier_is_a_400():
+    with pytest.raises(InvalidRequest) as caught:
+        decode(base(service_tier="priority"))
+    assert str(caught.value.message).startswith("service_tier:")
+
+
+# --- Fields no route gets, TTLs translated routes cannot keep -----------------------------------
+def test_workspace_and_user_profile_are_withheld_from_headers_or_body():
+    headers = {b"anthropic-workspace-id": b"wrkspc_x", b"anthropic-user-profile-id": b"up_1"}
+    assert withheld_fields({}, headers) == [
+        "workspace_id (anthropic-workspace-id header)",
+        "user_profile_id (anthropic-user-profile-id header)",
+    ]
+    assert withheld_fields({"user_profile_id": "up_1"}, {}) == ["user_profile_id"]
+    assert withheld_fields(base(), {}) == []
+    assert unknown_fields({"workspace_id": "w", "speed": "fast"}) == ["speed"]
+
+
+def one_hour(text: str = "x") -> dict:
+    return {"type": "text", "text": text, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+
+
+def test_one_hour_cache_ttls_are_found_wherever_a_block_may_carry_them():
+    result = {"type": "tool_result", "tool_use_id": "t", "content": [one_hour()]}
+    wire = base(
+        system=[one_hour()],
+        tools=[
+            {"name": "t", "input_schema": {}, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+        ],
+        messages=[{"role": "user", "content": [result, one_hour()]}],
+    )
+    assert long_cache_ttls(wire) == ["cache_control ttl `1h` (system.0, and 3 more)"]
+
+
+def test_five_minute_ttls_and_odd_shapes_are_not_reported():
+    five = {"type": "text", "text": "x", "cache_control": {"type": "ephemeral", "ttl": "5m"}}
+    assert long_cache_ttls(base(messages=[{"role": "user", "content": [five]}])) == []
+    odd = base(system="s", tools="t", messages=[{"role": "user", "content": [1, {"content": 2}]}])
+    assert long_cache_ttls(odd) == []
+    assert long_cache_ttls({"messages": "x"}) == []

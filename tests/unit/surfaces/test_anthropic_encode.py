@@ -27,3 +27,15 @@ def test_a_refusal_carries_its_stop_details_between_stop_sequence_and_usage():
 def test_a_message_without_stop_details_has_no_such_field():
     response = ir.Response(content=[ir.Text("Hi")], stop_reason="end_turn", usage=ir.Usage())
     assert "stop_details" not in encode(response)
+
+
+def test_the_served_tier_is_usage_service_tier():
+    response = ir.Response(
+        content=[ir.Text("Hi")], stop_reason="end_turn", usage=ir.Usage(), service_tier="priority"
+    )
+    assert encode(response)["usage"]["service_tier"] == "priority"
+
+
+def test_an_unreported_tier_is_left_out_of_usage():
+    response = ir.Response(content=[ir.Text("Hi")], stop_reason="end_turn", usage=ir.Usage())
+    assert "service_tier" not in encode(response)["usage"]

@@ -161,3 +161,12 @@ def test_other_stops_carry_no_stop_details():
     out = run([ir.StreamStart(), ir.TextDelta("Hi"), ir.StreamEnd("end_turn", ir.Usage())])
     delta = next(p for n, p in out if n == "message_delta")["delta"]
     assert delta == {"stop_reason": "end_turn", "stop_sequence": None}
+
+
+def test_the_served_tier_is_in_the_final_usage():
+    end = ir.StreamEnd("end_turn", ir.Usage(output_tokens=1), service_tier="standard")
+    out = run([ir.StreamStart(), ir.TextDelta("Hi"), end])
+    usage = next(p for n, p in out if n == "message_delta")["usage"]
+    assert usage["service_tier"] == "standard"
+    plain = run([ir.StreamStart(), ir.TextDelta("Hi"), ir.StreamEnd("end_turn", ir.Usage())])
+    assert "service_tier" not in next(p for n, p in plain if n == "message_delta")["usage"]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gateway', '0003_usage_record_endpoint'),
+        ('gateway', '0007_hourly_usage'),
     ]
 
     operations = [
