@@ -63,6 +63,10 @@ class ToolUse(msgspec.Struct, tag="tool_use", omit_defaults=True):
     id: str
     name: str
     input: dict[str, Any]
+    # Provider state owed back with this call next turn (a Gemini thought signature, a
+    # Responses reasoning item), set by the adapter that parsed it; never shown to clients
+    # (gateway/tool_state.py keeps it).
+    state: dict[str, Any] | None = None
 
 
 class ToolResult(msgspec.Struct, tag="tool_result", omit_defaults=True):
@@ -222,6 +226,11 @@ class Request(msgspec.Struct, kw_only=True):
     context_edits: list[ContextEdit] = msgspec.field(default_factory=list)
     # Fields a translated route drops (compaction): reported or refused by the strictness rule.
     context_dropped: list[str] = msgspec.field(default_factory=list)
+    # Stored provider state of the current turn's tool calls the client sent back without it:
+    # tool_use id -> `ToolUse.state` (gateway/tool_state.py).
+    tool_state: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    # The prompt cache key for providers that take one (gateway/prompt_cache.py): per tenant.
+    cache_key: str | None = None
 
 
 # --- Response ---------------------------------------------------------------------------------
@@ -230,6 +239,10 @@ class Usage(msgspec.Struct, omit_defaults=False):
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    # Of `cache_creation_input_tokens`, those written for one hour (Anthropic's
+    # `cache_creation.ephemeral_1h_input_tokens`, billed dearer); None: the provider did not
+    # split them, all are 5-minute writes.
+    cache_creation_1h_input_tokens: int | None = None
     reasoning_tokens: int = 0
     # Searches a provider ran for the answer (None: no search tool was at work).
     web_search_requests: int | None = None

@@ -39,6 +39,9 @@ class UsageRecord(models.Model):
     output_tokens = models.PositiveBigIntegerField(default=0)
     cache_read_tokens = models.PositiveBigIntegerField(default=0)
     cache_write_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_1h_tokens = models.PositiveBigIntegerField(
+        default=0, help_text="Of the cache writes, those with a 1-hour TTL (billed dearer)"
+    )
     reasoning_tokens = models.PositiveBigIntegerField(default=0)
     estimated = models.BooleanField(default=False, help_text="Token counts are our estimate")
     cost_usd = models.DecimalField(max_digits=18, decimal_places=9, default=0)

@@ -7,7 +7,6 @@ IR response or an IR event stream. The consumer in `gateway/api/messages.py` onl
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,13 +16,16 @@ from accounts.auth_failures import Origin
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
 from gateway import (
     attempts,
+    betas,
     client_json,
     context_edits,
     ids,
     ir,
     limits,
+    prompt_cache,
     stops,
     strictness,
+    tool_state,
     tracing,
 )
 from gateway.errors import (
@@ -120,22 +122,9 @@ class Call:
         return self.estimated_input
 
 
-# An HTTP token (RFC 9110 section 5.6.2): visible ASCII without separators.
-_BETA_FLAG = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-def beta_flags(headers: dict[bytes, bytes]) -> list[str]:
-    """`anthropic-beta`: comma-separated tokens, forwarded to Anthropic upstreams as they are."""
-    value = headers.get(b"anthropic-beta")
-    if not value:
-        return []
-    flags = [flag.strip(b" \t") for flag in value.split(b",")]
-    if not all(_BETA_FLAG.fullmatch(flag) for flag in flags if flag):
-        raise InvalidRequest(
-            "anthropic-beta: must be a comma-separated list of beta names, each of visible "
-            "ASCII characters without spaces or separators (an HTTP token)"
-        )
-    return [flag.decode("ascii") for flag in flags if flag]
+def beta_flags(headers: dict[bytes, bytes], body: list[str] | None = None) -> list[str]:
+    """`anthropic-beta` and the body's `betas`, merged (gateway/betas.py)."""
+    return betas.merge(headers.get(b"anthropic-beta"), body)
 
 
 async def admit(
@@ -147,11 +136,12 @@ async def admit(
     call.strictness = strictness.level(headers)
     wire = client_json.decode_object(raw)
     call.body = messages_body(wire)
-    call.request = to_ir(call.body, beta=beta_flags(headers))
+    call.request = to_ir(call.body, beta=beta_flags(headers, call.body.betas))
     call.request.surface, call.request.raw, call.request.raw_json = "anthropic", raw, wire
     call.request.forward_headers = call.trace.upstream_headers(call.request_id)
     snapshot = await routing.current()
     call.model, window = resolve(snapshot, call.key, call.body.model)
+    window = window or betas.long_context(call.request.beta)  # `context-1m-*` asks it too
     check_output_limit(call.model, call.request.max_tokens)
     if not call.model.routes:
         raise ApiError(f"model `{call.model.name}` has no enabled route")
@@ -169,6 +159,10 @@ async def admit(
     if short:
         review_long_context(call.review, short, window, call.strictness)
     call.targets = call.review.targets
+    if any(adapter_for(t.kind).takes_cache_key for t in call.targets):
+        call.request.cache_key = prompt_cache.key_for(call.key.tenant_id, call.request)
+    if any(adapter_for(t.kind).replays_tool_state for t in call.targets):
+        call.request.tool_state = await tool_state.recall(call.key.tenant_id, call.request)
     debug = call.body.debug
     if debug is not None and debug.enabled and not call.key.allow_debug:
         raise PermissionDenied("debug output is not enabled for this API key")
@@ -224,15 +218,25 @@ def long_context(
     `error` the others are set aside (a 400 when none is left), else they follow in their
     order. Returns the plan and the routes that serve the ordinary context only."""
     targets, short_ids = snapshot.long_context(call.model, targets, window)
-    short = [t for t in targets if t.route_id in short_ids]
+    short = [t for t in targets if t.route_id in short_ids and not _window_by_beta(call, t, window)]
     if short and call.strictness == "error":
-        targets = [t for t in targets if t.route_id not in short_ids]
+        set_aside = {t.route_id for t in short}
+        targets = [t for t in targets if t.route_id not in set_aside]
         if not targets:
             raise InvalidRequest(
                 f"{long_label(window)}: no route of model `{call.model.name}` serves it "
                 "(strictness: error)"
             )
     return targets, short
+
+
+def _window_by_beta(call: Call, target: Target, window: int) -> bool:
+    """Whether a route speaking the client's surface gets the window from the beta that asks
+    for it (Anthropic's `context-1m-*`), which its provider's policy lets through."""
+    if adapter_for(target.kind).surface != call.request.surface:
+        return False
+    kept = betas.forwarded(call.request.beta, target.betas_mode, target.betas)[0]
+    return (betas.long_context(kept) or 0) >= window
 
 
 def review_long_context(
@@ -295,6 +299,7 @@ async def complete(call: Call) -> ir.Response:
     response = await attempts.run(call, call.targets, _busy(call, attempt))
     if response.passthrough is None:
         response.applied_edits = call.applied_edits
+    await tool_state.remember(call.key.tenant_id, tool_state.owed(response.content))
     if response.usage.estimated and not response.usage.input_tokens:
         response.usage.input_tokens = call.input_estimate()
     if call.stop_sequences and response.passthrough is None:
@@ -325,6 +330,8 @@ async def open_stream(call: Call) -> tuple[AsyncIterator[ir.StreamEvent], ir.Str
     events, first = await attempts.run(call, call.targets, _busy(call, attempt))
     if call.applied_edits is not None and not isinstance(first, ir.Passthrough):
         events = _with_edits(events, call.applied_edits)
+    if adapter_for(call.target.kind).replays_tool_state:
+        events = _remembering(call.key.tenant_id, first, events)
     if not call.stop_sequences or isinstance(first, ir.Passthrough):
         return events, first
     matched = stops.cut_stream(_prepend(first, events), call.stop_sequences, call.input_estimate())
@@ -351,6 +358,22 @@ async def _with_edits(events, applied: list[ir.AppliedEdit]):
         async for event in events:
             if isinstance(event, ir.StreamEnd):
                 event.applied_edits = applied
+            yield event
+    finally:
+        await events.aclose()
+
+
+async def _remembering(tenant_id: int, first: ir.StreamEvent, events):
+    """`events`, keeping the state its tool calls owe the next turn before the stream's end
+    reaches the client (a client may send the next turn the moment it sees it)."""
+    calls = tool_state.Collector()
+    calls.see(first)
+    try:
+        async for event in events:
+            if isinstance(event, ir.StreamEnd):
+                await tool_state.remember(tenant_id, tool_state.owed(calls.calls))
+            else:
+                calls.see(event)
             yield event
     finally:
         await events.aclose()

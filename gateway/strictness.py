@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway import ir
+from gateway import betas, ir
 from gateway.errors import InvalidRequest
 from providers.adapters import options
 from providers.adapters.base import Target
@@ -67,7 +67,11 @@ def review(
     named = [options.shown(name) for name in unknown[:MAX_REPORTED]]
     for target in targets:
         adapter = adapter_for(target.kind)
-        dropped = [*(withheld or []), *adapter.unsupported(request, target)]
+        dropped = [
+            *(withheld or []),
+            *adapter.unsupported(request, target),
+            *dropped_betas(request, target),
+        ]
         hidden = 0
         if adapter.surface != request.surface:
             dropped = dropped + request.context_dropped  # compaction: not emulated
@@ -90,3 +94,15 @@ def review(
             "(strictness: error)"
         )
     return result
+
+
+def dropped_betas(request: ir.Request, target: Target) -> list[str]:
+    """Betas this route does not honour (gateway/betas.py): on a route speaking the client's
+    surface, those its provider's policy holds back; on a translated one, those we do not know."""
+    if not request.beta:
+        return []
+    if adapter_for(target.kind).surface == request.surface:
+        dropped = betas.forwarded(request.beta, target.betas_mode, target.betas)[1]
+    else:
+        dropped = betas.unknown(request.beta)
+    return [betas.shown(options.shown(flag)) for flag in dropped]

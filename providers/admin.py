@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.db.models import Count
 
 from accounts.services import ServiceError
+from gateway import betas
 from providers import breaker
 from providers.models import Model, ModelAlias, Provider, Route
 from providers.services import (
@@ -63,6 +64,10 @@ class ProviderForm(forms.ModelForm):
         ),
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["betas_mode"].required = False
+
     class Meta:
         model = Provider
         fields = (
@@ -71,11 +76,23 @@ class ProviderForm(forms.ModelForm):
             "base_url",
             "enabled",
             "options",
+            "betas_mode",
+            "betas",
             "extra_headers",
             "connect_timeout",
             "first_byte_timeout",
             "idle_timeout",
         )
+
+    def clean_betas_mode(self):
+        return self.cleaned_data.get("betas_mode") or "forward"  # left out: every beta goes
+
+    def clean_betas(self):
+        names = self.cleaned_data.get("betas")
+        names = [] if names is None else names
+        if (problem := betas.names_problem(names)) is not None:
+            raise forms.ValidationError(problem)
+        return names
 
     def clean_extra_headers(self):
         headers = self.cleaned_data.get("extra_headers")
@@ -134,6 +151,7 @@ class ProviderAdmin(ConfigChangedAdmin):
     readonly_fields = ("credential_state", "header_names", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "kind", "base_url", "enabled", "options")}),
+        ("Anthropic betas", {"fields": ("betas_mode", "betas")}),
         ("Credential", {"fields": ("credential_state", "credential", "clear_credential")}),
         (
             "Advanced",
@@ -204,6 +222,7 @@ class PublicModelForm(forms.ModelForm):
             "price_cache_write",
             "price_web_search",
         )
+        fields += ("price_cache_write_1h",)
 
     def clean_name(self):
         name = self.cleaned_data["name"]
@@ -242,7 +261,10 @@ class PublicModelAdmin(ConfigChangedAdmin):
                     "price_cache_read",
                     "price_cache_write",
                     "price_web_search",
-                )
+                    "price_cache_write_1h",
+                ),
+                "description": "Cache write: a 5-minute write (Anthropic bills 1.25x input). "
+                "1-hour cache write: empty means twice the input price, as Anthropic bills it.",
             },
         ),
         ("History", {"fields": ("created_at", "updated_at")}),

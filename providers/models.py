@@ -31,6 +31,22 @@ class Provider(models.Model):
     extra_headers_encrypted = models.TextField(blank=True, editable=False)
     # Quirks of an OpenAI-compatible server or of Azure (see providers/presets.py).
     options = models.JSONField(default=dict, blank=True)
+    # Which `anthropic-beta` names an Anthropic-kind provider gets (gateway/betas.py):
+    # Anthropic-compatible servers reject betas they do not know.
+    betas_mode = models.CharField(
+        max_length=16,
+        choices=[
+            ("forward", "Forward every beta"),
+            ("allow", "Forward only the betas listed"),
+            ("deny", "Forward every beta except those listed"),
+        ],
+        default="forward",
+    )
+    betas = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Beta names for the mode above; a trailing * matches any suffix: "context-1m-*".',
+    )
     connect_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
     first_byte_timeout = models.FloatField(default=120.0, validators=[MinValueValidator(0.1)])
     idle_timeout = models.FloatField(default=120.0, validators=[MinValueValidator(0.1)])
@@ -87,6 +103,11 @@ class Model(models.Model):
         default=Decimal(0),
         help_text="USD per 1,000 searches the provider ran for an answer (web_search tool), "
         "billed as usage.server_tool_use.web_search_requests (Anthropic: 10).",
+    )
+    # A 1-hour cache write (`cache_control.ttl: "1h"`); None: twice the input price, as
+    # Anthropic bills it (a 5-minute write is 1.25x, `price_cache_write`).
+    price_cache_write_1h = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True
     )
     max_tokens = models.PositiveIntegerField(
         "output limit (max_tokens)",

@@ -13,12 +13,22 @@ in `Provider.options`, which the OpenAI Chat adapter reads. Options a preset may
   tiers serves both of Anthropic's values (`auto`, `standard_only`) as they ask, so it gets none
 - `web_search_options`: the server's models search the web when sent `web_search_options`
   (OpenAI's search models are recognised by name: `…search…`)
+- `prompt_cache_key`: send the per-tenant `prompt_cache_key` (default: only to api.openai.com;
+  other servers may reject a field they do not know)
+
+Anthropic-kind presets also set the provider's `anthropic-beta` policy (`betas`, see
+gateway/betas.py): Anthropic takes every beta; Anthropic-compatible servers reject the ones they
+do not know, so they get only those listed. A preset without `betas` forwards every beta.
 """
 
 from __future__ import annotations
 
 PRESETS: dict[str, dict] = {
-    "openai": {"kind": "openai", "base_url": "https://api.openai.com/v1", "options": {}},
+    "openai": {
+        "kind": "openai",
+        "base_url": "https://api.openai.com/v1",
+        "options": {"prompt_cache_key": True},
+    },
     "vllm": {
         "kind": "openai",
         "base_url": "http://localhost:8000/v1",
@@ -55,6 +65,30 @@ PRESETS: dict[str, dict] = {
         "base_url": "https://openrouter.ai/api/v1",
         "options": {"top_k": True, "service_tier": False},
     },
+    "anthropic": {
+        "kind": "anthropic",
+        "base_url": "https://api.anthropic.com",
+        "options": {},
+        "betas": {"mode": "forward", "names": []},
+    },
+    # A server that speaks the Messages API without Anthropic's betas (a proxy, a local model
+    # server): only betas that change nothing a server could reject.
+    "anthropic-compatible": {
+        "kind": "anthropic",
+        "base_url": "",
+        "options": {},
+        "betas": {
+            "mode": "allow",
+            "names": ["interleaved-thinking-*", "fine-grained-tool-streaming-*"],
+        },
+    },
+    # DeepSeek's Anthropic-compatible endpoint documents anthropic-beta as not supported.
+    "deepseek-anthropic": {
+        "kind": "anthropic",
+        "base_url": "https://api.deepseek.com/anthropic",
+        "options": {},
+        "betas": {"mode": "allow", "names": []},
+    },
     "azure": {
         "kind": "openai",
         "base_url": "",  # https://<resource>.openai.azure.com: each deployment has its own
@@ -66,6 +100,12 @@ PRESETS: dict[str, dict] = {
         },
     },
 }
+
+
+def betas(preset: str | None) -> dict:
+    """The preset's beta policy ({mode, names}); forward everything without one."""
+    policy = PRESETS[preset].get("betas") if preset in PRESETS else None
+    return policy or {"mode": "forward", "names": []}
 
 
 def resolve(preset: str | None, *, kind: str | None, base_url: str, options: dict) -> tuple:

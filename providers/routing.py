@@ -51,6 +51,7 @@ class Prices:
     cache_read: Decimal
     cache_write: Decimal
     web_search: Decimal = Decimal(0)  # per 1,000 searches
+    cache_write_1h: Decimal | None = None  # None: gateway.usage.billing.hour_price
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +229,8 @@ def _load(version: bytes | None) -> Snapshot:
             idle_timeout=provider.idle_timeout,
             version=provider.updated_at.isoformat(),
             signing_key=signing_key,
+            betas_mode=provider.betas_mode,
+            betas=tuple(provider.betas or ()),
         )
         long_context = None
         if route.long_context_window:
@@ -264,7 +267,8 @@ def _load(version: bytes | None) -> Snapshot:
                 m.price_output,
                 m.price_cache_read,
                 m.price_cache_write,
-                m.price_web_search,
+                web_search=m.price_web_search,
+                cache_write_1h=m.price_cache_write_1h,
             ),
             routes=tuple(routes.get(m.pk, ())),
             routing=m.routing,

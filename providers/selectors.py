@@ -31,6 +31,7 @@ def _provider(p: Provider) -> dict[str, Any]:
     if p.credential_env:
         entry["api_key_env"] = p.credential_env
     entry["enabled"] = p.enabled
+    entry["betas"] = {"mode": p.betas_mode, "names": list(p.betas or [])}
     entry["timeouts"] = {
         "connect": p.connect_timeout,
         "first_byte": p.first_byte_timeout,
@@ -52,6 +53,7 @@ def _model(m: Model) -> dict[str, Any]:
             "cache_read": _number(m.price_cache_read),
             "cache_write": _number(m.price_cache_write),
             "web_search_per_1k": _number(m.price_web_search),
+            "cache_write_1h": _number(m.price_cache_write_1h),
         },
         "routes": [
             {

@@ -60,7 +60,7 @@ from accounts.services import (
     tenant_set_limits,
     tenant_set_provider_defaults,
 )
-from gateway import state
+from gateway import betas, state
 from providers import aliases, presets
 from providers.models import Model, ModelAlias, Provider, Route
 
@@ -96,6 +96,13 @@ class TimeoutsSpec(msgspec.Struct, forbid_unknown_fields=True):
     idle: Seconds | Unset = UNSET
 
 
+class BetasSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """Which `anthropic-beta` names the provider gets (gateway/betas.py)."""
+
+    mode: Literal["forward", "allow", "deny"] = "forward"
+    names: list[str] = []
+
+
 class ProviderSpec(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     kind: str | Unset = UNSET  # required for a new provider, unless its preset gives it
@@ -107,13 +114,16 @@ class ProviderSpec(msgspec.Struct, forbid_unknown_fields=True):
     headers: dict[str, str] | Unset = UNSET
     enabled: bool | Unset = UNSET
     timeouts: TimeoutsSpec = msgspec.field(default_factory=TimeoutsSpec)
+    # Left out: the preset's policy, else the provider's own (a new one forwards every beta).
+    betas: BetasSpec | Unset = UNSET
 
 
 class PricingSpec(msgspec.Struct, forbid_unknown_fields=True):
     input: Price | Unset = UNSET
     output: Price | Unset = UNSET
     cache_read: Price | Unset = UNSET
-    cache_write: Price | Unset = UNSET
+    cache_write: Price | Unset = UNSET  # a 5-minute cache write
+    cache_write_1h: Price | Unset | None = UNSET  # None: twice the input price
     web_search_per_1k: Price | Unset = UNSET  # USD per 1,000 web searches, not per million tokens
 
 
@@ -298,6 +308,10 @@ def _check_provider(where: str, p: ProviderSpec, problems: list[str]) -> str | N
             problems.append(f"{where}: base_url {p.base_url!r} is not a valid http(s) URL")
     if p.headers is not UNSET and (error := headers_problem(p.headers)) is not None:
         problems.append(f"{where}: {error}")
+    if p.betas is UNSET and p.preset in presets.PRESETS:
+        p.betas = msgspec.convert(presets.betas(p.preset), BetasSpec)
+    if p.betas and (error := betas.names_problem(p.betas.names)) is not None:
+        problems.append(f"{where}.betas: {error}")
     if p.api_key is not None and p.api_key_env is not None:
         problems.append(f"{where}: give api_key or api_key_env, not both")
     if p.api_key_env is not None:
@@ -516,6 +530,8 @@ def _apply_provider(p: ProviderSpec, credential: str | None, counts: dict) -> Pr
         base_url=p.base_url,
         extra_headers=p.headers,
         options=p.options,
+        betas_mode=p.betas.mode if p.betas else UNSET,
+        betas=p.betas.names if p.betas else UNSET,
         enabled=p.enabled,
         connect_timeout=t.connect,
         first_byte_timeout=t.first_byte,
@@ -556,6 +572,7 @@ def _apply_model(m: ModelSpec, providers: dict[str, Provider], summary: dict) ->
         price_cache_read=_optional_price(price.cache_read),
         price_cache_write=_optional_price(price.cache_write),
         price_web_search=_optional_price(price.web_search_per_1k),
+        price_cache_write_1h=_optional_price(price.cache_write_1h),
     )
     model, status, before = _upsert(Model, {"name": m.name}, values)
     _record(model, before)

@@ -156,7 +156,8 @@ class CountTokensConsumer(GatewayConsumer):
         wire = client_json.decode_object(body)
         if isinstance(wire.get("model"), str):
             record.model = clean(wire["model"], COLUMN_SIZES["model"])  # what the client typed
-        request = to_ir(count_tokens_body(wire), beta=beta_flags(self.headers))
+        parsed = count_tokens_body(wire)
+        request = to_ir(parsed, beta=beta_flags(self.headers, parsed.betas))
         request.surface, request.raw, request.raw_json = "anthropic", body, wire
         snapshot = await routing.current()
         model = resolve_model(snapshot, key, request.model)

@@ -34,7 +34,8 @@ class Prices(Protocol):
     input: Decimal
     output: Decimal
     cache_read: Decimal
-    cache_write: Decimal
+    cache_write: Decimal  # a 5-minute cache write
+    cache_write_1h: Decimal | None  # a 1-hour cache write; None: see `hour_price`
 
 
 def is_billed(outcome: Outcome, policy: dict) -> bool:
@@ -56,14 +57,32 @@ def search_price(prices: Prices) -> Decimal:
     return getattr(prices, "web_search", None) or Decimal(0)
 
 
+# A 1-hour cache write without a price of its own costs twice the input price, as Anthropic
+# bills it (a 5-minute write is 1.25x, a read 0.1x: the model's `cache_write`/`cache_read`).
+CACHE_WRITE_1H_FACTOR = Decimal(2)
+
+
+def hour_price(prices: Prices) -> Decimal:
+    own = getattr(prices, "cache_write_1h", None)
+    return prices.input * CACHE_WRITE_1H_FACTOR if own is None else own
+
+
+def hour_writes(usage: ir.Usage) -> int:
+    """Of the cache writes, those with a 1-hour TTL (never more than all of them)."""
+    return min(usage.cache_creation_1h_input_tokens or 0, usage.cache_creation_input_tokens)
+
+
 def cost_parts(usage: ir.Usage, prices: Prices) -> dict[str, Decimal]:
-    """What each kind of token cost, in USD, unrounded, and the web searches the provider ran
-    at the model's per-search price. `output_tokens` includes reasoning tokens, priced apart."""
+    """What each kind of token cost, in USD, unrounded: cache writes by TTL as Anthropic bills
+    them, and the web searches the provider ran at the model's per-search price.
+    `output_tokens` includes reasoning tokens, priced apart."""
     reasoning = min(usage.reasoning_tokens, usage.output_tokens)
+    hour = hour_writes(usage)
     return {
         "input": usage.input_tokens * prices.input / MTOK,
         "cache_read": usage.cache_read_input_tokens * prices.cache_read / MTOK,
-        "cache_write": usage.cache_creation_input_tokens * prices.cache_write / MTOK,
+        "cache_write": (usage.cache_creation_input_tokens - hour) * prices.cache_write / MTOK,
+        "cache_write_1h": hour * hour_price(prices) / MTOK,
         "output": (usage.output_tokens - reasoning) * prices.output / MTOK,
         "reasoning": reasoning * reasoning_price(prices) / MTOK,
         "web_search": (usage.web_search_requests or 0) * search_price(prices) / KSEARCH,
@@ -82,7 +101,7 @@ def worst_case_usd(input_tokens: int, max_tokens: int, prices: Prices) -> Decima
     the dearest input price (a cache write costs more than plain input), and every token it
     may generate at the dearest output price."""
     output = max(prices.output, reasoning_price(prices))
-    dearest_input = max(prices.input, prices.cache_write, prices.cache_read)
+    dearest_input = max(prices.input, prices.cache_write, hour_price(prices), prices.cache_read)
     total = input_tokens * dearest_input + max_tokens * output
     return (total / MTOK).quantize(QUANTUM, rounding=ROUND_HALF_UP)
 

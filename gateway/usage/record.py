@@ -68,6 +68,7 @@ class UsageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # of cache_write_tokens, those written for one hour
     reasoning_tokens: int = 0
     estimated: bool = False
     cost_usd: Decimal = Decimal(0)
@@ -156,6 +157,7 @@ def build(call: Call, seen: Seen, policy: dict) -> UsageRecord:
         output_tokens=usage.output_tokens,
         cache_read_tokens=usage.cache_read_input_tokens,
         cache_write_tokens=usage.cache_creation_input_tokens,
+        cache_write_1h_tokens=billing.hour_writes(usage),
         reasoning_tokens=usage.reasoning_tokens,
         estimated=usage.estimated,
         cost_usd=billing.cost_usd(usage, call.model.prices, parts) if billed else Decimal(0),

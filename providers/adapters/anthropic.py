@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from gateway import client_json, ir
+from gateway import betas, client_json, ir
 from gateway.surfaces.anthropic.schema import GATEWAY_FIELDS, WITHHELD_FIELDS
 from providers.adapters import options
 from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
@@ -77,6 +77,9 @@ def usage_from(data: dict[str, Any], base: ir.Usage | None = None) -> ir.Usage:
         value = data.get(field)
         if isinstance(value, int):
             setattr(usage, field, value)
+    creation = data.get("cache_creation")
+    if isinstance(creation, dict) and isinstance(creation.get("ephemeral_1h_input_tokens"), int):
+        usage.cache_creation_1h_input_tokens = creation["ephemeral_1h_input_tokens"]
     details = data.get("output_tokens_details")
     if isinstance(details, dict) and isinstance(details.get("thinking_tokens"), int):
         usage.reasoning_tokens = details["thinking_tokens"]
@@ -128,8 +131,11 @@ class AnthropicAdapter(HttpAdapter):
         if wire is None:  # a request not built by the surface's decoder (tests, tools)
             wire = client_json.decode_object(request.raw) if request.raw else {}
         # A shallow copy: the client's body is shared by every attempt and never changed.
+        # The body's `betas` go in the header (merged with `anthropic-beta`), never the body.
         body = {
-            k: v for k, v in wire.items() if k not in GATEWAY_FIELDS and k not in WITHHELD_FIELDS
+            k: v
+            for k, v in wire.items()
+            if k not in GATEWAY_FIELDS and k not in WITHHELD_FIELDS and k != "betas"
         }
         body["model"] = target.upstream_model
         options.apply(OPTIONS, request.provider_options, body)  # the client's own fields win
@@ -138,8 +144,9 @@ class AnthropicAdapter(HttpAdapter):
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         if target.api_key:
             headers["x-api-key"] = target.api_key
-        if request.beta:
-            headers["anthropic-beta"] = ",".join(request.beta)
+        flags = betas.forwarded(request.beta, target.betas_mode, target.betas)[0]
+        if flags:  # the body's `betas` too, merged (gateway/betas.py); the body keeps none
+            headers["anthropic-beta"] = ",".join(flags)
         headers.update(target.extra_headers)
         return UpstreamRequest(url=messages_url(target.base_url), body=body, headers=headers)
 

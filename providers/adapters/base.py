@@ -61,6 +61,9 @@ class Target:
     options: dict = field(default_factory=dict)
     # HMAC key for the gateway's thinking-signature envelopes (reference 5.12.3).
     signing_key: bytes = field(default=b"", repr=False)
+    # The provider's `anthropic-beta` policy (gateway/betas.py): forward, allow or deny.
+    betas_mode: str = "forward"
+    betas: tuple[str, ...] = ()
 
 
 # Where providers put their own id for a call: Anthropic `request-id`, OpenAI and most
@@ -159,6 +162,11 @@ class Adapter:
     surface: ClassVar[str | None] = None
     # The `provider_options` a client may send this provider (providers/adapters/options.py).
     options: ClassVar[OptionTable | None] = None
+    # Whether this provider wants state back with a tool call that the client cannot carry
+    # (`ir.ToolUse.state`, gateway/tool_state.py): the gateway looks it up only for these.
+    replays_tool_state: ClassVar[bool] = False
+    # Whether this provider takes a prompt cache key (`ir.Request.cache_key`).
+    takes_cache_key: ClassVar[bool] = False
 
     async def complete(
         self,
@@ -173,7 +181,8 @@ class Adapter:
         """Request fields this route would drop or cannot honour, named for the client.
 
         Strictness (`X-Tollgate-Strictness`) decides what happens to them: refuse the route,
-        warn, or drop silently. Harmless hints (cache_control, beta names) are not listed.
+        warn, or drop silently. Harmless hints (cache_control) are not listed; beta names are
+        judged for every route by gateway/strictness.py (`dropped_betas`).
         """
         return []
 

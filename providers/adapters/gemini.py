@@ -280,17 +280,22 @@ class GeminiTurn:
         self.calls += 1
         name = _str(call.get("name"))
         args = call.get("args")
+        # Gemini 3 signs a call even without thinking, and wants it back (5.12.4).
+        owed = (
+            {"p": PROVIDER, "m": self.target.upstream_model, "ts": signature} if signature else None
+        )
         tool = ir.ToolUse(
             id=response_tool_id(call.get("id")),
             name=self.names.get(name, name),
             input=args if isinstance(args, dict) else {},
+            state=owed,
         )
         self.content.append(tool)
         self.open = "tool_use"
         arguments = _encode.encode(tool.input).decode()
         self.chars += len(arguments)
         # Calls arrive whole: one delta with the complete JSON is valid framing.
-        shell = ir.ToolUse(id=tool.id, name=tool.name, input={})
+        shell = ir.ToolUse(id=tool.id, name=tool.name, input={}, state=owed)
         return [*events, ir.BlockStart(shell), ir.ToolInputDelta(arguments)]
 
     def _code(self, code: dict[str, Any]) -> list[ir.StreamEvent]:
@@ -459,6 +464,7 @@ def _unwrap(body: Any) -> Any:
 class GeminiAdapter(HttpAdapter):
     kind = "gemini"
     options = REQUEST_OPTIONS
+    replays_tool_state = True  # function calls' thought signatures
 
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
         dropped = []

@@ -125,11 +125,21 @@ def _user_parts(message: ir.Message, names: dict[str, str], target: Target) -> l
 
 
 # --- Model content ----------------------------------------------------------------------------
-def _model_parts(message: ir.Message, target: Target) -> list[dict[str, Any]]:
+def _stored_signature(state: dict[str, Any] | None, target: Target) -> str | None:
+    """A call's thought signature kept by the gateway (gateway/tool_state.py), for this model."""
+    if not state or state.get("p") != PROVIDER or state.get("m") != target.upstream_model:
+        return None
+    signature = state.get("ts")
+    return signature if isinstance(signature, str) and signature else None
+
+
+def _model_parts(message: ir.Message, request: ir.Request, target: Target) -> list[dict[str, Any]]:
     """Text, restored thoughts and function calls, in the turn's order.
 
     A thinking block survives only as a Gemini envelope for this model (5.12.3); its thought
-    signature also goes on the next function call, as Gemini 3 requires (5.12.4).
+    signature also goes on the next function call, as Gemini 3 requires (5.12.4). A call
+    without one gets the signature the gateway kept for it, else the documented placeholder
+    (on the turn's first call only).
     """
     parts: list[dict[str, Any]] = []
     pending: str | None = None  # signature of a restored thought, owed to the next call
@@ -150,7 +160,8 @@ def _model_parts(message: ir.Message, target: Target) -> list[dict[str, Any]]:
         elif isinstance(part, ir.ToolUse):
             call = {"name": gemini_name(part.name), "args": part.input, "id": part.id}
             signed: dict[str, Any] = {"functionCall": call}
-            signature = pending or (SKIP_SIGNATURE if first_call else None)
+            stored = _stored_signature(request.tool_state.get(part.id), target)
+            signature = pending or stored or (SKIP_SIGNATURE if first_call else None)
             if signature:
                 signed["thoughtSignature"] = signature
             parts.append(signed)
@@ -165,7 +176,7 @@ def gemini_contents(request: ir.Request, target: Target) -> list[dict[str, Any]]
         if message.role == "user":
             role, parts = "user", _user_parts(message, names, target)
         else:
-            role, parts = "model", _model_parts(message, target)
+            role, parts = "model", _model_parts(message, request, target)
         if not parts:
             continue  # Gemini rejects a content without parts
         if contents and contents[-1]["role"] == role:

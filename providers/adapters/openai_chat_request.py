@@ -11,6 +11,7 @@ import re
 import string
 from typing import Any
 
+import httpx2
 import msgspec
 
 from gateway import ir
@@ -242,6 +243,15 @@ def _sampling(request: ir.Request, reasoning_model: bool, options: dict) -> dict
     return fields  # top_k has no Chat equivalent: dropped
 
 
+def sends_cache_key(target: Target) -> bool:
+    """OpenAI takes `prompt_cache_key`; a compatible server may reject a field it does not
+    know, so elsewhere the provider option `prompt_cache_key: true` turns it on."""
+    chosen = target.options.get("prompt_cache_key")
+    if isinstance(chosen, bool):
+        return chosen
+    return httpx2.URL(target.base_url).host == "api.openai.com" if target.base_url else False
+
+
 def json_schema_format(schema: dict[str, Any]) -> dict[str, Any]:
     """`output_config.format` as OpenAI names it; not `strict`, whose schema subset Anthropic's
     structured outputs do not require (reference 5.2)."""
@@ -292,6 +302,9 @@ def chat_body(request: ir.Request, target: Target) -> dict[str, Any]:
     if request.user_id:
         # Never forward a tenant's raw user id; a stable hash serves abuse tracking as well.
         body["safety_identifier"] = hashlib.sha256(request.user_id.encode()).hexdigest()[:32]
+    if request.cache_key and sends_cache_key(target):
+        # Per tenant (gateway/prompt_cache.py); a key the client chose is folded into it.
+        body["prompt_cache_key"] = request.cache_key
     # Options the client addressed to OpenAI, from the table only; they never replace ours.
     options.apply(OPTIONS, request.provider_options, body)
     return body

@@ -72,6 +72,17 @@ def thinking_signature(item: dict[str, Any], target: Target) -> str:
     return seal(PROVIDER, target.upstream_model, data, target.signing_key)
 
 
+def owed_state(reasoning: dict[str, Any] | None, target: Target) -> dict[str, Any] | None:
+    """What a function call owes the next turn: the reasoning item before it, when it has
+    `encrypted_content` (kept by gateway/tool_state.py when no thinking block carries it)."""
+    if not reasoning:
+        return None
+    item_id, enc = reasoning.get("id"), reasoning.get("encrypted_content")
+    if not isinstance(item_id, str) or not isinstance(enc, str) or not item_id or not enc:
+        return None
+    return {"p": PROVIDER, "m": target.upstream_model, "id": item_id, "enc": enc}
+
+
 def reasoning_text(item: dict[str, Any]) -> str:
     """Summary texts joined by blank lines, or the raw reasoning text when there is one."""
 
@@ -187,10 +198,13 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
     saw_tool = False
     refusal: str | None = None
     searches = 0
+    reasoning: dict[str, Any] | None = None  # the last reasoning item, owed to the next call
     output = body.get("output") if isinstance(body.get("output"), list) else []
     titles = _titles(output)
     for item in output:
         kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "reasoning":
+            reasoning = item
         if kind == "web_search_call" and is_search(item):
             searches += 1
             content += search_parts(item, titles)
@@ -210,8 +224,10 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
                     id=response_tool_id(item.get("call_id")),
                     name=str(item.get("name") or ""),
                     input=tool_input(item.get("arguments")),
+                    state=owed_state(reasoning, target),
                 )
             )
+            reasoning = None
     usage = usage_from(body.get("usage"))
     if usage is None:
         chars = len(_encode.encode(content))
@@ -255,6 +271,7 @@ class ResponsesStream:
         self.chars = 0
         self.part_text = ""  # the open text part, for the spans its citations point at
         self.searches = 0
+        self.reasoning: dict[str, Any] | None = None  # the last reasoning item, done
 
     def feed(self, kind: str, data: dict[str, Any]) -> list[ir.StreamEvent]:
         if kind == "error":
@@ -296,8 +313,12 @@ class ResponsesStream:
         if item.get("type") == "function_call":
             self.saw_tool = True
             tool = ir.ToolUse(
-                id=response_tool_id(item.get("call_id")), name=str(item.get("name") or ""), input={}
+                id=response_tool_id(item.get("call_id")),
+                name=str(item.get("name") or ""),
+                input={},
+                state=owed_state(self.reasoning, self.target),
             )
+            self.reasoning = None
             return [ir.BlockStart(tool)]
         return []
 
@@ -368,6 +389,7 @@ class ResponsesStream:
         item = data.get("item") or {}
         kind = item.get("type")
         if kind == "reasoning":
+            self.reasoning = item
             if not self.show_thinking:
                 return []
             # encrypted_content is complete only here, not in output_item.added (3.3).
@@ -421,6 +443,8 @@ HANDLERS = {
 class OpenAIResponsesAdapter(HttpAdapter):
     kind = "openai_responses"
     options = REQUEST_OPTIONS
+    replays_tool_state = True  # reasoning items preceding function calls
+    takes_cache_key = True
     error_kinds = ERROR_KINDS  # the Chat Completions error shape (reference 3.7)
 
     def error_codes(self, body: Any) -> list[Any]:

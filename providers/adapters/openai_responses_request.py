@@ -128,10 +128,24 @@ def _reasoning_item(part: ir.Thinking, target: Target) -> dict[str, Any] | None:
     }
 
 
-def _assistant_items(message: ir.Message, target: Target) -> list[dict[str, Any]]:
-    """Block order kept: reasoning, text runs and function calls as separate items."""
+def _stored_reasoning(state: dict[str, Any] | None, target: Target) -> dict[str, Any] | None:
+    """The reasoning item the gateway kept for a call (gateway/tool_state.py), for this model."""
+    if not state or state.get("p") != PROVIDER or state.get("m") != target.upstream_model:
+        return None
+    item_id, enc = state.get("id"), state.get("enc")
+    if not isinstance(item_id, str) or not isinstance(enc, str) or not item_id or not enc:
+        return None
+    return {"type": "reasoning", "id": item_id, "summary": [], "encrypted_content": enc}
+
+
+def _assistant_items(
+    message: ir.Message, request: ir.Request, target: Target
+) -> list[dict[str, Any]]:
+    """Block order kept: reasoning, text runs and function calls as separate items. A call
+    that no replayed reasoning item precedes gets the one the gateway kept for it."""
     items: list[dict[str, Any]] = []
     text = ""
+    replayed: set[str] = set()  # reasoning item ids already in this turn
 
     def flush() -> None:
         nonlocal text
@@ -144,6 +158,10 @@ def _assistant_items(message: ir.Message, target: Target) -> list[dict[str, Any]
             text += part.text
         elif isinstance(part, ir.ToolUse):
             flush()
+            stored = _stored_reasoning(request.tool_state.get(part.id), target)
+            if stored is not None and stored["id"] not in replayed:
+                replayed.add(stored["id"])
+                items.append(stored)
             items.append(
                 {
                     "type": "function_call",
@@ -154,6 +172,7 @@ def _assistant_items(message: ir.Message, target: Target) -> list[dict[str, Any]
             )
         elif isinstance(part, ir.Thinking) and (item := _reasoning_item(part, target)):
             flush()
+            replayed.add(item["id"])
             items.append(item)
     flush()
     return items  # redacted thinking and foreign thinking are dropped
@@ -165,7 +184,7 @@ def responses_input(request: ir.Request, target: Target) -> list[dict[str, Any]]
         if message.role == "user":
             items += _user_items(message)
         else:
-            items += _assistant_items(message, target)
+            items += _assistant_items(message, request, target)
     return items
 
 
@@ -272,6 +291,9 @@ def responses_body(request: ir.Request, target: Target) -> dict[str, Any]:
     if request.user_id:
         # Never forward a tenant's raw user id; a stable hash serves abuse tracking as well.
         body["safety_identifier"] = hashlib.sha256(request.user_id.encode()).hexdigest()[:32]
+    if request.cache_key:
+        # Per tenant (gateway/prompt_cache.py); a key the client chose is folded into it.
+        body["prompt_cache_key"] = request.cache_key
     # Options the client addressed to OpenAI, from the table only; they never replace ours.
     options.apply(OPTIONS, request.provider_options, body)
     return body

@@ -109,9 +109,10 @@ def _forced_tool(choice: Any, tools: tuple[ToolSpec, ...]) -> str | None:
     return None
 
 
-def usage(reply: Reply) -> dict[str, Any]:
+def usage(reply: Reply, *, split: bool = True) -> dict[str, Any]:
+    """A message's usage; a `message_delta`'s (`split=False`) has no `cache_creation`."""
     u = reply.usage
-    fields: dict[str, Any] = {
+    out: dict[str, Any] = {
         "input_tokens": u.input_tokens,
         "output_tokens": u.output_tokens,
         "cache_creation_input_tokens": u.cache_creation_input_tokens,
@@ -119,8 +120,14 @@ def usage(reply: Reply) -> dict[str, Any]:
     }
     searches = sum(isinstance(b, WebSearchBlock) for b in reply.blocks)
     if searches:
-        fields["server_tool_use"] = {"web_search_requests": searches}
-    return fields
+        out["server_tool_use"] = {"web_search_requests": searches}
+    if split:
+        hour = u.cache_creation_1h_input_tokens
+        out["cache_creation"] = {
+            "ephemeral_5m_input_tokens": u.cache_creation_input_tokens - hour,
+            "ephemeral_1h_input_tokens": hour,
+        }
+    return out
 
 
 def render_json(reply: Reply) -> dict[str, Any]:
@@ -158,7 +165,9 @@ def render_stream(reply: Reply) -> list[bytes]:
     delta = {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}
     if (details := stop_details(reply)) is not None:
         delta["stop_details"] = details  # reference 1.7.6
-    frames.append(_event({"type": "message_delta", "delta": delta, "usage": usage(reply)}))
+    frames.append(
+        _event({"type": "message_delta", "delta": delta, "usage": usage(reply, split=False)})
+    )
     frames.append(_event({"type": "message_stop"}))
     return frames
 

@@ -13,6 +13,7 @@ was scripted for them (`endpoint: "count"` in the script).
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from . import anthropic, gemini, openai_chat, responses
 from .delivery import Receive, Send, deliver
 from .scenario import (
     DEFAULT_SCENARIO,
+    Prompt,
+    PromptCache,
     Scenario,
     build_reply,
     estimate_tokens,
@@ -136,6 +139,7 @@ class FakeUpstreamApp:
 
     def __init__(self, max_records: int = MAX_RECORDS) -> None:
         self.scripts = ScriptStore()
+        self.prompt_cache = PromptCache()
         # 0 keeps no records: the benchmark's baseline must spend nothing on bookkeeping.
         self.records: deque[RequestRecord] = deque(maxlen=max_records)
 
@@ -175,9 +179,16 @@ class FakeUpstreamApp:
                 receive, send, status=status, headers=head, frames=frames, scenario=scenario
             )
             record.completed, record.disconnected = outcome.completed, outcome.disconnected
+        elif (refusal := _check(surface, body, record.model)) is not None:
+            record.completed = await _send_json(send, *refusal)
         else:
             scenario = self.scripts.pop(record.model) or standing_scenario(record.model)
-            status, head, frames = _render(route, scenario, body, record.model, len(raw))
+            prompt = surface.read_prompt(body)
+            cache = getattr(surface, "cache_prefix", None)
+            if cache is not None and not scenario.is_error:
+                cached = self.prompt_cache.read(*cache(body))
+                prompt = dataclasses.replace(prompt, cached_tokens=cached)
+            status, head, frames = _render(route, scenario, body, prompt, record.model, len(raw))
             head += [(k.lower().encode(), v.encode()) for k, v in scenario.headers.items()]
             id_header = getattr(surface, "REQUEST_ID_HEADER", None)
             if id_header and id_header not in {k.lower() for k in scenario.headers}:
@@ -259,6 +270,7 @@ class FakeUpstreamApp:
     def _reset(self, raw: bytes, query: dict[str, str]) -> tuple[int, Any]:
         self.scripts.clear()
         self.records.clear()
+        self.prompt_cache.clear()
         return 200, {"status": "reset"}
 
 
@@ -266,14 +278,25 @@ def create_app(max_records: int = MAX_RECORDS) -> FakeUpstreamApp:
     return FakeUpstreamApp(max_records)
 
 
+def _check(surface: ModuleType, body: dict[str, Any], model: str) -> tuple[int, Any] | None:
+    """A surface's own validation of what was sent (Gemini 3's thought signatures)."""
+    check = getattr(surface, "check_request", None)
+    return check(body, model) if check is not None else None
+
+
 def _render(
-    route: Route, scenario: Scenario, body: dict[str, Any], model: str, body_size: int
+    route: Route,
+    scenario: Scenario,
+    body: dict[str, Any],
+    prompt: Prompt,
+    model: str,
+    body_size: int,
 ) -> tuple[int, list[tuple[bytes, bytes]], list[bytes]]:
     """Status, headers and body frames for a scripted (or default) reply."""
     surface = route.surface
     if scenario.is_error:
         return _render_error(surface, scenario)
-    reply = build_reply(scenario, surface.read_prompt(body), model=model, body_size=body_size)
+    reply = build_reply(scenario, prompt, model=model, body_size=body_size)
     if route.action == "stream" or body.get("stream") is True:
         return scenario.status, list(SSE_HEADERS), surface.render_stream(reply)
     data = encode(surface.render_json(reply))

@@ -250,9 +250,61 @@ def _split(text: str, size: int) -> list[str]:
 
 
 def _first_call_signature(reply: Reply, index: int) -> str | None:
-    """Like Gemini 3: after thinking, the first function call of the turn carries a signature."""
+    """Like Gemini 3: the first function call of the turn carries a signature, the thinking's
+    after thinking, one of its own otherwise (Gemini 3 signs calls even without thinking;
+    earlier models only after thinking)."""
     first_call = next(i for i, b in enumerate(reply.blocks) if isinstance(b, ToolUseBlock))
     thinking = [(i, b) for i, b in enumerate(reply.blocks) if isinstance(b, ThinkingBlock)]
-    if index != first_call or not thinking:
+    if index != first_call:
         return None
-    return reply.signature(*thinking[0])
+    if thinking:
+        return reply.signature(*thinking[0])
+    return f"{CALL_SIGNATURE}{reply.reply_id}{index}" if GEMINI_3 in reply.model else None
+
+
+# Gemini 3 (models named so) validates the thought signatures of the current turn's calls.
+GEMINI_3 = "gemini-3"
+CALL_SIGNATURE = "ZmFrZS1jYWxs"  # base64 "fake-call": this fake's signatures on calls
+SKIP_SIGNATURE = "skip_thought_signature_validator"  # Gemini's documented placeholder
+ISSUED = (CALL_SIGNATURE, "ZmFrZS1zaWc")  # what this fake's signatures start with
+
+
+def check_request(body: dict[str, Any], model: str) -> tuple[int, dict[str, Any]] | None:
+    """Gemini 3's check of a follow-up turn (reference 4.3): in the current turn (the model
+    turns since the last user turn with text), the first function call of each model turn must
+    carry a thought signature; one the model never issued is corrupt. The documented
+    placeholder passes. None: the request passes."""
+    if GEMINI_3 not in model:
+        return None
+    contents = [c for c in body.get("contents") or () if isinstance(c, dict)]
+    for position, content in _current_turn(contents):
+        parts = [p for p in content.get("parts") or () if isinstance(p, dict)]
+        call = next((p for p in parts if "functionCall" in p), None)
+        if call is None:
+            continue
+        name = str((call.get("functionCall") or {}).get("name", ""))
+        signature = call.get("thoughtSignature")
+        if not signature:
+            message = (
+                "Function call is missing a thought_signature in functionCall parts. This is "
+                "required for tools to work correctly, and missing thought_signature may lead "
+                f"to degraded model performance. Additional data, function call `{name}` , "
+                f"position {position}. Please refer to "
+                "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+            )
+            return 400, error_body(400, message)
+        if signature != SKIP_SIGNATURE and not str(signature).startswith(ISSUED):
+            return 400, error_body(400, "Corrupted thought signature.")
+    return None
+
+
+def _current_turn(contents: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    turn: list[tuple[int, dict[str, Any]]] = []
+    for position, content in reversed(list(enumerate(contents, start=1))):
+        if content.get("role", "user") == "user":
+            parts = [p for p in content.get("parts") or () if isinstance(p, dict)]
+            if any("text" in p for p in parts):
+                break
+        else:
+            turn.append((position, content))
+    return turn

@@ -19,7 +19,7 @@ from .scenario import (
     ToolUseBlock,
     last_user_text,
 )
-from .sse import data_frame, json_fragments, json_text, pieces
+from .sse import data_frame, encode, json_fragments, json_text, pieces
 
 FINISH_REASON = {
     "end_turn": "stop",
@@ -102,6 +102,20 @@ def read_prompt(body: dict[str, Any]) -> Prompt:
         if response_format.get("type") == "json_schema"
         else None,
     )
+
+
+def cache_prefix(body: dict[str, Any]) -> tuple[str | None, bytes]:
+    """`prompt_cache_key`, and the prefix OpenAI would cache: the leading system and developer
+    messages and the tools (what stays the same turn after turn)."""
+    key = body.get("prompt_cache_key")
+    if not isinstance(key, str):
+        return None, b""
+    head = []
+    for message in body.get("messages") or ():
+        if not isinstance(message, dict) or message.get("role") not in ("system", "developer"):
+            break
+        head.append(message)
+    return key, encode([head, body.get("tools") or []])
 
 
 # OpenAI's `service_tier` values and the capacity each one gets here: `auto` and `default`

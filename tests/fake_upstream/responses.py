@@ -22,7 +22,7 @@ from .scenario import (
     WebSearchBlock,
     last_user_text,
 )
-from .sse import event_frame, json_fragments, json_text, pieces
+from .sse import encode, event_frame, json_fragments, json_text, pieces
 
 # stop reason -> (status, incomplete_details.reason)
 TERMINAL: dict[str, tuple[str, str | None]] = {
@@ -65,6 +65,14 @@ def read_prompt(body: dict[str, Any]) -> Prompt:
         if text_format.get("type") == "json_schema"
         else None,
     )
+
+
+def cache_prefix(body: dict[str, Any]) -> tuple[str | None, bytes]:
+    """`prompt_cache_key`, and the prefix OpenAI would cache: instructions and tools."""
+    key = body.get("prompt_cache_key")
+    if not isinstance(key, str):
+        return None, b""
+    return key, encode([body.get("instructions") or "", body.get("tools") or []])
 
 
 def _forced_tool(choice: Any, tools: tuple[ToolSpec, ...]) -> str | None:

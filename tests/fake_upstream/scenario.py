@@ -8,6 +8,7 @@ filled in, which each surface module renders to its own JSON and SSE.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import secrets
 import time
@@ -90,7 +91,8 @@ class ScriptedUsage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_read_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0  # all cache writes, 5-minute and 1-hour
+    cache_creation_1h_input_tokens: int = 0  # of those, the 1-hour writes (Anthropic)
 
 
 class StopDetails(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -171,10 +173,43 @@ class Prompt:
     tools: tuple[ToolSpec, ...] = ()
     forced_tool: str | None = None  # the tool the client forces (by name), None when not forced
     include_usage: bool = False  # OpenAI Chat `stream_options.include_usage`
+    cached_tokens: int = 0  # prompt tokens served from the provider's prompt cache
+
     service_tier: ServiceTier = "standard"  # the tier asked for, where the surface has tiers
     # The JSON schema the reply must follow (structured output): the default reply is then a
     # JSON object holding a placeholder for each required property.
     output_schema: dict[str, Any] | None = None
+
+
+# OpenAI's automatic prompt caching: prefixes of at least 1,024 tokens, in steps of 128.
+CACHE_MIN_TOKENS = 1024
+CACHE_STEP_TOKENS = 128
+MAX_CACHE_ENTRIES = 4096
+
+
+class PromptCache:
+    """The prompt cache of a provider that caches on its own (OpenAI): a prefix is served from
+    the cache when the same `prompt_cache_key` sent the same prefix before. Only the key and a
+    hash of the prefix are kept, bounded."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, bytes], int] = {}
+
+    def read(self, key: str | None, prefix: bytes) -> int:
+        """Tokens of `prefix` served from the cache (0: a miss, now remembered)."""
+        tokens = estimate_tokens(len(prefix))
+        if not key or tokens < CACHE_MIN_TOKENS:
+            return 0
+        entry = (key, hashlib.sha256(prefix).digest())
+        if entry in self.seen:
+            return self.seen[entry]
+        if len(self.seen) >= MAX_CACHE_ENTRIES:
+            self.seen.clear()
+        self.seen[entry] = tokens - tokens % CACHE_STEP_TOKENS
+        return 0
+
+    def clear(self) -> None:
+        self.seen.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +219,7 @@ class Usage:
     cache_read_input_tokens: int
     cache_creation_input_tokens: int
     thinking_tokens: int  # part of output_tokens
+    cache_creation_1h_input_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +280,7 @@ def build_reply(scenario: Scenario, prompt: Prompt, *, model: str, body_size: in
         stop_reason=scenario.stop_reason or ("tool_use" if has_tool else "end_turn"),
         stop_sequence=scenario.stop_sequence,
         stop_details=scenario.stop_details,
-        usage=_usage(scenario.usage or ScriptedUsage(), blocks, body_size),
+        usage=_usage(scenario.usage or ScriptedUsage(), blocks, body_size, prompt.cached_tokens),
         model=model,
         reply_id=secrets.token_hex(12),
         created=int(time.time()),
@@ -296,18 +332,27 @@ def _forced_tool(prompt: Prompt) -> ToolSpec | None:
     return next(named, prompt.tools[0])
 
 
-def _usage(scripted: ScriptedUsage, blocks: tuple[Block, ...], body_size: int) -> Usage:
+def _usage(
+    scripted: ScriptedUsage, blocks: tuple[Block, ...], body_size: int, cached: int = 0
+) -> Usage:
+    """The scripted usage, the rest estimated; a prompt cache hit (`cached`) is read from the
+    cache rather than counted as input, unless the script says otherwise."""
     thinking_chars = sum(len(b.thinking) for b in blocks if isinstance(b, ThinkingBlock))
     output = scripted.output_tokens
     if output is None:
         output = estimate_tokens(sum(_reply_chars(block) for block in blocks))
+    cache_read = scripted.cache_read_input_tokens or cached
+    input_tokens = scripted.input_tokens
+    if input_tokens is None:
+        input_tokens = max(1, estimate_tokens(body_size) - (cached if cache_read else 0))
     return Usage(
-        input_tokens=estimate_tokens(body_size)
-        if scripted.input_tokens is None
-        else scripted.input_tokens,
+        input_tokens=input_tokens,
         output_tokens=output,
-        cache_read_input_tokens=scripted.cache_read_input_tokens,
+        cache_read_input_tokens=cache_read,
         cache_creation_input_tokens=scripted.cache_creation_input_tokens,
+        cache_creation_1h_input_tokens=min(
+            scripted.cache_creation_1h_input_tokens, scripted.cache_creation_input_tokens
+        ),
         thinking_tokens=min(output, estimate_tokens(thinking_chars)) if thinking_chars else 0,
     )
 

@@ -231,6 +231,11 @@ async def test_anthropic_json_reply_has_text_block_and_usage(client):
         "output_tokens",
         "cache_creation_input_tokens",
         "cache_read_input_tokens",
+        "cache_creation",
+    }
+    assert payload["usage"]["cache_creation"] == {
+        "ephemeral_5m_input_tokens": 0,
+        "ephemeral_1h_input_tokens": 0,
     }
 
 
@@ -910,3 +915,78 @@ def test_benchmark_model_names_shape_the_default_reply():
     shaped = standing_scenario("bench-200tok-50ms")
     assert shaped.blocks == [TextBlock(text="tok " * 200)]
     assert (shaped.text_chunk_size, shaped.chunk_delay) == (4, 0.05)
+
+
+# Prompt caching and Gemini 3 thought signatures
+
+
+def big_system() -> str:
+    return "You are a careful coding agent. " * 200  # about 1,600 tokens
+
+
+async def test_openai_reports_cached_tokens_when_a_key_repeats_its_prefix(client):
+    body = chat_body_with_key("tenant-a")
+    first = (await client.post("/v1/chat/completions", headers=OPENAI_AUTH, json=body)).json()
+    again = (await client.post("/v1/chat/completions", headers=OPENAI_AUTH, json=body)).json()
+    other = chat_body_with_key("tenant-b")
+    elsewhere = (await client.post("/v1/chat/completions", headers=OPENAI_AUTH, json=other)).json()
+
+    assert first["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+    cached = again["usage"]["prompt_tokens_details"]["cached_tokens"]
+    assert cached >= 1024 and cached % 128 == 0
+    assert again["usage"]["prompt_tokens"] == first["usage"]["prompt_tokens"]
+    assert elsewhere["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+
+
+async def test_responses_reports_cached_tokens_in_input_tokens_details(client):
+    body = {
+        "model": "gpt-5",
+        "instructions": big_system(),
+        "input": "hi",
+        "prompt_cache_key": "k",
+    }
+    await client.post("/v1/responses", headers=OPENAI_AUTH, json=body)
+    again = (await client.post("/v1/responses", headers=OPENAI_AUTH, json=body)).json()
+    assert again["usage"]["input_tokens_details"]["cached_tokens"] >= 1024
+
+
+def chat_body_with_key(key: str) -> dict:
+    return {
+        "model": "gpt-4.1",
+        "prompt_cache_key": key,
+        "messages": [
+            {"role": "system", "content": big_system()},
+            {"role": "user", "content": "hi"},
+        ],
+    }
+
+
+async def test_gemini_3_signs_calls_and_refuses_a_turn_that_drops_the_signature(client):
+    tools = [{"functionDeclarations": [{"name": "get_weather", "parameters": {}}]}]
+    ask = {
+        "contents": [{"role": "user", "parts": [{"text": "Weather?"}]}],
+        "tools": tools,
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
+    }
+    url = "/v1beta/models/gemini-3-pro-preview:generateContent"
+    reply = (await client.post(url, headers=GEMINI_AUTH, json=ask)).json()
+    part = reply["candidates"][0]["content"]["parts"][0]
+    assert "functionCall" in part and part["thoughtSignature"]
+
+    def follow_up(call_part: dict) -> dict:
+        response = {"functionResponse": {"name": "get_weather", "response": {"output": "18"}}}
+        contents = [*ask["contents"], {"role": "model", "parts": [call_part]}]
+        return {**ask, "contents": [*contents, {"role": "user", "parts": [response]}]}
+
+    unsigned = {"functionCall": part["functionCall"]}
+    refused = await client.post(url, headers=GEMINI_AUTH, json=follow_up(unsigned))
+    forged = await client.post(
+        url, headers=GEMINI_AUTH, json=follow_up({**part, "thoughtSignature": "AAAA"})
+    )
+    signed = await client.post(url, headers=GEMINI_AUTH, json=follow_up(part))
+
+    assert refused.status_code == 400
+    assert refused.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert "thought_signature" in refused.json()["error"]["message"]
+    assert forged.status_code == 400
+    assert signed.status_code == 200

@@ -12,13 +12,19 @@ from gateway import ir
 _encoder = msgspec.json.Encoder()
 
 
-def usage_json(usage: ir.Usage, service_tier: ir.ServiceTier | None = None) -> dict[str, Any]:
+def usage_json(
+    usage: ir.Usage, service_tier: ir.ServiceTier | None = None, *, split: bool = True
+) -> dict[str, Any]:
+    """A message's `usage`; `split=False` for a `message_delta`'s, which has no
+    `cache_creation` object (Anthropic's MessageDeltaUsage)."""
     fields: dict[str, Any] = {
         "input_tokens": usage.input_tokens,
         "cache_creation_input_tokens": usage.cache_creation_input_tokens,
         "cache_read_input_tokens": usage.cache_read_input_tokens,
-        "output_tokens": usage.output_tokens,
     }
+    if split:
+        fields["cache_creation"] = cache_creation_json(usage)
+    fields["output_tokens"] = usage.output_tokens
     if service_tier is not None:  # only when the upstream said which capacity served it
         fields["service_tier"] = service_tier
     if usage.web_search_requests:
@@ -48,6 +54,15 @@ def search_hit_json(hit: ir.SearchHit) -> dict[str, Any]:
         "title": hit.title,
         "encrypted_content": _opaque({"url": hit.url, "title": hit.title}),
         "page_age": hit.page_age,
+    }
+
+
+def cache_creation_json(usage: ir.Usage) -> dict[str, int]:
+    """Anthropic's split of cache writes by TTL (what is not said to be 1-hour is 5-minute)."""
+    hour = min(usage.cache_creation_1h_input_tokens or 0, usage.cache_creation_input_tokens)
+    return {
+        "ephemeral_5m_input_tokens": usage.cache_creation_input_tokens - hour,
+        "ephemeral_1h_input_tokens": hour,
     }
 
 

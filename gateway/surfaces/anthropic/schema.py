@@ -147,6 +147,7 @@ class MessagesBody(msgspec.Struct):
     service_tier: Literal["auto", "standard_only"] | None = None
     # Edits the gateway applies on translated routes; checked in server_tools.py.
     context_management: dict[str, Any] | None = None
+    betas: list[str] | None = None  # merged with `anthropic-beta` (gateway/betas.py)
     # Gateway extras.
     reasoning: ReasoningIn | None = None
     provider_options: dict[str, dict[str, Any]] | None = None
@@ -165,6 +166,7 @@ class CountTokensBody(msgspec.Struct):
     tool_choice: ToolChoiceIn | None = None
     thinking: ThinkingIn | None = None
     output_config: OutputConfigIn | None = None
+    betas: list[str] | None = None
 
 
 KNOWN_FIELDS = frozenset(MessagesBody.__struct_fields__)

@@ -192,7 +192,8 @@ class StreamWriter:
         delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
         if stop_details is not None:  # reference 1.7.6
             delta["stop_details"] = stop_details_json(stop_details)
-        event = {"type": "message_delta", "delta": delta, "usage": usage_json(usage, service_tier)}
+        usage_fields = usage_json(usage, service_tier, split=False)
+        event = {"type": "message_delta", "delta": delta, "usage": usage_fields}
         if applied_edits is not None:  # where Anthropic puts it in a stream
             event["context_management"] = context_management_json(applied_edits)
         self._add_extras(event, usage)

@@ -1,5 +1,6 @@
 """Anthropic pass-through adapter: golden request/response files and stream forwarding."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -7,8 +8,9 @@ import msgspec
 import pytest
 
 from gateway import ir
+from gateway.pipeline import beta_flags
 from gateway.surfaces.anthropic.decode import decode_messages, to_ir
-from providers.adapters.anthropic import AnthropicAdapter, messages_url
+from providers.adapters.anthropic import AnthropicAdapter, messages_url, usage_from
 from providers.adapters.base import Target
 from tests.unit.adapters.goldens import cases, check_error, without_omitted_nulls
 
@@ -138,3 +140,38 @@ def test_refusal_stop_details_are_read_and_forwarded_as_sent():
     response = AnthropicAdapter().parse_response(body, None, TARGET)
     assert response.stop_details == ir.StopDetails(category="cyber", explanation=None)
     assert response.passthrough["stop_details"] == details
+
+
+def test_betas_from_header_and_body_are_merged_and_filtered_by_the_providers_policy():
+    """The body's `betas` go in the header (merged, each once) and never in the body; the
+    provider's allow list holds back what an Anthropic-compatible server would reject."""
+    case = golden("request_betas_by_provider_policy.json")
+    body = case["client_body"]
+    flags = beta_flags({b"anthropic-beta": case["header"].encode()}, body["betas"])
+    target = dataclasses.replace(TARGET, **case["target"])
+    upstream = AnthropicAdapter().build_request(client_request(body, flags), target)
+    expected = case["expected_upstream"]
+    assert upstream.headers == expected["headers"]
+    assert upstream.body == expected["body"]
+
+
+def test_a_provider_that_allows_no_beta_gets_no_header():
+    target = dataclasses.replace(TARGET, betas_mode="allow", betas=())
+    request = client_request(golden("request_betas_by_provider_policy.json")["client_body"], ["x"])
+    assert "anthropic-beta" not in AnthropicAdapter().build_request(request, target).headers
+
+
+def test_cache_writes_are_read_split_by_ttl():
+    usage = usage_from(
+        {
+            "input_tokens": 5,
+            "cache_creation_input_tokens": 3000,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": 1000,
+                "ephemeral_1h_input_tokens": 2000,
+            },
+            "output_tokens": 1,
+        }
+    )
+    assert (usage.cache_creation_input_tokens, usage.cache_creation_1h_input_tokens) == (3000, 2000)
+    assert usage_from({"cache_creation_input_tokens": 7}).cache_creation_1h_input_tokens is None

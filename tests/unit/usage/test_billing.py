@@ -67,8 +67,35 @@ def test_cost_is_quantized_to_the_nano_dollar_without_floats():
 
 
 def test_worst_case_prices_the_prompt_as_cache_writes_plus_every_token_max_tokens_allows():
-    # 1,000 prompt tokens at the cache write price ($3.75, dearer than input) + 2,000 at $15.
-    assert billing.worst_case_usd(1000, 2000, PRICES) == Decimal("0.033750000")
+    # 1,000 prompt tokens at the 1-hour cache write price (2 x $3 input, dearer than the
+    # 5-minute $3.75) + 2,000 at $15.
+    assert billing.worst_case_usd(1000, 2000, PRICES) == Decimal("0.036000000")
+
+
+def test_cache_writes_are_billed_by_ttl_as_anthropic_bills_them():
+    """5-minute writes at the model's cache_write price (1.25x input), 1-hour writes at 2x
+    input unless the model has a price of its own; reads at cache_read (0.1x)."""
+    usage = ir.Usage(
+        input_tokens=1000,
+        cache_creation_input_tokens=3000,
+        cache_creation_1h_input_tokens=1000,
+        cache_read_input_tokens=10000,
+    )
+    # 1000 x 3 + 2000 x 3.75 + 1000 x 6 + 10000 x 0.3 = 3000 + 7500 + 6000 + 3000
+    assert billing.cost_usd(usage, PRICES) == Decimal("0.019500000")
+    own = Prices(
+        input=Decimal("3"),
+        output=Decimal("15"),
+        cache_read=Decimal("0.3"),
+        cache_write=Decimal("3.75"),
+        cache_write_1h=Decimal("5"),
+    )
+    assert billing.cost_usd(usage, own) == Decimal("0.018500000")
+
+
+def test_a_1h_split_larger_than_the_writes_never_bills_negative_5m_writes():
+    usage = ir.Usage(cache_creation_input_tokens=100, cache_creation_1h_input_tokens=10**9)
+    assert billing.cost_usd(usage, PRICES) == Decimal("0.000600000")  # 100 x $6
 
 
 def test_nano_dollars_are_exact_integers():

@@ -253,3 +253,19 @@ def test_every_cleaned_field_fits_its_column():
     sizes["key_prefix"] = DailyUsage._meta.get_field("api_key_prefix").max_length
 
     assert sizes == COLUMN_SIZES
+
+
+def test_cache_writes_are_recorded_split_by_ttl_and_priced_by_it():
+    usage = ir.Usage(
+        input_tokens=10,
+        output_tokens=5,
+        cache_creation_input_tokens=1000,
+        cache_creation_1h_input_tokens=400,
+    )
+    seen = Seen(finished=100.5, http_status=200, usage=usage, completed=True)
+
+    record = build(served_call(), seen, POLICY)
+
+    assert (record.cache_write_tokens, record.cache_write_1h_tokens) == (1000, 400)
+    # 10 x 3 + 5 x 15 + 600 x 3.75 + 400 x 6 (1-hour writes: twice the input price)
+    assert record.cost_usd == Decimal("0.004755000")
