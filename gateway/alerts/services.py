@@ -1,0 +1,92 @@
+"""The one way an alert is raised: deduplicated, stored, and queued to every matching channel.
+
+`alert_raise` inserts the alert under its `dedupe_key` (kind, subject, threshold, period),
+unique in the database: the second caller, in this process or any other, finds it there and
+sends nothing. Deliveries are queued with `transaction.on_commit`, so a rolled-back alert is
+never sent.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from gateway.alerts.models import TENANT_KINDS, Alert, AlertChannel, AlertDelivery
+
+log = logging.getLogger("tollgate.alerts")
+
+
+def dedupe_key(kind: str, subject: str, threshold: int, period: str) -> str:
+    return f"{kind}|{subject}|{threshold}|{period}"[:200]
+
+
+def alert_raise(
+    *,
+    kind: str,
+    subject: str,
+    title: str,
+    tenant_id: int | None = None,
+    threshold: int = 0,
+    period: str = "",
+    details: dict | None = None,
+    deliver: bool = True,
+) -> Alert | None:
+    """Store and queue an alert; None if this (kind, subject, threshold, period) was raised.
+
+    `deliver=False` stores it as raised without sending it (superseded by a higher one)."""
+    key = dedupe_key(kind, subject, threshold, period)
+    try:
+        with transaction.atomic():
+            alert = Alert.objects.create(
+                kind=kind,
+                tenant_id=tenant_id,
+                subject=subject,
+                threshold=threshold,
+                period=period,
+                dedupe_key=key,
+                title=title[:300],
+                details=details or {},
+            )
+            deliveries = _deliveries_create(alert) if deliver else []
+    except IntegrityError:
+        if Alert.objects.filter(dedupe_key=key).exists():
+            return None  # raised before, or by a concurrent caller
+        raise
+    log.info("alert %s raised: %s (%d deliveries)", alert.uid, title, len(deliveries))
+    for delivery in deliveries:
+        transaction.on_commit(lambda pk=delivery.pk: _queue(pk))
+    return alert
+
+
+def alerts_raised(keys: list[str]) -> set[str]:
+    """The dedupe keys among these already raised (to skip work before `alert_raise`)."""
+    return set(Alert.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True))
+
+
+def channels_for(*, kind: str, tenant_id: int | None) -> list[AlertChannel]:
+    """A tenant's alerts go to its channels and to platform channels taking all tenants'; a
+    platform alert goes to platform channels."""
+    if tenant_id is not None and kind in TENANT_KINDS:
+        scope = Q(tenant_id=tenant_id) | Q(tenant__isnull=True, all_tenants=True)
+    else:
+        scope = Q(tenant__isnull=True)
+    rows = AlertChannel.objects.filter(scope, enabled=True)
+    return [c for c in rows if c.wants(kind)]
+
+
+def _deliveries_create(alert: Alert) -> list[AlertDelivery]:
+    channels = channels_for(kind=alert.kind, tenant_id=alert.tenant_id)
+    return AlertDelivery.objects.bulk_create(
+        [AlertDelivery(alert=alert, channel=c, channel_name=c.name) for c in channels]
+    )
+
+
+def _queue(delivery_id: int) -> None:
+    from gateway.alerts.tasks import deliver_alert
+
+    try:
+        deliver_alert.delay(delivery_id, 1)
+    except Exception as exc:  # the broker is away: the sweep sends it later
+        log.warning("alert delivery %s not queued (%r); the sweep will retry", delivery_id, exc)
