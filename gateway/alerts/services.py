@@ -12,8 +12,9 @@ import logging
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
-from gateway.alerts.models import TENANT_KINDS, Alert, AlertChannel, AlertDelivery
+from gateway.alerts.models import TENANT_KINDS, Alert, AlertChannel, AlertDelivery, AlertKind
 
 log = logging.getLogger("tollgate.alerts")
 
@@ -32,10 +33,12 @@ def alert_raise(
     period: str = "",
     details: dict | None = None,
     deliver: bool = True,
+    channels: list[AlertChannel] | None = None,
 ) -> Alert | None:
     """Store and queue an alert; None if this (kind, subject, threshold, period) was raised.
 
-    `deliver=False` stores it as raised without sending it (superseded by a higher one)."""
+    `deliver=False` stores it as raised without sending it (superseded by a higher one);
+    `channels` sends it only there (a test alert) instead of to every matching channel."""
     key = dedupe_key(kind, subject, threshold, period)
     try:
         with transaction.atomic():
@@ -49,7 +52,11 @@ def alert_raise(
                 title=title[:300],
                 details=details or {},
             )
-            deliveries = _deliveries_create(alert) if deliver else []
+            if channels is None:
+                channels = channels_for(kind=kind, tenant_id=tenant_id) if deliver else []
+            deliveries = AlertDelivery.objects.bulk_create(
+                [AlertDelivery(alert=alert, channel=c, channel_name=c.name) for c in channels]
+            )
     except IntegrityError:
         if Alert.objects.filter(dedupe_key=key).exists():
             return None  # raised before, or by a concurrent caller
@@ -76,10 +83,17 @@ def channels_for(*, kind: str, tenant_id: int | None) -> list[AlertChannel]:
     return [c for c in rows if c.wants(kind)]
 
 
-def _deliveries_create(alert: Alert) -> list[AlertDelivery]:
-    channels = channels_for(kind=alert.kind, tenant_id=alert.tenant_id)
-    return AlertDelivery.objects.bulk_create(
-        [AlertDelivery(alert=alert, channel=c, channel_name=c.name) for c in channels]
+def alert_test_send(*, channel: AlertChannel) -> Alert | None:
+    """A test alert to this one channel (the admin's "send a test alert" action)."""
+    now = timezone.now()
+    return alert_raise(
+        kind=AlertKind.TEST,
+        subject=f"channel:{channel.pk}",
+        tenant_id=channel.tenant_id,
+        period=now.isoformat(),
+        title=f"Test alert to {channel.name}",
+        details={"note": "Sent from the Tollgate admin to check this channel."},
+        channels=[channel],
     )
 
 

@@ -64,6 +64,12 @@ def url_problem(url: str, *, allow_private: bool) -> str | None:
     return "The webhook URL may not point to a private address." if refused else None
 
 
+def url_origin(url: str) -> str:
+    """scheme://host[:port] alone, for showing a URL whose path may hold a token."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}" if parts.netloc else ""
+
+
 class RefusedAddress(httpcore2.ConnectError):
     """The host resolved to an address tenants' webhooks may not reach."""
 
