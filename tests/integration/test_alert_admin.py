@@ -89,9 +89,7 @@ def test_the_channel_form_refuses(admin_client, fields, error):
     assert not AlertChannel.objects.exists()
 
 
-def test_loopback_webhooks_are_accepted_only_when_the_platform_allows_them(
-    admin_client, settings
-):
+def test_loopback_webhooks_are_accepted_only_when_the_platform_allows_them(admin_client, settings):
     settings.TOLLGATE_ALERTS = {**settings.TOLLGATE_ALERTS, "ALLOW_PRIVATE_URLS": True}
 
     response = admin_client.post(ADD, channel_form(url="http://127.0.0.1:8000/x"))
@@ -100,9 +98,7 @@ def test_loopback_webhooks_are_accepted_only_when_the_platform_allows_them(
 
 
 def test_only_a_platform_channel_takes_all_tenants(admin_client):
-    response = admin_client.post(
-        ADD, channel_form(tenant=TenantFactory().pk, all_tenants="on")
-    )
+    response = admin_client.post(ADD, channel_form(tenant=TenantFactory().pk, all_tenants="on"))
 
     assert "Only a platform channel (no tenant) takes all tenants." in response.content.decode()
 

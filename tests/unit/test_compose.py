@@ -1,5 +1,5 @@
 """docker-compose.yml and .dockerignore, read as Docker would (no Docker engine needed): every
-long-running service is health-checked and restarted, the gateway and the worker wait for a
+long-running service is health-checked and restarted, the gateway, the worker and beat wait for a
 one-shot `migrate`, the usage queue is durable, and secrets and local state stay out of the
 image."""
 
@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-LONG_RUNNING = ("postgres", "redis", "web", "worker")
+LONG_RUNNING = ("postgres", "redis", "web", "worker", "beat")
 AFTER_MIGRATIONS = {
     "postgres": {"condition": "service_healthy"},
     "redis": {"condition": "service_healthy"},
@@ -46,13 +46,26 @@ def test_migrations_run_once_before_the_gateway_and_the_worker(services):
     assert command_text(migrate).split()[-3:-1] == ["manage.py", "migrate"]
     assert migrate["restart"] == "no"  # a one-shot: compose waits for it to complete
     assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    for name in ("web", "worker"):
+    for name in ("web", "worker", "beat"):
         assert services[name]["depends_on"] == AFTER_MIGRATIONS, name
         assert "migrate" not in command_text(services[name]), name
 
 
 def test_the_worker_runs_supervised(services):
     assert command_text(services["worker"]).startswith("python -m gateway.worker")
+
+
+def test_beat_runs_the_periodic_checks_and_sees_the_spool(services):
+    import gateway.tasks  # noqa: F401  (what the worker's autodiscovery imports)
+    from gateway.celery import app
+
+    beat = services["beat"]
+    assert command_text(beat).startswith("python -m celery -A gateway beat")
+    assert "spool:/app/var/spool:ro" in beat["volumes"]
+    tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert {"tollgate.alerts.expiring_keys", "tollgate.alerts.usage_backlog"} <= tasks
+    assert {"tollgate.alerts.breaker_events", "tollgate.alerts.sweep"} <= tasks
+    assert tasks <= set(app.tasks)  # every scheduled name is a registered task
 
 
 def test_the_usage_queue_is_on_disk_fsynced_every_second(services):
