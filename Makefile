@@ -1,4 +1,5 @@
 # Entry points people remember: make run, make test, make serve, make worker, make bench, make lint.
+# (make beat: the periodic checks of the alerts, one per deployment.)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: install run serve worker test lint format bench bench-peer lock clean browser
+.PHONY: install run serve worker beat test lint format bench bench-peer lock clean browser
 
 # Installs exactly what the lock file pins, checking every hash.
 $(VENV)/.installed: requirements-dev.lock
@@ -35,6 +36,11 @@ serve: install
 # started again if Celery dies (gateway/worker.py).
 worker: install
 	$(BIN)/python -m gateway.worker --loglevel=info
+
+# Celery beat: the alerts' periodic checks (gateway/celery.py); exactly one per deployment.
+beat: install
+	mkdir -p var
+	$(BIN)/python -m celery -A gateway beat --loglevel=info --schedule=var/celerybeat-schedule
 
 # The Claude Code CLI the e2e tests drive, pinned with integrity hashes in its package-lock
 # (tests/e2e/claude_code/) and installed beside the virtualenv, out of the source tree.
