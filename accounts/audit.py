@@ -39,6 +39,8 @@ OBJECT_TYPES = {
     "Model": "model",
     "Route": "route",
     "ModelAlias": "model_alias",
+    "AlertChannel": "alert_channel",
+    "AlertPolicy": "alert_policy",
 }
 
 

@@ -1,6 +1,7 @@
 """Admin for alerts: channels and policies (configuration), alerts and deliveries (the log).
 
-A webhook's secret is write-only, like a provider's credential: the form never renders it
+Changes go through the alert services (audited, like every administrative change). A
+webhook's secret is write-only, like a provider's credential: the form never renders it
 back, only whether one is set; leaving the field empty keeps what is stored. The log (alerts,
 deliveries, each attempt) is read only.
 """
@@ -23,7 +24,13 @@ from gateway.alerts.models import (
     AlertKind,
     AlertPolicy,
 )
-from gateway.alerts.services import alert_test_send
+from gateway.alerts.services import (
+    alert_channel_delete,
+    alert_channel_save,
+    alert_policy_delete,
+    alert_policy_save,
+    alert_test_send,
+)
 
 MIN_SECRET_CHARS = 16
 
@@ -103,9 +110,14 @@ class AlertChannelAdmin(admin.ModelAdmin):
         return obj.has_secret
 
     def save_model(self, request, obj, form, change):
-        if secret := form.cleaned_data.get("secret"):
-            obj.set_secret(secret)
-        super().save_model(request, obj, form, change)
+        alert_channel_save(channel=obj, secret=form.cleaned_data.get("secret") or "")
+
+    def delete_model(self, request, obj):
+        alert_channel_delete(channel=obj)
+
+    def delete_queryset(self, request, queryset):
+        for channel in queryset:
+            alert_channel_delete(channel=channel)
 
     @admin.action(description="Send a test alert")
     def send_test_alert(self, request, queryset):
@@ -137,6 +149,16 @@ class AlertPolicyAdmin(admin.ModelAdmin):
     form = AlertPolicyForm
     list_display = ("tenant", "budget_thresholds", "key_expiry_days")
     search_fields = ("tenant__name",)
+
+    def save_model(self, request, obj, form, change):
+        alert_policy_save(policy=obj)
+
+    def delete_model(self, request, obj):
+        alert_policy_delete(policy=obj)
+
+    def delete_queryset(self, request, queryset):
+        for policy in queryset:
+            alert_policy_delete(policy=policy)
 
 
 class DeliveryInline(admin.TabularInline):

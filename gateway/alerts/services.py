@@ -14,7 +14,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from gateway.alerts.models import TENANT_KINDS, Alert, AlertChannel, AlertDelivery, AlertKind
+from accounts import audit
+from gateway.alerts.models import (
+    TENANT_KINDS,
+    Alert,
+    AlertChannel,
+    AlertDelivery,
+    AlertKind,
+    AlertPolicy,
+)
 
 log = logging.getLogger("tollgate.alerts")
 
@@ -81,6 +89,59 @@ def channels_for(*, kind: str, tenant_id: int | None) -> list[AlertChannel]:
         scope = Q(tenant__isnull=True)
     rows = AlertChannel.objects.filter(scope, enabled=True)
     return [c for c in rows if c.wants(kind)]
+
+
+def _channel_snapshot(channel: AlertChannel | None, secret: str) -> dict | None:
+    if channel is None:
+        return None
+    return {**audit.snapshot(channel), "secret": secret}
+
+
+def alert_channel_save(*, channel: AlertChannel, secret: str = "") -> AlertChannel:
+    """Create or change a channel, audited; a non-empty `secret` replaces the stored one (the
+    audit entry says "replaced", never the value)."""
+    with transaction.atomic():
+        old = AlertChannel.objects.filter(pk=channel.pk).first() if channel.pk else None
+        before = _channel_snapshot(old, "set" if old and old.has_secret else "not set")
+        if secret:
+            channel.set_secret(secret)
+        channel.save()
+        shown = (
+            "replaced"
+            if secret and old and old.has_secret
+            else "set"
+            if channel.has_secret
+            else "not set"
+        )
+        audit.record(
+            audit.UPDATE if old else audit.CREATE,
+            channel,
+            before,
+            _channel_snapshot(channel, shown),
+        )
+    return channel
+
+
+def alert_channel_delete(*, channel: AlertChannel) -> None:
+    with transaction.atomic():
+        audit.record(audit.DELETE, channel)
+        channel.delete()
+
+
+def alert_policy_save(*, policy: AlertPolicy) -> AlertPolicy:
+    with transaction.atomic():
+        before = audit.stored(policy)
+        policy.save()
+        audit.record(
+            audit.UPDATE if before else audit.CREATE, policy, before, audit.snapshot(policy)
+        )
+    return policy
+
+
+def alert_policy_delete(*, policy: AlertPolicy) -> None:
+    with transaction.atomic():
+        audit.record(audit.DELETE, policy)
+        policy.delete()
 
 
 def alert_test_send(*, channel: AlertChannel) -> Alert | None:

@@ -162,3 +162,24 @@ def test_the_test_alert_action_reaches_the_receiver_and_the_log_shows_every_atte
     assert "given up" in caplog.text
     for text in (page, alert_page.decode(), caplog.text):
         assert SECRET not in text
+
+
+def test_channel_changes_are_audited_without_the_secret(admin_client):
+    from accounts.models import AuditEntry
+
+    admin_client.post(ADD, channel_form())
+    channel = AlertChannel.objects.get()
+    admin_client.post(
+        f"/admin/gateway/alertchannel/{channel.pk}/change/",
+        channel_form(secret="a-brand-new-secret-0123456789"),
+    )
+
+    created, replaced = AuditEntry.objects.filter(object_type="alert_channel").order_by("id")
+    assert created.action == "create" and created.after["secret"] == "set"
+    assert created.after["url"] == "https://hooks.example.com/tollgate"
+    assert replaced.action == "update"
+    assert replaced.before == {"secret": "set"} and replaced.after == {"secret": "replaced"}
+    for entry in (created, replaced):
+        text = str(entry.before) + str(entry.after)
+        assert SECRET not in text and "a-brand-new-secret" not in text
+        assert channel.secret_encrypted not in text
