@@ -60,7 +60,7 @@ def budget_alerts_check(records: list[UsageRecord]) -> int:
     if not owners:
         return 0
     policies = _policies({o["tenant_id"] for o in owners.values()})
-    raised = 0
+    crossings = []  # (scope, owner, period, spent, thresholds crossed)
     for scope in ("tenant", "key"):
         wanted = {
             (owner_id, period_of(o["budget_period"] or "monthly", day))
@@ -68,13 +68,32 @@ def budget_alerts_check(records: list[UsageRecord]) -> int:
             if s == scope
             for day in days[s, owner_id]
         }
-        if wanted:
-            spent = _spent(scope, wanted)
-            for owner_id, period in wanted:
-                owner = owners[scope, owner_id]
-                thresholds = _thresholds(policies.get(owner["tenant_id"]))
-                raised += _budget_raise(scope, owner, period, spent[owner_id, period], thresholds)
+        if not wanted:
+            continue
+        spent = _spent(scope, wanted)
+        for owner_id, period in wanted:
+            owner = owners[scope, owner_id]
+            used = spent[owner_id, period]
+            percent = used * 100 / owner["budget_usd"]
+            thresholds = _thresholds(policies.get(owner["tenant_id"]))
+            crossed = [t for t in thresholds if percent >= t]
+            if crossed:
+                crossings.append((scope, owner, period, used, crossed))
+    # One query for what was raised already: most batches cross nothing new.
+    done = alerts_raised(
+        [_budget_key(scope, o, p, t) for scope, o, p, _, crossed in crossings for t in crossed]
+    )
+    raised = 0
+    for scope, owner, period, used, crossed in crossings:
+        new = [t for t in crossed if _budget_key(scope, owner, period, t) not in done]
+        if new:
+            _budget_raise(scope, owner, period, used, new)
+            raised += 1
     return raised
+
+
+def _budget_key(scope: str, owner: dict, period: Period, threshold: int) -> str:
+    return dedupe_key(AlertKind.BUDGET, f"{scope}:{owner['pk']}", threshold, period.tag)
 
 
 def _budget_owners(days) -> dict[tuple[str, int], dict]:
@@ -96,25 +115,21 @@ def _spent(scope: str, wanted: set[tuple[int, Period]]) -> dict[tuple[int, Perio
         start=min(p.start for _, p in wanted),
         end=max(p.end for _, p in wanted),
     )
+    per_owner: dict[int, list] = defaultdict(list)
+    for (owner, day), value in by_day.items():
+        per_owner[owner].append((day, value))
     return {
         (owner, period): sum(
-            (v for (o, d), v in by_day.items() if o == owner and period.start <= d < period.end),
-            Decimal(0),
+            (v for d, v in per_owner[owner] if period.start <= d < period.end), Decimal(0)
         )
         for owner, period in wanted
     }
 
 
-def _budget_raise(scope, owner, period: Period, spent: Decimal, thresholds) -> int:
+def _budget_raise(scope, owner, period: Period, spent: Decimal, new: list[int]) -> None:
+    """Store each newly crossed threshold; send only the highest."""
     budget: Decimal = owner["budget_usd"]
     percent = spent * 100 / budget
-    subject = f"{scope}:{owner['pk']}"
-    crossed = [t for t in thresholds if percent >= t]
-    keys = {t: dedupe_key(AlertKind.BUDGET, subject, t, period.tag) for t in crossed}
-    done = alerts_raised(list(keys.values()))
-    new = [t for t in crossed if keys[t] not in done]
-    if not new:
-        return 0
     if scope == "key":
         name, prefix, tenant = owner["name"] or "unnamed", owner["prefix"], owner["tenant__name"]
         who = f"API key {name} ({prefix}…) of {tenant}"
@@ -128,7 +143,7 @@ def _budget_raise(scope, owner, period: Period, spent: Decimal, thresholds) -> i
         )
         alert_raise(
             kind=AlertKind.BUDGET,
-            subject=subject,
+            subject=f"{scope}:{owner['pk']}",
             title=title,
             tenant_id=owner["tenant_id"],
             threshold=t,
@@ -144,7 +159,6 @@ def _budget_raise(scope, owner, period: Period, spent: Decimal, thresholds) -> i
                 **({"key_prefix": owner["prefix"]} if scope == "key" else {}),
             },
         )
-    return 1
 
 
 # --- Keys about to expire --------------------------------------------------------------------

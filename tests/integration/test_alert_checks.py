@@ -274,7 +274,10 @@ def test_a_breaker_opening_alerts_exactly_once_with_two_concurrent_openers(
 
     fail_concurrently(route.pk, replicas=2, failures_each=threshold)
 
-    assert async_to_sync(breaker.allow)(route.pk) is False  # it is open
+    shared = redis.Redis.from_url(settings.REDIS_URL)
+    assert float(shared.hget(breaker.breaker_key(route.pk), "open_until")) > time.time()  # open
+    assert int(shared.hget(breaker.breaker_key(route.pk), "failures")) == 2 * threshold
+    assert shared.llen(OPENINGS_KEY) == 1
     assert drain(django_capture_on_commit_callbacks) == 1
     assert drain(django_capture_on_commit_callbacks) == 0
     [sent] = bodies(receiver)
