@@ -92,7 +92,8 @@ def _email(alert: Alert, channel: AlertChannel) -> webhooks.Outcome:
     started = time.perf_counter()
     try:
         send_mail(
-            f"[Tollgate] {alert.title}",
+            # One line: a title carries tenant-chosen names (a key's), never extra headers.
+            " ".join(f"[Tollgate] {alert.title}".split()),
             "\n".join(lines) + "\n",
             settings.DEFAULT_FROM_EMAIL,
             recipients,

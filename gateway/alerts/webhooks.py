@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import httpcore2
 import httpx2
+from httpcore2._backends.base import NetworkStream
 from httpcore2._backends.sync import SyncBackend
 
 SIGNATURE_HEADER = "Tollgate-Signature"
@@ -74,11 +75,46 @@ class RefusedAddress(httpcore2.ConnectError):
     """The host resolved to an address tenants' webhooks may not reach."""
 
 
-class GuardedBackend(SyncBackend):
-    """Resolves the host itself and connects only to an address that passes the check."""
+class _DeadlineStream(NetworkStream):
+    """A connection whose every read and write ends by one deadline: per-operation timeouts
+    alone let a receiver that trickles its answer a byte at a time hold a worker for ever."""
 
-    def __init__(self, *, allow_private: bool) -> None:
+    def __init__(self, stream: NetworkStream, deadline: float) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def _left(self, timeout: float | None, error: type[Exception]) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise error("the webhook's time is up")
+        return left if timeout is None else min(timeout, left)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._left(timeout, httpcore2.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._left(timeout, httpcore2.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> NetworkStream:
+        left = self._left(timeout, httpcore2.ConnectTimeout)
+        return _DeadlineStream(
+            self._stream.start_tls(ssl_context, server_hostname, left), self._deadline
+        )
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class GuardedBackend(SyncBackend):
+    """Resolves the host itself, connects only to an address that passes the check, and ends
+    everything by `deadline` (monotonic)."""
+
+    def __init__(self, *, allow_private: bool, deadline: float) -> None:
         self.allow_private = allow_private
+        self.deadline = deadline
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         try:
@@ -90,21 +126,25 @@ class GuardedBackend(SyncBackend):
             raise RefusedAddress(f"{host} resolves to a private address; refused")
         last: Exception | None = None
         for address in addresses:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise httpcore2.ConnectTimeout("the webhook's time is up")
             try:
-                return super().connect_tcp(
-                    address, port, timeout, local_address, socket_options or []
+                stream = super().connect_tcp(
+                    address, port, min(timeout or left, left), local_address, socket_options or []
                 )
             except httpcore2.ConnectError as exc:
                 last = exc
+            else:
+                return _DeadlineStream(stream, self.deadline)
         raise last or httpcore2.ConnectError(f"no address for {host}")
 
 
 class GuardedTransport(httpx2.HTTPTransport):
-    def __init__(self, *, allow_private: bool) -> None:
+    def __init__(self, *, allow_private: bool, deadline: float) -> None:
         super().__init__(trust_env=False)
-        self._pool = httpcore2.ConnectionPool(
-            network_backend=GuardedBackend(allow_private=allow_private), retries=0
-        )
+        backend = GuardedBackend(allow_private=allow_private, deadline=deadline)
+        self._pool = httpcore2.ConnectionPool(network_backend=backend, retries=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +162,8 @@ class Outcome:
 def post(
     url: str, body: bytes, *, secret: str, headers: dict[str, str], timeout: float, allow_private
 ) -> Outcome:
-    """One signed POST. Never raises for the network; never follows a redirect."""
+    """One signed POST, all of it within `timeout` seconds. Never raises for the network;
+    never follows a redirect."""
     if (problem := url_problem(url, allow_private=allow_private)) is not None:
         return Outcome(None, 0.0, problem, permanent=True)
     sent = {
@@ -132,21 +173,23 @@ def post(
         SIGNATURE_HEADER: signature(secret, body, int(time.time())),
     }
     started = time.perf_counter()
+    transport = GuardedTransport(allow_private=allow_private, deadline=time.monotonic() + timeout)
     try:
-        with httpx2.Client(
-            transport=GuardedTransport(allow_private=allow_private),
-            timeout=timeout,
-            follow_redirects=False,
-            trust_env=False,
-        ) as client:
-            response = client.post(url, content=body, headers=sent)
+        with (
+            httpx2.Client(
+                transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+            ) as client,
+            # Streamed and never read: what the receiver says beyond its status is not needed,
+            # and a huge answer must not fill the worker's memory.
+            client.stream("POST", url, content=body, headers=sent) as response,
+        ):
+            code = response.status_code
     except httpx2.TimeoutException:
         return Outcome(None, _ms(started), f"timed out after {timeout:g} s")
     except httpx2.HTTPError as exc:
         if isinstance(exc.__cause__, RefusedAddress):  # httpx2 wraps the backend's error
             return Outcome(None, _ms(started), str(exc.__cause__), permanent=True)
         return Outcome(None, _ms(started), f"{type(exc).__name__}: {exc}"[:500])
-    code = response.status_code
     if 200 <= code < 300:
         return Outcome(code, _ms(started))
     # 408, 429 and 5xx may pass later; any other answer will not (nor will a redirect).

@@ -315,3 +315,65 @@ def test_the_sweep_sends_a_delivery_whose_message_was_lost(
     assert len(receiver.calls) == 1
     assert AlertDelivery.objects.get().status == "delivered"
     assert sweep_deliveries.apply().get() == 0
+
+
+def test_a_receiver_trickling_its_answer_is_cut_at_the_webhook_timeout(
+    eager, alerts_conf, django_capture_on_commit_callbacks
+):
+    """Each byte arrives within the per-read timeout; the whole call still ends on time."""
+    import socketserver
+    import threading
+    import time as clock
+
+    class Trickle(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                clock.sleep(0.1)
+                try:
+                    self.request.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    alerts_conf.TOLLGATE_ALERTS = {
+        **alerts_conf.TOLLGATE_ALERTS,
+        "WEBHOOK_TIMEOUT_SECONDS": 0.5,
+        "MAX_ATTEMPTS": 1,
+    }
+    tenant = TenantFactory()
+    webhook(f"http://127.0.0.1:{server.server_address[1]}/slow", tenant=tenant)
+    try:
+        started = clock.monotonic()
+        raise_budget_alert(tenant, django_capture_on_commit_callbacks)
+        took = clock.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    attempt = AlertDelivery.objects.get().attempts.get()
+    assert attempt.error == "timed out after 0.5 s" and attempt.status_code is None
+    assert took < 2.0  # not the 3.8 s the trickle takes
+
+
+def test_a_key_name_with_line_breaks_cannot_break_the_email_headers(
+    eager, django_capture_on_commit_callbacks
+):
+    tenant = TenantFactory(name="acme")
+    AlertChannel.objects.create(tenant=tenant, name="finance", kind="email", emails="a@acme.test")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alert_raise(
+            kind=AlertKind.KEY_EXPIRING,
+            subject="key:1",
+            tenant_id=tenant.pk,
+            period="2026-12-10T00:00:00Z",
+            title="API key evil\r\nBcc: victim@example.test (tg_x…) of acme expires in 3 days",
+        )
+
+    [message] = mail.outbox
+    assert message.to == ["a@acme.test"] and message.bcc == []
+    assert "\n" not in message.subject and "\r" not in message.subject
+    assert AlertDelivery.objects.get().status == "delivered"
