@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db.models import Q
 from django.utils import timezone
 
 from gateway.alerts import webhooks
@@ -48,9 +49,11 @@ def payload(alert: Alert) -> dict:
 
 def delivery_attempt(*, delivery_id: int, number: int) -> float | None:
     """Make attempt `number`; returns the delay before the next one, or None when done."""
+    # The claim is a lease: an attempt whose worker died is found by the sweep once it ends.
+    lease = timezone.now() + timedelta(seconds=deliver_stalled_after())
     claimed = AlertDelivery.objects.filter(
         pk=delivery_id, attempt_count=number - 1, status__in=OPEN
-    ).update(attempt_count=number)
+    ).update(attempt_count=number, next_retry_at=lease)
     if not claimed:
         return None  # made already (a duplicate message), or the delivery is finished
     delivery = AlertDelivery.objects.select_related("alert__tenant", "channel").get(pk=delivery_id)
@@ -146,15 +149,13 @@ def deliver_stalled_after() -> float:
 
 
 def deliveries_stalled(*, older_than: timedelta) -> list[tuple[int, int]]:
-    """(delivery id, next attempt number) of open deliveries whose message seems lost."""
+    """(delivery id, next attempt number) of open deliveries whose message seems lost: never
+    tried, a retry long overdue, or an attempt whose lease ran out (its worker died)."""
     cutoff = timezone.now() - older_than
-    pending = AlertDelivery.objects.filter(
-        status=AlertDelivery.Status.PENDING, attempt_count=0, created_at__lt=cutoff
+    stalled = AlertDelivery.objects.filter(status__in=OPEN).filter(
+        Q(next_retry_at__isnull=True, created_at__lt=cutoff) | Q(next_retry_at__lt=cutoff)
     )
-    retrying = AlertDelivery.objects.filter(
-        status=AlertDelivery.Status.RETRYING, next_retry_at__lt=cutoff
-    )
-    return [(d.pk, d.attempt_count + 1) for d in (*pending, *retrying)]
+    return [(d.pk, d.attempt_count + 1) for d in stalled]
 
 
 def _ms(started: float) -> float:

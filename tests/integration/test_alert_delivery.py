@@ -377,3 +377,25 @@ def test_a_key_name_with_line_breaks_cannot_break_the_email_headers(
     assert message.to == ["a@acme.test"] and message.bcc == []
     assert "\n" not in message.subject and "\r" not in message.subject
     assert AlertDelivery.objects.get().status == "delivered"
+
+
+def test_the_sweep_finishes_a_delivery_whose_worker_died_mid_attempt(
+    eager, alerts_conf, receiver, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    tenant = TenantFactory()
+    channel = webhook(receiver.url, tenant=tenant)
+    with django_capture_on_commit_callbacks(execute=False):  # nothing queued
+        alert = alert_raise(kind=AlertKind.TEST, subject="x", title="t", channels=[channel])
+    # Attempt 1 was claimed, then its worker was killed: no attempt logged, the lease ran out.
+    AlertDelivery.objects.filter(alert=alert, channel=channel).update(
+        attempt_count=1, next_retry_at=timezone.now() - timedelta(minutes=10)
+    )
+
+    assert sweep_deliveries.apply().get() == 1
+
+    delivery = AlertDelivery.objects.get()
+    assert delivery.status == "delivered" and delivery.attempt_count == 2
+    assert [a.number for a in delivery.attempts.all()] == [2]
+    assert len(receiver.calls) == 1
