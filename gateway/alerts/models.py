@@ -55,6 +55,12 @@ class AlertChannel(models.Model):
         ordering = ["tenant_id", "name"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "name"], name="unique_alert_channel_name"),
+            # NULLs differ in a unique index: platform channels need their own.
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(tenant__isnull=True),
+                name="unique_platform_alert_channel_name",
+            ),
         ]
 
     def __str__(self) -> str:
