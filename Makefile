@@ -1,4 +1,5 @@
 # Entry points people remember: make run, make test, make serve, make worker, make bench, make lint.
+# (make beat: the periodic checks of the alerts, one per deployment.)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -36,9 +37,10 @@ serve: install
 worker: install
 	$(BIN)/python -m gateway.worker --loglevel=info
 
-# Celery beat beside the worker (one per deployment): queues the periodic tasks, such as usage
-# retention (gateway/celery.py). Its schedule file is var/celerybeat-schedule.
+# Celery beat beside the worker (exactly one per deployment): queues the periodic tasks of
+# gateway/celery.py (usage retention, captured bodies, the alerts' checks).
 beat: install
+	mkdir -p var
 	$(BIN)/python -m celery -A gateway beat --loglevel=info --schedule=var/celerybeat-schedule
 
 # The Claude Code CLI the e2e tests drive, pinned with integrity hashes in its package-lock

@@ -41,6 +41,8 @@ OBJECT_TYPES = {
     "Route": "route",
     "ModelAlias": "model_alias",
     "ServiceToken": "service_token",
+    "AlertChannel": "alert_channel",
+    "AlertPolicy": "alert_policy",
 }
 
 

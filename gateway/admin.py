@@ -30,3 +30,6 @@ class UsageDeadLetterAdmin(ReadOnlyAdmin):
             return pretty_json(json.loads(obj.record))
         except ValueError:
             return format_html("<pre>{}</pre>", obj.record)
+
+
+from gateway.alerts import admin as alerts_admin  # noqa: E402, F401  (registers the alerts' admin)

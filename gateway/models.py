@@ -226,3 +226,27 @@ class CapturedBody(models.Model):
 
     def __str__(self) -> str:
         return self.request_id
+
+
+# The alert tables belong to this app; their models live with the rest of the alerts.
+from gateway.alerts.models import (  # noqa: E402
+    Alert,
+    AlertAttempt,
+    AlertChannel,
+    AlertDelivery,
+    AlertPolicy,
+)
+
+__all__ = [
+    "Alert",
+    "AlertAttempt",
+    "AlertChannel",
+    "AlertDelivery",
+    "AlertPolicy",
+    "CapturedBody",
+    "ConfigVersion",
+    "DailyUsage",
+    "HourlyUsage",
+    "UsageDeadLetter",
+    "UsageRecord",
+]

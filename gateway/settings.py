@@ -229,6 +229,52 @@ TOLLGATE_BILLING = {
     "chars_per_token": env.int("TOLLGATE_BILLING_CHARS_PER_TOKEN", default=4),
 }
 
+
+# Alerts (gateway/alerts/, README "Alerts"): budget thresholds, keys about to expire, a route's
+# breaker opening, the usage pipeline falling behind; sent to webhooks and by email.
+def _percentages(name: str, default: str) -> list[int]:
+    raw = env.str(name, default=default)
+    try:
+        values = sorted({int(v) for v in raw.split(",") if v.strip()})
+    except ValueError:
+        raise environ.ImproperlyConfigured(f"{name} must be percentages like 50,80,100") from None
+    if not values or not all(1 <= v <= 1000 for v in values):
+        raise environ.ImproperlyConfigured(f"{name} must be percentages from 1 to 1000")
+    return values
+
+
+TOLLGATE_ALERTS = {
+    # Tenant-configured webhooks may not call private, loopback or link-local addresses (SSRF)
+    # unless this is set (a platform on a private network; the tests' local receiver).
+    "ALLOW_PRIVATE_URLS": env.bool("TOLLGATE_ALERTS_ALLOW_PRIVATE_URLS", default=False),
+    # Each webhook call: connect and total time allowed.
+    "WEBHOOK_TIMEOUT_SECONDS": _at_least("TOLLGATE_ALERTS_WEBHOOK_TIMEOUT_SECONDS", 5.0, 0.1),
+    # Attempts per delivery, the first retry's delay (doubled each time) and the longest delay
+    # (kept under CELERY_VISIBILITY_TIMEOUT, or the broker would deliver a waiting retry twice).
+    "MAX_ATTEMPTS": _at_least("TOLLGATE_ALERTS_MAX_ATTEMPTS", 6, 1, int),
+    "RETRY_SECONDS": _at_least("TOLLGATE_ALERTS_RETRY_SECONDS", 30.0, 0.0),
+    "RETRY_MAX_SECONDS": _at_least("TOLLGATE_ALERTS_RETRY_MAX_SECONDS", 300.0, 0.0),
+    # Defaults a tenant's alert policy may change: budget percentages, days before a key expires.
+    "BUDGET_THRESHOLDS": _percentages("TOLLGATE_ALERTS_BUDGET_THRESHOLDS", "50,80,100"),
+    "KEY_EXPIRY_DAYS": _at_least("TOLLGATE_ALERTS_KEY_EXPIRY_DAYS", 7, 1, int),
+    # The usage pipeline is behind when the Celery queue holds more batches than this, or the
+    # oldest spool file the beat process can see is older than this many seconds.
+    "BACKLOG_BATCHES": _at_least("TOLLGATE_ALERTS_BACKLOG_BATCHES", 1000, 1, int),
+    "BACKLOG_SPOOL_SECONDS": _at_least("TOLLGATE_ALERTS_BACKLOG_SPOOL_SECONDS", 300.0, 1.0),
+}
+# Alert emails go through Django's email backend: EMAIL_URL as django-environ reads it
+# (smtp+tls://user:password@host:587), the console by default (printed, not sent).
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tollgate@localhost")
+
 # --- Django plumbing --------------------------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",

@@ -46,8 +46,10 @@ end
 return 0
 """
 
-# KEYS[1] breaker hash. ARGV: ok (1/0), now, failures threshold, cooldown.
-# Returns {failures, open_until}.
+# KEYS[1] breaker hash, KEYS[2] the openings list. ARGV: ok (1/0), now, failures threshold,
+# cooldown, route id. Returns {failures, open_until}. The one call that moves a closed breaker
+# to open (across every replica: the script is atomic) pushes that opening for the alerts
+# (gateway/alerts/checks.py drains the list); a failed probe re-opening it pushes nothing.
 _RECORD = """
 local b = KEYS[1]
 if ARGV[1] == '1' then
@@ -56,8 +58,14 @@ if ARGV[1] == '1' then
 else
   local n = redis.call('HINCRBY', b, 'failures', 1)
   if n >= tonumber(ARGV[3]) or redis.call('HEXISTS', b, 'probing') == 1 then
+    local was_open = tonumber(redis.call('HGET', b, 'open_until') or '0') ~= 0
     redis.call('HSET', b, 'open_until', tonumber(ARGV[2]) + tonumber(ARGV[4]))
     redis.call('HDEL', b, 'probing')
+    if not was_open then
+      redis.call('RPUSH', KEYS[2], cjson.encode(
+        {route = tonumber(ARGV[5]), at = tonumber(ARGV[2]), failures = n}))
+      redis.call('LTRIM', KEYS[2], -10000, -1)
+    end
   end
 end
 redis.call('EXPIRE', b, 86400)
@@ -81,6 +89,8 @@ return {tonumber(redis.call('HGET', b, 'failures') or '0'),
         redis.call('HGET', b, 'open_until') or '0'}
 """
 
+# Breaker openings waiting for the alerts' drain; at most the newest 10,000 are kept.
+OPENINGS_KEY = "tg:alerts:breaker_openings"
 EWMA_ALPHA = 0.2
 # How long a process trusts its view of a route's breaker before asking Redis again.
 VIEW_SECONDS = 1.0
@@ -157,12 +167,14 @@ async def record(route_id: int, *, ok: bool, latency_ms: float) -> None:
         "breakers",
         lambda: store.eval(
             _RECORD,
-            1,
+            2,
             breaker_key(route_id),
+            OPENINGS_KEY,
             int(ok),
             time.time(),
             conf["BREAKER_FAILURES"],
             conf["BREAKER_COOLDOWN"],
+            route_id,
         ),
     )
     if told:

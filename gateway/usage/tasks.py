@@ -6,6 +6,7 @@ effect is exactly once. While the database or Redis is down the message goes bac
 queue (after a pause) instead of failing, so nothing is dropped. Anything else that goes wrong
 with a record (the database refuses it, it cannot even be decoded) parks that record alone as
 a dead letter: the rest of the batch lands, and every record's budget hold is released.
+Then the budgets the new records touched are checked against their alert thresholds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from celery import shared_task
 from celery.exceptions import Reject
 from redis.exceptions import RedisError
 
+from gateway.alerts.checks import budget_alerts_check
 from gateway.limits import budgets
 from gateway.usage.record import UsageRecord
 from gateway.usage.retention import usage_prune
@@ -61,6 +63,10 @@ def record_usage_batch(self, payload: str) -> int:
         log.warning("usage batch of %d records put back in the queue: %r", len(records), exc)
         time.sleep(REQUEUE_PAUSE_SECONDS)
         raise Reject(exc, requeue=True) from exc
+    try:
+        budget_alerts_check(inserted)  # the batch is stored: an alert's trouble must not undo it
+    except Exception:
+        log.exception("budget alerts not checked for a batch of %d records", len(inserted))
     return len(inserted)
 
 

@@ -1,5 +1,5 @@
 """docker-compose.yml and .dockerignore, read as Docker would (no Docker engine needed): every
-long-running service is health-checked and restarted, the gateway and the worker wait for a
+long-running service is health-checked and restarted, the gateway, the worker and beat wait for a
 one-shot `migrate`, the usage queue is durable, and secrets and local state stay out of the
 image."""
 
@@ -62,7 +62,20 @@ def test_one_beat_queues_the_periodic_tasks_with_its_schedule_in_the_writable_va
     assert command.startswith("python -m celery -A gateway beat")
     assert "--schedule=/app/var/" in command  # /app/var belongs to the image's user
     assert "deploy" not in beat  # no replicas: two beats would queue every task twice
-    assert command_text({"command": beat["healthcheck"]["test"]}).count("beat") == 1
+    assert "celerybeat-schedule" in command_text({"command": beat["healthcheck"]["test"]})
+
+
+def test_beat_runs_the_periodic_checks_and_sees_the_spool(services):
+    import gateway.tasks  # noqa: F401  (what the worker's autodiscovery imports)
+    from gateway.celery import app
+
+    beat = services["beat"]
+    assert command_text(beat).startswith("python -m celery -A gateway beat")
+    assert "spool:/app/var/spool:ro" in beat["volumes"]
+    tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert {"tollgate.alerts.expiring_keys", "tollgate.alerts.usage_backlog"} <= tasks
+    assert {"tollgate.alerts.breaker_events", "tollgate.alerts.sweep"} <= tasks
+    assert tasks <= set(app.tasks)  # every scheduled name is a registered task
 
 
 def test_the_usage_queue_is_on_disk_fsynced_every_second(services):
