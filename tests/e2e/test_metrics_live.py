@@ -84,7 +84,9 @@ def test_an_open_stream_is_in_flight_until_it_ends(stage):
 
 
 def test_a_breaker_opening_shows_in_its_routes_state(stage):
-    key = routes(stage, ("p1", "openai", "up-1", {"priority": 1}), ("p2", "openai", "up-2", {}))
+    key = routes(
+        stage, ("p1", "openai", "up-1", {"priority": 1}), ("p2", "openai", "up-2", {"priority": 2})
+    )
     labels = {"model": "claude-test", "provider": "p1", "upstream_model": "up-1"}
     assert value(scrape(stage), "tollgate_breaker_state", **labels, state="closed") == 1
     stage.upstream.script("up-1", *[{"status": 503}] * 10)
