@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
+# Where the production server's workers keep their metrics (emptied at start).
+PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
+# The suite runs on this many pytest-xdist workers (each with its own databases).
+TEST_WORKERS ?= 2
 
 .PHONY: install run serve worker beat test lint format bench bench-peer lock clean browser
 
@@ -28,8 +32,9 @@ run: install
 # Production: uvicorn workers with uvloop and httptools, through gateway/server.py (whose protocol
 # sends a response head with its first body bytes; see README, Performance). The image runs the same.
 serve: install
+	mkdir -p $(PROMETHEUS_MULTIPROC_DIR)  # exported when given to make: migrate imports metrics
 	$(BIN)/python manage.py migrate --no-input -v0
-	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
+	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) \
 		$(BIN)/python -m gateway.server
 
 # The usage worker beside `make serve` (same DATABASE_URL and REDIS_URL), supervised: it is
@@ -65,7 +70,7 @@ browser:
 	}
 
 test: install $(CLAUDE_CODE) browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,5 +1,8 @@
 """Fixtures for every test: a clean Redis database and cold per-process caches."""
 
+import os
+from pathlib import Path
+
 import pytest
 import redis
 from django.conf import settings
@@ -8,6 +11,25 @@ from accounts import keys
 from gateway import redaction, state
 from providers import breaker, routing
 from providers.adapters import base as adapter_base
+
+
+def pytest_configure(config):
+    """`make test` runs the suite on two workers (pytest-xdist). pytest-django gives each its
+    own PostgreSQL test database; here each gets its own Redis database (15, 14, ...: its key
+    caches, limits, breakers and Celery queue) and usage spool, in this process and in every
+    command a test starts (servers get theirs from tests/e2e/live.py)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    index = int(worker.removeprefix("gw"))
+    base, _, db = settings.REDIS_URL.rpartition("/")
+    url = f"{base}/{int(db) - index}"
+    if settings.CELERY_BROKER_URL == settings.REDIS_URL:
+        settings.CELERY_BROKER_URL = url
+    settings.REDIS_URL = url
+    spool = Path(settings.TOLLGATE["SPOOL_DIR"]).parent / f"spool-{worker}"
+    settings.TOLLGATE = {**settings.TOLLGATE, "SPOOL_DIR": spool}
+    os.environ.update(REDIS_URL=url, TOLLGATE_SPOOL_DIR=str(spool))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -61,7 +61,16 @@ class LiveGateway:
 
     def command(self) -> list[str]:
         if self.server == "production":
-            return ["make", "--no-print-directory", "serve", f"PORT={self.port}", "WORKERS=1"]
+            # Its own metrics directory: the server empties it at start.
+            metrics = f"PROMETHEUS_MULTIPROC_DIR=/tmp/tollgate-metrics-{self.port}"
+            return [
+                "make",
+                "--no-print-directory",
+                "serve",
+                f"PORT={self.port}",
+                "WORKERS=1",
+                metrics,
+            ]
         if self.server == "uvicorn":
             return [
                 sys.executable,
