@@ -16,7 +16,7 @@ from decimal import Decimal
 from django.db.models import QuerySet, Sum
 
 from accounts.models import ApiKey, Tenant
-from gateway.dashboard.selectors import DateRange
+from gateway.dashboard.selectors import DateRange, UsageFigures
 from gateway.models import DailyUsage, HourlyUsage
 
 GRANULARITIES = ("day", "hour")
@@ -47,7 +47,7 @@ _SUMS = {
 
 
 @dataclass(frozen=True)
-class PlatformRow:
+class PlatformRow(UsageFigures):
     """Usage summed over one group; a dimension not grouped by stays None."""
 
     time: datetime | None = None  # start of the UTC day or hour
@@ -66,22 +66,6 @@ class PlatformRow:
     cache_write_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
     latency_ms_total: float = 0.0
-
-    @property
-    def tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
-
-    @property
-    def error_rate_pct(self) -> float:
-        return 100 * self.error_rate
-
-    @property
-    def latency_ms_avg(self) -> float | None:
-        return self.latency_ms_total / self.requests if self.requests else None
 
     def group(self, dimension: str) -> object:
         return {"tenant": self.tenant_id, "key": self.key_id}.get(

@@ -104,8 +104,34 @@ class DateRange:
         return start, datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
 
 
+class UsageFigures:
+    """What a row of summed usage derives from its sums (tenant and platform rows alike)."""
+
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    latency_ms_total: float
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def error_rate_pct(self) -> float:
+        return 100 * self.error_rate
+
+    @property
+    def latency_ms_avg(self) -> float | None:
+        return self.latency_ms_total / self.requests if self.requests else None
+
+
 @dataclass(frozen=True)
-class UsageRow:
+class UsageRow(UsageFigures):
     """Usage summed over one group; a dimension not grouped by stays None."""
 
     day: date | None = None
@@ -124,22 +150,6 @@ class UsageRow:
     latency_ms_total: float = 0.0
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
-
-    @property
-    def tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
-
-    @property
-    def error_rate_pct(self) -> float:
-        return 100 * self.error_rate
-
-    @property
-    def latency_ms_avg(self) -> float | None:
-        return self.latency_ms_total / self.requests if self.requests else None
 
     def group(self, dimension: str) -> object:
         """This row's value for a dimension (the key's id for "key")."""
