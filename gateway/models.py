@@ -92,18 +92,9 @@ class UsageRecord(models.Model):
         return None if self.ttfb_ms is None else max(0.0, self.latency_ms - self.ttfb_ms)
 
 
-class DailyUsage(models.Model):
-    """Per day, tenant, key, model and provider: the dashboards read these, not raw records.
+class RolledUp(models.Model):
+    """What a roll-up row sums, for one tenant, key, model and provider over a day or an hour."""
 
-    Only authenticated requests roll up (an unknown key has no tenant). The key is kept as a
-    plain id and prefix so a deleted key's history stays; no column is NULL, so the unique
-    constraint works the same on every database.
-    """
-
-    day = models.DateField()
-    tenant = models.ForeignKey(
-        "accounts.Tenant", on_delete=models.CASCADE, related_name="daily_usage"
-    )
     api_key_id = models.PositiveBigIntegerField(default=0)
     api_key_prefix = models.CharField(max_length=16, blank=True)
     model = models.CharField(max_length=128, blank=True)
@@ -118,6 +109,23 @@ class DailyUsage(models.Model):
     latency_ms_total = models.FloatField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class DailyUsage(RolledUp):
+    """Per day, tenant, key, model and provider: the dashboards read these, not raw records.
+
+    Only authenticated requests roll up (an unknown key has no tenant). The key is kept as a
+    plain id and prefix so a deleted key's history stays; no column is NULL, so the unique
+    constraint works the same on every database.
+    """
+
+    day = models.DateField()
+    tenant = models.ForeignKey(
+        "accounts.Tenant", on_delete=models.CASCADE, related_name="daily_usage"
+    )
+
+    class Meta:
         ordering = ["-day"]
         constraints = [
             models.UniqueConstraint(
@@ -130,7 +138,7 @@ class DailyUsage(models.Model):
         return f"{self.day} {self.tenant_id} {self.model}"
 
 
-class HourlyUsage(models.Model):
+class HourlyUsage(RolledUp):
     """DailyUsage's twin per UTC hour, written in the same transaction from the same records.
 
     The platform usage view reads it for hourly charts. Kept TOLLGATE_HOURLY_USAGE_RETENTION_DAYS
@@ -141,18 +149,6 @@ class HourlyUsage(models.Model):
     tenant = models.ForeignKey(
         "accounts.Tenant", on_delete=models.CASCADE, related_name="hourly_usage"
     )
-    api_key_id = models.PositiveBigIntegerField(default=0)
-    api_key_prefix = models.CharField(max_length=16, blank=True)
-    model = models.CharField(max_length=128, blank=True)
-    provider = models.CharField(max_length=64, blank=True)
-    requests = models.PositiveBigIntegerField(default=0)
-    errors = models.PositiveBigIntegerField(default=0)
-    input_tokens = models.PositiveBigIntegerField(default=0)
-    output_tokens = models.PositiveBigIntegerField(default=0)
-    cache_read_tokens = models.PositiveBigIntegerField(default=0)
-    cache_write_tokens = models.PositiveBigIntegerField(default=0)
-    cost_usd = models.DecimalField(max_digits=20, decimal_places=9, default=0)
-    latency_ms_total = models.FloatField(default=0)
 
     class Meta:
         ordering = ["-hour"]

@@ -109,6 +109,20 @@ class PeriodSerializer(serializers.Serializer):
         return data
 
 
+class UsageSumsSerializer(serializers.Serializer):
+    """What a usage row sums over its group (tenant usage and the platform's alike)."""
+
+    requests = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    error_rate = serializers.FloatField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cache_read_tokens = serializers.IntegerField()
+    cache_write_tokens = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(max_digits=20, decimal_places=9)
+    latency_ms_avg = serializers.FloatField(allow_null=True)
+
+
 class UsageApi(TenantApi):
     class InputSerializer(PeriodSerializer):
         group_by = serializers.CharField(
@@ -127,22 +141,13 @@ class UsageApi(TenantApi):
             return dimensions
 
     @extend_schema_serializer(component_name="UsageRow")
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(UsageSumsSerializer):
         day = serializers.DateField(allow_null=True)
         model = serializers.CharField(allow_null=True)
         key_id = serializers.IntegerField(allow_null=True)
         key_prefix = serializers.CharField(allow_null=True)
         key_name = serializers.CharField(allow_null=True)
         provider = serializers.CharField(allow_null=True)
-        requests = serializers.IntegerField()
-        errors = serializers.IntegerField()
-        error_rate = serializers.FloatField()
-        input_tokens = serializers.IntegerField()
-        output_tokens = serializers.IntegerField()
-        cache_read_tokens = serializers.IntegerField()
-        cache_write_tokens = serializers.IntegerField()
-        cost_usd = serializers.DecimalField(max_digits=20, decimal_places=9)
-        latency_ms_avg = serializers.FloatField(allow_null=True)
         latency_p50_ms = serializers.FloatField(
             allow_null=True, help_text="Median latency of successful requests"
         )

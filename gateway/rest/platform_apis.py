@@ -17,7 +17,7 @@ from accounts import access
 from accounts.authentication import TenantKeyPrincipal
 from accounts.models import Tenant
 from gateway.dashboard import platform
-from gateway.rest.apis import PeriodSerializer, TenantApi
+from gateway.rest.apis import PeriodSerializer, TenantApi, UsageSumsSerializer
 
 
 class IsPlatformAdmin(BasePermission):
@@ -66,7 +66,7 @@ class PlatformUsageApi(TenantApi):
             return data
 
     @extend_schema_serializer(component_name="PlatformUsageRow")
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(UsageSumsSerializer):
         time = serializers.DateTimeField(allow_null=True, help_text="Start of the UTC day or hour")
         tenant = serializers.CharField(source="tenant_name", allow_null=True)
         model = serializers.CharField(allow_null=True)
@@ -74,15 +74,6 @@ class PlatformUsageApi(TenantApi):
         key_id = serializers.IntegerField(allow_null=True)
         key_prefix = serializers.CharField(allow_null=True)
         key_name = serializers.CharField(allow_null=True)
-        requests = serializers.IntegerField()
-        errors = serializers.IntegerField()
-        error_rate = serializers.FloatField()
-        input_tokens = serializers.IntegerField()
-        output_tokens = serializers.IntegerField()
-        cache_read_tokens = serializers.IntegerField()
-        cache_write_tokens = serializers.IntegerField()
-        cost_usd = serializers.DecimalField(max_digits=20, decimal_places=9)
-        latency_ms_avg = serializers.FloatField(allow_null=True)
 
     @extend_schema(
         operation_id="platform_usage_list",
