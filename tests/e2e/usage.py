@@ -27,7 +27,7 @@ def drain(client: redis.Redis) -> int:
     return ran
 
 
-def records_for(client: redis.Redis, request_ids: list[str], within: float = 5.0) -> dict:
+def records_for(client: redis.Redis, request_ids: list[str], within: float = 15.0) -> dict:
     """request id -> its stored row, once all have landed (draining the queue meanwhile)."""
     deadline = time.monotonic() + within
     while True:
