@@ -216,7 +216,11 @@ CONFIRM_REVOKE = "revoke"
 
 def _invite_refused(request: HttpRequest, message: str, status: int) -> HttpResponse:
     context = {"message": message, "status": status}
-    return render(request, "dashboard/invite_refused.html", context, status=status)
+    response = render(request, "dashboard/invite_refused.html", context, status=status)
+    # Django's `django.request` logger would write "Forbidden: /invite/<token>/" for a 4xx: the
+    # path holds the token, which is never logged. The refusal is marked as logged already.
+    response._has_been_logged = True
+    return response
 
 
 @require_http_methods(["GET", "POST"])
