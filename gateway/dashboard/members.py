@@ -112,7 +112,10 @@ def members(request: HttpRequest, tenant: str) -> HttpResponse:
     except ServiceError as err:
         invite = None
         if str(err) == MEMBER_NOT_FOUND and "@" in form.cleaned_data["user"]:
-            err = "No account has that email yet: invite them below (they sign up, then accept)."
+            err = (
+                f"{err}. Or invite them by email below: the link waits 7 days for an account "
+                "with this email address to accept it."
+            )
             invite = InviteForm(initial={"email": form.cleaned_data["user"].strip(), **role})
         form.add_error("user", str(err))
         return _members_page(request, tenant_obj, form, status=400, invite_form=invite)

@@ -131,7 +131,8 @@ def test_owner_invites_by_email_and_the_link_is_mailed(people, django_capture_on
     client = signed_in(people.owner)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
-            "/dashboard/acme/members/invite/", {"email": "nina@example.com", "role": "admin"}
+            "/dashboard/acme/members/invite/",
+            {"invite-email": "nina@example.com", "invite-role": "admin"},
         )
 
     assert response.status_code == 302
@@ -150,8 +151,8 @@ def test_adding_an_email_without_an_account_offers_to_invite_them(client, people
 
     page = response.content.decode()
     assert response.status_code == 400
-    assert "invite them below" in page
-    assert 'value="nina@example.com"' in page  # the invite form is filled in
+    assert "invite them by email below" in page
+    assert 'name="invite-email" value="nina@example.com"' in page  # the invite form, filled in
 
 
 @pytest.mark.parametrize("who", ["admin", "viewer"])
@@ -160,7 +161,8 @@ def test_only_owners_invite_and_withdraw(people, who):
     client = signed_in(getattr(people, who))
 
     invited = client.post(
-        "/dashboard/acme/members/invite/", {"email": "zed@example.com", "role": "owner"}
+        "/dashboard/acme/members/invite/",
+        {"invite-email": "zed@example.com", "invite-role": "owner"},
     )
     withdrawn = client.post(
         f"/dashboard/acme/invitations/{invitation.pk}/revoke/", {"confirm": "revoke"}
@@ -194,9 +196,9 @@ def test_owner_withdraws_an_invitation_and_another_tenants_is_404(people):
 @pytest.mark.parametrize(
     "form",
     [
-        {"email": "x" * 300 + "@example.com", "role": "viewer"},
-        {"email": "nina@example.com", "role": "god"},
-        {"email": "", "role": "viewer"},
+        {"invite-email": "x" * 300 + "@example.com", "invite-role": "viewer"},
+        {"invite-email": "nina@example.com", "invite-role": "god"},
+        {"invite-email": "", "invite-role": "viewer"},
     ],
 )
 def test_bad_invitation_forms_are_400(people, form):
@@ -267,7 +269,8 @@ def test_the_token_is_never_logged(people, caplog, django_capture_on_commit_call
     client = signed_in(people.owner)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
-            "/dashboard/acme/members/invite/", {"email": "nina@example.com", "role": "viewer"}
+            "/dashboard/acme/members/invite/",
+            {"invite-email": "nina@example.com", "invite-role": "viewer"},
         )
     token = LINK.search(mail.outbox[0].body).group(1)
     nina = signed_in(UserFactory(username="nina", email="nina@example.com"))
