@@ -280,3 +280,16 @@ def test_the_token_is_never_logged(people, caplog, django_capture_on_commit_call
 
     assert token not in caplog.text
     assert all(token not in str(e.after) + str(e.before) for e in AuditEntry.objects.all())
+
+
+def test_the_admin_shows_invitations_read_only_without_the_hash(people, admin_client):
+    invitation, token = invite(people)
+
+    listed = admin_client.get("/admin/accounts/invitation/")
+    shown = admin_client.get(f"/admin/accounts/invitation/{invitation.pk}/change/")
+
+    assert listed.status_code == 200 and "nina@example.com" in listed.content.decode()
+    assert shown.status_code == 200
+    assert invitation.token_hash not in shown.content.decode()
+    assert token not in shown.content.decode()
+    assert admin_client.get("/admin/accounts/invitation/add/").status_code == 403
