@@ -184,7 +184,12 @@ def _user_by(ref: str):
     )
     if len(users) != 1:
         raise exceptions.ValidationError(
-            {"user": ["No single active account has this username or email address."]}
+            {
+                "user": [
+                    "No single active account has this username or email address; "
+                    "to add someone without an account, invite their email (POST …/invitations)."
+                ]
+            }
         )
     return users[0]
 

@@ -134,3 +134,14 @@ def test_bad_invitation_input_is_400(acme, people, body):
 
     assert response.status_code == 400
     assert not Invitation.objects.exists()
+
+
+def test_adding_an_unknown_email_as_a_member_points_to_invitations(acme, people):
+    response = acme.post(
+        f"{BASE}/tenants/acme/members",
+        {"user": "nina@example.com", "role": "viewer"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert "invite their email" in response.json()["user"][0]
