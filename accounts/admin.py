@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.models import ApiKey, AuditEntry, Membership, ServiceToken, Tenant
+from accounts.models import ApiKey, AuditEntry, Invitation, Membership, ServiceToken, Tenant
 from accounts.service_tokens import service_token_create, service_token_revoke
 from accounts.services import (
     ServiceError,
@@ -544,3 +544,34 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     @admin.display(description="after")
     def after_pretty(self, obj: AuditEntry) -> str:
         return pretty_json(obj.after)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdmin):
+    """Shown only: owners invite on the members page or the admin REST API, which email the
+    link (only there is the token ever known; the hash is not shown)."""
+
+    list_display = (
+        "email",
+        "tenant",
+        "role",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    )
+    list_filter = ("role", "tenant")
+    search_fields = ("email",)
+    list_select_related = ("tenant",)
+    fields = (
+        "tenant",
+        "email",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "accepted_by",
+        "revoked_at",
+    )
+    readonly_fields = fields

@@ -41,6 +41,7 @@ OBJECT_TYPES = {
     "Route": "route",
     "ModelAlias": "model_alias",
     "ServiceToken": "service_token",
+    "Invitation": "invitation",
     "AlertChannel": "alert_channel",
     "AlertPolicy": "alert_policy",
 }

@@ -1,5 +1,6 @@
 """Tenants, the people in them, and the API keys they call the gateway with."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -209,3 +210,40 @@ class ServiceToken(models.Model):
     def is_active(self) -> bool:
         now = timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+def _invitation_expiry():
+    return timezone.now() + timedelta(days=7)
+
+
+class Invitation(models.Model):
+    """An owner's invitation for an email address to join a tenant with a role. Only a SHA-256
+    of the token in the link is kept (accounts.keys.hash_secret), so the link is shown once."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)
+    role = models.CharField(
+        max_length=16, choices=Membership.Role.choices, default=Membership.Role.VIEWER
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(default=_invitation_expiry)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.tenant} ({self.role})"
+
+    @property
+    def is_pending(self) -> bool:
+        open_ = self.accepted_at is None and self.revoked_at is None
+        return open_ and self.expires_at > timezone.now()

@@ -10,6 +10,7 @@ concurrent request cache the old row again for minutes.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -18,7 +19,7 @@ import msgspec
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_slug
+from django.core.validators import validate_email, validate_slug
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ from accounts.models import (
     MAX_CAPTURE_DAYS,
     MIN_CAPTURE_BYTES,
     ApiKey,
+    Invitation,
     LimitFields,
     Membership,
     Tenant,
@@ -525,3 +527,140 @@ def membership_remove(*, membership: Membership) -> None:
         if _last_owner(current):
             raise ServiceError("the tenant's last owner cannot be removed: make another owner")
         membership_delete(membership=current)
+
+
+# --- Invitations -----------------------------------------------------------------------------
+
+INVITATION_TOKEN_PREFIX = "tgi_"
+INVITATION_NOT_FOUND = "this invitation link is not valid"
+
+
+def _email_checked(email: str) -> str:
+    email = (email or "").strip()
+    if not email or len(email) > 254:
+        raise ServiceError("give a valid email address (at most 254 characters)")
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ServiceError("give a valid email address") from None
+    return email
+
+
+def invitation_create(
+    *, tenant: Tenant, email: str, role: str, invited_by=None
+) -> tuple[Invitation, str]:
+    """Invite an email address to the tenant with this role (an owner's action). A pending
+    invitation for the same address is replaced (its link stops working). Returns the
+    invitation and its token, which is never stored (only its SHA-256) nor shown again."""
+    role = _role_checked(role)
+    email = _email_checked(email)
+    with transaction.atomic():
+        _tenant_locked(tenant.pk)
+        if Membership.objects.filter(tenant=tenant, user__email__iexact=email).exists():
+            raise ServiceError(f"{email} is already a member of {tenant.name}: change their role")
+        now = timezone.now()
+        for old in Invitation.objects.filter(
+            tenant=tenant,
+            email__iexact=email,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+            expires_at__gt=now,
+        ):
+            _invitation_revoked(old, now)
+        token = INVITATION_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        invitation = Invitation(
+            tenant=tenant,
+            email=email,
+            role=role,
+            token_hash=keys.hash_secret(token),
+            invited_by=invited_by if getattr(invited_by, "pk", None) else None,
+        )
+        invitation.save()
+        audit.record(audit.CREATE, invitation, after=audit.stored(invitation))
+    return invitation, token
+
+
+def _invitation_revoked(invitation: Invitation, now: datetime) -> None:
+    before = audit.stored(invitation)
+    invitation.revoked_at = now
+    invitation.save(update_fields=["revoked_at"])
+    audit.record(audit.REVOKE, invitation, before=before, after=audit.stored(invitation))
+
+
+def invitation_by_token(token: str) -> Invitation:
+    """The invitation this link's token names, whatever its state; ServiceError when none does
+    (nothing about any tenant is said then)."""
+    if not isinstance(token, str) or not token.startswith(INVITATION_TOKEN_PREFIX):
+        raise ServiceError(INVITATION_NOT_FOUND)
+    if len(token) > 100:
+        raise ServiceError(INVITATION_NOT_FOUND)
+    found = (
+        Invitation.objects.select_related("tenant")
+        .filter(token_hash=keys.hash_secret(token))
+        .first()
+    )
+    if found is None:
+        raise ServiceError(INVITATION_NOT_FOUND)
+    return found
+
+
+class InvitationRefused(ServiceError):
+    """A known invitation that this user cannot accept (now): wrong account, used, revoked or
+    expired. The message names no tenant."""
+
+
+def invitation_check(*, invitation: Invitation, user) -> None:
+    """InvitationRefused unless this signed-in user may accept this invitation now."""
+    if invitation.accepted_at is not None:
+        raise InvitationRefused("this invitation has already been accepted")
+    if invitation.revoked_at is not None:
+        raise InvitationRefused("this invitation was withdrawn: ask the tenant's owner again")
+    if invitation.expires_at <= timezone.now():
+        raise InvitationRefused("this invitation has expired: ask the tenant's owner again")
+    if (getattr(user, "email", "") or "").strip().lower() != invitation.email.lower():
+        raise InvitationRefused(
+            "this invitation was sent to another email address: sign in with that account"
+        )
+
+
+def invitation_accept(*, token: str, user) -> Membership:
+    """Accept an invitation as the signed-in user, whose email must be the invited one (any
+    case): a leaked link is useless to anyone else. Makes them a member with the invited role;
+    a second accept is refused."""
+    found = invitation_by_token(token)
+    with transaction.atomic():
+        _tenant_locked(found.tenant_id)
+        invitation = Invitation.objects.select_for_update().get(pk=found.pk)
+        invitation.tenant = found.tenant
+        invitation_check(invitation=invitation, user=user)
+        if Membership.objects.filter(tenant_id=invitation.tenant_id, user=user).exists():
+            raise InvitationRefused("you are already a member of this tenant")
+        membership = membership_save(
+            membership=Membership(tenant=invitation.tenant, user=user, role=invitation.role)
+        )
+        before = audit.stored(invitation)
+        invitation.accepted_at = timezone.now()
+        invitation.accepted_by = user
+        invitation.save(update_fields=["accepted_at", "accepted_by"])
+        audit.record(audit.UPDATE, invitation, before=before, after=audit.stored(invitation))
+    return membership
+
+
+def invitation_revoke(*, invitation: Invitation) -> bool:
+    """Withdraw a pending invitation (its link stops working). False if it was not pending."""
+    with transaction.atomic():
+        current = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
+        if current is None or not current.is_pending:
+            return False
+        _invitation_revoked(current, timezone.now())
+    invitation.revoked_at = current.revoked_at
+    return True
+
+
+def invitations_pending(*, tenant: Tenant):
+    return Invitation.objects.filter(
+        tenant=tenant,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    ).order_by("-created_at", "-id")

@@ -172,6 +172,12 @@ class MemberAddForm(forms.Form):
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.VIEWER)
 
 
+class InviteForm(forms.Form):
+    prefix = "invite"  # its fields' ids differ from the add form's on the same page
+    email = forms.EmailField(max_length=254, label="Email")
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.VIEWER)
+
+
 class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Membership.Role.choices)
 

@@ -54,5 +54,15 @@ urlpatterns = [
         members.member_remove,
         name="member-remove",
     ),
+    path(
+        "dashboard/<slug:tenant>/members/invite/", members.invitation_create, name="member-invite"
+    ),
+    path(
+        "dashboard/<slug:tenant>/invitations/<int:invitation_id>/revoke/",
+        members.invitation_revoke,
+        name="invitation-revoke",
+    ),
+    # Outside /dashboard/<tenant>/: the link names no tenant, only its token.
+    path("invite/<str:token>/", members.invitation_accept, name="invite"),
     path("dashboard/<slug:tenant>/export.csv", views.export_csv, name="export"),
 ]

@@ -15,7 +15,8 @@ from rest_framework.response import Response
 
 from accounts import services
 from accounts.models import Membership, Tenant
-from gateway.rest.admin.base import AdminApi, read
+from gateway import invitations
+from gateway.rest.admin.base import AdminApi, read, secret_response
 from gateway.rest.apis import LimitsInput
 from gateway.rest.input import StrictInput, no_body
 from providers.models import Model
@@ -183,7 +184,12 @@ def _user_by(ref: str):
     )
     if len(users) != 1:
         raise exceptions.ValidationError(
-            {"user": ["No single active account has this username or email address."]}
+            {
+                "user": [
+                    "No single active account has this username or email address; "
+                    "to add someone without an account, invite their email (POST …/invitations)."
+                ]
+            }
         )
     return users[0]
 
@@ -212,7 +218,8 @@ class MembersApi(AdminApi):
         operation_id="admin_members_create", request=MemberAddInput, responses={201: MemberOutput}
     )
     def post(self, request: Request, tenant: str) -> Response:
-        """Add an existing account to the tenant with a role (there are no invitations yet)."""
+        """Add an existing account to the tenant with a role (someone without an account: invite
+        them, `POST .../invitations`)."""
         caller = self.caller()
         row = caller.tenant(tenant)
         caller.require_members_change(row)
@@ -259,4 +266,85 @@ class MemberDetailApi(AdminApi):
         no_body(request)
         _keep_an_owner(membership, None)
         services.membership_delete(membership=membership)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Invitations -------------------------------------------------------------------------------
+
+
+@extend_schema_serializer(component_name="AdminInvitation")
+class InvitationOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    email = serializers.CharField()
+    role = serializers.CharField()
+    invited_by = serializers.CharField(source="invited_by.username", allow_null=True)
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+
+
+@extend_schema_serializer(component_name="AdminInvitationCreated")
+class InvitationCreatedOutput(InvitationOutput):
+    accept_url = serializers.CharField(
+        help_text="The link the invitee opens (signed in with the invited email); shown only here"
+    )
+
+
+class InvitationInput(StrictInput, serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
+
+
+def _service_error(err: services.ServiceError, field: str) -> exceptions.ValidationError:
+    return exceptions.ValidationError({field: [str(err)]})
+
+
+class InvitationsApi(AdminApi):
+    @extend_schema(operation_id="admin_invitations_list", responses=InvitationOutput(many=True))
+    def get(self, request: Request, tenant: str) -> Response:
+        """The tenant's pending invitations (never their links)."""
+        caller = self.caller()
+        row = caller.tenant(tenant)
+        caller.require_members_view(row)
+        pending = services.invitations_pending(tenant=row).select_related("invited_by")
+        return self.paginated(pending, InvitationOutput)
+
+    @extend_schema(
+        operation_id="admin_invitations_create",
+        request=InvitationInput,
+        responses={201: InvitationCreatedOutput},
+    )
+    def post(self, request: Request, tenant: str) -> Response:
+        """Invite an email address with a role; the link is emailed and returned once. A pending
+        invitation for the same address is replaced."""
+        caller = self.caller()
+        row = caller.tenant(tenant)
+        caller.require_members_change(row)
+        data = read(InvitationInput, request)
+        user = request.user if getattr(request.user, "pk", None) and caller.token is None else None
+        try:
+            with transaction.atomic():
+                invitation, token = services.invitation_create(
+                    tenant=row, email=data["email"], role=data["role"], invited_by=user
+                )
+                url = invitations.send_invitation(
+                    request=request, invitation=invitation, token=token
+                )
+        except services.ServiceError as err:
+            raise _service_error(err, "email") from None
+        answer = {**InvitationOutput(invitation).data, "accept_url": url}
+        return secret_response(answer, status=status.HTTP_201_CREATED)
+
+
+class InvitationDetailApi(AdminApi):
+    @extend_schema(operation_id="admin_invitations_destroy", request=None, responses={204: None})
+    def delete(self, request: Request, tenant: str, invitation_id: int) -> Response:
+        """Withdraw a pending invitation: its link stops working."""
+        caller = self.caller()
+        row = caller.tenant(tenant)
+        caller.require_members_change(row)
+        no_body(request)
+        invitation = services.invitations_pending(tenant=row).filter(pk=invitation_id).first()
+        if invitation is None:
+            raise exceptions.NotFound("No such pending invitation.")
+        services.invitation_revoke(invitation=invitation)
         return Response(status=status.HTTP_204_NO_CONTENT)

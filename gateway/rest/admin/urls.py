@@ -21,6 +21,12 @@ urlpatterns = [
         tenants.MemberDetailApi.as_view(),
         name="admin-member",
     ),
+    path(f"{TENANT}/invitations", tenants.InvitationsApi.as_view(), name="admin-invitations"),
+    path(
+        f"{TENANT}/invitations/<int:invitation_id>",
+        tenants.InvitationDetailApi.as_view(),
+        name="admin-invitation",
+    ),
     path(f"{TENANT}/keys", keys.KeysApi.as_view(), name="admin-keys"),
     path(f"{TENANT}/keys/<int:key_id>", keys.KeyDetailApi.as_view(), name="admin-key"),
     path(
