@@ -375,14 +375,17 @@ class GeminiTurn:
     def _url_context(self, context: dict[str, Any]) -> list[ir.StreamEvent]:
         """The pages url_context fetched, as Anthropic's web_fetch blocks: Gemini reports only
         each url and whether it was retrieved, never the page's text (the document is empty)."""
-        pages = context.get("urlMetadata")
-        events: list[ir.StreamEvent] = [*self.close_thinking()]
+        listed = context.get("urlMetadata")
+        pages = [
+            (page["retrievedUrl"], page.get("urlRetrievalStatus") == "URL_RETRIEVAL_STATUS_SUCCESS")
+            for page in (listed if isinstance(listed, list) else [])
+            if isinstance(page, dict)
+            and isinstance(page.get("retrievedUrl"), str)
+            and page["retrievedUrl"]
+        ]
         self.fetches = 0
-        for page in pages if isinstance(pages, list) else []:
-            url = page.get("retrievedUrl") if isinstance(page, dict) else None
-            if not isinstance(url, str) or not url:
-                continue
-            ok = page.get("urlRetrievalStatus") == "URL_RETRIEVAL_STATUS_SUCCESS"
+        events: list[ir.StreamEvent] = [*self.close_thinking()] if pages else []
+        for url, ok in pages:
             seed = f"{self.response_id}_f{self.fetches}" if self.response_id else None
             call, result = fetch_parts(server_tool_id(seed), url, ok)
             self.content += [call, result]

@@ -117,3 +117,50 @@ def test_gemini_reports_the_web_fetch_settings_url_context_has_not():
 def test_gemini_has_nothing_to_report_for_a_plain_web_fetch_or_citations_off():
     request = fetch_request(citations=False)
     assert ADAPTERS["gemini"].unsupported(request, target("gemini")) == []
+
+
+def test_gemini_url_metadata_without_a_usable_url_gives_no_fetch_blocks():
+    listed = [
+        None,
+        "x",
+        {"urlRetrievalStatus": "URL_RETRIEVAL_STATUS_SUCCESS"},
+        {"retrievedUrl": 7},
+    ]
+    body = {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": "Nothing read."}]},
+                "finishReason": "STOP",
+                "index": 0,
+                "urlContextMetadata": {"urlMetadata": listed},
+            }
+        ]
+    }
+    request = fetch_request()
+    response = ADAPTERS["gemini"].parse_response(body, request, target("gemini"))
+    assert [type(p).__name__ for p in response.content] == ["Text"]
+    assert response.usage.web_fetch_requests is None
+
+
+def test_gemini_url_status_other_than_success_is_not_accessible():
+    listed = [
+        {"retrievedUrl": "https://p.test/", "urlRetrievalStatus": "URL_RETRIEVAL_STATUS_PAYWALL"},
+        {"retrievedUrl": "https://u.test/", "urlRetrievalStatus": "URL_RETRIEVAL_STATUS_UNSAFE"},
+    ]
+    body = {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": "Could not read."}]},
+                "finishReason": "STOP",
+                "index": 0,
+                "urlContextMetadata": {"urlMetadata": listed},
+            }
+        ]
+    }
+    response = ADAPTERS["gemini"].parse_response(body, fetch_request(), target("gemini"))
+    results = [p for p in response.content if type(p).__name__ == "WebFetchResult"]
+    assert [(r.url, r.error_code) for r in results] == [
+        ("https://p.test/", "url_not_accessible"),
+        ("https://u.test/", "url_not_accessible"),
+    ]
+    assert response.usage.web_fetch_requests == 2
