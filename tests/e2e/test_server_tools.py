@@ -103,8 +103,9 @@ def test_web_search_is_answered_as_anthropic_answers_it(stage, broker, kind, str
     assert record.cost_usd == Decimal(tokens) / 1_000_000 + Decimal("0.01")
 
 
-def test_web_fetch_is_refused_naming_the_tool_on_a_route_without_it(stage):
-    client = stage.client(setup(stage, "openai_responses"))
+@pytest.mark.parametrize("kind", ["openai_responses", "openai"])
+def test_web_fetch_is_refused_naming_the_tool_on_a_route_without_it(stage, kind):
+    client = stage.client(setup(stage, kind))
     with pytest.raises(Exception) as caught:
         client.messages.create(
             model="claude-search",
@@ -114,7 +115,7 @@ def test_web_fetch_is_refused_naming_the_tool_on_a_route_without_it(stage):
         )
     assert caught.value.status_code == 400
     assert "tools.0 (server tool `web_fetch_20250910`)" in caught.value.message
-    assert stage.upstream.requests("search-model") == []
+    assert stage.upstream.requests(UPSTREAM.get(kind, "search-model")) == []
 
 
 def test_old_tool_results_are_cleared_and_reported(stage):
