@@ -114,6 +114,16 @@ class CodeExecutionResult(msgspec.Struct, tag="code_execution_tool_result", omit
     return_code: int = 0
 
 
+class WebFetchResult(msgspec.Struct, tag="web_fetch_tool_result", omit_defaults=True):
+    """A page a provider fetched for the answer, answering the `ServerToolUse` of that id; the
+    page's text when the provider gives it (Gemini's url_context does not), else empty."""
+
+    tool_use_id: str
+    url: str
+    text: str = ""
+    error_code: str | None = None  # Anthropic's web_fetch error code when the fetch failed
+
+
 Part = (
     Text
     | Image
@@ -125,6 +135,7 @@ Part = (
     | ServerToolUse
     | WebSearchResult
     | CodeExecutionResult
+    | WebFetchResult
 )
 
 
@@ -151,6 +162,8 @@ class ServerTool(msgspec.Struct, omit_defaults=True):
     allowed_domains: list[str] | None = None
     blocked_domains: list[str] | None = None
     user_location: dict[str, Any] | None = None
+    citations: bool | None = None  # web_fetch: `citations.enabled`
+    max_content_tokens: int | None = None  # web_fetch
 
 
 class ContextEdit(msgspec.Struct, omit_defaults=True):
@@ -246,6 +259,8 @@ class Usage(msgspec.Struct, omit_defaults=False):
     reasoning_tokens: int = 0
     # Searches a provider ran for the answer (None: no search tool was at work).
     web_search_requests: int | None = None
+    # Pages a provider fetched for the answer (None: no fetch tool was at work); not billed.
+    web_fetch_requests: int | None = None
     # True when the figures are our estimate, not the provider's report.
     estimated: bool = False
 
@@ -307,6 +322,7 @@ class BlockStart(msgspec.Struct, tag="block_start"):
         | ServerToolUse
         | WebSearchResult
         | CodeExecutionResult
+        | WebFetchResult
     )
 
 

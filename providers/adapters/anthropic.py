@@ -86,6 +86,8 @@ def usage_from(data: dict[str, Any], base: ir.Usage | None = None) -> ir.Usage:
     server = data.get("server_tool_use")
     if isinstance(server, dict) and isinstance(server.get("web_search_requests"), int):
         usage.web_search_requests = server["web_search_requests"]  # billed per search
+    if isinstance(server, dict) and isinstance(server.get("web_fetch_requests"), int):
+        usage.web_fetch_requests = server["web_fetch_requests"] or None
     return usage
 
 

@@ -22,6 +22,7 @@ from providers.adapters.gemini_request import (
     PROVIDER,
     gemini_body,
     renamed_tools,
+    unsupported_fetch,
     unsupported_search,
 )
 from providers.adapters.gemini_request import (
@@ -31,6 +32,7 @@ from providers.adapters.openai_chat import response_tool_id, wants_thinking
 from providers.adapters.web_search import (
     citation,
     code_call,
+    fetch_parts,
     hits,
     search_call,
     server_tool_id,
@@ -196,6 +198,7 @@ class GeminiTurn:
         self.response_id: Any = None
         self.code_runs = 0
         self.grounded = False
+        self.fetches: int | None = None  # pages url_context fetched (urlContextMetadata)
 
     def feed(self, chunk: dict[str, Any]) -> list[ir.StreamEvent]:
         if chunk.get("error"):
@@ -228,6 +231,9 @@ class GeminiTurn:
         if isinstance(grounding, dict) and not self.grounded:
             self.grounded = True  # streams may repeat it: read once
             events += self._grounding(grounding)
+        context = candidate.get("urlContextMetadata")
+        if isinstance(context, dict) and self.fetches is None:
+            events += self._url_context(context)  # read once, as grounding
         if candidate.get("finishReason"):
             self.finish = candidate["finishReason"]
             ratings, message = candidate.get("safetyRatings"), candidate.get("finishMessage")
@@ -366,6 +372,35 @@ class GeminiTurn:
         self.searches = len(queries)
         return events
 
+    def _url_context(self, context: dict[str, Any]) -> list[ir.StreamEvent]:
+        """The pages url_context fetched, as Anthropic's web_fetch blocks: Gemini reports only
+        each url and whether it was retrieved, never the page's text (the document is empty)."""
+        listed = context.get("urlMetadata")
+        pages = [
+            (page["retrievedUrl"], page.get("urlRetrievalStatus") == "URL_RETRIEVAL_STATUS_SUCCESS")
+            for page in (listed if isinstance(listed, list) else [])
+            if isinstance(page, dict)
+            and isinstance(page.get("retrievedUrl"), str)
+            and page["retrievedUrl"]
+        ]
+        self.fetches = 0
+        events: list[ir.StreamEvent] = [*self.close_thinking()] if pages else []
+        for url, ok in pages:
+            seed = f"{self.response_id}_f{self.fetches}" if self.response_id else None
+            call, result = fetch_parts(server_tool_id(seed), url, ok)
+            self.content += [call, result]
+            self.fetches += 1
+            shell = ir.ServerToolUse(id=call.id, name=call.name, input={})
+            arguments = _encode.encode(call.input).decode()
+            events += [
+                ir.BlockStart(shell),
+                ir.ToolInputDelta(arguments),
+                ir.BlockStart(result),
+                ir.BlockStop(),
+            ]
+            self.open = None
+        return events
+
     @staticmethod
     def _citations(supports: Any, pages: list[tuple[Any, Any]]) -> list[ir.Citation]:
         result = []
@@ -407,6 +442,8 @@ class GeminiTurn:
         )
         if self.searches:
             usage.web_search_requests = self.searches
+        if self.fetches:
+            usage.web_fetch_requests = self.fetches
         end = ir.StreamEnd(self.stop_reason(), usage, stop_details=self.stop_details())
         return [*self.close_thinking(), end]
 
@@ -426,7 +463,9 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
     )
     if turn.searches:
         usage.web_search_requests = turn.searches
-    # Anthropic puts a search before the text it grounds.
+    if turn.fetches:
+        usage.web_fetch_requests = turn.fetches
+    # Anthropic puts a search or a fetch before the text it grounds.
     searches = [p for p in turn.content if _is_search(p)]
     others = [p for p in turn.content if not _is_search(p)]
     return ir.Response(
@@ -439,8 +478,8 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
 
 
 def _is_search(part: ir.Part) -> bool:
-    search_call = isinstance(part, ir.ServerToolUse) and part.name == "web_search"
-    return search_call or isinstance(part, ir.WebSearchResult)
+    search_call = isinstance(part, ir.ServerToolUse) and part.name in ("web_search", "web_fetch")
+    return search_call or isinstance(part, ir.WebSearchResult | ir.WebFetchResult)
 
 
 def _retry_delay(body: Any) -> float | None:
@@ -473,7 +512,7 @@ class GeminiAdapter(HttpAdapter):
         choice = request.tool_choice
         if choice is not None and choice.disable_parallel_tool_use:
             dropped.append("tool_choice.disable_parallel_tool_use (approximated)")
-        return dropped + unsupported_search(request)
+        return dropped + unsupported_search(request) + unsupported_fetch(request)
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         headers = {"content-type": "application/json"}

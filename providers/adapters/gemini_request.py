@@ -15,7 +15,7 @@ from providers.adapters.base import Target
 from providers.adapters.envelope import provider_data
 from providers.adapters.gemini_schema import gemini_parameters
 from providers.adapters.openai_chat_request import refuse
-from providers.adapters.web_search import refuse_server_tools, runs_code, searched
+from providers.adapters.web_search import fetched, refuse_server_tools, runs_code, searched
 
 PROVIDER = "gemini"  # the envelope's provider name
 # Documented placeholder for function calls whose signature Gemini never gave us (4.3).
@@ -30,8 +30,9 @@ BUDGET_BY_EFFORT = {
     "xhigh": 24576,
     "max": 24576,
 }
-# Anthropic server tools Gemini has its own of (code execution: the Python version).
-SERVER_TOOLS = frozenset({"web_search", "code_execution"})
+# Anthropic server tools Gemini has its own of (code execution: the Python version; web fetch:
+# url_context).
+SERVER_TOOLS = frozenset({"web_search", "web_fetch", "code_execution"})
 _MODES = {"auto": "AUTO", "any": "ANY", "tool": "ANY", "none": "NONE"}
 # What a client may set under `provider_options.google` (see options.py). A cache's TTL is
 # chosen when the cache is created: generateContent has no field for the last two.
@@ -262,6 +263,16 @@ def unsupported_search(request: ir.Request) -> list[str]:
     return [f"{tool.where}.{name}" for name in named if getattr(tool, name) is not None]
 
 
+def unsupported_fetch(request: ir.Request) -> list[str]:
+    """What url_context has no setting for (citations only when asked for)."""
+    tool = fetched(request)
+    if tool is None:
+        return []
+    named = ("max_uses", "allowed_domains", "blocked_domains", "max_content_tokens")
+    dropped = [f"{tool.where}.{name}" for name in named if getattr(tool, name) is not None]
+    return dropped + ([f"{tool.where}.citations"] if tool.citations else [])
+
+
 def gemini_body(request: ir.Request, target: Target) -> dict[str, Any]:
     """The generateContent body for `request` on `target` (the model is in the URL)."""
     if request.unportable:
@@ -274,6 +285,8 @@ def gemini_body(request: ir.Request, target: Target) -> dict[str, Any]:
     refuse_server_tools(request, SERVER_TOOLS, target.provider_name)
     if searched(request) is not None:
         body["tools"] = [*body.get("tools", []), {"google_search": {}}]  # grounding
+    if fetched(request) is not None:
+        body["tools"] = [*body.get("tools", []), {"url_context": {}}]
     if runs_code(request):
         body["tools"] = [*body.get("tools", []), {"code_execution": {}}]
     body["generationConfig"] = _generation_config(request, target)

@@ -91,6 +91,21 @@ def searched(request: ir.Request) -> ir.ServerTool | None:
     return next((t for t in request.server_tools if t.kind == "web_search"), None)
 
 
+def fetched(request: ir.Request) -> ir.ServerTool | None:
+    return next((t for t in request.server_tools if t.kind == "web_fetch"), None)
+
+
+def fetch_parts(call_id: str, url: str, ok: bool) -> list[ir.Part]:
+    """One page a provider fetched: Anthropic's `server_tool_use` (name `web_fetch`, input
+    `{url}`) and its result, `url_not_accessible` when the fetch failed."""
+    return [
+        ir.ServerToolUse(id=call_id, name="web_fetch", input={"url": url}),
+        ir.WebFetchResult(
+            tool_use_id=call_id, url=url, error_code=None if ok else "url_not_accessible"
+        ),
+    ]
+
+
 # --- OpenAI Chat search models ----------------------------------------------------------------
 QUERY_CHARS = 200
 

@@ -10,7 +10,7 @@ import redis
 from django.conf import settings
 
 from gateway.models import UsageRecord
-from tests.e2e.usage import drain
+from tests.e2e.usage import drain, records_for
 
 # An Anthropic route passes the tool and its answer through (the fake searches as Anthropic).
 KINDS = ["openai_responses", "gemini", "openai", "anthropic"]
@@ -103,8 +103,9 @@ def test_web_search_is_answered_as_anthropic_answers_it(stage, broker, kind, str
     assert record.cost_usd == Decimal(tokens) / 1_000_000 + Decimal("0.01")
 
 
-def test_web_fetch_is_refused_naming_the_tool_on_a_route_without_it(stage):
-    client = stage.client(setup(stage, "openai_responses"))
+@pytest.mark.parametrize("kind", ["openai_responses", "openai"])
+def test_web_fetch_is_refused_naming_the_tool_on_a_route_without_it(stage, kind):
+    client = stage.client(setup(stage, kind))
     with pytest.raises(Exception) as caught:
         client.messages.create(
             model="claude-search",
@@ -114,7 +115,7 @@ def test_web_fetch_is_refused_naming_the_tool_on_a_route_without_it(stage):
         )
     assert caught.value.status_code == 400
     assert "tools.0 (server tool `web_fetch_20250910`)" in caught.value.message
-    assert stage.upstream.requests("search-model") == []
+    assert stage.upstream.requests(UPSTREAM.get(kind, "search-model")) == []
 
 
 def test_old_tool_results_are_cleared_and_reported(stage):
@@ -255,3 +256,81 @@ def test_newer_code_execution_is_refused_naming_the_tool(stage):
     message = caught.value.body["error"]["message"]
     assert message.startswith("tools.0 (server tool `code_execution_20250825`) is not supported")
     assert stage.upstream.requests("search-model") == []
+
+
+# url_context on Gemini; an Anthropic route passes the tool through and Anthropic fetches.
+FETCHED = "https://docs.example.org/guide"
+UNREACHABLE = "https://down.example.net/"
+FETCH = {
+    "blocks": [
+        {"type": "web_fetch", "url": FETCHED},
+        {"type": "web_fetch", "url": UNREACHABLE, "failed": True},
+        {"type": "text", "text": "The guide explains setup."},
+    ]
+}
+FETCH_TOOL = {"type": "web_fetch_20250910", "name": "web_fetch"}
+
+
+@pytest.mark.parametrize("kind", ["gemini", "anthropic"])
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_web_fetch_is_answered_as_anthropic_answers_it(stage, broker, kind, stream):
+    client = stage.client(setup(stage, kind, search=False))
+    stage.upstream.script("search-model", FETCH)
+    ask = {
+        "model": "claude-search",
+        "max_tokens": 1024,
+        "tools": [FETCH_TOOL],
+        "messages": [{"role": "user", "content": f"Summarise {FETCHED} and {UNREACHABLE}"}],
+    }
+    if stream:
+        with client.messages.stream(**ask) as events:
+            message = events.get_final_message()
+            request_id = events.response.headers["request-id"]
+    else:
+        message = client.messages.create(**ask)
+        request_id = message._request_id
+    calls = [b for b in message.content if b.type == "server_tool_use"]
+    results = [b for b in message.content if b.type == "web_fetch_tool_result"]
+    assert [(c.name, c.input) for c in calls] == [
+        ("web_fetch", {"url": FETCHED}),
+        ("web_fetch", {"url": UNREACHABLE}),
+    ]
+    assert all(c.id.startswith("srvtoolu_") for c in calls)
+    assert [r.tool_use_id for r in results] == [c.id for c in calls]
+    page, failed = results[0].content, results[1].content
+    assert page.type == "web_fetch_result" and page.url == FETCHED
+    assert page.content.type == "document" and page.content.source.media_type == "text/plain"
+    if kind == "gemini":  # url_context never returns the page's text
+        assert page.content.source.data == "" and page.retrieved_at is None
+        body = stage.upstream.requests("search-model")[-1]["body"]
+        assert body["tools"] == [{"url_context": {}}]
+    else:
+        assert stage.upstream.requests("search-model")[-1]["body"]["tools"] == [FETCH_TOOL]
+    assert failed.type == "web_fetch_tool_result_error"
+    assert failed.error_code == "url_not_accessible"
+    # A stream gives Gemini's fetches after the text (it reports them with the last chunk).
+    assert [b.text for b in message.content if b.type == "text"] == ["The guide explains setup."]
+    assert message.usage.server_tool_use.web_fetch_requests == 2
+    (record,) = records_for(broker, [request_id]).values()
+    tokens = record.input_tokens + record.output_tokens
+    assert record.cost_usd == Decimal(tokens) / 1_000_000  # fetches cost nothing more
+
+
+def test_web_fetch_settings_gemini_lacks_are_warned_or_skip_the_route(stage):
+    client = stage.client(setup(stage, "gemini", search=False))
+    stage.upstream.script("search-model", FETCH)
+    tool = {**FETCH_TOOL, "max_uses": 2, "citations": {"enabled": True}}
+    ask = {
+        "model": "claude-search",
+        "max_tokens": 100,
+        "tools": [tool],
+        "messages": [{"role": "user", "content": f"read {FETCHED}"}],
+    }
+    answer = client.messages.with_raw_response.create(**ask)
+    warned = answer.headers["tollgate-warnings"]
+    assert "tools.0.max_uses" in warned and "tools.0.citations" in warned
+    with pytest.raises(Exception) as caught:
+        client.messages.create(**ask, extra_headers={"x-tollgate-strictness": "error"})
+    assert caught.value.status_code == 400
+    assert "tools.0.max_uses" in caught.value.message
+    assert len(stage.upstream.requests("search-model")) == 1  # the warned one only

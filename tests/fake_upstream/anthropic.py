@@ -17,6 +17,7 @@ from .scenario import (
     TextBlock,
     ThinkingBlock,
     ToolSpec,
+    WebFetchBlock,
     WebSearchBlock,
 )
 from .sse import event_frame, json_fragments, json_text, pieces
@@ -119,8 +120,9 @@ def usage(reply: Reply, *, split: bool = True) -> dict[str, Any]:
         "cache_read_input_tokens": u.cache_read_input_tokens,
     }
     searches = sum(isinstance(b, WebSearchBlock) for b in reply.blocks)
-    if searches:
-        out["server_tool_use"] = {"web_search_requests": searches}
+    fetches = sum(isinstance(b, WebFetchBlock) for b in reply.blocks)
+    if searches or fetches:
+        out["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": fetches}
     if split:
         hour = u.cache_creation_1h_input_tokens
         out["cache_creation"] = {
@@ -148,7 +150,7 @@ def render_stream(reply: Reply) -> list[bytes]:
     frames = [_event({"type": "message_start", "message": shell})]
     index = 0
     for number, block in enumerate(reply.blocks):
-        if isinstance(block, WebSearchBlock | CodeBlock):
+        if isinstance(block, WebSearchBlock | CodeBlock | WebFetchBlock):
             frames.extend(_server_frames(reply, number, block, index))
             index += 2
             continue
@@ -187,7 +189,7 @@ def _message(reply: Reply) -> dict[str, Any]:
 
 def _blocks(reply: Reply, index: int, block: Block) -> list[dict[str, Any]]:
     """The content blocks of one scripted block: a server tool's run is two (call, result)."""
-    if not isinstance(block, WebSearchBlock | CodeBlock):
+    if not isinstance(block, WebSearchBlock | CodeBlock | WebFetchBlock):
         return [_block(reply, index, block)]
     call_id = f"srvtoolu_{reply.reply_id[:16]}{index}"
     if isinstance(block, WebSearchBlock):
@@ -203,6 +205,9 @@ def _blocks(reply: Reply, index: int, block: Block) -> list[dict[str, Any]]:
         ]
         name, given = "web_search", {"query": block.query}
         result = {"type": "web_search_tool_result", "tool_use_id": call_id, "content": pages}
+    elif isinstance(block, WebFetchBlock):
+        name, given = "web_fetch", {"url": block.url}
+        result = {"type": "web_fetch_tool_result", "tool_use_id": call_id, "content": _page(block)}
     else:
         name, given = "code_execution", {"code": block.code}
         output = {
@@ -215,6 +220,20 @@ def _blocks(reply: Reply, index: int, block: Block) -> list[dict[str, Any]]:
         result = {"type": "code_execution_tool_result", "tool_use_id": call_id, "content": output}
     call = {"type": "server_tool_use", "id": call_id, "name": name, "input": given}
     return [call, result]
+
+
+def _page(block: WebFetchBlock) -> dict[str, Any]:
+    """A fetched page as Anthropic returns it: a text document, or the fetch's error."""
+    if block.failed:
+        return {"type": "web_fetch_tool_result_error", "error_code": "url_not_accessible"}
+    source = {"type": "text", "media_type": "text/plain", "data": f"The page at {block.url}."}
+    document = {"type": "document", "source": source, "title": block.url}
+    return {
+        "type": "web_fetch_result",
+        "url": block.url,
+        "content": document,
+        "retrieved_at": "2026-01-01T00:00:00Z",
+    }
 
 
 def _server_frames(reply: Reply, number: int, block: Block, index: int) -> Iterator[bytes]:

@@ -18,6 +18,7 @@ from .scenario import (
     ThinkingBlock,
     ToolSpec,
     ToolUseBlock,
+    WebFetchBlock,
     WebSearchBlock,
 )
 from .sse import data_frame, pieces
@@ -167,6 +168,8 @@ def _chunk(reply: Reply, parts: list[dict[str, Any]], *, final: bool) -> dict[st
         candidate.update(_refusal(reply))
         if grounding := _grounding(reply):
             candidate["groundingMetadata"] = grounding
+        if fetched := _url_context(reply):
+            candidate["urlContextMetadata"] = fetched
     candidate["index"] = 0
     return {
         "candidates": [candidate],
@@ -202,6 +205,23 @@ def _grounding(reply: Reply) -> dict[str, Any] | None:
     }
 
 
+def _url_context(reply: Reply) -> dict[str, Any] | None:
+    """url_context: each url and whether it was retrieved (never the page's text)."""
+    pages = [b for b in reply.blocks if isinstance(b, WebFetchBlock)]
+    if not pages:
+        return None
+    statuses = [
+        {
+            "retrievedUrl": page.url,
+            "urlRetrievalStatus": "URL_RETRIEVAL_STATUS_ERROR"
+            if page.failed
+            else "URL_RETRIEVAL_STATUS_SUCCESS",
+        }
+        for page in pages
+    ]
+    return {"urlMetadata": statuses}
+
+
 def _refusal(reply: Reply) -> dict[str, Any]:
     """A scripted refusal's details: a named category is a safety block with its rating, none
     is a recitation; the explanation is the `finishMessage`."""
@@ -231,8 +251,8 @@ def _parts(reply: Reply, index: int, block: Block, size: int) -> list[dict[str, 
         return [part]
     if isinstance(block, TextBlock):
         return [{"text": text} for text in _split(block.text, size)]
-    if isinstance(block, WebSearchBlock):
-        return []  # shown in the final chunk's groundingMetadata
+    if isinstance(block, WebSearchBlock | WebFetchBlock):
+        return []  # shown in the final chunk's groundingMetadata or urlContextMetadata
     if isinstance(block, CodeBlock):
         outcome = "OUTCOME_FAILED" if block.failed else "OUTCOME_OK"
         return [

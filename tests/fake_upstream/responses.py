@@ -19,6 +19,7 @@ from .scenario import (
     ThinkingBlock,
     ToolSpec,
     ToolUseBlock,
+    WebFetchBlock,
     WebSearchBlock,
     last_user_text,
 )
@@ -97,10 +98,15 @@ def usage(reply: Reply) -> dict[str, Any]:
 
 
 def render_json(reply: Reply) -> dict[str, Any]:
-    items = [_item(reply, i, block) for i, block in enumerate(reply.blocks)]
+    items = [_item(reply, i, block) for i, block in enumerate(_shown(reply))]
     if (refusal := _refusal_item(reply)) is not None:
         items.append(refusal)
     return _response(reply, items)
+
+
+def _shown(reply: Reply) -> list[Block]:
+    """The blocks Responses has items for: it has no web fetch tool."""
+    return [b for b in reply.blocks if not isinstance(b, WebFetchBlock)]
 
 
 def _refusal_item(reply: Reply) -> dict[str, Any] | None:
@@ -125,7 +131,7 @@ def render_stream(reply: Reply) -> list[bytes]:
         {"type": "response.in_progress", "response": created},
     ]
     items = []
-    for index, block in enumerate(reply.blocks):
+    for index, block in enumerate(_shown(reply)):
         item = _item(reply, index, block)
         items.append(item)
         events.extend(_item_events(reply, index, block, item))

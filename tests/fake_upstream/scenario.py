@@ -82,7 +82,17 @@ class CodeBlock(
     failed: bool = False
 
 
-Block = TextBlock | ToolUseBlock | ThinkingBlock | WebSearchBlock | CodeBlock
+class WebFetchBlock(
+    msgspec.Struct, tag="web_fetch", tag_field="type", frozen=True, forbid_unknown_fields=True
+):
+    """A page the provider fetched (Gemini `urlContextMetadata`, Anthropic's web_fetch blocks;
+    OpenAI Chat and Responses have no fetch tool and show nothing). `failed`: not retrieved."""
+
+    url: str
+    failed: bool = False
+
+
+Block = TextBlock | ToolUseBlock | ThinkingBlock | WebSearchBlock | CodeBlock | WebFetchBlock
 
 
 class ScriptedUsage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -362,7 +372,7 @@ def _reply_chars(block: Block) -> int:
         return len(block.text)
     if isinstance(block, ThinkingBlock):
         return len(block.thinking)
-    if isinstance(block, WebSearchBlock):
+    if isinstance(block, WebSearchBlock | WebFetchBlock):
         return 0
     if isinstance(block, CodeBlock):
         return len(block.code)

@@ -483,6 +483,7 @@ def test_the_dashboard_tenant_picker_refuses_a_name_no_tenant_has_with_a_404(hos
 
 
 SEARCH = {"type": "web_search_20250305", "name": "web_search"}
+FETCH = {"type": "web_fetch_20250910", "name": "web_fetch"}
 REFUSED_SERVER_TOOLS = {
     "both domain lists": (
         {**SEARCH, "allowed_domains": ["a.test"], "blocked_domains": ["b.test"]},
@@ -508,6 +509,22 @@ REFUSED_SERVER_TOOLS = {
     "a thousand domains": (
         {**SEARCH, "blocked_domains": [f"d{n}.test" for n in range(1000)]},
         "tools.0.blocked_domains: at most 100 domains",
+    ),
+    "fetch with both domain lists": (
+        {**FETCH, "allowed_domains": ["a.test"], "blocked_domains": ["b.test"]},
+        "tools.0: use either allowed_domains or blocked_domains, not both in the same request",
+    ),
+    "fetch citations not a boolean": (
+        {**FETCH, "citations": {"enabled": "yes"}},
+        "tools.0.citations.enabled: Input should be a valid boolean",
+    ),
+    "fetch max_content_tokens zero": (
+        {**FETCH, "max_content_tokens": 0},
+        "tools.0.max_content_tokens: Input should be greater",
+    ),
+    "fetch renamed": (
+        {**FETCH, "name": "fetch"},
+        "tools.0.name: a `web_fetch_20250910` tool must be named `web_fetch`",
     ),
 }
 

@@ -82,7 +82,13 @@ HOSTILE_MIX = [
     ("m-openai", {"messages": user({"type": "mystery_block", "x": 1})}, 400, None),
     ("m-gemini", {"messages": user(IMAGE_BY_URL)}, 400, None),
     ("m-openai", {"messages": user(DOCUMENT_BY_URL)}, 400, None),
-    ("m-gemini", {"tools": [{"type": "web_fetch_20250910", "name": "web_fetch"}]}, 400, None),
+    # Gemini fetches with url_context; Responses has no fetch tool.
+    (
+        "m-openai_responses",
+        {"tools": [{"type": "web_fetch_20250910", "name": "web_fetch"}]},
+        400,
+        None,
+    ),
     ("m-openai", {"provider_options": {"openai": HOSTILE_OPTIONS}}, 200, None),
     ("m-openai_responses", {"provider_options": {"openai": HOSTILE_OPTIONS}}, 200, None),
     ("m-anthropic", {"mystery_field": 1}, 502, {"status": 200, "error_body": "not a message"}),

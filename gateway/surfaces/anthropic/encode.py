@@ -27,8 +27,17 @@ def usage_json(
     fields["output_tokens"] = usage.output_tokens
     if service_tier is not None:  # only when the upstream said which capacity served it
         fields["service_tier"] = service_tier
-    if usage.web_search_requests:
-        fields["server_tool_use"] = {"web_search_requests": usage.web_search_requests}
+    # A count for each server tool at work (web fetches are not billed).
+    server = {
+        key: n
+        for key, n in (
+            ("web_search_requests", usage.web_search_requests),
+            ("web_fetch_requests", usage.web_fetch_requests),
+        )
+        if n
+    }
+    if server:
+        fields["server_tool_use"] = server
     return fields
 
 
@@ -54,6 +63,19 @@ def search_hit_json(hit: ir.SearchHit) -> dict[str, Any]:
         "title": hit.title,
         "encrypted_content": _opaque({"url": hit.url, "title": hit.title}),
         "page_age": hit.page_age,
+    }
+
+
+def web_fetch_json(part: ir.WebFetchResult) -> dict[str, Any]:
+    """Anthropic's `web_fetch_result` (the page as a text document) or its error block."""
+    if part.error_code is not None:
+        return {"type": "web_fetch_tool_result_error", "error_code": part.error_code}
+    source = {"type": "text", "media_type": "text/plain", "data": part.text}
+    return {
+        "type": "web_fetch_result",
+        "url": part.url,
+        "content": {"type": "document", "source": source, "title": None},
+        "retrieved_at": None,
     }
 
 
@@ -94,6 +116,12 @@ def part_json(part: ir.Part) -> dict[str, Any] | None:
             "type": "web_search_tool_result",
             "tool_use_id": part.tool_use_id,
             "content": [search_hit_json(h) for h in part.results],
+        }
+    if isinstance(part, ir.WebFetchResult):
+        return {
+            "type": "web_fetch_tool_result",
+            "tool_use_id": part.tool_use_id,
+            "content": web_fetch_json(part),
         }
     if isinstance(part, ir.ToolUse):
         return {"type": "tool_use", "id": part.id, "name": part.name, "input": part.input}

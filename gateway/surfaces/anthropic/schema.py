@@ -74,6 +74,8 @@ class ToolIn(msgspec.Struct):
     allowed_domains: list[str] | None = None
     blocked_domains: list[str] | None = None
     user_location: dict[str, Any] | None = None
+    citations: dict[str, Any] | None = None
+    max_content_tokens: Annotated[int, Meta(ge=1, le=INT32_MAX)] | None = None
 
 
 class ToolChoiceIn(msgspec.Struct):

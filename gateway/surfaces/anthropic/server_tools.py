@@ -2,8 +2,9 @@
 
 Server tools (`web_search_*`, `web_fetch_*`, `code_execution_*`) become `ir.ServerTool`s that a
 translating adapter maps onto its provider's own tool or refuses; other server tools stay
-unportable. `server_tool_use` / `web_search_tool_result` blocks sent back in assistant turns
-become plain text, so a translated route still sees what was searched and found.
+unportable. `server_tool_use` / `web_search_tool_result` / `web_fetch_tool_result` blocks sent
+back in assistant turns become plain text, so a translated route still sees what was searched,
+fetched and found.
 `context_management` is validated here; the gateway applies its edits (gateway/context_edits.py).
 """
 
@@ -32,21 +33,35 @@ def server_tool(tool: Any, where: str) -> ir.ServerTool | None:
     kind = match.group(1)
     if tool.name != NAMES[kind]:
         raise InvalidRequest(f"{where}.name: a `{tool.type}` tool must be named `{NAMES[kind]}`")
-    if kind != "web_search":
+    if kind == "code_execution":
         return ir.ServerTool(kind=kind, type=tool.type, where=where, max_uses=tool.max_uses)
     if tool.allowed_domains is not None and tool.blocked_domains is not None:
         raise InvalidRequest(
             f"{where}: use either allowed_domains or blocked_domains, not both in the same request"
         )
     return ir.ServerTool(
-        kind="web_search",
+        kind=kind,
         type=tool.type,
         where=where,
         max_uses=tool.max_uses,
         allowed_domains=_domains(tool.allowed_domains, f"{where}.allowed_domains"),
         blocked_domains=_domains(tool.blocked_domains, f"{where}.blocked_domains"),
-        user_location=_location(tool.user_location, f"{where}.user_location"),
+        user_location=_location(tool.user_location, f"{where}.user_location")
+        if kind == "web_search"
+        else None,
+        citations=_citations(tool.citations, f"{where}.citations") if kind == "web_fetch" else None,
+        max_content_tokens=tool.max_content_tokens if kind == "web_fetch" else None,
     )
+
+
+def _citations(citations: dict[str, Any] | None, where: str) -> bool | None:
+    """web_fetch's `citations: {enabled}` (off unless enabled)."""
+    if citations is None:
+        return None
+    enabled = citations.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise InvalidRequest(f"{where}.enabled: Input should be a valid boolean")
+    return enabled
 
 
 def _domains(domains: list[str] | None, where: str) -> list[str] | None:
@@ -89,6 +104,19 @@ def server_block(block: dict, where: str) -> ir.Text | None:
         given = block.get("input")
         code = given.get("code") if isinstance(given, dict) else None
         return ir.Text(f"[code execution]\n{code}" if isinstance(code, str) else "[code execution]")
+    if kind == "server_tool_use" and block.get("name") == "web_fetch":
+        given = block.get("input")
+        url = given.get("url") if isinstance(given, dict) else None
+        return ir.Text(f"[web fetch: {url}]" if isinstance(url, str) else "[web fetch]")
+    if kind == "web_fetch_tool_result":
+        content = block.get("content") if isinstance(block.get("content"), dict) else {}
+        if content.get("type") != "web_fetch_result":
+            return ir.Text(f"[web fetch failed: {content.get('error_code') or 'error'}]")
+        document = content.get("content") if isinstance(content.get("content"), dict) else {}
+        source = document.get("source") if isinstance(document.get("source"), dict) else {}
+        data = source.get("data") if source.get("type") == "text" else None
+        page = f"[web fetch result: {content.get('url')}]"
+        return ir.Text(f"{page}\n{data}" if isinstance(data, str) and data else page)
     if kind == "code_execution_tool_result":
         content = block.get("content") if isinstance(block.get("content"), dict) else {}
         output = "".join(

@@ -21,12 +21,19 @@ ADAPTERS = {
 CARRIED = {
     "openai": {"web_search_20250305", "web_search_20260209"},
     "openai_responses": {"web_search_20250305", "web_search_20260209", "code_execution_20250522"},
-    "gemini": {"web_search_20250305", "web_search_20260209", "code_execution_20250522"},
+    "gemini": {
+        "web_search_20250305",
+        "web_search_20260209",
+        "web_fetch_20250910",
+        "web_fetch_20260309",
+        "code_execution_20250522",
+    },
 }
 TYPES = [
     "web_search_20250305",
     "web_search_20260209",
     "web_fetch_20250910",
+    "web_fetch_20260309",
     "code_execution_20250522",
     "code_execution_20250825",
 ]
@@ -80,3 +87,80 @@ def test_a_chat_server_declaring_web_search_options_searches_with_any_model():
     declared = target("openai", "my-model", options={"web_search_options": True})
     body = OpenAIChatAdapter().build_request(request_with("web_search_20250305"), declared).body
     assert body["web_search_options"] == {}
+
+
+# --- web_fetch on Gemini: url_context ---------------------------------------------------------
+def fetch_request(**options):
+    tool = {"kind": "web_fetch", "type": "web_fetch_20250910", "where": "tools.1", **options}
+    search = {"kind": "web_search", "type": "web_search_20250305", "where": "tools.0"}
+    return make_request({**DEFAULT_REQUEST, "server_tools": [search, tool]})
+
+
+def test_gemini_fetches_with_url_context_beside_google_search():
+    body = ADAPTERS["gemini"].build_request(fetch_request(), target("gemini")).body
+    assert body["tools"] == [{"google_search": {}}, {"url_context": {}}]
+
+
+def test_gemini_reports_the_web_fetch_settings_url_context_has_not():
+    request = fetch_request(
+        max_uses=2, allowed_domains=["a.test"], max_content_tokens=5000, citations=True
+    )
+    dropped = ADAPTERS["gemini"].unsupported(request, target("gemini"))
+    assert dropped == [
+        "tools.1.max_uses",
+        "tools.1.allowed_domains",
+        "tools.1.max_content_tokens",
+        "tools.1.citations",
+    ]
+
+
+def test_gemini_has_nothing_to_report_for_a_plain_web_fetch_or_citations_off():
+    request = fetch_request(citations=False)
+    assert ADAPTERS["gemini"].unsupported(request, target("gemini")) == []
+
+
+def test_gemini_url_metadata_without_a_usable_url_gives_no_fetch_blocks():
+    listed = [
+        None,
+        "x",
+        {"urlRetrievalStatus": "URL_RETRIEVAL_STATUS_SUCCESS"},
+        {"retrievedUrl": 7},
+    ]
+    body = {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": "Nothing read."}]},
+                "finishReason": "STOP",
+                "index": 0,
+                "urlContextMetadata": {"urlMetadata": listed},
+            }
+        ]
+    }
+    request = fetch_request()
+    response = ADAPTERS["gemini"].parse_response(body, request, target("gemini"))
+    assert [type(p).__name__ for p in response.content] == ["Text"]
+    assert response.usage.web_fetch_requests is None
+
+
+def test_gemini_url_status_other_than_success_is_not_accessible():
+    listed = [
+        {"retrievedUrl": "https://p.test/", "urlRetrievalStatus": "URL_RETRIEVAL_STATUS_PAYWALL"},
+        {"retrievedUrl": "https://u.test/", "urlRetrievalStatus": "URL_RETRIEVAL_STATUS_UNSAFE"},
+    ]
+    body = {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": "Could not read."}]},
+                "finishReason": "STOP",
+                "index": 0,
+                "urlContextMetadata": {"urlMetadata": listed},
+            }
+        ]
+    }
+    response = ADAPTERS["gemini"].parse_response(body, fetch_request(), target("gemini"))
+    results = [p for p in response.content if type(p).__name__ == "WebFetchResult"]
+    assert [(r.url, r.error_code) for r in results] == [
+        ("https://p.test/", "url_not_accessible"),
+        ("https://u.test/", "url_not_accessible"),
+    ]
+    assert response.usage.web_fetch_requests == 2

@@ -533,3 +533,78 @@ def test_five_minute_ttls_and_odd_shapes_are_not_reported():
     odd = base(system="s", tools="t", messages=[{"role": "user", "content": [1, {"content": 2}]}])
     assert long_cache_ttls(odd) == []
     assert long_cache_ttls({"messages": "x"}) == []
+
+
+def test_a_web_fetch_tool_keeps_its_settings_for_the_adapter_to_judge():
+    tool = {
+        "type": "web_fetch_20250910",
+        "name": "web_fetch",
+        "max_uses": 3,
+        "blocked_domains": ["b.test"],
+        "citations": {"enabled": True},
+        "max_content_tokens": 4000,
+    }
+    (fetch,) = decode(base(tools=[tool])).server_tools
+    assert fetch == ir.ServerTool(
+        kind="web_fetch",
+        type="web_fetch_20250910",
+        where="tools.0",
+        max_uses=3,
+        blocked_domains=["b.test"],
+        citations=True,
+        max_content_tokens=4000,
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"citations": {"enabled": "yes"}}, "tools.0.citations.enabled: Input should be a valid"),
+        ({"max_content_tokens": 0}, "tools.0.max_content_tokens"),
+        ({"allowed_domains": ["a"], "blocked_domains": ["b"]}, "tools.0: use either"),
+        ({"name": "fetch"}, "tools.0.name: a `web_fetch_20250910` tool must be named `web_fetch`"),
+    ],
+)
+def test_a_bad_web_fetch_tool_is_refused_naming_the_field(extra, message):
+    tool = {"type": "web_fetch_20250910", "name": "web_fetch", **extra}
+    assert error_of(base(tools=[tool])).startswith(message)
+
+
+def test_a_web_fetch_sent_back_in_history_becomes_text_for_a_translated_route():
+    call = {
+        "type": "server_tool_use",
+        "id": "srvtoolu_1",
+        "name": "web_fetch",
+        "input": {"url": "https://a.test/"},
+    }
+    page = {
+        "type": "web_fetch_result",
+        "url": "https://a.test/",
+        "content": {
+            "type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": "Page A."},
+        },
+    }
+    failed = {"type": "web_fetch_tool_result_error", "error_code": "url_not_accessible"}
+    turns = [
+        {"role": "user", "content": "read https://a.test/"},
+        {
+            "role": "assistant",
+            "content": [
+                call,
+                {"type": "web_fetch_tool_result", "tool_use_id": "srvtoolu_1", "content": page},
+                {"type": "web_fetch_tool_result", "tool_use_id": "srvtoolu_2", "content": failed},
+                {"type": "text", "text": "It says A."},
+            ],
+        },
+        {"role": "user", "content": "thanks"},
+    ]
+    request = decode(base(messages=turns))
+    assert request.unportable == []
+    texts = [p.text for p in request.messages[1].content]
+    assert texts == [
+        "[web fetch: https://a.test/]",
+        "[web fetch result: https://a.test/]\nPage A.",
+        "[web fetch failed: url_not_accessible]",
+        "It says A.",
+    ]

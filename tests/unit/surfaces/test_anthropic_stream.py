@@ -229,3 +229,51 @@ def test_a_citation_without_an_open_text_block_is_not_sent():
     cited = ir.Citation(url="https://a.test/", cited_text="x")
     out = run([ir.StreamStart(), ir.CitationDelta(cited), ir.StreamEnd("end_turn", ir.Usage())])
     assert [n for n, _ in out if n == "content_block_delta"] == []
+
+
+def test_a_web_fetch_streams_as_anthropic_streams_it():
+    call = ir.ServerToolUse(id="srvtoolu_1", name="web_fetch", input={})
+    fetched = ir.WebFetchResult(tool_use_id="srvtoolu_1", url="https://a.test/")
+    failed = ir.WebFetchResult(
+        tool_use_id="srvtoolu_2", url="https://b.test/", error_code="url_not_accessible"
+    )
+    usage = ir.Usage(output_tokens=3, web_fetch_requests=2)
+    out = run(
+        [
+            ir.StreamStart(),
+            ir.TextDelta("Read."),
+            ir.BlockStart(call),
+            ir.ToolInputDelta('{"url":"https://a.test/"}'),
+            ir.BlockStart(fetched),
+            ir.BlockStop(),
+            ir.BlockStart(failed),
+            ir.BlockStop(),
+            ir.StreamEnd("end_turn", usage),
+        ]
+    )
+    starts = [p["content_block"] for n, p in out if n == "content_block_start"]
+    assert starts[1] == {
+        "type": "server_tool_use",
+        "id": "srvtoolu_1",
+        "name": "web_fetch",
+        "input": {},
+    }
+    source = {"type": "text", "media_type": "text/plain", "data": ""}
+    assert starts[2] == {
+        "type": "web_fetch_tool_result",
+        "tool_use_id": "srvtoolu_1",
+        "content": {
+            "type": "web_fetch_result",
+            "url": "https://a.test/",
+            "content": {"type": "document", "source": source, "title": None},
+            "retrieved_at": None,
+        },
+    }
+    assert starts[3]["content"] == {
+        "type": "web_fetch_tool_result_error",
+        "error_code": "url_not_accessible",
+    }
+    stops = [p["index"] for n, p in out if n == "content_block_stop"]
+    assert stops == [0, 1, 2, 3]
+    end = next(p for n, p in out if n == "message_delta")
+    assert end["usage"]["server_tool_use"] == {"web_fetch_requests": 2}
