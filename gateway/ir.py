@@ -237,7 +237,8 @@ class Request(msgspec.Struct, kw_only=True):
     unportable: list[str] = msgspec.field(default_factory=list)
     # `context_management.edits` the gateway applies itself on translated routes.
     context_edits: list[ContextEdit] = msgspec.field(default_factory=list)
-    # Fields a translated route drops (compaction): reported or refused by the strictness rule.
+    # Fields a translated route drops (compaction, server-tool options no translation reads):
+    # reported or refused by the strictness rule.
     context_dropped: list[str] = msgspec.field(default_factory=list)
     # Stored provider state of the current turn's tool calls the client sent back without it:
     # tool_use id -> `ToolUse.state` (gateway/tool_state.py).

@@ -37,6 +37,7 @@ from gateway.errors import (
     PermissionDenied,
     RouteRefusal,
 )
+from gateway.surfaces.anthropic import server_tools
 from gateway.surfaces.anthropic.decode import (
     long_cache_ttls,
     messages_body,
@@ -139,6 +140,8 @@ async def admit(
     call.request = to_ir(call.body, beta=beta_flags(headers, call.body.betas))
     call.request.surface, call.request.raw, call.request.raw_json = "anthropic", raw, wire
     call.request.forward_headers = call.trace.upstream_headers(call.request_id)
+    # Options of an emulated server tool that no translation reads: reported off Anthropic.
+    call.request.context_dropped += server_tools.unread_options(wire, call.request.server_tools)
     snapshot = await routing.current()
     call.model, window = resolve(snapshot, call.key, call.body.model)
     window = window or betas.long_context(call.request.beta)  # `context-1m-*` asks it too

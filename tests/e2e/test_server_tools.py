@@ -334,3 +334,36 @@ def test_web_fetch_settings_gemini_lacks_are_warned_or_skip_the_route(stage):
     assert caught.value.status_code == 400
     assert "tools.0.max_uses" in caught.value.message
     assert len(stage.upstream.requests("search-model")) == 1  # the warned one only
+
+
+@pytest.mark.parametrize("kind", ["gemini", "openai_responses"])
+def test_a_server_tool_option_no_translation_reads_is_reported_not_dropped(stage, kind):
+    client = stage.client(setup(stage, kind))
+    plain = {k: v for k, v in TOOL.items() if k != "max_uses"}  # Gemini reports max_uses too
+    tool = {**plain, "defer_loading": True, "use_cache": False}
+    ask = {
+        "model": "claude-search",
+        "max_tokens": 100,
+        "tools": [tool],
+        "messages": [{"role": "user", "content": "Who won?"}],
+    }
+    answer = client.messages.with_raw_response.create(**ask)
+
+    warned = answer.headers["tollgate-warnings"]
+    assert "tools.0.defer_loading dropped" in warned and "tools.0.use_cache dropped" in warned
+    with pytest.raises(Exception) as caught:
+        client.messages.create(**ask, extra_headers={"x-tollgate-strictness": "error"})
+    assert caught.value.status_code == 400 and "tools.0.defer_loading" in caught.value.message
+
+
+def test_an_anthropic_route_gets_the_server_tool_options_as_sent(stage):
+    client = stage.client(setup(stage, "anthropic"))
+    tool = {**TOOL, "defer_loading": True}
+    answer = client.messages.with_raw_response.create(
+        model="claude-search",
+        max_tokens=100,
+        tools=[tool],
+        messages=[{"role": "user", "content": "Who won?"}],
+    )
+    assert "tollgate-warnings" not in answer.headers
+    assert stage.upstream.requests("search-model")[-1]["body"]["tools"] == [tool]

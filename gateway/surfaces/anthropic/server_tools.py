@@ -25,6 +25,45 @@ CLEAR_TOOL_USES = "clear_tool_uses_20250919"
 CLEAR_THINKING = "clear_thinking_20251015"
 
 
+# The options of each server tool a translated route reads; Anthropic routes get the tool as
+# sent, and any other option (a newer one: `use_cache`, `defer_loading`...) is reported on a
+# translated route by the strictness rule instead of being dropped silently.
+READ_OPTIONS = {
+    "web_search": frozenset(
+        {"type", "name", "cache_control", "max_uses", "allowed_domains", "blocked_domains"}
+        | {"user_location"}
+    ),
+    "web_fetch": frozenset(
+        {"type", "name", "cache_control", "max_uses", "allowed_domains", "blocked_domains"}
+        | {"citations", "max_content_tokens"}
+    ),
+    "code_execution": frozenset({"type", "name", "cache_control"}),
+}
+
+
+def unread_options(wire: Any, server_tools: list[ir.ServerTool]) -> list[str]:
+    """`tools.N.<option>` for each option of an emulated server tool no translation reads."""
+    tools = wire.get("tools") if isinstance(wire, dict) else None
+    if not isinstance(tools, list):
+        return []
+    found: list[str] = []
+    for tool in server_tools:
+        index = int(tool.where.rpartition(".")[2])
+        raw = tools[index] if index < len(tools) else None
+        if isinstance(raw, dict):
+            found += [
+                f"{tool.where}.{_printable(key)}"
+                for key in raw
+                if key not in READ_OPTIONS[tool.kind]
+            ]
+    return found
+
+
+def _printable(name: Any) -> str:
+    text = str(name)[:64]
+    return "".join(c if c.isprintable() and c not in ";," else "?" for c in text)
+
+
 def server_tool(tool: Any, where: str) -> ir.ServerTool | None:
     """The IR server tool for a `tools` entry of a type we can emulate, else None."""
     match = _SERVER_TOOL.match(tool.type or "")

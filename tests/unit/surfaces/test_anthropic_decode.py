@@ -608,3 +608,17 @@ def test_a_web_fetch_sent_back_in_history_becomes_text_for_a_translated_route():
         "[web fetch failed: url_not_accessible]",
         "It says A.",
     ]
+
+
+def test_server_tool_options_no_translation_reads_are_named():
+    from gateway.surfaces.anthropic.server_tools import unread_options
+
+    wire = base(
+        tools=[
+            {"name": "get", "input_schema": {}, "defer_loading": True},  # a function: not ours
+            {"type": "web_search_20250305", "name": "web_search", "use_cache": False, "x;y": 1},
+        ]
+    )
+    request = decode(wire)
+    assert unread_options(wire, request.server_tools) == ["tools.1.use_cache", "tools.1.x?y"]
+    assert unread_options({"tools": "odd"}, request.server_tools) == []
