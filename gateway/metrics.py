@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -140,7 +141,9 @@ def observe_refusal(*, endpoint: str, status: int, error_type: str) -> None:
     REFUSED.labels(endpoint, str(status), error_type).inc()
 
 
+@cache
 def in_flight(endpoint: str) -> Gauge:
+    """The in-flight gauge of one endpoint (looked up once, not on every request)."""
     return IN_FLIGHT.labels(endpoint)
 
 

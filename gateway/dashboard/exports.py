@@ -9,6 +9,8 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 
+from django.http import StreamingHttpResponse
+
 from gateway.dashboard.platform import PlatformRow
 from gateway.dashboard.selectors import UsageRow
 from gateway.models import UsageRecord
@@ -196,3 +198,15 @@ def _drain(out: io.StringIO) -> str:
     out.seek(0)
     out.truncate()
     return text
+
+
+def requests_response(records, fmt: str, filename: str) -> StreamingHttpResponse:
+    """The request log as a streamed download: `fmt` csv or jsonl (callers check which)."""
+    rows = records.iterator(chunk_size=EXPORT_BATCH)
+    if fmt == "csv":
+        body, content_type = requests_csv(rows), "text/csv; charset=utf-8"
+    else:
+        body, content_type = requests_jsonl(rows), "application/x-ndjson"
+    response = StreamingHttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -40,23 +40,28 @@ METRICS = (
 )
 
 
-def overview_charts(overview: Overview) -> list[SafeString]:
-    """Requests, tokens, cost and error rate per day split by the dimension, then latency."""
-    days = overview.period.days
-    by_group = grouped_by_day(overview.daily_by_group, overview.dimension)
-    charts = [
+def _metric_charts(per: str, dimension: str, buckets: list, by_group: dict) -> list[SafeString]:
+    """One line chart per metric, one series per group, over the days or hours `buckets`."""
+    return [
         line_chart(
-            title=f"{metric.title} per day, by {overview.dimension}",
+            title=f"{metric.title} per {per}, by {dimension}",
             chart_id=f"chart-{metric.slug}",
-            days=days,
+            days=buckets,
             series=[
-                Series(name, tuple(_value(metric, per_day.get(day)) for day in days))
-                for name, per_day in by_group.items()
+                Series(name, tuple(_value(metric, per_bucket.get(when)) for when in buckets))
+                for name, per_bucket in by_group.items()
             ],
             unit=metric.unit,
         )
         for metric in METRICS
     ]
+
+
+def overview_charts(overview: Overview) -> list[SafeString]:
+    """Requests, tokens, cost and error rate per day split by the dimension, then latency."""
+    days = overview.period.days
+    by_group = grouped_by_day(overview.daily_by_group, overview.dimension)
+    charts = _metric_charts("day", overview.dimension, days, by_group)
     daily = {row.day: row for row in overview.daily}
     charts.append(
         line_chart(
@@ -129,19 +134,7 @@ def platform_charts(overview: PlatformOverview) -> list[SafeString]:
     buckets = overview.buckets
     unit = overview.granularity
     by_group = _platform_groups(overview.by_time_and_group, overview.dimension)
-    charts = [
-        line_chart(
-            title=f"{metric.title} per {unit}, by {overview.dimension}",
-            chart_id=f"chart-{metric.slug}",
-            days=buckets,
-            series=[
-                Series(name, tuple(_value(metric, per_time.get(when)) for when in buckets))
-                for name, per_time in by_group.items()
-            ],
-            unit=metric.unit,
-        )
-        for metric in METRICS
-    ]
+    charts = _metric_charts(unit, overview.dimension, buckets, by_group)
     per_time = {row.time: row for row in overview.by_time}
     average = tuple(getattr(per_time.get(when), "latency_ms_avg", None) for when in buckets)
     charts.append(

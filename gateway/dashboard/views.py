@@ -171,16 +171,9 @@ def requests_export(request: HttpRequest, tenant: str, fmt: str) -> StreamingHtt
     if not form.is_valid():
         return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain")
     records = selectors.requests_search(tenant=tenant_obj, filters=form.filters())
-    rows = records.iterator(chunk_size=exports.EXPORT_BATCH)
-    if fmt == "csv":
-        body, content_type = exports.requests_csv(rows), "text/csv; charset=utf-8"
-    else:
-        body, content_type = exports.requests_jsonl(rows), "application/x-ndjson"
-    response = StreamingHttpResponse(body, content_type=content_type)
     period = form.period()
     filename = f"tollgate-{tenant_obj.name}-requests-{period.start}-{period.end}.{fmt}"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return exports.requests_response(records, fmt, filename)
 
 
 @require_http_methods(["GET", "POST"])

@@ -297,14 +297,7 @@ class RequestsExportApi(TenantApi):
             raise exceptions.NotFound("Exports are csv or jsonl.")
         tenant = tenant_for(request)
         records = selectors.requests_search(tenant=tenant, filters=request_filter(request, tenant))
-        rows = records.iterator(chunk_size=exports.EXPORT_BATCH)
-        if fmt == "csv":
-            body, content_type = exports.requests_csv(rows), "text/csv; charset=utf-8"
-        else:
-            body, content_type = exports.requests_jsonl(rows), "application/x-ndjson"
-        response = StreamingHttpResponse(body, content_type=content_type)
-        response["Content-Disposition"] = f'attachment; filename="{tenant.name}-requests.{fmt}"'
-        return response
+        return exports.requests_response(records, fmt, f"{tenant.name}-requests.{fmt}")
 
 
 def _period(start, end) -> selectors.DateRange:
