@@ -341,3 +341,21 @@ def test_the_export_command_writes_a_file_the_apply_command_reads_unchanged(tmp_
     call_command("gateway_apply", str(path), "--dry-run", stdout=out)
 
     assert "  no changes" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "capture",
+    [
+        {"capture_max_bytes": 10},  # below the 1 KiB floor
+        {"capture_max_bytes": 10**9},  # above the 1 MiB cap
+        {"capture_retention_days": 0},
+        {"capture_retention_days": 10_000},
+        {"capture_bodies": "yes"},
+    ],
+)
+def test_body_capture_settings_out_of_bounds_are_refused_naming_the_tenant(capture):
+    with pytest.raises(ConfigError) as refused:
+        config_apply(data={"tenants": [{"name": "acme", **capture}]})
+    (problem,) = refused.value.problems
+    assert problem.startswith(f"tenants[0] (acme).{next(iter(capture))}")
+    assert not Tenant.objects.exists()
