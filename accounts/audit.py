@@ -28,7 +28,7 @@ from django.core.management.base import BaseCommand
 from django.db import models
 
 from accounts.models import AuditEntry, Tenant
-from gateway import redaction
+from core import redaction
 
 CREATE, UPDATE, DELETE, REVOKE, ROTATE = "create", "update", "delete", "revoke", "rotate"
 REPLACED = "<replaced>"  # a redacted value that changed: the entry says so, never what it was

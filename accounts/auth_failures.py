@@ -27,8 +27,8 @@ from collections import OrderedDict
 
 from django.conf import settings
 
-from gateway import metrics, state
-from gateway.errors import RateLimited
+from core import metrics, state
+from core.errors import RateLimited
 
 log = logging.getLogger("tollgate.auth")
 WINDOW_SECONDS = 60

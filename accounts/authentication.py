@@ -6,7 +6,7 @@ from asgiref.sync import async_to_sync
 from rest_framework import authentication, exceptions
 
 from accounts.keys import KeyInfo, authenticate
-from gateway.errors import AuthenticationFailed, RateLimited
+from core.errors import AuthenticationFailed, RateLimited
 
 
 class TenantKeyPrincipal:

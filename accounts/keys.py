@@ -36,8 +36,8 @@ from django.conf import settings
 
 from accounts import auth_failures
 from accounts.auth_failures import Origin
-from gateway import state
-from gateway.errors import AuthenticationFailed
+from core import state
+from core.errors import AuthenticationFailed
 
 SECRET_PREFIX = "tg_"
 SHOWN_PREFIX_LENGTH = 11  # "tg_" + 8 characters: enough to tell keys apart in lists

@@ -247,3 +247,24 @@ class Invitation(models.Model):
     def is_pending(self) -> bool:
         open_ = self.accepted_at is None and self.revoked_at is None
         return open_ and self.expires_at > timezone.now()
+
+
+class ConfigVersion(models.Model):
+    """One row whose `version` moves on every committed change to providers, models, routes,
+    aliases or tenants (`accounts.config_version.config_changed`).
+
+    With Redis, replicas learn of a change from Redis at once; this stamp is what processes
+    without Redis (the quick start, where the CLI and the server are separate processes) read
+    every TOLLGATE_ROUTES_CACHE_SECONDS to see a change made elsewhere.
+    """
+
+    version = models.PositiveBigIntegerField(default=0)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        # Created by the gateway app's migrations before the model moved here (the lowest
+        # app, so providers and accounts both reach it without importing the gateway).
+        db_table = "gateway_configversion"
+
+    def __str__(self) -> str:
+        return f"config version {self.version}"

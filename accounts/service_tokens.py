@@ -23,7 +23,7 @@ from accounts import audit, auth_failures, keys
 from accounts.auth_failures import Origin
 from accounts.models import ServiceToken, Tenant
 from accounts.services import ServiceError
-from gateway.errors import AuthenticationFailed
+from core.errors import AuthenticationFailed
 
 TOKEN_PREFIX = "tgs_"
 # last_used_at is written at most this often per token: no write on every call.

@@ -3,7 +3,7 @@
 Key policy (allowed models, debug flag, expiry, revocation, limits, the tenant's name, state
 and limits) is cached per key by `accounts.keys`, so any change to it calls `keys.forget`, for
 both secrets of a key in its rotation grace. Tenant model lists are part of the routing table,
-so changing them calls `gateway.state.config_changed`.
+so changing them calls `accounts.config_version.config_changed`.
 Both run through `transaction.on_commit`: clearing a cache before the commit would let a
 concurrent request cache the old row again for minutes.
 """
@@ -23,7 +23,7 @@ from django.core.validators import validate_email, validate_slug
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit, keys
+from accounts import audit, config_version, keys
 from accounts.models import (
     MAX_BUDGET_USD,
     MAX_CAPTURE_BYTES,
@@ -35,12 +35,15 @@ from accounts.models import (
     Membership,
     Tenant,
 )
-from gateway import state
-from providers.models import Model
 
 
 class ServiceError(ValueError):
     """A write refused for a reason the caller can show as is (CLI, admin, API)."""
+
+
+# The catalog's model, reached through the relation that names it: accounts sits below
+# providers and never imports it (imports go one way, see README "Architecture").
+Model = Tenant._meta.get_field("allowed_models").related_model
 
 
 def models_by_name(names: Iterable[str] | None) -> list[Model]:
@@ -141,7 +144,7 @@ def tenant_create(*, name: str, display_name: str = "", models: list[str] | None
         tenant = Tenant.objects.create(name=name, display_name=display_name)
         tenant.allowed_models.set(allowed)
         audit.record(audit.CREATE, tenant)
-        transaction.on_commit(state.config_changed)
+        transaction.on_commit(config_version.config_changed)
     return tenant
 
 
@@ -152,7 +155,7 @@ def tenant_set_models(*, tenant: Tenant, models: list[str] | None) -> Tenant:
         before = audit.stored(tenant)
         tenant.allowed_models.set(allowed)
         audit.record(audit.UPDATE, tenant, before=before, after=audit.stored(tenant))
-        transaction.on_commit(state.config_changed)
+        transaction.on_commit(config_version.config_changed)
     return tenant
 
 
@@ -170,14 +173,14 @@ def tenant_update(
         audit.record(audit.UPDATE, tenant, before=before, after=audit.stored(tenant))
         # Every cached key carries its tenant's state.
         _forget_keys_on_commit(_hashes(tenant.api_keys.all()))
-        transaction.on_commit(state.config_changed)
+        transaction.on_commit(config_version.config_changed)
     return tenant
 
 
 def provider_defaults_check(defaults: dict | None) -> dict:
     """A tenant's defaults for the request's `provider` object, checked against the same
     schema as the request field, so a default can never say what a request could not."""
-    from gateway.surfaces.anthropic.schema import ProviderPrefsIn
+    from protocols.anthropic.schema import ProviderPrefsIn
 
     if not isinstance(defaults, dict | None):
         raise ServiceError("provider defaults: expected an object")
@@ -203,7 +206,7 @@ def tenant_set_provider_defaults(*, tenant: Tenant, defaults: dict | None) -> bo
         tenant.save(update_fields=["provider_defaults"])
         before, after = {"provider_defaults": stored}, {"provider_defaults": cleaned}
         audit.record(audit.UPDATE, tenant, before=before, after=after)
-        transaction.on_commit(state.config_changed)
+        transaction.on_commit(config_version.config_changed)
     return True
 
 
@@ -222,7 +225,7 @@ def tenant_set_default_model(*, tenant: Tenant, model: Model | None) -> bool:
         tenant.default_model = model
         tenant.save(update_fields=["default_model"])
         audit.record(audit.UPDATE, tenant, before=before, after=audit.stored(tenant))
-        transaction.on_commit(state.config_changed)
+        transaction.on_commit(config_version.config_changed)
     return True
 
 
@@ -281,7 +284,7 @@ def tenant_delete(*, tenant: Tenant) -> None:
         _forget_keys_on_commit(_hashes(tenant.api_keys.all()))
         audit.record(audit.DELETE, tenant)
         tenant.delete()
-        transaction.on_commit(state.config_changed)
+        transaction.on_commit(config_version.config_changed)
 
 
 # --- API keys --------------------------------------------------------------------------------

@@ -33,10 +33,11 @@ from typing import TypeVar
 
 from django.conf import settings
 
-from gateway import redaction
-from gateway.errors import GatewayError, InvalidAnswer, Overloaded, RouteRefusal
+from core import redaction
+from core.errors import GatewayError, InvalidAnswer, Overloaded, RouteRefusal
+from core.target import Target
 from providers import breaker
-from providers.adapters.base import Exchange, Target
+from providers.adapters.base import Exchange
 
 T = TypeVar("T")
 BACKOFF_BASE = 0.25

@@ -29,8 +29,8 @@ import resource
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway import ids
-from gateway.errors import GatewayError, InvalidRequest, RequestTooLarge
+from core import ids
+from core.errors import GatewayError, InvalidRequest, RequestTooLarge
 
 log = logging.getLogger("tollgate.server")
 

@@ -11,8 +11,8 @@ answer, as Anthropic reports it. Pure: works on the IR request, counts with gate
 
 from __future__ import annotations
 
-from gateway import ir
-from gateway.tokens import count_sampled, estimate_input_tokens
+from core import ir
+from core.tokens import count_sampled, estimate_input_tokens
 
 CLEAR_TOOL_USES = "clear_tool_uses_20250919"
 CLEAR_THINKING = "clear_thinking_20251015"

@@ -22,8 +22,8 @@ from daphne.http_protocol import HTTPFactory
 from twisted.internet import reactor
 from twisted.web import http
 
+from core.errors import GatewayError
 from gateway import connection_guard as guard
-from gateway.errors import GatewayError
 
 
 class GuardedChannel(http.HTTPChannel):

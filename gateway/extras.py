@@ -14,7 +14,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from gateway import ir, redaction
+from core import ir, redaction
 from gateway.usage import billing
 
 

@@ -186,22 +186,6 @@ class UsageDeadLetter(models.Model):
         return self.request_id
 
 
-class ConfigVersion(models.Model):
-    """One row whose `version` moves on every committed change to providers, models, routes,
-    aliases or tenants (`gateway.state.config_changed`).
-
-    With Redis, replicas learn of a change from Redis at once; this stamp is what processes
-    without Redis (the quick start, where the CLI and the server are separate processes) read
-    every TOLLGATE_ROUTES_CACHE_SECONDS to see a change made elsewhere.
-    """
-
-    version = models.PositiveBigIntegerField(default=0)
-    changed_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"config version {self.version}"
-
-
 class CapturedBody(models.Model):
     """A request's body and answer, kept for the request log when its tenant asks
     (Tenant.capture_bodies): redacted like debug output, each cut to the tenant's size cap, and
@@ -240,7 +224,6 @@ __all__ = [
     "AlertDelivery",
     "AlertPolicy",
     "CapturedBody",
-    "ConfigVersion",
     "DailyUsage",
     "HourlyUsage",
     "UsageDeadLetter",

@@ -14,21 +14,8 @@ from typing import TypeVar
 
 from accounts.auth_failures import Origin
 from accounts.keys import KeyInfo, authenticate, secret_from_headers
-from gateway import (
-    attempts,
-    betas,
-    client_json,
-    context_edits,
-    ids,
-    ir,
-    limits,
-    prompt_cache,
-    stops,
-    strictness,
-    tool_state,
-    tracing,
-)
-from gateway.errors import (
+from core import client_json, ids, ir
+from core.errors import (
     ApiError,
     GatewayError,
     InvalidAnswer,
@@ -37,19 +24,30 @@ from gateway.errors import (
     PermissionDenied,
     RouteRefusal,
 )
-from gateway.surfaces.anthropic import server_tools
-from gateway.surfaces.anthropic.decode import (
+from core.target import Target
+from core.tokens import estimate_input_tokens
+from gateway import (
+    attempts,
+    context_edits,
+    limits,
+    prompt_cache,
+    stops,
+    strictness,
+    tool_state,
+    tracing,
+)
+from protocols import options
+from protocols.anthropic import betas, server_tools
+from protocols.anthropic.decode import (
     long_cache_ttls,
     messages_body,
     to_ir,
     unknown_fields,
     withheld_fields,
 )
-from gateway.surfaces.anthropic.schema import MessagesBody
-from gateway.tokens import estimate_input_tokens
+from protocols.anthropic.schema import MessagesBody
 from providers import breaker, preferences, routing
-from providers.adapters import options
-from providers.adapters.base import Exchange, Target
+from providers.adapters.base import Exchange
 from providers.aliases import DEFAULT_PREFIX, SuffixError, split_context
 from providers.registry import adapter_for
 from providers.transport import client_for

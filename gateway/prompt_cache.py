@@ -15,7 +15,7 @@ import hashlib
 
 import msgspec
 
-from gateway import ir
+from core import ir
 
 _encode = msgspec.json.Encoder(order="deterministic")
 KEY_CHARS = 32

@@ -20,8 +20,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from core.errors import GatewayError
 from gateway import connection_guard as guard
-from gateway.errors import GatewayError
 
 _HEAD = b"HTTP/1."
 

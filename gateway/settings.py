@@ -389,7 +389,7 @@ LOGGING = {
         "json": {"()": "gateway.logs.json_formatter"},
     },
     # Every line goes through the redaction rule: no configured credential value is ever logged.
-    "filters": {"redact": {"()": "gateway.redaction.RedactingFilter"}},
+    "filters": {"redact": {"()": "core.redaction.RedactingFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from gateway import ir
-from gateway.tokens import estimate_output_tokens
+from core import ir
+from core.tokens import estimate_output_tokens
 
 
 def earliest(text: str, sequences: list[str]) -> tuple[int, str] | None:

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway import betas, ir
-from gateway.errors import InvalidRequest
-from providers.adapters import options
-from providers.adapters.base import Target
+from core import ir
+from core.errors import InvalidRequest
+from core.target import Target
+from protocols import options
+from protocols.anthropic import betas
 from providers.registry import adapter_for
 
 HEADERS = (b"x-tollgate-strictness", b"x-aistats-strictness")

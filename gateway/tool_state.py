@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from gateway import ir, state
+from core import ir, state
 
 TTL_SECONDS = 24 * 3600
 # At most this many tool calls of a request's current turn are looked up (one MGET).

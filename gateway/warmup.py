@@ -18,7 +18,7 @@ def warm_up() -> None:
     import kombu.transport.redis  # noqa: F401
 
     import gateway.usage.tasks  # noqa: F401
-    from gateway.tokens import encoding
+    from core.tokens import encoding
 
     encoding()
     gc.freeze()

@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.db.models import Count
 
 from accounts.services import ServiceError
-from gateway import betas
+from protocols.anthropic import betas
 from providers import breaker
 from providers.models import Model, ModelAlias, Provider, Route
 from providers.services import (

@@ -16,7 +16,7 @@ Redis round trip per request. (A success seen by a process whose view is up to a
 may not reset a failure streak counted elsewhere: the streak then resets on its next sync.)
 
 While Redis does not answer, each process keeps its breakers by itself, with the same rules
-(gateway.state): a failing route still opens, only per process.
+(core.state): a failing route still opens, only per process.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from gateway import state
+from core import state
 
 # KEYS[1] breaker hash. ARGV: now, cooldown. Returns 1 when the route may be tried.
 _ALLOW = """

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.errors import InvalidRequest
-from providers.adapters.base import Target
+from core.errors import InvalidRequest
+from core.target import Target
 
 
 @dataclass(frozen=True, slots=True)

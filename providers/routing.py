@@ -1,10 +1,10 @@
 """The routing table: public models, their routes and prices, and tenant model lists.
 
 Each process serves it from memory and reloads it when the shared config version (bumped by
-every admin or `gateway_apply` change, see `gateway.state.config_changed`) moves; the version
+every admin or `gateway_apply` change, see `accounts.config_version`) moves; the version
 is checked at most every ROUTES_CACHE_SECONDS, so the hot path makes no database query.
 Without Redis (the quick start) the version is the database's stamp
-(`gateway.models.ConfigVersion`), read at the same pace, so a change made by another process
+(`accounts.models.ConfigVersion`), read at the same pace, so a change made by another process
 (`gateway_apply`, the admin under another server) reaches this one too.
 Providers' credentials and extra headers are decrypted once per load, which also tells the
 redaction rule (gateway/redaction.py) every configured credential value.
@@ -24,8 +24,9 @@ from decimal import Decimal
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from gateway import redaction, state
-from providers.adapters.base import Target
+from accounts import config_version
+from core import redaction, state
+from core.target import Target
 from providers.aliases import AliasIndex
 
 
@@ -195,7 +196,7 @@ def _credentials(providers: list) -> dict[int, tuple[str, dict[str, str]]]:
     return found
 
 
-_stamp = database_sync_to_async(state.config_stamp)
+_stamp = database_sync_to_async(config_version.config_stamp)
 
 
 @database_sync_to_async

@@ -39,7 +39,7 @@ from django.core.validators import URLValidator, validate_slug
 from django.db import models as db
 from django.db import transaction
 
-from accounts import audit, keys
+from accounts import audit, config_version, keys
 from accounts.models import (
     MAX_CAPTURE_BYTES,
     MAX_CAPTURE_DAYS,
@@ -60,7 +60,7 @@ from accounts.services import (
     tenant_set_limits,
     tenant_set_provider_defaults,
 )
-from gateway import betas, state
+from protocols.anthropic import betas
 from providers import aliases, presets
 from providers.models import Model, ModelAlias, Provider, Route
 
@@ -713,7 +713,7 @@ def config_apply(*, data: Any, prune: bool = False, dry_run: bool = False) -> Ap
             applied.changes = [audit.describe(entry) for entry in entries]
             if dry_run:
                 raise _DryRun
-            transaction.on_commit(state.config_changed)
+            transaction.on_commit(config_version.config_changed)
     except _DryRun:
         pass
     return applied
@@ -771,14 +771,14 @@ def demo_bootstrap(*, rotate: bool = False) -> tuple[Tenant, str]:
         if made and not rotate:
             secret, _, secret_hash = keys.derived_secret(f"quickstart:{tenant.pk}:{made}")
             if api_keys_active(tenant=tenant).filter(secret_hash=secret_hash).exists():
-                transaction.on_commit(state.config_changed)
+                transaction.on_commit(config_version.config_changed)
                 return tenant, secret
         for old in api_keys_active(tenant=tenant).filter(name="quickstart"):
             api_key_revoke(key=old)
         _, secret = api_key_create(
             tenant=tenant, name="quickstart", derived_from=f"quickstart:{tenant.pk}:{made + 1}"
         )
-        transaction.on_commit(state.config_changed)
+        transaction.on_commit(config_version.config_changed)
     return tenant, secret
 
 
@@ -809,7 +809,7 @@ def catalog_save(
             row.extra_headers = extra_headers
         row.save()
         _record(row, before, credential_replaced=bool(credential), headers_replaced=replaced)
-        transaction.on_commit(state.config_changed)
+        transaction.on_commit(config_version.config_changed)
 
 
 def catalog_delete(*, row: Provider | Model | Route | ModelAlias) -> None:
@@ -825,7 +825,7 @@ def catalog_delete(*, row: Provider | Model | Route | ModelAlias) -> None:
             audit.record(audit.DELETE, route)
         audit.record(audit.DELETE, row)
         row.delete()
-        transaction.on_commit(state.config_changed)
+        transaction.on_commit(config_version.config_changed)
 
 
 # --- Catalog checks (admin and REST API) -----------------------------------------------------

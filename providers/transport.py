@@ -11,7 +11,7 @@ import asyncio
 import httpx2
 from django.conf import settings
 
-from providers.adapters.base import Target
+from core.target import Target
 from providers.wire import WireTransport
 
 # Explicit process cache: (loop id, provider id, provider version) -> client.

@@ -8,7 +8,7 @@ import redis
 from django.conf import settings
 
 from accounts import keys
-from gateway import redaction, state
+from core import redaction, state
 from providers import breaker, routing
 from providers.adapters import base as adapter_base
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import string
 
-from gateway import tokens
+from core import tokens
 
 
 def crafted_prompt(chars: int = 64_000) -> str:

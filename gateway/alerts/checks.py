@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
-from gateway import state
+from core import state
 from gateway.alerts.models import AlertKind, AlertPolicy
 from gateway.alerts.services import alert_raise, alerts_raised, dedupe_key
 from gateway.limits.budgets import Period, day_at, period_of

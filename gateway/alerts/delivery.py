@@ -19,9 +19,9 @@ from django.core.mail import send_mail
 from django.db.models import Q
 from django.utils import timezone
 
+from core.redaction import Secrets
 from gateway.alerts import webhooks
 from gateway.alerts.models import Alert, AlertAttempt, AlertChannel, AlertDelivery
-from gateway.redaction import Secrets
 
 log = logging.getLogger("tollgate.alerts")
 OPEN = (AlertDelivery.Status.PENDING, AlertDelivery.Status.RETRYING)

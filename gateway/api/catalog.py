@@ -18,15 +18,16 @@ import msgspec
 from django.conf import settings
 
 from accounts.keys import authenticate, secret_from_headers
-from gateway import client_json, logs
+from core import client_json
+from core.errors import GatewayError, InvalidRequest, NotFound
+from core.tokens import estimate_input_tokens
+from gateway import logs
 from gateway.api.http import GatewayConsumer
-from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import beta_flags, resolve_model
-from gateway.surfaces.anthropic import openapi
-from gateway.surfaces.anthropic.decode import count_tokens_body, to_ir
-from gateway.tokens import estimate_input_tokens
 from gateway.usage import recorder
 from gateway.usage.record import COLUMN_SIZES, UsageRecord, clean
+from protocols.anthropic import openapi
+from protocols.anthropic.decode import count_tokens_body, to_ir
 from providers import routing
 from providers.registry import adapter_for
 from providers.transport import client_for

@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connection
 
-from gateway import state
+from core import state
 from gateway.api.http import GatewayConsumer
 
 _json = msgspec.json.Encoder()

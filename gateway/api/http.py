@@ -15,8 +15,8 @@ import msgspec
 from channels.consumer import AsyncConsumer
 from django.conf import settings
 
-from gateway import ids, metrics
-from gateway.errors import ApiError, GatewayError, MethodNotAllowed, RequestTooLarge
+from core import ids, metrics
+from core.errors import ApiError, GatewayError, MethodNotAllowed, RequestTooLarge
 
 log = logging.getLogger("tollgate.api")
 _json = msgspec.json.Encoder()
@@ -130,6 +130,6 @@ class NotFoundConsumer(GatewayConsumer):
     methods = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
     async def handle(self, body: bytes) -> None:
-        from gateway.errors import NotFound
+        from core.errors import NotFound
 
         raise NotFound(f"no such endpoint: {self.scope['method']} {self.scope['path']}")

@@ -18,14 +18,15 @@ import time
 import msgspec
 from django.conf import settings
 
-from gateway import extras, ir, limits, logs, metrics, otel, pipeline, redaction
+from core import ir, metrics, redaction
+from core.errors import GatewayError
+from gateway import extras, limits, logs, otel, pipeline
 from gateway.api.coalesce import Coalescer
 from gateway.api.http import OVERHEAD_HEADER, GatewayConsumer
-from gateway.errors import GatewayError
-from gateway.surfaces.anthropic.encode import encode, message_json
-from gateway.surfaces.anthropic.stream import PING, StreamWriter
 from gateway.usage import recorder
 from gateway.usage.record import Captured, Seen, build
+from protocols.anthropic.encode import encode, message_json
+from protocols.anthropic.stream import PING, StreamWriter
 
 log = logging.getLogger("tollgate.api")
 

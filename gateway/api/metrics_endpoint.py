@@ -1,4 +1,4 @@
-"""`/metrics`: the Prometheus exposition of `gateway.metrics` (every worker in multiprocess mode).
+"""`/metrics`: the Prometheus exposition of `core.metrics` (every worker in multiprocess mode).
 
 It holds no tenant names. With TOLLGATE_METRICS_TOKEN set it answers only a scraper that
 sends `Authorization: Bearer <token>`; without, restrict it to the scraper at the network edge.
@@ -15,9 +15,9 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 
-from gateway import metrics, state
+from core import metrics, state
+from core.errors import AuthenticationFailed
 from gateway.api.http import GatewayConsumer
-from gateway.errors import AuthenticationFailed
 from gateway.usage import selectors, spool
 from providers import breaker, routing
 

@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING
 
-from gateway import state, tokens
-from gateway.errors import ApiError, RateLimited
+from core import state, tokens
+from core.errors import ApiError, RateLimited
 from gateway.limits import budgets, scripts
 from gateway.usage import billing
 from gateway.usage.record import UsageRecord

@@ -22,8 +22,8 @@ from decimal import Decimal
 
 from channels.db import database_sync_to_async
 
-from gateway import state
-from gateway.errors import BillingError
+from core import state
+from core.errors import BillingError
 from gateway.limits import scripts
 from gateway.usage import selectors
 from gateway.usage.billing import NANO, nano

@@ -19,7 +19,7 @@ def source(name: str) -> str:
 
 
 # Explicit process cache: client id -> (client, its registered scripts). A client lives as long
-# as its event loop (see gateway.state.async_store), so entries are few.
+# as its event loop (see core.state.async_store), so entries are few.
 _registered: dict[int, tuple[object, dict[str, AsyncScript | Script]]] = {}
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from gateway import client_json
-from gateway.errors import InvalidRequest
+from core import client_json
+from core.errors import InvalidRequest
 
 
 class ClientJsonParser(JSONParser):

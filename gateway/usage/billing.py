@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, Protocol
 
-from gateway import ir
+from core import ir
 
 Outcome = Literal[
     "ok",

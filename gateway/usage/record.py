@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from gateway import ir, redaction
-from gateway.errors import GatewayError
+from core import ir, redaction
+from core.errors import GatewayError
 from gateway.usage import billing
 
 if TYPE_CHECKING:

@@ -11,10 +11,12 @@ from typing import Any
 
 import msgspec
 
-from gateway import betas, client_json, ir
-from gateway.surfaces.anthropic.schema import GATEWAY_FIELDS, WITHHELD_FIELDS
-from providers.adapters import options
-from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
+from core import client_json, ir
+from core.target import Target
+from protocols import options
+from protocols.anthropic import betas
+from protocols.anthropic.schema import GATEWAY_FIELDS, WITHHELD_FIELDS
+from providers.adapters.base import HttpAdapter, UpstreamRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
 # What Anthropic's count_tokens accepts (reference 1.9), plus newer fields it may take.

@@ -12,14 +12,14 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx2
 import msgspec
 
-from gateway import ir
-from gateway.errors import (
+from core import ir
+from core.errors import (
     ApiError,
     GatewayError,
     InvalidAnswer,
@@ -27,8 +27,9 @@ from gateway.errors import (
     UpstreamError,
     upstream_error,
 )
-from gateway.tokens import estimate_input_tokens
-from providers.adapters.options import OptionTable
+from core.target import Target
+from core.tokens import estimate_input_tokens
+from protocols.options import OptionTable
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
@@ -39,31 +40,6 @@ _CODE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 # What a parser raises on an answer that is not the shape it expects (a string for an object, a
 # missing key): the answer was unreadable, which is not the gateway's own failure.
 UNREADABLE = (msgspec.DecodeError, AttributeError, KeyError, IndexError, TypeError, ValueError)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One resolved route, snapshotted from the database: everything an attempt needs."""
-
-    route_id: int
-    provider_id: int
-    provider_name: str
-    kind: str
-    base_url: str
-    api_key: str = field(repr=False)
-    upstream_model: str
-    extra_headers: dict[str, str] = field(default_factory=dict, repr=False)
-    connect_timeout: float = 10.0
-    first_byte_timeout: float = 120.0
-    idle_timeout: float = 120.0
-    version: str = ""
-    # Server quirks from the provider's preset/options (providers/presets.py).
-    options: dict = field(default_factory=dict)
-    # HMAC key for the gateway's thinking-signature envelopes (reference 5.12.3).
-    signing_key: bytes = field(default=b"", repr=False)
-    # The provider's `anthropic-beta` policy (gateway/betas.py): forward, allow or deny.
-    betas_mode: str = "forward"
-    betas: tuple[str, ...] = ()
 
 
 # Where providers put their own id for a call: Anthropic `request-id`, OpenAI and most
@@ -252,7 +228,7 @@ class HttpAdapter(Adapter):
     """A provider reached over HTTP with JSON bodies and SSE streams."""
 
     # The provider's error codes that say who is to blame, each with its kind (a key of
-    # gateway.errors.VERDICTS): our credential, our account, ... A code not listed leaves it to
+    # core.errors.VERDICTS): our credential, our account, ... A code not listed leaves it to
     # the status.
     error_kinds: ClassVar[dict[str, str]] = {}
 

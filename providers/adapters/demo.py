@@ -12,10 +12,10 @@ from typing import Any
 
 import msgspec
 
-from gateway import ids, ir
-from gateway.tokens import count_text, estimate_input_tokens
+from core import ids, ir
+from core.tokens import count_text, estimate_input_tokens
+from protocols.openai_chat.request import refuse
 from providers.adapters.base import Adapter
-from providers.adapters.openai_chat_request import refuse
 
 _PLACEHOLDER = {
     "string": "demo",

@@ -13,11 +13,11 @@ from typing import Any
 
 import msgspec
 
-from gateway import ir
-from gateway.tokens import estimate_input_tokens, estimate_output_tokens
-from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
-from providers.adapters.envelope import seal
-from providers.adapters.gemini_request import (
+from core import ir
+from core.target import Target
+from core.tokens import estimate_input_tokens, estimate_output_tokens
+from protocols.envelope import seal
+from protocols.gemini.request import (
     MAX_STOP_SEQUENCES,
     PROVIDER,
     gemini_body,
@@ -25,11 +25,10 @@ from providers.adapters.gemini_request import (
     unsupported_fetch,
     unsupported_search,
 )
-from providers.adapters.gemini_request import (
+from protocols.gemini.request import (
     OPTIONS as REQUEST_OPTIONS,
 )
-from providers.adapters.openai_chat import response_tool_id, wants_thinking
-from providers.adapters.web_search import (
+from protocols.web_search import (
     citation,
     code_call,
     fetch_parts,
@@ -37,6 +36,8 @@ from providers.adapters.web_search import (
     search_call,
     server_tool_id,
 )
+from providers.adapters.base import HttpAdapter, UpstreamRequest
+from providers.adapters.openai_chat import response_tool_id, wants_thinking
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()

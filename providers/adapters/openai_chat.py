@@ -13,19 +13,20 @@ from typing import Any
 
 import msgspec
 
-from gateway import ids, ir
-from gateway.tokens import estimate_input_tokens, estimate_output_tokens
-from providers.adapters import web_search
-from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
-from providers.adapters.envelope import seal
-from providers.adapters.openai_chat_request import (
+from core import ids, ir
+from core.target import Target
+from core.tokens import estimate_input_tokens, estimate_output_tokens
+from protocols import web_search
+from protocols.envelope import seal
+from protocols.openai_chat.request import (
     CHAT_TOOL_ID,
     NEAREST_EFFORT,
     chat_body,
     is_reasoning_model,
     unsupported_search,
 )
-from providers.adapters.openai_chat_request import OPTIONS as REQUEST_OPTIONS
+from protocols.openai_chat.request import OPTIONS as REQUEST_OPTIONS
+from providers.adapters.base import HttpAdapter, UpstreamRequest
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()

@@ -13,11 +13,23 @@ from typing import Any
 
 import msgspec
 
-from gateway import ir
-from gateway.errors import upstream_error
-from gateway.tokens import estimate_input_tokens, estimate_output_tokens
-from providers.adapters.base import HttpAdapter, Target, UpstreamRequest
-from providers.adapters.envelope import seal
+from core import ir
+from core.errors import upstream_error
+from core.target import Target
+from core.tokens import estimate_input_tokens, estimate_output_tokens
+from protocols.envelope import seal
+from protocols.openai_chat.request import is_reasoning_model
+from protocols.openai_responses.request import OPTIONS as REQUEST_OPTIONS
+from protocols.openai_responses.request import PROVIDER, responses_body, unsupported_search
+from protocols.web_search import (
+    citation,
+    code_call,
+    hits,
+    search_call,
+    server_tool_id,
+    span,
+)
+from providers.adapters.base import HttpAdapter, UpstreamRequest
 from providers.adapters.openai_chat import (
     ERROR_KINDS,
     EXPLANATION_CHARS,
@@ -33,17 +45,6 @@ from providers.adapters.openai_chat import (
 )
 from providers.adapters.openai_chat import (
     usage_from as chat_usage_from,
-)
-from providers.adapters.openai_chat_request import is_reasoning_model
-from providers.adapters.openai_responses_request import OPTIONS as REQUEST_OPTIONS
-from providers.adapters.openai_responses_request import PROVIDER, responses_body, unsupported_search
-from providers.adapters.web_search import (
-    citation,
-    code_call,
-    hits,
-    search_call,
-    server_tool_id,
-    span,
 )
 
 _decode = msgspec.json.Decoder()

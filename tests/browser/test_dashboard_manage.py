@@ -13,8 +13,8 @@ from playwright.sync_api import Page, expect
 
 from accounts import keys
 from accounts.models import ApiKey, Membership
-from gateway import state
-from gateway.errors import AuthenticationFailed
+from core import state
+from core.errors import AuthenticationFailed
 from tests.browser.conftest import log_in
 from tests.factories import ModelFactory, UserFactory
 

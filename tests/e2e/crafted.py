@@ -7,8 +7,8 @@ import asyncio
 
 import httpx
 
-from gateway import tokens
-from gateway.surfaces.anthropic.decode import decode_messages, to_ir
+from core import tokens
+from protocols.anthropic.decode import decode_messages, to_ir
 from tests.prompts import crafted_prompt
 
 CRAFTED = {

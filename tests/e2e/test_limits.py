@@ -10,7 +10,7 @@ import pytest
 
 from accounts.selectors import api_key_find
 from accounts.services import api_key_rotate
-from gateway import state
+from core import state
 from gateway.limits import budgets
 from tests.e2e.crafted import crafted_flood, crafted_request
 

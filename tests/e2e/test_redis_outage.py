@@ -22,7 +22,7 @@ from django.conf import settings
 from accounts import keys
 from accounts.models import ApiKey
 from accounts.services import api_key_revoke
-from gateway import state
+from core import state
 from tests.e2e.conftest import Stage
 from tests.e2e.live import LiveGateway, gateway_env
 from tests.e2e.processes import RedisServer

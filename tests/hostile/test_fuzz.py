@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from gateway.surfaces.anthropic.schema import CountTokensBody, MessagesBody
+from protocols.anthropic.schema import CountTokensBody, MessagesBody
 from tests.e2e.usage import records_for
 from tests.hostile import strategies
 from tests.hostile.conftest import assert_healthy

@@ -11,9 +11,9 @@ import msgspec
 from django.db import connections
 
 from accounts.keys import KeyInfo, Limits
-from gateway import ids, state
+from core import ids, state
 from gateway.pipeline import Call
-from gateway.surfaces.anthropic.decode import decode_messages, to_ir
+from protocols.anthropic.decode import decode_messages, to_ir
 from providers.routing import ModelEntry, Prices
 
 PRICES = Prices(Decimal("3"), Decimal("15"), Decimal("0.3"), Decimal("3.75"))

@@ -18,7 +18,8 @@ from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
-from gateway import celery_app, state
+from core import state
+from gateway import celery_app
 from gateway.alerts import checks
 from gateway.alerts.models import Alert, AlertChannel, AlertDelivery, AlertPolicy
 from gateway.usage.record import UsageRecord

@@ -13,7 +13,7 @@ from accounts import keys
 from accounts.models import ApiKey, Tenant
 from accounts.selectors import api_key_find
 from accounts.services import ServiceError, api_key_create, api_key_revoke, tenant_create
-from gateway import state
+from core import state
 from tests.factories import (
     MembershipFactory,
     ModelFactory,

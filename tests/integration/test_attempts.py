@@ -10,19 +10,21 @@ import itertools
 import msgspec
 import pytest
 
-from gateway import attempts, ids
-from gateway.errors import (
+from core import ids
+from core.errors import (
     GatewayError,
     InvalidAnswer,
     RouteRefusal,
     UpstreamError,
     upstream_error,
 )
+from core.target import Target
+from gateway import attempts
 from gateway.pipeline import Call
 from gateway.strictness import Review
-from gateway.surfaces.anthropic.decode import decode_messages, to_ir
+from protocols.anthropic.decode import decode_messages, to_ir
 from providers import breaker
-from providers.adapters.base import Exchange, Target
+from providers.adapters.base import Exchange
 from tests.integration.limited_calls import fresh_redis_clients
 
 _route_ids = itertools.count(880_000)

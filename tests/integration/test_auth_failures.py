@@ -11,8 +11,8 @@ from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
 from accounts import auth_failures, keys
-from gateway import state
-from gateway.errors import AuthenticationFailed, RateLimited
+from core import state
+from core.errors import AuthenticationFailed, RateLimited
 from tests.factories import make_key
 from tests.integration.limited_calls import fresh_redis_clients, short_lived_connections
 from tests.integration.test_shared_state_outage import UNREACHABLE

@@ -11,8 +11,9 @@ import pytest
 from channels.db import database_sync_to_async
 
 from accounts.keys import Limits
-from gateway import limits, state, tokens
-from gateway.errors import BillingError
+from core import state, tokens
+from core.errors import BillingError
+from gateway import limits
 from gateway.limits import budgets
 from gateway.models import DailyUsage
 from gateway.models import UsageRecord as UsageRow

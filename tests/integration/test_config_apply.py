@@ -15,7 +15,7 @@ from django.db import connection
 from django.urls import reverse
 
 from accounts.models import Tenant
-from gateway import state
+from core import state
 from providers import services
 from providers.models import Model, Provider, Route
 from providers.services import ConfigError, config_apply

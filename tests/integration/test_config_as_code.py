@@ -9,9 +9,9 @@ import pytest
 import yaml
 from django.core.management import call_command
 
+from accounts import config_version
 from accounts.models import ApiKey, AuditEntry, Tenant
 from accounts.services import api_key_create
-from gateway import state
 from providers import services
 from providers.models import Model, Provider, Route
 from providers.selectors import config_export
@@ -199,7 +199,7 @@ def test_every_problem_of_every_kind_is_listed_at_once():
 def test_a_dry_run_lists_each_change_field_by_field_and_writes_nothing(monkeypatch):
     config_apply(data=config())
     told = []
-    monkeypatch.setattr(state, "config_changed", lambda: told.append(1))
+    monkeypatch.setattr(config_version, "config_changed", lambda: told.append(1))
     entries = AuditEntry.objects.count()
     data = {
         "models": [

@@ -12,12 +12,11 @@ from asgiref.sync import async_to_sync
 from django.db import connection
 from django.test import override_settings
 
-from accounts import keys
-from accounts.models import Tenant
+from accounts import config_version, keys
+from accounts.models import ConfigVersion, Tenant
 from accounts.services import api_key_create
-from gateway import state
-from gateway.errors import AuthenticationFailed
-from gateway.models import ConfigVersion
+from core import state
+from core.errors import AuthenticationFailed
 from providers import routing
 from providers.services import config_apply
 
@@ -84,11 +83,11 @@ def test_a_cli_change_reaches_a_running_process(
 
 
 def test_every_change_moves_the_database_stamp(transactional_db):
-    before = state.config_stamp()
+    before = config_version.config_stamp()
     config_apply(data=DOCUMENT)
-    after = state.config_stamp()
+    after = config_version.config_stamp()
     config_apply(data={"models": [{"name": "claude-one", "display_name": "One"}]})
-    assert before != after != state.config_stamp()
+    assert before != after != config_version.config_stamp()
     assert ConfigVersion.objects.get().version >= 2
 
 

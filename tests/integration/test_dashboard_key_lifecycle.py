@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from accounts import keys
 from accounts.models import ApiKey, AuditEntry
-from gateway import state
+from core import state
+from core.errors import AuthenticationFailed
 from gateway.dashboard.forms import MAX_ROTATION_GRACE_HOURS
-from gateway.errors import AuthenticationFailed
 from tests.factories import ModelFactory
 from tests.integration.conftest import platform_admin
 

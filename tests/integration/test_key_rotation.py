@@ -15,8 +15,8 @@ from django.utils import timezone
 from accounts import keys
 from accounts.models import ApiKey
 from accounts.services import ServiceError, api_key_revoke, api_key_rotate
-from gateway import state
-from gateway.errors import AuthenticationFailed
+from core import state
+from core.errors import AuthenticationFailed
 from tests.factories import make_key
 
 pytestmark = pytest.mark.django_db(transaction=True)

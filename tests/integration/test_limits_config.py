@@ -18,7 +18,7 @@ from accounts.services import (
     api_key_set_limits,
     tenant_set_limits,
 )
-from gateway import state
+from core import state
 from providers.services import ConfigError, config_apply
 from tests.factories import TenantFactory, make_key
 

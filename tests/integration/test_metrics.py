@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 from django.db import OperationalError
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway import metrics
+from core import metrics
 from gateway.models import UsageDeadLetter
 from gateway.usage import selectors
 from gateway.usage.record import UsageRecord

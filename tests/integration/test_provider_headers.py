@@ -11,7 +11,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 
 from accounts.models import AuditEntry
-from gateway import redaction
+from core import redaction
 from providers import routing
 from providers.models import Provider
 from providers.services import ConfigError, config_apply

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 import pytest
 
 from accounts.keys import Limits
-from gateway import limits, state, tokens
-from gateway.errors import RateLimited
+from core import state, tokens
+from core.errors import RateLimited
+from gateway import limits
 from gateway.usage.record import UsageRecord
 from tests.integration.limited_calls import call_for, fresh_redis_clients, key_info
 from tests.prompts import crafted_prompt

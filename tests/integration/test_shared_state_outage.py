@@ -8,7 +8,8 @@ import pytest
 import redis
 
 from accounts.keys import Limits
-from gateway import limits, state
+from core import state
+from gateway import limits
 from providers import breaker, routing
 from tests.integration.limited_calls import (
     call_for,

@@ -7,7 +7,8 @@ import msgspec
 import pytest
 import redis
 
-from gateway import ir, state, tool_state
+from core import ir, state
+from gateway import tool_state
 from tests.integration.limited_calls import fresh_redis_clients
 
 UNREACHABLE = "redis://127.0.0.1:1/0"

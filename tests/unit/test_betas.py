@@ -2,8 +2,8 @@
 
 import pytest
 
-from gateway import betas
-from gateway.errors import InvalidRequest
+from core.errors import InvalidRequest
+from protocols.anthropic import betas
 
 
 def test_header_and_body_are_merged_in_order_each_once():

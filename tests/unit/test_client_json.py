@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from gateway import client_json
-from gateway.client_json import MAX_DEPTH, WALK_BUDGET, decode, decode_object, nests_deeper_than
-from gateway.errors import InvalidRequest
+from core import client_json
+from core.client_json import MAX_DEPTH, WALK_BUDGET, decode, decode_object, nests_deeper_than
+from core.errors import InvalidRequest
 
 
 def error_of(body: bytes) -> str:

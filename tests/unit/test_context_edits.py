@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import context_edits, ir
-from gateway.errors import InvalidRequest
-from gateway.surfaces.anthropic.decode import messages_body, to_ir
+from core import ir
+from core.errors import InvalidRequest
+from gateway import context_edits
+from protocols.anthropic.decode import messages_body, to_ir
 
 BIG = "word " * 3000  # about 3,000 tokens
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gateway.errors import VERDICTS, status_kind, upstream_error
+from core.errors import VERDICTS, status_kind, upstream_error
 from providers.registry import ADAPTERS, adapter_for
 
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.keys import KeyInfo
-from gateway.errors import InvalidRequest, NotFound
+from core.errors import InvalidRequest, NotFound
 from gateway.pipeline import beta_flags, check_output_limit, resolve, resolve_model
 from providers.aliases import AliasIndex
 from providers.routing import ModelEntry, Prices, Snapshot

@@ -1,6 +1,7 @@
 """The per-tenant prompt cache key (gateway/prompt_cache.py)."""
 
-from gateway import ir, prompt_cache
+from core import ir
+from gateway import prompt_cache
 
 
 def request(system: str = "You are a coding agent.", question: str = "hi", **extra):

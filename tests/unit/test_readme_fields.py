@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from gateway.surfaces.anthropic.schema import (
+from protocols.anthropic.schema import (
     GATEWAY_FIELDS,
     PASSTHROUGH_FIELDS,
     WITHHELD_FIELDS,

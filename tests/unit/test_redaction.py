@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from gateway import redaction
-from gateway.redaction import REDACTED, Secrets
+from core import redaction
+from core.redaction import REDACTED, Secrets
 
 KEY = "sk-live-0123456789abcdef"
 PROXY = "Bearer cf-aig-9876543210"

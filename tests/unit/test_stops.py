@@ -1,6 +1,6 @@
 """Gateway-side stop sequences: which one matched, and nothing after it."""
 
-from gateway import ir
+from core import ir
 from gateway.stops import cut_response, cut_stream, earliest
 
 

@@ -2,9 +2,10 @@
 
 import pytest
 
-from gateway import ir, strictness
-from gateway.errors import InvalidRequest
-from providers.adapters.base import Target
+from core import ir
+from core.errors import InvalidRequest
+from core.target import Target
+from gateway import strictness
 
 
 def target(kind: str, route_id: int) -> Target:

@@ -8,8 +8,8 @@ import random
 import msgspec
 import pytest
 
-from gateway import ir, tokens
-from gateway.surfaces.anthropic.decode import decode_messages, to_ir
+from core import ir, tokens
+from protocols.anthropic.decode import decode_messages, to_ir
 from tests.prompts import crafted_prompt
 
 WORDS = [

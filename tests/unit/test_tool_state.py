@@ -1,6 +1,7 @@
 """Which calls a request looks up, and the keys they live under (gateway/tool_state.py)."""
 
-from gateway import ir, tool_state
+from core import ir
+from gateway import tool_state
 
 
 def message(role, *parts):

@@ -2,8 +2,8 @@
 
 import pytest
 
+from core.errors import InvalidRequest
 from gateway import tracing
-from gateway.errors import InvalidRequest
 
 PARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

@@ -12,7 +12,7 @@ from tests.e2e.live import ROOT
 PROBE = """
 import gc, json, sys
 import gateway.asgi
-from gateway import tokens
+from core import tokens
 print(json.dumps({
     "frozen": gc.get_freeze_count(),
     "tokenizer_loaded": tokens.encoding.cache_info().currsize,

@@ -18,7 +18,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from gateway import redaction
+from core import redaction
 from gateway.rest.admin.base import AdminApi, read
 from gateway.rest.input import StrictInput, no_body
 from providers import aliases

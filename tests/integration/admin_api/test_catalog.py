@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from accounts.models import AuditEntry
-from gateway import state
+from core import state
 from providers.models import Model, ModelAlias, Provider, Route
 from tests.factories import ModelFactory, ProviderFactory, RouteFactory
 from tests.integration.admin_api.conftest import BASE, session

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from accounts import keys
 from accounts.models import ApiKey, AuditEntry, Membership, ServiceToken, Tenant
 from accounts.service_tokens import service_token_create
-from gateway import state
+from core import state
 from tests.factories import DailyUsageFactory, ModelFactory, UserFactory
 from tests.integration.admin_api.conftest import BASE, TOKEN, bearer, session
 

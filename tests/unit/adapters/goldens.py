@@ -18,8 +18,9 @@ import httpx2
 import msgspec
 import pytest
 
-from gateway import ir
-from providers.adapters.base import Adapter, HttpAdapter, Target
+from core import ir
+from core.target import Target
+from providers.adapters.base import Adapter, HttpAdapter
 
 GOLDEN = Path(__file__).parents[2] / "golden"
 DEFAULT_REQUEST = {

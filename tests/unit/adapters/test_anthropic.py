@@ -7,11 +7,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from gateway import ir
+from core import ir
+from core.target import Target
 from gateway.pipeline import beta_flags
-from gateway.surfaces.anthropic.decode import decode_messages, to_ir
+from protocols.anthropic.decode import decode_messages, to_ir
 from providers.adapters.anthropic import AnthropicAdapter, messages_url, usage_from
-from providers.adapters.base import Target
 from tests.unit.adapters.goldens import cases, check_error, without_omitted_nulls
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "anthropic"

@@ -10,11 +10,11 @@ from collections.abc import Callable
 import httpx2
 import pytest
 
-from gateway import ir
-from gateway.tokens import estimate_input_tokens
+from core import ir
+from core.target import Target
+from core.tokens import estimate_input_tokens
 from providers.adapters import base
 from providers.adapters.anthropic import AnthropicAdapter
-from providers.adapters.base import Target
 from providers.adapters.gemini import GeminiAdapter
 from providers.adapters.openai_chat import OpenAIChatAdapter
 from providers.adapters.openai_responses import OpenAIResponsesAdapter

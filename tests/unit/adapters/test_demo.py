@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gateway import ir
+from core import ir
 from providers.adapters.demo import DemoAdapter, reply
 
 WEATHER = ir.Tool(

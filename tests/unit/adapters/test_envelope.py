@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 
-from providers.adapters.envelope import open_, provider_data, seal
+from protocols.envelope import open_, provider_data, seal
 
 KEY = b"k" * 32
 

@@ -18,12 +18,12 @@ import httpx
 import msgspec
 import pytest
 
-from gateway import ir
-from gateway.errors import InvalidRequest
-from providers.adapters.base import Target
-from providers.adapters.envelope import open_
+from core import ir
+from core.errors import InvalidRequest
+from core.target import Target
+from protocols.envelope import open_
+from protocols.gemini.request import thinking_config
 from providers.adapters.gemini import GeminiAdapter
-from providers.adapters.gemini_request import thinking_config
 from tests.unit.adapters.goldens import (
     DEFAULT_REQUEST,
     cases,

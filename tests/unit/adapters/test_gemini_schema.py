@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from providers.adapters.gemini_schema import gemini_parameters
+from protocols.gemini.schema import gemini_parameters
 
 
 def test_claude_code_schema_loses_every_keyword_gemini_rejects():

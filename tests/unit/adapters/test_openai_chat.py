@@ -16,11 +16,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway import ir
-from gateway.errors import InvalidRequest
-from providers.adapters.base import Target
+from core import ir
+from core.errors import InvalidRequest
+from core.target import Target
+from protocols.openai_chat.request import chat_tool_id, reasoning_effort
 from providers.adapters.openai_chat import OpenAIChatAdapter
-from providers.adapters.openai_chat_request import chat_tool_id, reasoning_effort
 from tests.unit.adapters.goldens import (
     cases,
     check_error,

@@ -14,10 +14,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway import ir
-from gateway.errors import InvalidRequest, UpstreamError
-from providers.adapters.base import Target
-from providers.adapters.envelope import open_
+from core import ir
+from core.errors import InvalidRequest, UpstreamError
+from core.target import Target
+from protocols.envelope import open_
 from providers.adapters.openai_responses import OpenAIResponsesAdapter
 from tests.unit.adapters.goldens import (
     DEFAULT_REQUEST,

@@ -8,9 +8,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from providers.adapters import options
+from core.target import Target
+from protocols import options
 from providers.adapters.anthropic import AnthropicAdapter
-from providers.adapters.base import Adapter, Target
+from providers.adapters.base import Adapter
 from providers.adapters.demo import DemoAdapter
 from providers.adapters.gemini import GeminiAdapter
 from providers.adapters.openai_chat import OpenAIChatAdapter

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import RouteRefusal
-from providers.adapters.base import Target
+from core.errors import RouteRefusal
+from core.target import Target
 from providers.adapters.gemini import GeminiAdapter
 from providers.adapters.openai_chat import OpenAIChatAdapter
 from providers.adapters.openai_responses import OpenAIResponsesAdapter

@@ -1,8 +1,8 @@
 """What each translating adapter reports it would drop (the input to strictness)."""
 
-from gateway import ir
+from core import ir
+from core.target import Target
 from providers.adapters.anthropic import AnthropicAdapter
-from providers.adapters.base import Target
 from providers.adapters.gemini import GeminiAdapter
 from providers.adapters.openai_chat import OpenAIChatAdapter
 from providers.adapters.openai_responses import OpenAIResponsesAdapter

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
+from core.errors import InvalidRequest
 from gateway.api.catalog import model_json, page
-from gateway.errors import InvalidRequest
 from providers.routing import ModelEntry, Prices
 
 ZERO = Decimal(0)

@@ -6,9 +6,9 @@ import re
 import msgspec
 import pytest
 
-from gateway import ir
-from gateway.errors import InvalidRequest
-from gateway.surfaces.anthropic.decode import (
+from core import ir
+from core.errors import InvalidRequest
+from protocols.anthropic.decode import (
     decode_count_tokens,
     decode_messages,
     is_base64,
@@ -611,7 +611,7 @@ def test_a_web_fetch_sent_back_in_history_becomes_text_for_a_translated_route():
 
 
 def test_server_tool_options_no_translation_reads_are_named():
-    from gateway.surfaces.anthropic.server_tools import unread_options
+    from protocols.anthropic.server_tools import unread_options
 
     wire = base(
         tools=[

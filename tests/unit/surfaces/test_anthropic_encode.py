@@ -1,7 +1,7 @@
 """IR response -> Anthropic message JSON: `stop_details` on refusals, as Anthropic sends it."""
 
-from gateway import ir
-from gateway.surfaces.anthropic.encode import message_json
+from core import ir
+from protocols.anthropic.encode import message_json
 
 
 def encode(response: ir.Response) -> dict:

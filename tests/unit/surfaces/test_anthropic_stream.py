@@ -2,8 +2,8 @@
 
 import msgspec
 
-from gateway import ir
-from gateway.surfaces.anthropic.stream import StreamWriter
+from core import ir
+from protocols.anthropic.stream import StreamWriter
 
 
 def parse(data: bytes) -> list[tuple[str, dict]]:

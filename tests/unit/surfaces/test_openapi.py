@@ -2,8 +2,8 @@
 
 import msgspec
 
-from gateway.surfaces.anthropic.openapi import document
-from gateway.surfaces.anthropic.schema import KNOWN_FIELDS
+from protocols.anthropic.openapi import document
+from protocols.anthropic.schema import KNOWN_FIELDS
 
 
 def test_every_accepted_field_is_documented_and_nothing_else():

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway import ir
+from core import ir
 from gateway.usage import billing
 from providers.routing import Prices
 

@@ -7,12 +7,12 @@ import msgspec
 import pytest
 
 from accounts.keys import KeyInfo
-from gateway import ir
+from core import ir
+from core.errors import AuthenticationFailed, RateLimited, upstream_error
 from gateway.attempts import Attempt
-from gateway.errors import AuthenticationFailed, RateLimited, upstream_error
 from gateway.pipeline import Call
-from gateway.surfaces.anthropic.decode import decode_messages
 from gateway.usage.record import COLUMN_SIZES, Seen, UsageRecord, build, clean
+from protocols.anthropic.decode import decode_messages
 from providers.routing import ModelEntry, Prices
 
 PRICES = Prices(Decimal("3"), Decimal("15"), Decimal("0.3"), Decimal("3.75"))

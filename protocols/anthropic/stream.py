@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import msgspec
 
-from gateway import ir, redaction
-from gateway.surfaces.anthropic.encode import (
+from core import ir, redaction
+from protocols.anthropic.encode import (
     citation_json,
     context_management_json,
     part_json,

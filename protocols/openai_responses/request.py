@@ -12,11 +12,11 @@ from typing import Any
 
 import msgspec
 
-from gateway import ir
-from providers.adapters import options
-from providers.adapters.base import Target
-from providers.adapters.envelope import provider_data
-from providers.adapters.openai_chat_request import (
+from core import ir
+from core.target import Target
+from protocols import options
+from protocols.envelope import provider_data
+from protocols.openai_chat.request import (
     PROMPT_CACHE_KEY,
     PROMPT_CACHE_RETENTION,
     SERVICE_TIER,
@@ -27,7 +27,7 @@ from providers.adapters.openai_chat_request import (
     reasoning_effort,
     refuse,
 )
-from providers.adapters.web_search import refuse_server_tools, runs_code, searched
+from protocols.web_search import refuse_server_tools, runs_code, searched
 
 PROVIDER = "openai-responses"  # the envelope's provider name
 # Anthropic server tools this API has its own of (code execution: the Python version).

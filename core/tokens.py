@@ -16,7 +16,7 @@ from functools import cache
 import msgspec
 import tiktoken
 
-from gateway import ir
+from core import ir
 
 IMAGE_TOKENS = 1600  # Anthropic's figure for a ~1 megapixel image
 DOCUMENT_TOKENS = 1500

@@ -12,7 +12,7 @@ from functools import cache
 
 import msgspec
 
-from gateway.surfaces.anthropic.schema import GATEWAY_FIELDS, CountTokensBody, MessagesBody
+from protocols.anthropic.schema import GATEWAY_FIELDS, CountTokensBody, MessagesBody
 
 UNKNOWN_FIELDS_RULE = (
     "Fields not listed here are accepted: forwarded unchanged to Anthropic routes; on other "

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Any
 
-from gateway.errors import InvalidRequest
+from core.errors import InvalidRequest
 
 MAX_FLAGS = 64
 MAX_FLAG_CHARS = 128

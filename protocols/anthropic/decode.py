@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from gateway import client_json, ir
-from gateway.errors import InvalidRequest
-from gateway.surfaces.anthropic.schema import (
+from core import client_json, ir
+from core.errors import InvalidRequest
+from protocols.anthropic.schema import (
     KNOWN_FIELDS,
     WITHHELD_FIELDS,
     CountTokensBody,
@@ -21,7 +21,7 @@ from gateway.surfaces.anthropic.schema import (
     SystemBlockIn,
     ToolIn,
 )
-from gateway.surfaces.anthropic.server_tools import context_edits, server_block, server_tool
+from protocols.anthropic.server_tools import context_edits, server_block, server_tool
 
 T = TypeVar("T")
 

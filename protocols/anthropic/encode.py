@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from gateway import ir
+from core import ir
 
 _encoder = msgspec.json.Encoder()
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gateway import ir
-from gateway.errors import InvalidRequest
+from core import ir
+from core.errors import InvalidRequest
 
 _SERVER_TOOL = re.compile(r"^(web_search|web_fetch|code_execution)_(\d{8})$")
 # Names Anthropic requires for each server tool type.

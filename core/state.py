@@ -18,21 +18,49 @@ failure counts as an outage. A timeout is not retried: a hung Redis costs one ti
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Any, TypeVar
 
+import msgspec
 import redis
 import redis.asyncio as aioredis
 import redis.asyncio.retry
 import redis.retry
-from django.conf import settings
 from redis.backoff import NoBackoff
 
-from gateway import metrics
+from core import metrics
 
 log = logging.getLogger("tollgate.state")
+
+
+class Settings(msgspec.Struct, frozen=True):
+    """Where shared state lives: REDIS_URL (empty: process memory), pool size, timeout."""
+
+    url: str = ""
+    max_connections: int = 200
+    timeout: float = 0.5
+
+
+def _from_environment() -> Settings:
+    return Settings(url=os.environ.get("REDIS_URL", ""))
+
+
+# The one configuration hook of the core: the application installs a function returning the
+# current settings (gateway/apps.py reads Django's, which tests may change at run time); code
+# run without Django reads the environment.
+_source: list[Callable[[], Settings]] = [_from_environment]
+
+
+def configure(source: Callable[[], Settings]) -> None:
+    _source[0] = source
+
+
+def settings() -> Settings:
+    return _source[0]()
+
 
 CONFIG_VERSION_KEY = "tg:config:version"
 # What a failed Redis call raises: redis-py wraps socket errors and timeouts in RedisError.
@@ -135,7 +163,8 @@ _async_clients: dict[int, aioredis.Redis] = {}
 
 def async_store() -> aioredis.Redis | LocalStore:
     """The store for async code; one Redis client per event loop (clients bind to a loop)."""
-    if not settings.REDIS_URL:
+    config = settings()
+    if not config.url:
         return local_store()
     import asyncio
 
@@ -145,12 +174,12 @@ def async_store() -> aioredis.Redis | LocalStore:
         # A blocking pool: a burst (say 1,000 cold requests at once) waits for a connection
         # instead of failing with "Too many connections".
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL,
-            max_connections=settings.TOLLGATE["REDIS_MAX_CONNECTIONS"],
+            config.url,
+            max_connections=config.max_connections,
             timeout=10,
             health_check_interval=30,
-            socket_connect_timeout=settings.TOLLGATE["REDIS_TIMEOUT"],
-            socket_timeout=settings.TOLLGATE["REDIS_TIMEOUT"],
+            socket_connect_timeout=config.timeout,
+            socket_timeout=config.timeout,
             retry=redis.asyncio.retry.Retry(NoBackoff(), **RECONNECT_ONCE),
         )
         client = aioredis.Redis(connection_pool=pool)
@@ -160,58 +189,16 @@ def async_store() -> aioredis.Redis | LocalStore:
 
 @cache
 def sync_redis() -> redis.Redis | None:
-    if not settings.REDIS_URL:
+    config = settings()
+    if not config.url:
         return None
-    timeout = settings.TOLLGATE["REDIS_TIMEOUT"]
+    timeout = config.timeout
     return redis.Redis.from_url(
-        settings.REDIS_URL,
+        config.url,
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
         retry=redis.retry.Retry(NoBackoff(), **RECONNECT_ONCE),
     )
-
-
-def config_changed() -> None:
-    """Tell every replica that providers, models, routes or tenants changed.
-
-    Called once the change is committed, so neither a Redis nor a database failure may fail the
-    change: replicas that cannot reach Redis reread the database on their own
-    (providers.routing), and the others see the change when the next notice gets through. The
-    database's stamp moves too, for processes that run without Redis (see `config_stamp`).
-    """
-    _bump_stamp()
-    client = sync_redis()
-    if client is None:
-        store = local_store()
-        store._data[CONFIG_VERSION_KEY] = (str(time.time_ns()).encode(), None)
-        return
-    try:
-        client.incr(CONFIG_VERSION_KEY)
-    except SHARED_ERRORS as exc:
-        log.error(
-            "config change not announced, Redis unreachable (%s: %s)", type(exc).__name__, exc
-        )
-
-
-def _bump_stamp() -> None:
-    from django.db import DatabaseError
-    from django.db.models import F
-
-    from gateway.models import ConfigVersion
-
-    try:
-        if not ConfigVersion.objects.filter(pk=1).update(version=F("version") + 1):
-            ConfigVersion.objects.get_or_create(pk=1, defaults={"version": 1})
-    except DatabaseError as exc:
-        log.error("config version stamp not moved (%s: %s)", type(exc).__name__, exc)
-
-
-def config_stamp() -> bytes | None:
-    """The database's config version (synchronous: callers hop to a thread for it)."""
-    from gateway.models import ConfigVersion
-
-    version = ConfigVersion.objects.filter(pk=1).values_list("version", flat=True).first()
-    return None if version is None else b"db:%d" % version
 
 
 def forget(*keys: str) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gateway import ids, ir
-from gateway.errors import RouteRefusal
+from core import ids, ir
+from core.errors import RouteRefusal
 
 CITED_TEXT_CHARS = 150  # Anthropic's cited_text is at most about this long
 _ID_CHARS = re.compile(r"[^a-zA-Z0-9_]")

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import ir
-from gateway.errors import InvalidRequest
-from providers.adapters import options
-from providers.adapters.base import Target
-from providers.adapters.envelope import provider_data
-from providers.adapters.gemini_schema import gemini_parameters
-from providers.adapters.openai_chat_request import refuse
-from providers.adapters.web_search import fetched, refuse_server_tools, runs_code, searched
+from core import ir
+from core.errors import InvalidRequest
+from core.target import Target
+from protocols import options
+from protocols.envelope import provider_data
+from protocols.gemini.schema import gemini_parameters
+from protocols.openai_chat.request import refuse
+from protocols.web_search import fetched, refuse_server_tools, runs_code, searched
 
 PROVIDER = "gemini"  # the envelope's provider name
 # Documented placeholder for function calls whose signature Gemini never gave us (4.3).

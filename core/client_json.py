@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.errors import InvalidRequest
+from core.errors import InvalidRequest
 
 # Deeper than any real request (tool schemas nest a dozen levels), far below the stack's limit.
 MAX_DEPTH = 128

@@ -14,10 +14,10 @@ from typing import Any
 import httpx2
 import msgspec
 
-from gateway import ir
-from gateway.errors import RouteRefusal
-from providers.adapters import options, web_search
-from providers.adapters.base import Target
+from core import ir
+from core.errors import RouteRefusal
+from core.target import Target
+from protocols import options, web_search
 
 # OpenAI accepts at most 40 characters; Anthropic only these characters (reference 5.12.1).
 CHAT_TOOL_ID = re.compile(r"[a-zA-Z0-9_-]{1,40}")

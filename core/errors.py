@@ -20,7 +20,7 @@ from dataclasses import KW_ONLY, dataclass
 
 import msgspec
 
-from gateway import redaction
+from core import redaction
 
 
 class GatewayError(Exception):
