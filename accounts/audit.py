@@ -6,7 +6,7 @@ when something is recorded, so DRF's key authentication, which runs inside the v
 too), management commands wrap their work in `acting_as(label="cli:<command>")`, and anything
 else is "system".
 
-Snapshots never hold a secret, by the gateway's one redaction rule (gateway/redaction.py):
+Snapshots never hold a secret, by the gateway's one redaction rule (core/redaction.py):
 fields named like a secret and encrypted columns are left out, a provider's credential is only
 "set" or "not set", its extra headers show their names only, and the provider's credential
 values are redacted wherever else they appear (a URL, its options).

@@ -226,7 +226,7 @@ class Request(msgspec.Struct, kw_only=True):
     # surface can forward the body unchanged instead of rebuilding it from the IR.
     surface: str = ""
     raw: bytes = b""
-    # `raw` decoded once, by gateway/client_json.py: a pass-through copies it, never re-decodes.
+    # `raw` decoded once, by core/client_json.py: a pass-through copies it, never re-decodes.
     raw_json: dict[str, Any] | None = None
     # Request headers that matter to some upstream (e.g. beta flags), lower-cased names.
     beta: list[str] = msgspec.field(default_factory=list)

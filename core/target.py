@@ -29,6 +29,6 @@ class Target:
     options: dict = field(default_factory=dict)
     # HMAC key for the gateway's thinking-signature envelopes (reference 5.12.3).
     signing_key: bytes = field(default=b"", repr=False)
-    # The provider's `anthropic-beta` policy (gateway/betas.py): forward, allow or deny.
+    # The provider's `anthropic-beta` policy (protocols/anthropic/betas.py): forward, allow or deny.
     betas_mode: str = "forward"
     betas: tuple[str, ...] = ()

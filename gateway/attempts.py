@@ -2,7 +2,7 @@
 
 One runner for every kind of attempt (a JSON completion, the opening of a stream). Routes are
 shared by every tenant, so only what says something about the provider touches a route's
-health (the typing lives in gateway/errors.py):
+health (the typing lives in core/errors.py):
 
 - a route whose breaker is open is skipped;
 - a refusal decided before any network call (content the route cannot carry) is never retried

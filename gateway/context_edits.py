@@ -6,7 +6,7 @@ can clear what Anthropic would clear before the prompt reaches the model:
 with a placeholder once the prompt passes its trigger, keeping the most recent ones and the
 tools it excludes; `clear_thinking_20251015` drops the thinking of older assistant turns. The
 client keeps its full history: what was cleared is reported in `context_management` of the
-answer, as Anthropic reports it. Pure: works on the IR request, counts with gateway/tokens.py.
+answer, as Anthropic reports it. Pure: works on the IR request, counts with core/tokens.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Response extras a client asks for: `usage: true`, `meta: true`, `echo_upstream_request`,
 `debug`. Never forwarded upstream; credentials never appear in them: whatever they show of
-the upstream exchange goes through the one redaction rule (gateway/redaction.py) first.
+the upstream exchange goes through the one redaction rule (core/redaction.py) first.
 
 Non-streaming responses carry them as fields of the message (`usage.cost_usd`,
 `usage.pricing`, `meta`, `upstream_request`, `debug`); streams carry the same fields on the

@@ -2,7 +2,7 @@
 
 `LOG_FORMAT=json` renders every standard-library log record as one JSON object: `event` (the
 message), `level`, `logger`, `timestamp` (UTC, ISO 8601) and any `extra` fields. The redaction
-filter (gateway/redaction.py) still runs first on every record, so a configured credential
+filter (core/redaction.py) still runs first on every record, so a configured credential
 never reaches a log line in either format.
 """
 

@@ -122,7 +122,7 @@ class Call:
 
 
 def beta_flags(headers: dict[bytes, bytes], body: list[str] | None = None) -> list[str]:
-    """`anthropic-beta` and the body's `betas`, merged (gateway/betas.py)."""
+    """`anthropic-beta` and the body's `betas`, merged (protocols/anthropic/betas.py)."""
     return betas.merge(headers.get(b"anthropic-beta"), body)
 
 

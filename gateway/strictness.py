@@ -7,7 +7,7 @@ drops it silently. It is decided per candidate route, so a field one route canno
 steer the request to a route that can.
 
 `provider_options` go through the same review: an option the route's table does not list (or
-whose value fails its check, see providers/adapters/options.py) is a field it cannot honour.
+whose value fails its check, see protocols/options.py) is a field it cannot honour.
 Names are the client's own, so they are shown printable and truncated, and at most
 MAX_REPORTED per route (the rest are counted): they end up in a response header.
 """
@@ -98,7 +98,7 @@ def review(
 
 
 def dropped_betas(request: ir.Request, target: Target) -> list[str]:
-    """Betas this route does not honour (gateway/betas.py): on a route speaking the client's
+    """Betas this route does not honour (protocols/anthropic/betas.py): on a route speaking the client's
     surface, those its provider's policy holds back; on a translated one, those we do not know."""
     if not request.beta:
         return []

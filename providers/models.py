@@ -31,7 +31,7 @@ class Provider(models.Model):
     extra_headers_encrypted = models.TextField(blank=True, editable=False)
     # Quirks of an OpenAI-compatible server or of Azure (see providers/presets.py).
     options = models.JSONField(default=dict, blank=True)
-    # Which `anthropic-beta` names an Anthropic-kind provider gets (gateway/betas.py):
+    # Which `anthropic-beta` names an Anthropic-kind provider gets (protocols/anthropic/betas.py):
     # Anthropic-compatible servers reject betas they do not know.
     betas_mode = models.CharField(
         max_length=16,

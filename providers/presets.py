@@ -17,7 +17,7 @@ in `Provider.options`, which the OpenAI Chat adapter reads. Options a preset may
   other servers may reject a field they do not know)
 
 Anthropic-kind presets also set the provider's `anthropic-beta` policy (`betas`, see
-gateway/betas.py): Anthropic takes every beta; Anthropic-compatible servers reject the ones they
+protocols/anthropic/betas.py): Anthropic takes every beta; Anthropic-compatible servers reject the ones they
 do not know, so they get only those listed. A preset without `betas` forwards every beta.
 """
 

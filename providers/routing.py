@@ -7,7 +7,7 @@ Without Redis (the quick start) the version is the database's stamp
 (`accounts.models.ConfigVersion`), read at the same pace, so a change made by another process
 (`gateway_apply`, the admin under another server) reaches this one too.
 Providers' credentials and extra headers are decrypted once per load, which also tells the
-redaction rule (gateway/redaction.py) every configured credential value.
+redaction rule (core/redaction.py) every configured credential value.
 """
 
 from __future__ import annotations

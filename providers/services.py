@@ -97,7 +97,7 @@ class TimeoutsSpec(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class BetasSpec(msgspec.Struct, forbid_unknown_fields=True):
-    """Which `anthropic-beta` names the provider gets (gateway/betas.py)."""
+    """Which `anthropic-beta` names the provider gets (protocols/anthropic/betas.py)."""
 
     mode: Literal["forward", "allow", "deny"] = "forward"
     names: list[str] = []

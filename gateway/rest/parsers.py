@@ -1,4 +1,4 @@
-"""The REST API's JSON parser: client JSON decoded the one safe way (`gateway/client_json.py`).
+"""The REST API's JSON parser: client JSON decoded the one safe way (`core/client_json.py`).
 
 DRF's own parser lets `RecursionError` through as a 500 and turns `1e400` into infinity; this
 one answers both, and invalid UTF-8, with DRF's usual 400 `{"detail": ...}`. JSON is UTF-8

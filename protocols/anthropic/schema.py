@@ -149,7 +149,7 @@ class MessagesBody(msgspec.Struct):
     service_tier: Literal["auto", "standard_only"] | None = None
     # Edits the gateway applies on translated routes; checked in server_tools.py.
     context_management: dict[str, Any] | None = None
-    betas: list[str] | None = None  # merged with `anthropic-beta` (gateway/betas.py)
+    betas: list[str] | None = None  # merged with `anthropic-beta` (protocols/anthropic/betas.py)
     # Gateway extras.
     reasoning: ReasoningIn | None = None
     provider_options: dict[str, dict[str, Any]] | None = None

@@ -67,7 +67,7 @@ def chat_tool_id(tool_id: str) -> str:
 def refuse(feature: str, target: Target) -> RouteRefusal:
     """A 400 naming what cannot be sent; another route (e.g. Anthropic) may still serve it.
 
-    Decided before any network call, so it never counts against the route (gateway/errors.py).
+    Decided before any network call, so it never counts against the route (core/errors.py).
     """
     return RouteRefusal(feature, target.provider_name)
 

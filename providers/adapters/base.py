@@ -136,7 +136,7 @@ class Adapter:
     kind: ClassVar[str]
     # The client surface this provider speaks natively (its requests pass through unchanged).
     surface: ClassVar[str | None] = None
-    # The `provider_options` a client may send this provider (providers/adapters/options.py).
+    # The `provider_options` a client may send this provider (protocols/options.py).
     options: ClassVar[OptionTable | None] = None
     # Whether this provider wants state back with a tool call that the client cannot carry
     # (`ir.ToolUse.state`, gateway/tool_state.py): the gateway looks it up only for these.
@@ -167,7 +167,7 @@ class Adapter:
     ) -> tuple[int, bool]:
         """Input tokens of a would-be request, and whether the figure is exact.
 
-        The default is the gateway's own estimate (a real tokenizer, see gateway/tokens.py);
+        The default is the gateway's own estimate (a real tokenizer, see core/tokens.py);
         adapters whose provider has a counting endpoint override `count_request`.
         """
         return estimate_input_tokens(request, exact=True), False

@@ -50,7 +50,7 @@ REFUSALS = frozenset({
 OVERLOADED = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"})
 # Error details that blame the gateway's own key, project or billing, not the request (Gemini
 # answers a bad key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID), and status names that
-# tell more than the HTTP status (see gateway/errors.py VERDICTS).
+# tell more than the HTTP status (see core/errors.py VERDICTS).
 # fmt: off
 ERROR_KINDS = {
     **dict.fromkeys((

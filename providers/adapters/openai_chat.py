@@ -86,7 +86,7 @@ def stop_reason(finish: Any, saw_tool: bool, saw_refusal: bool) -> ir.StopReason
 
 
 # OpenAI's error `code` or `type` values that blame the gateway's own key, account or region,
-# not the request (any 401 does too); see gateway/errors.py VERDICTS.
+# not the request (any 401 does too); see core/errors.py VERDICTS.
 ERROR_KINDS = {
     "invalid_api_key": "credential",
     "unsupported_country_region_territory": "credential",

@@ -82,7 +82,7 @@ def for_struct(t: mi.StructType, overrides: dict[str, st.SearchStrategy]) -> st.
     return st.fixed_dictionaries(required, optional=optional)
 
 
-# --- Content blocks the decoder knows (gateway/surfaces/anthropic/decode.py) --------------------
+# --- Content blocks the decoder knows (protocols/anthropic/decode.py) --------------------
 def _blocks() -> st.SearchStrategy:
     text = st.builds(lambda t: {"type": "text", "text": t}, TEXT)
     image = st.just(

@@ -1,4 +1,4 @@
-"""Beta flags: merged from header and body, bounded, filtered per provider (gateway/betas.py)."""
+"""Beta flags: merged from header and body, bounded, filtered per provider (protocols/anthropic/betas.py)."""
 
 import pytest
 

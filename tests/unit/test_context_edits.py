@@ -1,5 +1,5 @@
 """Context editing applied by the gateway on translated routes (gateway/context_edits.py),
-decoded from Anthropic's `context_management` (gateway/surfaces/anthropic/server_tools.py)."""
+decoded from Anthropic's `context_management` (protocols/anthropic/server_tools.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The upstream-error table (gateway/errors.py VERDICTS): who is to blame, as data."""
+"""The upstream-error table (core/errors.py VERDICTS): who is to blame, as data."""
 
 import pytest
 

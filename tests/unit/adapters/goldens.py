@@ -3,7 +3,7 @@ and back. Cases live in `tests/golden/<adapter>/`, one per file: `request_*`
 ({ir_request, expected_upstream, target?}), `response_*` ({upstream_response, expected_ir,
 ir_request?}), `stream_*` (upstream chunks or events, expected_events, ir_request?) and
 `error_*` ({upstream_status, upstream_headers?, upstream_body, expected}: what the client gets
-and what the route is told, gateway/errors.py). In `expected_ir` and `expected_events` a field
+and what the route is told, core/errors.py). In `expected_ir` and `expected_events` a field
 the file leaves out must be null: a new optional field costs no file its meaning.
 """
 
