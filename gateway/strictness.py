@@ -98,8 +98,9 @@ def review(
 
 
 def dropped_betas(request: ir.Request, target: Target) -> list[str]:
-    """Betas this route does not honour (protocols/anthropic/betas.py): on a route speaking the client's
-    surface, those its provider's policy holds back; on a translated one, those we do not know."""
+    """Betas this route does not honour (protocols/anthropic/betas.py): on a route speaking the
+    client's surface, those its provider's policy holds back; on a translated one, those we do
+    not know."""
     if not request.beta:
         return []
     if adapter_for(target.kind).surface == request.surface:

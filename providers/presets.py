@@ -17,8 +17,9 @@ in `Provider.options`, which the OpenAI Chat adapter reads. Options a preset may
   other servers may reject a field they do not know)
 
 Anthropic-kind presets also set the provider's `anthropic-beta` policy (`betas`, see
-protocols/anthropic/betas.py): Anthropic takes every beta; Anthropic-compatible servers reject the ones they
-do not know, so they get only those listed. A preset without `betas` forwards every beta.
+protocols/anthropic/betas.py): Anthropic takes every beta; Anthropic-compatible servers reject
+the ones they do not know, so they get only those listed. A preset without `betas` forwards
+every beta.
 """
 
 from __future__ import annotations

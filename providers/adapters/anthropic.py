@@ -149,7 +149,8 @@ class AnthropicAdapter(HttpAdapter):
         if target.api_key:
             headers["x-api-key"] = target.api_key
         flags = betas.forwarded(request.beta, target.betas_mode, target.betas)[0]
-        if flags:  # the body's `betas` too, merged (protocols/anthropic/betas.py); the body keeps none
+        # The body's `betas` too, merged (protocols/anthropic/betas.py); the body keeps none.
+        if flags:
             headers["anthropic-beta"] = ",".join(flags)
         headers.update(target.extra_headers)
         return UpstreamRequest(url=messages_url(target.base_url), body=body, headers=headers)

@@ -1,4 +1,7 @@
-"""Beta flags: merged from header and body, bounded, filtered per provider (protocols/anthropic/betas.py)."""
+"""Beta flags: merged from header and body, bounded, filtered per provider.
+
+(protocols/anthropic/betas.py)
+"""
 
 import pytest
 
