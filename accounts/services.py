@@ -180,7 +180,7 @@ def tenant_update(
 def provider_defaults_check(defaults: dict | None) -> dict:
     """A tenant's defaults for the request's `provider` object, checked against the same
     schema as the request field, so a default can never say what a request could not."""
-    from protocols.anthropic.schema import ProviderPrefsIn
+    from protocols.surface import ProviderPrefsIn
 
     if not isinstance(defaults, dict | None):
         raise ServiceError("provider defaults: expected an object")

@@ -33,6 +33,9 @@ class GatewayError(Exception):
     provider_fault = False
     # With `provider_fault`: a same-route retry may help (not when our credential was refused).
     transient = True
+    # Rate limits as they stand after a refusal, (kind, limit, remaining, reset), which the
+    # client's surface turns into its headers.
+    limits: list[tuple[str, int, int, str]] | None = None
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -134,7 +137,7 @@ class InvalidAnswer(GatewayError):
 
     A provider fault when the gateway alone shaped the request; when the client's own fields
     went upstream with it (provider options, fields passed through), the attempt loop counts
-    it as the request's doing instead (gateway/attempts.py).
+    it as the request's doing instead (gateway/pipeline/attempts.py).
     """
 
     status = 502

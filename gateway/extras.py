@@ -144,15 +144,6 @@ def debug(call, options) -> dict[str, Any]:
     return out
 
 
-def wanted(body) -> bool:
-    return bool(
-        body.usage
-        or body.meta
-        or body.echo_upstream_request
-        or (body.debug is not None and body.debug.enabled)
-    )
-
-
 def fields(
     call,
     usage: ir.Usage,
@@ -162,7 +153,7 @@ def fields(
     first_token_at: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(fields to merge into `usage`, top-level fields) for what the client asked."""
-    body = call.body
+    body = call.ask
     usage_extra = usage_fields(usage, call.model.prices) if body.usage else {}
     top: dict[str, Any] = {}
     if body.meta:

@@ -21,7 +21,7 @@ from core.errors import InvalidRequest
 from core.target import Target
 from protocols import options
 from protocols.anthropic import betas
-from providers.registry import adapter_for
+from providers.registry import adapter_for, passes_through
 
 HEADERS = (b"x-tollgate-strictness", b"x-aistats-strictness")
 LEVELS = ("error", "warn", "off")
@@ -74,9 +74,10 @@ def review(
             *dropped_betas(request, target),
         ]
         hidden = 0
-        if adapter.surface != request.surface:
+        translated = not passes_through(target.kind, request.surface)
+        if translated:
             dropped = dropped + request.context_dropped  # compaction: not emulated
-        if adapter.surface != request.surface and unknown:
+        if translated and unknown:
             dropped, hidden = dropped + named, len(unknown) - len(named)
         if request.provider_options:
             dropped = dropped + options.rejected(adapter.options, request.provider_options)
@@ -103,7 +104,7 @@ def dropped_betas(request: ir.Request, target: Target) -> list[str]:
     not know."""
     if not request.beta:
         return []
-    if adapter_for(target.kind).surface == request.surface:
+    if passes_through(target.kind, request.surface):
         dropped = betas.forwarded(request.beta, target.betas_mode, target.betas)[1]
     else:
         dropped = betas.unknown(request.beta)

@@ -94,7 +94,7 @@ def apply(table: OptionTable | None, given: Mapping[str, Any], body: dict[str, A
 
 
 def addressed(table: OptionTable | None, given: Mapping[str, Any]) -> bool:
-    """Whether the client sent this route options of its own (see gateway/attempts.py)."""
+    """Whether the client sent this route options of its own (see gateway/pipeline/attempts.py)."""
     return table is not None and bool(given.get(table.family))
 
 

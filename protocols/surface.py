@@ -95,6 +95,7 @@ class StreamWriter(Protocol):
     accounts for (usage, stop reason, characters of output) whatever happens to the stream."""
 
     finished: bool  # the terminal event (end or error) was written
+    error_type: str | None  # the type of the error event written, if one was
     usage: ir.Usage
     stop_reason: str | None
     output_chars: int
@@ -125,6 +126,11 @@ class Surface(Protocol):
     def decode(self, raw: bytes, wire: dict[str, Any], headers: dict[bytes, bytes]) -> Decoded:
         """The client's body (raw bytes and its JSON object) -> IR; InvalidRequest otherwise.
         `headers` are the request's, lower-cased byte names (betas, strictness...)."""
+        ...
+
+    def dropped(self, decoded: Decoded) -> list[str]:
+        """What a route that does not take the client's body as sent would drop (asked only
+        when such a route is planned): `decoded.dropped`, or computed late when costly."""
         ...
 
     def response(

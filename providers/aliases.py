@@ -2,7 +2,7 @@
 and the `[1m]`-style long-context suffix. Pure: no Django, no I/O.
 
 The one rule (used by /v1/messages, count_tokens and /v1/models/{id} through
-`gateway.pipeline.resolve_model`):
+`gateway.pipeline.admission.resolve_model`):
 
 1. A context-window suffix `[<n>m]` (`[1m]`, `[2M]`: n million tokens, 1 to MAX_MILLIONS) is
    split off; the rest is resolved and the suffix becomes a long-context request.

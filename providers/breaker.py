@@ -5,7 +5,7 @@ skipped; when the cool-down ends, exactly one request (across all replicas) is l
 the probe, and its outcome closes the breaker or opens it again. A probe whose attempt proved
 nothing about the provider (refused before the network, the client's own error) gives the
 probe back (`release`), so one tenant's bad request cannot hold a route shut for everyone.
-Only provider faults are recorded as failures (gateway/attempts.py decides which).
+Only provider faults are recorded as failures (gateway/pipeline/attempts.py decides which).
 Alongside, each route keeps an EWMA of its latency and a decaying error rate, which
 latency-sorted routing and the admin read.
 

@@ -24,3 +24,9 @@ ADAPTERS = {
 def adapter_for(kind: str) -> Adapter:
     module, _, name = ADAPTERS[kind].rpartition(".")
     return getattr(import_module(module), name)()
+
+
+def passes_through(kind: str, surface: str) -> bool:
+    """Whether routes of `kind` take a body of the client surface `surface` as sent (the same
+    wire protocol, forwarded instead of rebuilt from the IR): nothing is then translated."""
+    return adapter_for(kind).surface == surface

@@ -23,7 +23,7 @@ from core.errors import GatewayError, InvalidRequest, NotFound
 from core.tokens import estimate_input_tokens
 from gateway import logs
 from gateway.api.http import GatewayConsumer
-from gateway.pipeline import beta_flags, resolve_model
+from gateway.pipeline.admission import beta_flags, resolve_model
 from gateway.usage import recorder
 from gateway.usage.record import COLUMN_SIZES, UsageRecord, clean
 from protocols.anthropic import openapi

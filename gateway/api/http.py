@@ -114,14 +114,20 @@ class GatewayConsumer(AsyncConsumer):
         await self.send_headers(status, headers)
         await self.send_body(payload)
 
+    def error_response(self, err: GatewayError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """Status, body and extra headers of `err` for this endpoint's clients (Anthropic's
+        shape here; a surface's consumer answers in its own)."""
+        return err.status, err.to_json(self.request_id), []
+
     async def send_error(self, err: GatewayError) -> None:
         if self.response_started:
             return  # a streaming response reports its own errors as SSE events
-        if err.status < 500:  # refused by the gateway itself (an upstream's 4xx is its own too)
-            metrics.observe_refusal(endpoint=self.endpoint, status=err.status, error_type=err.type)
-        extra = [(b"x-should-retry", b"true" if err.retryable else b"false")]
+        status, body, extra = self.error_response(err)
+        if status < 500:  # refused by the gateway itself (an upstream's 4xx is its own too)
+            metrics.observe_refusal(endpoint=self.endpoint, status=status, error_type=err.type)
+        extra = [(b"x-should-retry", b"true" if err.retryable else b"false"), *extra]
         extra += [(k.encode(), str(v).encode()) for k, v in err.headers.items()]
-        await self.send_json(err.status, err.to_json(self.request_id), extra)
+        await self.send_json(status, body, extra)
 
 
 class NotFoundConsumer(GatewayConsumer):

@@ -6,6 +6,6 @@ periods, messages and the worker's reconciliation with the database (land.lua). 
 whose key and tenant have no limits never touches Redis here.
 """
 
-from gateway.limits.admission import Admission, admit, settle
+from gateway.limits.admission import Admission, Demand, admit, settle
 
-__all__ = ["Admission", "admit", "settle"]
+__all__ = ["Admission", "Demand", "admit", "settle"]

@@ -24,23 +24,34 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import Any
 
-from core import state, tokens
+from core import ir, state, tokens
 from core.errors import ApiError, RateLimited
 from gateway.limits import budgets, scripts
 from gateway.usage import billing
 from gateway.usage.record import UsageRecord
 
-if TYPE_CHECKING:
-    from gateway.pipeline import Call
-
 log = logging.getLogger("tollgate.limits")
 ADMITTED, RATE_LIMITED, OVER_BUDGET, NOT_LOADED = 0, 1, 2, 3
 REQUESTS, TOKENS = "requests", "tokens"
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """What admission weighs of one request (built by the pipeline's `Call.demand`)."""
+
+    request_id: str
+    started_at: float  # wall clock: which budget period the request falls in
+    key: Any  # accounts.keys.KeyInfo: the key's and its tenant's limits
+    request: ir.Request  # its prompt bounds the tokens reserved, `max_tokens` the output
+    prices: Any  # providers.routing.Prices of the resolved model
+    # Our count of the prompt's tokens: tokenising costs, so only asked near a TPM limit.
+    estimate: Callable[[], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +75,10 @@ class Admission:
     # Per bucket, after this request: (remaining, epoch ms when it is full again).
     seen: list[tuple[int, int]] = field(default_factory=list)
 
-    def headers(self) -> dict[str, str]:
-        """`anthropic-ratelimit-*`: per kind, the most restrictive of the key's and tenant's."""
-        out = {}
+    def limits(self) -> list[tuple[str, int, int, str]]:
+        """Per kind, the most restrictive of the key's and tenant's limits after this request:
+        (kind, limit, remaining, reset in RFC 3339), which each surface names its own way."""
+        out = []
         for kind in (REQUESTS, TOKENS):
             mine = [
                 (s[0], b.limit, s[1])
@@ -75,9 +87,7 @@ class Admission:
             ]
             if mine:
                 remaining, limit, reset_ms = min(mine)
-                out[f"anthropic-ratelimit-{kind}-limit"] = str(limit)
-                out[f"anthropic-ratelimit-{kind}-remaining"] = str(remaining)
-                out[f"anthropic-ratelimit-{kind}-reset"] = rfc3339(reset_ms)
+                out.append((kind, limit, remaining, rfc3339(reset_ms)))
         return out
 
 
@@ -86,9 +96,9 @@ def rfc3339(epoch_ms: int) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def plan(call: Call) -> Admission:
+def plan(demand: Demand) -> Admission:
     """The buckets and budgets that apply to this request, with what it would reserve."""
-    key = call.key
+    key = demand.key
     scopes = [
         (scope, owner, limits)
         for scope, owner, limits in (
@@ -98,47 +108,47 @@ def plan(call: Call) -> Admission:
         if limits is not None
     ]
     by_tokens = any(limits.tpm or limits.budget_usd is not None for _, _, limits in scopes)
-    bound = tokens.input_bound(call.request) if by_tokens else 0
-    worst = billing.worst_case_usd(bound, call.request.max_tokens, call.model.prices)
-    day = budgets.day_at(call.started_at)
+    bound = tokens.input_bound(demand.request) if by_tokens else 0
+    worst = billing.worst_case_usd(bound, demand.request.max_tokens, demand.prices)
+    day = budgets.day_at(demand.started_at)
     buckets, holds = [], []
     for scope, owner, limits in scopes:
         if limits.rpm:
             buckets.append(Bucket(f"tg:rl:{scope}:{owner}:rpm", REQUESTS, scope, limits.rpm, 1))
         if limits.tpm:
-            cost = _tokens_reserved(call, bound + call.request.max_tokens, limits.tpm)
+            cost = _tokens_reserved(demand, bound + demand.request.max_tokens, limits.tpm)
             buckets.append(Bucket(f"tg:rl:{scope}:{owner}:tpm", TOKENS, scope, limits.tpm, cost))
         if limits.budget_usd is not None:
             period = budgets.period_of(limits.budget_period, day)
             key_name = budgets.budget_key(scope, owner, period)
             holds.append(budgets.Hold(key_name, scope, owner, limits.budget_usd, period, worst))
-    return Admission(call.request_id, buckets, holds)
+    return Admission(demand.request_id, buckets, holds)
 
 
-def _tokens_reserved(call: Call, worst: int, limit: int) -> int:
+def _tokens_reserved(demand: Demand, worst: int, limit: int) -> int:
     """What a TPM bucket reserves: the worst case, capped at the limit, unless even our
     estimate of the prompt exceeds the limit (then the estimate, which admit.lua refuses)."""
     if worst <= limit:
         return worst
-    estimate = call.input_estimate()  # tokenised only for requests near the limit
+    estimate = demand.estimate()  # tokenised only for requests near the limit
     return estimate if estimate > limit else limit
 
 
-async def admit(call: Call) -> Admission | None:
+async def admit(demand: Demand) -> Admission | None:
     """Check and reserve; raise RateLimited (429) or BillingError (402). None: nothing applies."""
-    if call.key.key_limits is None and call.key.tenant_limits is None:
+    if demand.key.key_limits is None and demand.key.tenant_limits is None:
         return None  # no limits: no Redis round trip at all
     client = state.async_store()
     if isinstance(client, state.LocalStore):
         _warn_without_redis()
         return None
     # Limits are shared or not at all: while Redis is away requests are served unlimited.
-    _, admission = await state.shared("limits", lambda: _reserve(client, call))
+    _, admission = await state.shared("limits", lambda: _reserve(client, demand))
     return admission
 
 
-async def _reserve(client, call: Call) -> Admission:
-    admission = plan(call)
+async def _reserve(client, demand: Demand) -> Admission:
+    admission = plan(demand)
     keys, args = _script_input(admission)
     for _ in range(3):
         reply = await scripts.for_async(client, "admit")(keys=keys, args=args)
@@ -178,9 +188,9 @@ def _rate_limited(admission: Admission, bucket: Bucket, retry_ms: int) -> RateLi
         message = (
             f"rate limit exceeded: the {who}'s limit is {bucket.limit} {bucket.kind} per minute"
         )
-    headers = admission.headers()
-    headers["retry-after"] = str(max(1, math.ceil(retry_ms / 1000)))
-    return RateLimited(message, headers=headers)
+    refusal = RateLimited(message, headers={"retry-after": str(max(1, math.ceil(retry_ms / 1000)))})
+    refusal.limits = admission.limits()
+    return refusal
 
 
 async def settle(admission: Admission, record: UsageRecord) -> None:

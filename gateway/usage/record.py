@@ -1,6 +1,6 @@
-"""The usage record of one request, built from the pipeline's `Call` and what the consumer saw.
+"""The usage record of one request, built from what the pipeline served and what was sent.
 
-Building it is pure (no ORM, no I/O): the consumer calls `build` once, after the response,
+Building it is pure (no ORM, no I/O): the pipeline calls `build` once, after the response,
 and hands the record to the recorder. Every string bound for the database goes through `clean`
 here (NUL removed, lone surrogates replaced, cut to its column's size), so nothing a tenant
 typed (a model name with a NUL in it, say) can make the database refuse a record.
@@ -9,18 +9,16 @@ typed (a model name with a NUL in it, say) can make the database refuse a record
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Any
 
 import msgspec
 
 from core import ir, redaction
 from core.errors import GatewayError
+from core.target import Target
 from gateway.usage import billing
-
-if TYPE_CHECKING:
-    from gateway.pipeline import Call
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client went away before the answer"
 # Column sizes of gateway.models.UsageRecord (and DailyUsage.api_key_prefix); a test keeps them
@@ -102,6 +100,26 @@ class UsageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 @dataclass(slots=True)
+class Served:
+    """What the pipeline knows of a finished request that its record keeps (a narrow view of
+    the pipeline's `Call`, built by `Call.served`)."""
+
+    request_id: str
+    started: float  # perf_counter
+    started_at: float  # wall clock
+    endpoint: str = "messages"
+    streamed: bool = False
+    key: Any = None  # accounts.keys.KeyInfo, None before authentication
+    model: str = ""  # the resolved model's name, else what the client typed
+    prices: Any = None  # the resolved model's prices; None: no model, nothing billed
+    target: Target | None = None  # the route that answered
+    attempts: list = field(default_factory=list)  # gateway.pipeline.attempts.Attempt
+    trace: Any = None  # gateway.tracing.Trace
+    upstream_request_id: str | None = None  # the answering provider's id for the call
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Seen:
     """What the consumer observed while serving the request."""
 
@@ -117,7 +135,7 @@ class Seen:
     overhead_ms: float | None = None
 
 
-def outcome_of(call: Call, seen: Seen) -> billing.Outcome:
+def outcome_of(call: Served, seen: Seen) -> billing.Outcome:
     if seen.disconnected:
         return "client_disconnect"
     if seen.stream_error is not None:
@@ -139,13 +157,13 @@ def tokens_used(seen: Seen, chars_per_token: int) -> ir.Usage:
     return usage
 
 
-def build(call: Call, seen: Seen, policy: dict) -> UsageRecord:
+def build(call: Served, seen: Seen, policy: dict) -> UsageRecord:
     outcome = outcome_of(call, seen)
-    billed = billing.is_billed(outcome, policy) and call.model is not None
+    billed = billing.is_billed(outcome, policy) and call.prices is not None
     # Tokens are recorded whether billed or not (rate limits count them); cost only if billed.
     usage = tokens_used(seen, policy["chars_per_token"])
     latency = seen.finished - call.started
-    parts = billing.cost_parts(usage, call.model.prices) if billed else {}
+    parts = billing.cost_parts(usage, call.prices) if billed else {}
     return UsageRecord(
         request_id=clean(call.request_id, COLUMN_SIZES["request_id"]),
         started_at=call.started_at,
@@ -160,7 +178,7 @@ def build(call: Call, seen: Seen, policy: dict) -> UsageRecord:
         cache_write_1h_tokens=billing.hour_writes(usage),
         reasoning_tokens=usage.reasoning_tokens,
         estimated=usage.estimated,
-        cost_usd=billing.cost_usd(usage, call.model.prices, parts) if billed else Decimal(0),
+        cost_usd=billing.cost_usd(usage, call.prices, parts) if billed else Decimal(0),
         cost_parts={
             kind: str(cost.quantize(billing.QUANTUM)) for kind, cost in parts.items() if cost
         },
@@ -169,12 +187,13 @@ def build(call: Call, seen: Seen, policy: dict) -> UsageRecord:
         ttfb_ms=_ms(seen.first_byte - call.started) if seen.first_byte else None,
         overhead_ms=None if seen.overhead_ms is None else round(seen.overhead_ms, 3),
         error_type=clean(_error_type(outcome, seen), COLUMN_SIZES["error_type"]),
-        streamed=bool(call.body and call.body.stream),
+        streamed=call.streamed,
+        endpoint=call.endpoint,
         **_log(call, seen),
     )
 
 
-def _log(call: Call, seen: Seen) -> dict:
+def _log(call: Served, seen: Seen) -> dict:
     """The request log's fields: attempts, correlation ids, warnings, the error's message."""
     log: dict = {
         "attempts": [
@@ -189,13 +208,13 @@ def _log(call: Call, seen: Seen) -> dict:
             }
             for a in call.attempts
         ],
-        "warnings": [clean(w, 500) for w in call.warnings()[:MAX_WARNINGS]],
+        "warnings": [clean(w, 500) for w in call.warnings[:MAX_WARNINGS]],
     }
     if call.trace is not None:
         log["client_request_id"] = clean(call.trace.client_request_id, 128)
         log["trace_id"] = call.trace.trace_id
-    if call.exchange is not None and call.exchange.upstream_request_id:
-        log["upstream_request_id"] = call.exchange.upstream_request_id
+    if call.upstream_request_id:
+        log["upstream_request_id"] = call.upstream_request_id
     elif call.attempts and call.attempts[-1].upstream_request_id:
         log["upstream_request_id"] = call.attempts[-1].upstream_request_id
     error = seen.error.message if seen.error is not None else seen.stream_error or ""
@@ -220,23 +239,21 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
 
-def _who(call: Call) -> dict:
+def _who(call: Served) -> dict:
     """Tenant, key, public model and the route that served (or last failed)."""
     who: dict = {}
     if call.key is not None:
         who.update(tenant_id=call.key.tenant_id, key_id=call.key.key_id, key_prefix=call.key.prefix)
-    if call.model is not None:
-        who["model"] = call.model.name
-    elif call.body is not None:
-        who["model"] = call.body.model  # what the client typed: anything at all
+    if call.model:
+        who["model"] = call.model  # unresolved: what the client typed, anything at all
     if call.target is not None:
         who.update(provider=call.target.provider_name, upstream_model=call.target.upstream_model)
     elif call.attempts:
         last = call.attempts[-1]
         who.update(provider=last.provider, upstream_model=last.upstream_model)
-    for field in ("key_prefix", "model", "provider", "upstream_model"):
-        if field in who:
-            who[field] = clean(who[field], COLUMN_SIZES[field])
+    for name in ("key_prefix", "model", "provider", "upstream_model"):
+        if name in who:
+            who[name] = clean(who[name], COLUMN_SIZES[name])
     return who
 
 

@@ -12,7 +12,8 @@ from functools import cache
 
 import msgspec
 
-from protocols.anthropic.schema import GATEWAY_FIELDS, CountTokensBody, MessagesBody
+from protocols.anthropic.schema import CountTokensBody, MessagesBody
+from protocols.surface import GATEWAY_FIELDS
 
 UNKNOWN_FIELDS_RULE = (
     "Fields not listed here are accepted: forwarded unchanged to Anthropic routes; on other "

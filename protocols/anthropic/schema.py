@@ -15,15 +15,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+# The gateway's own fields (never sent upstream), the same on every surface.
+from protocols.surface import DebugIn, ProviderPrefsIn, ReasoningIn
+
 # Token counts fit 32 bits: a 30-digit max_tokens would overflow the cost arithmetic of
 # admission (a model's own output limit, when it has one, is checked in the pipeline).
 INT32_MAX = 2**31 - 1
-
-# Request fields that steer the gateway and are never sent to any upstream.
-GATEWAY_FIELDS = frozenset(
-    {"reasoning", "provider_options", "usage", "meta", "echo_upstream_request", "debug", "provider"}
-)
-
 
 # Fields of the Messages API left out of the schema on purpose: the gateway does not read them,
 # so they follow the rule for unknown fields (passed as sent to Anthropic routes, reported or
@@ -102,30 +99,6 @@ class JsonSchemaFormatIn(msgspec.Struct):
 class OutputConfigIn(msgspec.Struct):
     effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
     format: JsonSchemaFormatIn | None = None
-
-
-class ReasoningIn(msgspec.Struct):
-    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
-    summary: str | None = None
-    enabled: bool | None = None
-    max_tokens: Annotated[int, Meta(ge=1, le=INT32_MAX)] | None = None
-
-
-class ProviderPrefsIn(msgspec.Struct):
-    order: list[str] | None = None
-    only: list[str] | None = None
-    ignore: list[str] | None = None
-    include_alpha: bool | None = None
-    allow_fallbacks: bool | None = None
-    sort: Literal["price", "latency"] | None = None
-
-
-class DebugIn(msgspec.Struct):
-    enabled: bool = False
-    return_upstream_request: bool = False
-    return_upstream_response: bool = False
-    trace: bool = False
-    trace_level: Literal["summary", "full"] = "summary"
 
 
 Probability = Annotated[float, Meta(ge=0, le=1)]

@@ -39,6 +39,7 @@ class StreamWriter:
         self.open: str | None = None  # kind of the open block
         self.started = False
         self.finished = False
+        self.error_type: str | None = None
         self.usage = ir.Usage(input_tokens=input_estimate, estimated=True)
         self.stop_reason: str | None = None
         self.output_chars = 0
@@ -115,8 +116,15 @@ class StreamWriter:
             return self.error(event.error_type, event.message)
         return b""
 
+    def keepalive(self) -> bytes:
+        return PING
+
     def _passthrough(self, event: ir.Passthrough) -> bytes:
         name = event.event
+        if name == "content_block_delta":  # forwarded as is: count its text
+            self.output_chars += delta_chars(event.data)
+        elif name == "error":
+            self.error_type = _error_type(event.data)
         if name == "message_start":
             self.started = True
             if event.payload is not None:
@@ -201,6 +209,39 @@ class StreamWriter:
 
     def error(self, error_type: str, message: str) -> bytes:
         self.finished = True
+        self.error_type = error_type
         # An upstream's message may echo a credential it was sent.
         error = {"type": error_type, "message": redaction.scrub(message)}
         return sse("error", {"type": "error", "error": error})
+
+
+class _Delta(msgspec.Struct):
+    text: str = ""
+    thinking: str = ""
+    partial_json: str = ""
+
+
+class _DeltaEvent(msgspec.Struct):
+    delta: _Delta
+
+
+_delta_event = msgspec.json.Decoder(_DeltaEvent)
+
+
+def delta_chars(sse: bytes) -> int:
+    """Characters of text, thinking or tool input in a forwarded `content_block_delta` event:
+    what a reply cut short is billed from (signatures and framing are not output)."""
+    try:
+        delta = _delta_event.decode(sse[sse.index(b"{") :]).delta
+    except (ValueError, msgspec.DecodeError):
+        return 0
+    return len(delta.text) + len(delta.thinking) + len(delta.partial_json)
+
+
+def _error_type(sse: bytes) -> str:
+    """The `error.type` of a forwarded SSE `error` event."""
+    try:
+        payload = msgspec.json.decode(sse.split(b"data:", 1)[1])
+        return str(payload["error"]["type"])
+    except (IndexError, KeyError, TypeError, msgspec.DecodeError):
+        return "api_error"

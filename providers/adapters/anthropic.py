@@ -15,7 +15,8 @@ from core import client_json, ir
 from core.target import Target
 from protocols import options
 from protocols.anthropic import betas
-from protocols.anthropic.schema import GATEWAY_FIELDS, WITHHELD_FIELDS
+from protocols.anthropic.schema import WITHHELD_FIELDS
+from protocols.surface import GATEWAY_FIELDS
 from providers.adapters.base import HttpAdapter, UpstreamRequest
 
 ANTHROPIC_VERSION = "2023-06-01"

@@ -12,8 +12,9 @@ from django.db import connections
 
 from accounts.keys import KeyInfo, Limits
 from core import ids, state
+from gateway.limits import Demand
 from gateway.pipeline import Call
-from protocols.anthropic.decode import decode_messages, to_ir
+from protocols.anthropic.surface import SURFACE as ANTHROPIC
 from providers.routing import ModelEntry, Prices
 
 PRICES = Prices(Decimal("3"), Decimal("15"), Decimal("0.3"), Decimal("3.75"))
@@ -40,17 +41,16 @@ def key_info(
     )
 
 
-def call_for(info: KeyInfo, *, prompt: str = "Hello there", max_tokens: int = 100) -> Call:
+def call_for(info: KeyInfo, *, prompt: str = "Hello there", max_tokens: int = 100) -> Demand:
     body = {"model": "claude-test", "max_tokens": max_tokens}
     body["messages"] = [{"role": "user", "content": prompt}]
     call = Call(request_id=ids.request_id())
     call.key = info
     raw = msgspec.json.encode(body)
-    call.body = decode_messages(raw)
-    call.request = to_ir(call.body)
-    call.request.raw = raw  # as pipeline.admit leaves it: reservations are bounded by it
+    call.decoded = ANTHROPIC.decode(raw, msgspec.json.decode(raw), {})
+    call.request = call.decoded.request  # its raw body bounds the reservations
     call.model = MODEL
-    return call
+    return call.demand()
 
 
 def fresh_redis_clients() -> None:

@@ -19,10 +19,9 @@ from core.errors import (
     upstream_error,
 )
 from core.target import Target
-from gateway import attempts
-from gateway.pipeline import Call
+from gateway.pipeline import Call, attempts
 from gateway.strictness import Review
-from protocols.anthropic.decode import decode_messages, to_ir
+from protocols.anthropic.surface import SURFACE as ANTHROPIC
 from providers import breaker
 from providers.adapters.base import Exchange
 from tests.integration.limited_calls import fresh_redis_clients
@@ -60,9 +59,8 @@ def call(**body) -> Call:
     data = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
     raw = msgspec.json.encode({**data, **body})
     made = Call(request_id=ids.request_id())
-    made.body = decode_messages(raw)
-    made.request = to_ir(made.body)
-    made.request.surface, made.request.raw = "anthropic", raw
+    made.decoded = ANTHROPIC.decode(raw, msgspec.json.decode(raw), {})
+    made.request = made.decoded.request
     return made
 
 

@@ -93,7 +93,7 @@ async def test_concurrent_reservations_cannot_overspend(owner):
     )
     calls = [call_for(info, max_tokens=10_000) for _ in range(20)]
     bound = tokens.input_bound(calls[0].request)
-    worst = billing.worst_case_usd(bound, 10_000, calls[0].model.prices)
+    worst = billing.worst_case_usd(bound, 10_000, calls[0].prices)
 
     admitted, refused = await admit_all(calls)
 

@@ -118,7 +118,7 @@ def test_command_prints_examples_and_the_key_alone_on_the_last_line():
 
 def resolved(tenant, name: str) -> str:
     from accounts.keys import KeyInfo
-    from gateway.pipeline import resolve_model
+    from gateway.pipeline.admission import resolve_model
     from providers import routing
 
     snapshot = routing._load.func(b"1")  # what each process runs when the version moves

@@ -7,7 +7,7 @@ import pytest
 
 from accounts.keys import KeyInfo
 from core.errors import InvalidRequest, NotFound
-from gateway.pipeline import beta_flags, check_output_limit, resolve, resolve_model
+from gateway.pipeline.admission import beta_flags, check_output_limit, resolve, resolve_model
 from providers.aliases import AliasIndex
 from providers.routing import ModelEntry, Prices, Snapshot
 

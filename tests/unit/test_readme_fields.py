@@ -7,12 +7,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from protocols.anthropic.schema import (
-    GATEWAY_FIELDS,
-    PASSTHROUGH_FIELDS,
-    WITHHELD_FIELDS,
-    MessagesBody,
-)
+from protocols.anthropic.schema import PASSTHROUGH_FIELDS, WITHHELD_FIELDS, MessagesBody
+from protocols.surface import GATEWAY_FIELDS
 
 README = Path(__file__).parents[2] / "README.md"
 HEADING = "### Request fields by provider"

@@ -9,7 +9,7 @@ import pytest
 
 from core import ir
 from core.target import Target
-from gateway.pipeline import beta_flags
+from gateway.pipeline.admission import beta_flags
 from protocols.anthropic.decode import decode_messages, to_ir
 from providers.adapters.anthropic import AnthropicAdapter, messages_url, usage_from
 from tests.unit.adapters.goldens import cases, check_error, without_omitted_nulls

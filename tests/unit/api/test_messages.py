@@ -3,7 +3,7 @@
 import msgspec
 import pytest
 
-from gateway.api.messages import delta_chars
+from protocols.anthropic.stream import delta_chars
 
 
 def frame(delta: dict, index: int = 0) -> bytes:

@@ -9,10 +9,10 @@ import pytest
 from accounts.keys import KeyInfo
 from core import ir
 from core.errors import AuthenticationFailed, RateLimited, upstream_error
-from gateway.attempts import Attempt
 from gateway.pipeline import Call
+from gateway.pipeline.attempts import Attempt
 from gateway.usage.record import COLUMN_SIZES, Seen, UsageRecord, build, clean
-from protocols.anthropic.decode import decode_messages
+from protocols.anthropic.surface import SURFACE as ANTHROPIC
 from providers.routing import ModelEntry, Prices
 
 PRICES = Prices(Decimal("3"), Decimal("15"), Decimal("0.3"), Decimal("3.75"))
@@ -37,12 +37,17 @@ KEY = KeyInfo(
 STARTED_AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC).timestamp()
 
 
+def decoded(body: dict):
+    raw = msgspec.json.encode(body)
+    return ANTHROPIC.decode(raw, msgspec.json.decode(raw), {})
+
+
 def served_call(*, stream: bool = False, attempted: bool = True) -> Call:
     call = Call(request_id="req_test", started=100.0, started_at=STARTED_AT)
     call.key = KEY
     body = {"model": "claude-test", "max_tokens": 100, "stream": stream, "messages": []}
     body["messages"] = [{"role": "user", "content": "hi"}]
-    call.body = decode_messages(msgspec.json.encode(body))
+    call.decoded = decoded(body)
     call.model = ModelEntry(1, "claude-test", "", datetime.now(UTC), None, PRICES, ())
     if attempted:
         call.attempts.append(Attempt("openai-fake", "gpt-test", 200, 40.0))
@@ -53,7 +58,7 @@ def test_a_success_is_billed_from_the_upstream_usage():
     usage = ir.Usage(input_tokens=1000, output_tokens=200, cache_read_input_tokens=100)
     seen = Seen(finished=100.5, http_status=200, usage=usage, completed=True, first_byte=100.5)
 
-    record = build(served_call(), seen, POLICY)
+    record = build(served_call().served(), seen, POLICY)
 
     assert record.request_id == "req_test"
     assert (record.tenant_id, record.key_id, record.key_prefix) == (3, 7, "tg_AbCdEfGh")
@@ -75,7 +80,7 @@ def test_an_unauthenticated_request_has_no_tenant_or_key_and_costs_nothing():
     call = Call(request_id="req_anon", started=100.0, started_at=STARTED_AT)
     seen = Seen(finished=100.01, http_status=401, error=AuthenticationFailed("invalid x-api-key"))
 
-    record = build(call, seen, POLICY)
+    record = build(call.served(), seen, POLICY)
 
     assert record.tenant_id is None and record.key_id is None and record.model == ""
     assert (record.status, record.http_status, record.error_type) == (
@@ -90,7 +95,7 @@ def test_a_rate_limited_request_is_recorded_but_not_billed():
     call = served_call(attempted=False)
     seen = Seen(finished=100.01, http_status=429, error=RateLimited("slow down"))
 
-    record = build(call, seen, POLICY)
+    record = build(call.served(), seen, POLICY)
 
     assert (record.status, record.http_status, record.error_type) == (
         "error",
@@ -104,7 +109,7 @@ def test_a_rate_limited_request_is_recorded_but_not_billed():
 def test_an_upstream_4xx_is_not_billed():
     seen = Seen(finished=100.2, http_status=400, error=upstream_error(400, "context too long"))
 
-    record = build(served_call(), seen, POLICY)
+    record = build(served_call().served(), seen, POLICY)
 
     assert record.error_type == "invalid_request_error" and record.http_status == 400
     assert not record.billed and record.cost_usd == 0
@@ -113,7 +118,7 @@ def test_an_upstream_4xx_is_not_billed():
 def test_an_upstream_5xx_before_any_byte_bills_nothing_because_nothing_was_generated():
     seen = Seen(finished=100.2, http_status=529, error=upstream_error(503, "overloaded"))
 
-    record = build(served_call(), seen, POLICY)
+    record = build(served_call().served(), seen, POLICY)
 
     assert (record.status, record.error_type) == ("error", "overloaded_error")
     assert record.cost_usd == 0 and record.output_tokens == 0
@@ -130,7 +135,7 @@ def test_a_client_disconnect_mid_stream_bills_what_was_streamed_as_an_estimate()
         first_byte=100.1,
     )
 
-    record = build(served_call(stream=True), seen, POLICY)
+    record = build(served_call(stream=True).served(), seen, POLICY)
 
     assert (record.status, record.http_status, record.error_type) == ("cancelled", 200, "")
     assert record.streamed
@@ -149,7 +154,7 @@ def test_a_stream_cut_after_the_first_byte_bills_what_was_generated():
         stream_error="api_error",
     )
 
-    record = build(served_call(stream=True), seen, POLICY)
+    record = build(served_call(stream=True).served(), seen, POLICY)
 
     assert (record.status, record.http_status, record.error_type) == ("error", 200, "api_error")
     assert record.output_tokens == 4 and record.estimated and record.billed
@@ -159,7 +164,7 @@ def test_a_finished_stream_keeps_the_upstream_count():
     usage = ir.Usage(input_tokens=50, output_tokens=3)
     seen = Seen(finished=101.0, http_status=200, usage=usage, output_chars=400, completed=True)
 
-    record = build(served_call(stream=True), seen, POLICY)
+    record = build(served_call(stream=True).served(), seen, POLICY)
 
     assert record.output_tokens == 3 and not record.estimated
 
@@ -167,7 +172,7 @@ def test_a_finished_stream_keeps_the_upstream_count():
 def test_the_policy_can_stop_billing_disconnects_but_tokens_are_still_recorded():
     seen = Seen(finished=101.0, http_status=200, output_chars=40, disconnected=True)
 
-    record = build(served_call(stream=True), seen, {**POLICY, "client_disconnect": "none"})
+    record = build(served_call(stream=True).served(), seen, {**POLICY, "client_disconnect": "none"})
 
     assert not record.billed and record.cost_usd == 0 and record.output_tokens == 10
 
@@ -175,7 +180,7 @@ def test_the_policy_can_stop_billing_disconnects_but_tokens_are_still_recorded()
 def test_a_client_gone_before_the_body_arrived_is_a_cancelled_499():
     call = Call(request_id="req_gone", started=100.0, started_at=STARTED_AT)
 
-    record = build(call, Seen(finished=100.1, disconnected=True), POLICY)
+    record = build(call.served(), Seen(finished=100.1, disconnected=True), POLICY)
 
     assert (record.status, record.http_status) == ("cancelled", 499)
     assert not record.billed
@@ -184,19 +189,17 @@ def test_a_client_gone_before_the_body_arrived_is_a_cancelled_499():
 def test_an_unknown_model_name_is_cut_to_its_column_size():
     call = served_call(attempted=False)
     call.model = None
-    call.body = decode_messages(
-        msgspec.json.encode(
-            {"model": "m" * 300, "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}
-        )
+    call.decoded = decoded(
+        {"model": "m" * 300, "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}
     )
-    record = build(call, Seen(finished=100.1, error=RateLimited("x")), POLICY)
+    record = build(call.served(), Seen(finished=100.1, error=RateLimited("x")), POLICY)
 
     assert record.model == "m" * 128
 
 
 def test_records_survive_the_msgpack_round_trip_with_exact_decimals():
     seen = Seen(finished=100.5, http_status=200, usage=ir.Usage(1, 2), completed=True)
-    record = build(served_call(), seen, POLICY)
+    record = build(served_call().served(), seen, POLICY)
 
     again = msgspec.msgpack.decode(msgspec.msgpack.encode(record), type=UsageRecord)
 
@@ -207,19 +210,21 @@ def unknown_model_call(model: str) -> Call:
     call = served_call(attempted=False)
     call.model = None
     body = {"model": "x", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}
-    call.body = decode_messages(msgspec.json.encode(body))
-    call.body.model = model  # as a decoder that let anything through would leave it
+    call.decoded = decoded(body)
+    call.decoded.ask.model = model  # as a decoder that let anything through would leave it
     return call
 
 
 def test_a_model_name_with_a_nul_is_recorded_without_it():
-    record = build(unknown_model_call("oa-echo\x00"), Seen(finished=100.1, http_status=404), POLICY)
+    record = build(
+        unknown_model_call("oa-echo\x00").served(), Seen(finished=100.1, http_status=404), POLICY
+    )
 
     assert record.model == "oa-echo"
 
 
 def test_a_lone_surrogate_is_replaced_and_the_record_still_encodes():
-    record = build(unknown_model_call("oa\ud800-echo"), Seen(finished=100.1), POLICY)
+    record = build(unknown_model_call("oa\ud800-echo").served(), Seen(finished=100.1), POLICY)
 
     assert record.model == "oa\ufffd-echo"
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(record), type=UsageRecord) == record
@@ -264,7 +269,7 @@ def test_cache_writes_are_recorded_split_by_ttl_and_priced_by_it():
     )
     seen = Seen(finished=100.5, http_status=200, usage=usage, completed=True)
 
-    record = build(served_call(), seen, POLICY)
+    record = build(served_call().served(), seen, POLICY)
 
     assert (record.cache_write_tokens, record.cache_write_1h_tokens) == (1000, 400)
     # 10 x 3 + 5 x 15 + 600 x 3.75 + 400 x 6 (1-hour writes: twice the input price)
