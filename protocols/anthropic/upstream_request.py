@@ -142,16 +142,18 @@ def block_json(part: ir.Part, where: str = "") -> dict[str, Any] | None:
 
 
 def messages_json(messages: list[ir.Message]) -> list[dict[str, Any]]:
-    """The turns; one left empty (only another provider's thinking) is left out, and
-    Anthropic merges the same-role turns around it."""
-    out = []
+    """The turns; one left empty (only another provider's thinking) is left out, and the
+    same-role turns around it are merged, as Anthropic would."""
+    out: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         blocks = [
             b
             for j, part in enumerate(message.content)
             if (b := block_json(part, f"messages.{i}.content.{j}")) is not None
         ]
-        if blocks:
+        if blocks and out and out[-1]["role"] == message.role:
+            out[-1]["content"] += blocks
+        elif blocks:
             out.append({"role": message.role, "content": blocks})
     return out
 
@@ -226,7 +228,7 @@ def reasoning_json(reasoning: ir.Reasoning | None, max_tokens: int) -> dict[str,
         if reasoning.asked_by != "thinking" or budget is None:
             if budget is None:
                 budget = EFFORT_BUDGETS.get(reasoning.effort or "medium", EFFORT_BUDGETS["medium"])
-            budget = min(budget, max_tokens - 1)  # Anthropic wants it below max_tokens
+            budget = min(budget, max_tokens // 2)  # below max_tokens, with room to answer
             if budget < MIN_BUDGET:
                 return {}  # too few tokens to think: answered without thinking
         thinking = {"type": "enabled", "budget_tokens": budget}
