@@ -1,8 +1,11 @@
-"""Anthropic Messages upstream: the client's own surface, so requests and streams pass through.
+"""Anthropic Messages upstream.
 
-Every field the client sent reaches the upstream unchanged (gateway extras removed, `model`
-replaced by the route's upstream id); stream events are forwarded as they arrive, with only
-`message_start` re-serialised to carry the client's model name and our message id.
+A client that spoke Anthropic has its body forwarded: every field it sent reaches the upstream
+unchanged (gateway extras removed, `model` replaced by the route's upstream id), and stream
+events are forwarded as they arrive, with only `message_start` re-serialised to carry the
+client's model name and our message id. A client of another surface (OpenAI Chat, Responses)
+has its body built from the IR and the answers read back into it (protocols/anthropic/
+upstream_*.py). Betas, provider options and forwarded headers apply to both.
 """
 
 from __future__ import annotations
@@ -14,8 +17,15 @@ import msgspec
 from core import client_json, ir
 from core.target import Target
 from protocols import options
-from protocols.anthropic import betas
+from protocols.anthropic import betas, upstream_request
 from protocols.anthropic.schema import WITHHELD_FIELDS
+from protocols.anthropic.upstream_response import (
+    content_from,
+    response_from,
+    stop_details_from,
+    usage_from,
+)
+from protocols.anthropic.upstream_stream import AnthropicStream
 from protocols.surface import GATEWAY_FIELDS
 from providers.adapters.base import HttpAdapter, UpstreamRequest
 
@@ -69,52 +79,10 @@ def _strip_foreign_thinking(messages: list[Any]) -> list[Any]:
     ]
 
 
-def usage_from(data: dict[str, Any], base: ir.Usage | None = None) -> ir.Usage:
-    usage = base or ir.Usage()
-    for field in (
-        "input_tokens",
-        "output_tokens",
-        "cache_read_input_tokens",
-        "cache_creation_input_tokens",
-    ):
-        value = data.get(field)
-        if isinstance(value, int):
-            setattr(usage, field, value)
-    creation = data.get("cache_creation")
-    if isinstance(creation, dict) and isinstance(creation.get("ephemeral_1h_input_tokens"), int):
-        usage.cache_creation_1h_input_tokens = creation["ephemeral_1h_input_tokens"]
-    details = data.get("output_tokens_details")
-    if isinstance(details, dict) and isinstance(details.get("thinking_tokens"), int):
-        usage.reasoning_tokens = details["thinking_tokens"]
-    server = data.get("server_tool_use")
-    if isinstance(server, dict) and isinstance(server.get("web_search_requests"), int):
-        usage.web_search_requests = server["web_search_requests"]  # billed per search
-    if isinstance(server, dict) and isinstance(server.get("web_fetch_requests"), int):
-        usage.web_fetch_requests = server["web_fetch_requests"] or None
-    return usage
-
-
-def stop_details_from(data: Any) -> ir.StopDetails | None:
-    if not isinstance(data, dict) or data.get("type") != "refusal":
-        return None
-    category, explanation = data.get("category"), data.get("explanation")
-    return ir.StopDetails(
-        category=category if isinstance(category, str) else None,
-        explanation=explanation if isinstance(explanation, str) else None,
-    )
-
-
-def _part(block: dict[str, Any]) -> ir.Part | None:
-    kind = block.get("type")
-    if kind == "text":
-        return ir.Text(block.get("text", ""))
-    if kind == "tool_use":
-        return ir.ToolUse(id=block["id"], name=block["name"], input=block.get("input") or {})
-    if kind == "thinking":
-        return ir.Thinking(block.get("thinking", ""), signature=block.get("signature", ""))
-    if kind == "redacted_thinking":
-        return ir.RedactedThinking(block.get("data", ""))
-    return None
+def forwards(request: ir.Request | None) -> bool:
+    """Whether the client spoke Anthropic, so its body goes upstream and the answer back as
+    sent (no request: a caller that only reads an answer keeps it whole)."""
+    return request is None or request.surface == "anthropic"
 
 
 class AnthropicAdapter(HttpAdapter):
@@ -127,11 +95,27 @@ class AnthropicAdapter(HttpAdapter):
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
         # The gateway's `reasoning` extra is stripped like every extra; Anthropic takes `thinking`.
         reasoning = request.reasoning
-        if reasoning is not None and reasoning.asked_by == "reasoning":
+        if reasoning is not None and reasoning.asked_by == "reasoning" and forwards(request):
             return ["reasoning (Anthropic routes take `thinking`)"]
         return []
 
     def build_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
+        if forwards(request):
+            body = self._forwarded_body(request, target)
+        else:
+            body = upstream_request.messages_body(request, target)
+            options.apply(OPTIONS, request.provider_options, body)
+        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        if target.api_key:
+            headers["x-api-key"] = target.api_key
+        flags = betas.forwarded(request.beta, target.betas_mode, target.betas)[0]
+        # The body's `betas` too, merged (protocols/anthropic/betas.py); the body keeps none.
+        if flags:
+            headers["anthropic-beta"] = ",".join(flags)
+        headers.update(target.extra_headers)
+        return UpstreamRequest(url=messages_url(target.base_url), body=body, headers=headers)
+
+    def _forwarded_body(self, request: ir.Request, target: Target) -> dict[str, Any]:
         wire = request.raw_json
         if wire is None:  # a request not built by the surface's decoder (tests, tools)
             wire = client_json.decode_object(request.raw) if request.raw else {}
@@ -146,15 +130,7 @@ class AnthropicAdapter(HttpAdapter):
         options.apply(OPTIONS, request.provider_options, body)  # the client's own fields win
         if GATEWAY_SIGNATURE_PREFIX.encode() in request.raw:
             body["messages"] = _strip_foreign_thinking(body.get("messages") or [])
-        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
-        if target.api_key:
-            headers["x-api-key"] = target.api_key
-        flags = betas.forwarded(request.beta, target.betas_mode, target.betas)[0]
-        # The body's `betas` too, merged (protocols/anthropic/betas.py); the body keeps none.
-        if flags:
-            headers["anthropic-beta"] = ",".join(flags)
-        headers.update(target.extra_headers)
-        return UpstreamRequest(url=messages_url(target.base_url), body=body, headers=headers)
+        return body
 
     def count_request(self, request: ir.Request, target: Target) -> UpstreamRequest:
         upstream = self.build_request(request, target)
@@ -166,9 +142,10 @@ class AnthropicAdapter(HttpAdapter):
         return body["input_tokens"]
 
     def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
-        content = [p for p in map(_part, body.get("content") or []) if p is not None]
+        if not forwards(request):
+            return response_from(body)
         return ir.Response(
-            content=content,
+            content=content_from(body.get("content")),
             stop_reason=body.get("stop_reason") or "end_turn",
             stop_sequence=body.get("stop_sequence"),
             usage=usage_from(body.get("usage") or {}),
@@ -178,6 +155,10 @@ class AnthropicAdapter(HttpAdapter):
         )
 
     async def parse_stream(self, events, request, target):
+        if not forwards(request):
+            async for event in self._translated_stream(events):
+                yield event
+            return
         usage = ir.Usage()
         async for name, data in events:
             if name is None or name == "ping":
@@ -203,6 +184,16 @@ class AnthropicAdapter(HttpAdapter):
                 err = payload.get("error") or {}
                 yield ir.StreamError(err.get("type", "api_error"), err.get("message", ""))
                 return
+            yield event
+
+    async def _translated_stream(self, events):
+        stream = AnthropicStream()
+        async for name, data in events:
+            for event in stream.feed(name, _decode.decode(data)):
+                yield event
+            if stream.done:
+                return
+        for event in stream.end():
             yield event
 
     def error_message(self, body: Any) -> str:

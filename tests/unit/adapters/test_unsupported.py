@@ -103,9 +103,13 @@ def test_output_format_and_service_tier_are_honoured_by_every_translated_kind():
 
 
 def test_the_gateway_reasoning_extra_is_reported_on_anthropic_which_takes_thinking():
-    req = request(reasoning=ir.Reasoning(effort="low", asked_by="reasoning"))
+    """Only a forwarded Anthropic body loses the extra; a body built from the IR (another
+    surface's client) carries it as `thinking`."""
+    req = request(reasoning=ir.Reasoning(effort="low", asked_by="reasoning"), surface="anthropic")
     assert AnthropicAdapter().unsupported(req, target("anthropic", "claude-x")) == [
         "reasoning (Anthropic routes take `thinking`)"
     ]
+    req.surface = "openai_chat"
+    assert AnthropicAdapter().unsupported(req, target("anthropic", "claude-x")) == []
     thinking = request(reasoning=ir.Reasoning(budget_tokens=2048, effort="low"))
     assert AnthropicAdapter().unsupported(thinking, target("anthropic", "claude-x")) == []
