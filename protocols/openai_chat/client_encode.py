@@ -118,12 +118,13 @@ def completion_json(
 ) -> dict[str, Any]:
     """The `chat.completion` object; `model` as the client typed it. Extras (usage fields and
     top-level fields the client asked of the gateway) merge as on the Anthropic surface."""
-    choice = {
-        "index": 0,
-        "message": message_json(response),
-        "logprobs": None,
-        "finish_reason": finish_reason(response.stop_reason),
-    }
+    message = message_json(response)
+    finish = finish_reason(response.stop_reason)
+    if message["refusal"] is not None:
+        # The model's own refusal: OpenAI says `stop` with `message.refusal` (its SDK's
+        # `parse()` returns it); `content_filter` is for a filter that cut the answer.
+        finish = "stop"
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
     completion: dict[str, Any] = {
         "id": response_id,
         "object": "chat.completion",

@@ -146,11 +146,11 @@ class ChatBody(msgspec.Struct):
 KNOWN_FIELDS = frozenset(ChatBody.__struct_fields__)
 
 # Fields that do nothing on any route yet: listed in `Decoded.dropped` when set to a value that
-# asks for something (a default value asks for nothing).
+# asks for something (OpenAI's default value, given explicitly, asks for nothing).
 NO_EFFECT: dict[str, Any] = {
     "seed": None,
-    "presence_penalty": None,
-    "frequency_penalty": None,
+    "presence_penalty": 0,
+    "frequency_penalty": 0,
     "logit_bias": None,
     "logprobs": False,
     "top_logprobs": None,
