@@ -1,4 +1,5 @@
-"""Id minting: `msg_`, `toolu_` and `req_` ids of 24 base62 characters, as Anthropic's look.
+"""Id minting: `msg_`, `toolu_` and `req_` ids of 24 base62 characters, as Anthropic's look,
+and `chatcmpl-` ids of 29, as OpenAI's Chat Completions look.
 
 These ids identify, they do not authenticate (API key secrets come from `secrets` in
 accounts/keys.py), so a fast generator seeded from the OS is enough; `secrets.choice` per
@@ -21,6 +22,10 @@ def _token(n: int = 24) -> str:
 
 def message_id() -> str:
     return "msg_" + _token()
+
+
+def chat_completion_id() -> str:
+    return "chatcmpl-" + _token(29)
 
 
 def tool_use_id() -> str:

@@ -62,6 +62,10 @@ class Ask(msgspec.Struct, kw_only=True):
     meta: bool = False
     echo_upstream_request: bool = False
     debug: DebugIn | None = None
+    # A stream's closing usage report, when the surface sends one only on request (OpenAI
+    # Chat's `stream_options.include_usage`: a chunk with no choices, which naive clients
+    # indexing `choices[0]` would trip on).
+    stream_usage: bool = False
 
     def wants_extras(self) -> bool:
         return (
@@ -140,8 +144,11 @@ class Surface(Protocol):
         ...
 
     def stream_writer(
-        self, *, response_id: str, model: str, input_estimate: int
-    ) -> StreamWriter: ...
+        self, *, response_id: str, model: str, input_estimate: int, ask: Ask | None = None
+    ) -> StreamWriter:
+        """A writer for one stream; `ask` carries what the client asked of the stream itself
+        (`stream_usage`)."""
+        ...
 
     def error(self, err: GatewayError, request_id: str) -> tuple[int, bytes]:
         """The HTTP status and body a client of this surface gets for `err`."""

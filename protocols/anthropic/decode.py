@@ -59,7 +59,8 @@ def _invalid(err: msgspec.ValidationError) -> InvalidRequest:
     return InvalidRequest(f"{where}: {text}" if where else text)
 
 
-def _typed(wire: dict[str, Any], kind: type[T]) -> T:
+def typed(wire: dict[str, Any], kind: type[T]) -> T:
+    """`wire` as the schema `kind`, or InvalidRequest naming the JSON path (every surface)."""
     try:
         return msgspec.convert(wire, kind)
     except msgspec.ValidationError as err:
@@ -68,11 +69,11 @@ def _typed(wire: dict[str, Any], kind: type[T]) -> T:
 
 def messages_body(wire: dict[str, Any]) -> MessagesBody:
     """The typed view of a `/v1/messages` body already decoded by `client_json`."""
-    return _typed(wire, MessagesBody)
+    return typed(wire, MessagesBody)
 
 
 def count_tokens_body(wire: dict[str, Any]) -> CountTokensBody:
-    return _typed(wire, CountTokensBody)
+    return typed(wire, CountTokensBody)
 
 
 def decode_messages(body: bytes) -> MessagesBody:
