@@ -127,14 +127,28 @@ class Surface(Protocol):
         `headers` are the request's, lower-cased byte names (betas, strictness...)."""
         ...
 
+    # `request` (the decoded one) is for surfaces whose answers repeat it: a Responses object
+    # echoes the request's instructions, tools and sampling, and returns encrypted reasoning
+    # only when `include` asks. Surfaces that need nothing of it ignore it.
     def response(
-        self, response: ir.Response, *, response_id: str, model: str, extras: Extras | None
+        self,
+        response: ir.Response,
+        *,
+        response_id: str,
+        model: str,
+        extras: Extras | None,
+        request: ir.Request | None = None,
     ) -> dict[str, Any]:
         """The IR answer as the surface's JSON object (`model`: what the client typed)."""
         ...
 
     def stream_writer(
-        self, *, response_id: str, model: str, input_estimate: int
+        self,
+        *,
+        response_id: str,
+        model: str,
+        input_estimate: int,
+        request: ir.Request | None = None,
     ) -> StreamWriter: ...
 
     def error(self, err: GatewayError, request_id: str) -> tuple[int, bytes]:
