@@ -104,6 +104,9 @@ def _dropped(body: ResponsesBody) -> list[str]:
         dropped.append("max_tool_calls")
     if body.service_tier in ("flex", "scale"):
         dropped.append("service_tier")
+    fmt = body.text.format if body.text else None
+    if isinstance(fmt, TextFormatJsonSchema) and fmt.strict:
+        dropped.append("text.format.strict")  # upstreams get the schema as a plain one
     dropped += [f"include.{i}" for i, v in enumerate(body.include or []) if v not in INCLUDES]
     return dropped
 

@@ -318,7 +318,10 @@ class StreamWriter:
         """`response.failed`, its `error` in the SDK's codes; ends the stream."""
         if self.finished:
             return b""
-        out = self._start() + self._close_all()
+        out = self._start()
+        for opened in [self.open, *self.searches.values()]:
+            if opened is not None:  # cut short: said so, with no `.done` events
+                opened.item["status"] = "incomplete"
         self.finished = True
         code = FAILURE_CODES.get(error_type, "server_error")
         # An upstream's message may echo a credential it was sent.
