@@ -17,9 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import msgspec
-
-from core import ir
+from core import client_json, ir
 from core.errors import InvalidRequest
 from protocols.openai_chat.request import chat_tool_id
 
@@ -30,7 +28,6 @@ _DATA_URL = re.compile(r"^data:([a-z]+/[a-z0-9.+-]+);base64,(.*)$", re.S)
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 # Items recorded by server-side tools; their findings are in the assistant text that follows.
 _SKIPPED = frozenset({"web_search_call"})
-_decode_json = msgspec.json.Decoder()
 
 
 def _str(item: dict, key: str, where: str, *, empty: bool = False) -> str:
@@ -108,9 +105,9 @@ def arguments(item: dict, where: str) -> dict[str, Any]:
     text = _str(item, "arguments", where, empty=True)
     if not text.strip():
         return {}
-    try:
-        value = _decode_json.decode(text)
-    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+    try:  # the body's own rules: depth, number range, UTF-8 (core/client_json.py)
+        value = client_json.decode(text.encode())
+    except InvalidRequest:
         raise InvalidRequest(f"{where}.arguments: not valid JSON") from None
     if not isinstance(value, dict):
         raise InvalidRequest(f"{where}.arguments: must be a JSON object")

@@ -296,6 +296,11 @@ HOSTILE = [
                                "arguments": {"a": 1}}]}, "input.0.arguments: Input should be"),
     ({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f",
                                "arguments": "{}"}]}, "input.0: no function_call_output for call"),
+    ({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f",
+                               "arguments": "[" * 5000 + "]" * 5000}]},
+     "input.0.arguments: not valid JSON"),
+    ({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f",
+                               "arguments": '{"a": 1e400}'}]}, "input.0.arguments: not valid JSON"),
     ({"model": "m", "input": [{"type": "function_call_output", "call_id": "ghost", "output": "x"}]},
      "input.0.call_id: no function_call with call_id `ghost`"),
     ({"model": "m", "input": [
