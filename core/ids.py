@@ -32,6 +32,11 @@ def tool_use_id() -> str:
     return "toolu_" + _token()
 
 
+def response_id() -> str:
+    """An OpenAI Responses answer's id (`resp_...`)."""
+    return "resp_" + _token()
+
+
 def request_id() -> str:
     return "req_" + _token()
 

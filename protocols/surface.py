@@ -138,16 +138,24 @@ class Surface(Protocol):
         ...
 
     def response(
-        self, response: ir.Response, *, response_id: str, model: str, extras: Extras | None
+        self,
+        response: ir.Response,
+        *,
+        response_id: str,
+        model: str,
+        extras: Extras | None,
+        decoded: Decoded,
     ) -> dict[str, Any]:
-        """The IR answer as the surface's JSON object (`model`: what the client typed)."""
+        """The IR answer as the surface's JSON object (`model`: what the client typed). A
+        Responses object repeats the request's instructions, tools and sampling, and returns
+        encrypted reasoning only when its `include` asks: `decoded` is the request."""
         ...
 
     def stream_writer(
-        self, *, response_id: str, model: str, input_estimate: int, ask: Ask | None = None
+        self, *, response_id: str, model: str, input_estimate: int, decoded: Decoded
     ) -> StreamWriter:
-        """A writer for one stream; `ask` carries what the client asked of the stream itself
-        (`stream_usage`)."""
+        """A writer for one stream of the request `decoded` (what the client asked of the
+        stream itself: `ask.stream_usage`; what the answer repeats of the request)."""
         ...
 
     def error(self, err: GatewayError, request_id: str) -> tuple[int, bytes]:

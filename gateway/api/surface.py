@@ -85,7 +85,11 @@ class SurfaceConsumer(GatewayConsumer):
         response = await pipeline.complete(call)
         self.seen.usage, self.seen.completed = response.usage, True
         message = self.surface.response(
-            response, response_id=call.response_id, model=call.ask.model, extras=self.extras(call)
+            response,
+            response_id=call.response_id,
+            model=call.ask.model,
+            extras=self.extras(call),
+            decoded=call.decoded,
         )
         headers = self.overhead_header(call) + self.limit_headers(call)
         self.body_ended = True
@@ -199,7 +203,10 @@ class SurfaceConsumer(GatewayConsumer):
     async def stream(self, call: pipeline.Call) -> None:
         events, first = await pipeline.open_stream(call)
         writer = self.writer = self.surface.stream_writer(
-            response_id=call.response_id, model=call.ask.model, input_estimate=0
+            response_id=call.response_id,
+            model=call.ask.model,
+            input_estimate=0,
+            decoded=call.decoded,
         )
         writer.extras = self.extras(call)
         if not isinstance(first, ir.Passthrough):

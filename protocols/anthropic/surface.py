@@ -54,7 +54,13 @@ class AnthropicSurface:
         return unknown_fields(wire) + long_cache_ttls(wire)
 
     def response(
-        self, response: ir.Response, *, response_id: str, model: str, extras: Extras | None
+        self,
+        response: ir.Response,
+        *,
+        response_id: str,
+        model: str,
+        extras: Extras | None,
+        decoded: Decoded,
     ) -> dict[str, Any]:
         if response.passthrough is not None:
             message = {**response.passthrough, "id": response_id, "model": model}
@@ -66,7 +72,9 @@ class AnthropicSurface:
             message.update(top)
         return message
 
-    def stream_writer(self, *, response_id: str, model: str, input_estimate: int) -> StreamWriter:
+    def stream_writer(
+        self, *, response_id: str, model: str, input_estimate: int, decoded: Decoded
+    ) -> StreamWriter:
         return StreamWriter(message_id=response_id, model=model, input_estimate=input_estimate)
 
     def error(self, err: GatewayError, request_id: str) -> tuple[int, bytes]:

@@ -23,7 +23,7 @@ from protocols.openai_chat.client_encode import (
     url_citation,
     usage_json,
 )
-from protocols.openai_chat.client_errors import shape
+from protocols.openai_errors import shape
 from protocols.surface import Extras
 
 _encoder = msgspec.json.Encoder()

@@ -3,7 +3,7 @@
 
 Each piece is its own module: `client_schema` (the accepted body), `client_decode` and
 `client_messages` (body -> IR), `client_encode` (IR answer -> `chat.completion`),
-`client_stream` (IR events -> chunks), `client_errors` (errors and rate-limit headers).
+`client_stream` (IR events -> chunks), errors and rate-limit headers in protocols/openai_errors.py.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from typing import Any
 
 from core import ids, ir
 from core.errors import GatewayError
-from protocols.openai_chat import client_decode, client_encode, client_errors
+from protocols import openai_errors
+from protocols.openai_chat import client_decode, client_encode
 from protocols.openai_chat.client_stream import StreamWriter
-from protocols.surface import Ask, Decoded, Extras
+from protocols.surface import Decoded, Extras
 
 
 class ChatSurface:
@@ -27,29 +28,37 @@ class ChatSurface:
     def decode(self, raw: bytes, wire: dict[str, Any], headers: dict[bytes, bytes]) -> Decoded:
         return client_decode.decode(raw, wire, headers)
 
+    def dropped(self, decoded: Decoded) -> list[str]:
+        return decoded.dropped
+
     def response(
-        self, response: ir.Response, *, response_id: str, model: str, extras: Extras | None
+        self,
+        response: ir.Response,
+        *,
+        response_id: str,
+        model: str,
+        extras: Extras | None,
+        decoded: Decoded,
     ) -> dict[str, Any]:
         return client_encode.completion_json(
             response, response_id=response_id, model=model, extras=extras
         )
 
     def stream_writer(
-        self, *, response_id: str, model: str, input_estimate: int, ask: Ask | None = None
+        self, *, response_id: str, model: str, input_estimate: int, decoded: Decoded
     ) -> StreamWriter:
-        include_usage = ask is not None and ask.stream_usage
         return StreamWriter(
             response_id=response_id,
             model=model,
             input_estimate=input_estimate,
-            include_usage=include_usage,
+            include_usage=decoded.ask.stream_usage,
         )
 
     def error(self, err: GatewayError, request_id: str) -> tuple[int, bytes]:
-        return client_errors.error(err, request_id)
+        return openai_errors.error(err, request_id)
 
     def limit_headers(self, limits: list[tuple[str, int, int, str]]) -> list[tuple[bytes, bytes]]:
-        return client_errors.limit_headers(limits)
+        return openai_errors.limit_headers(limits)
 
 
 SURFACE = ChatSurface()

@@ -33,10 +33,9 @@ from core.errors import (
     RequestTooLarge,
     TimeoutError_,
 )
-from protocols.openai_chat import client_errors
+from protocols import openai_errors as client_errors
 from protocols.openai_chat.client_stream import StreamWriter
 from protocols.openai_chat.surface import SURFACE
-from protocols.surface import Ask
 from tests.unit.adapters.goldens import cases, without_omitted_nulls
 
 FOLDER = "openai_chat_client"
@@ -140,7 +139,11 @@ def test_surface_names_and_ids():
 
 def test_surface_response_uses_the_client_model_and_id():
     response = ir.Response(content=[ir.Text("Hi")], stop_reason="end_turn", usage=ir.Usage(1, 1))
-    out = SURFACE.response(response, response_id="chatcmpl-abc", model="my-alias", extras=None)
+    wire = {"model": "my-alias", "messages": [{"role": "user", "content": "x"}]}
+    decoded = SURFACE.decode(b"", wire, {})
+    out = SURFACE.response(
+        response, response_id="chatcmpl-abc", model="my-alias", extras=None, decoded=decoded
+    )
     assert (out["id"], out["model"], out["object"]) == (
         "chatcmpl-abc",
         "my-alias",
@@ -151,10 +154,12 @@ def test_surface_response_uses_the_client_model_and_id():
 
 def test_stream_writer_takes_include_usage_from_the_ask():
     end = ir.StreamEnd("end_turn", ir.Usage(2, 1))
-    with_usage = SURFACE.stream_writer(
-        response_id="c", model="m", input_estimate=0, ask=Ask(model="m", stream_usage=True)
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    asked = SURFACE.decode(b"", {**body, "stream_options": {"include_usage": True}}, {})
+    with_usage = SURFACE.stream_writer(response_id="c", model="m", input_estimate=0, decoded=asked)
+    without = SURFACE.stream_writer(
+        response_id="c", model="m", input_estimate=0, decoded=SURFACE.decode(b"", body, {})
     )
-    without = SURFACE.stream_writer(response_id="c", model="m", input_estimate=0)
     assert frames(with_usage.feed(end))[-2]["choices"] == []
     assert all(f == "[DONE]" or f["choices"] for f in frames(without.feed(end)))
 

@@ -1,4 +1,5 @@
-"""Gateway errors and rate limits as an OpenAI client expects them (reference 2.1, 2.7).
+"""Gateway errors and rate limits as an OpenAI client expects them, for both OpenAI client
+surfaces: Chat Completions and Responses (reference 2.7, 3.7).
 
 One table from the gateway's error type (core/errors.py) to OpenAI's status, `type` and
 `code`: the official SDK picks its exception class by status and retries 408/409/429/5xx, so
