@@ -16,7 +16,7 @@ from core.target import Target
 from protocols import options
 from protocols.anthropic import betas
 from protocols.anthropic.schema import GATEWAY_FIELDS, WITHHELD_FIELDS
-from providers.adapters.base import HttpAdapter, UpstreamRequest
+from providers.adapters.base import HttpAdapter, StreamParser, UpstreamRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
 # What Anthropic's count_tokens accepts (reference 1.9), plus newer fields it may take.
@@ -116,6 +116,35 @@ def _part(block: dict[str, Any]) -> ir.Part | None:
     return None
 
 
+class PassthroughStream(StreamParser):
+    """Events forwarded as they arrive, their usage and stop reason read on the side."""
+
+    def __init__(self) -> None:
+        self.usage = ir.Usage()
+
+    def feed(self, name: str | None, data: bytes) -> list[ir.StreamEvent]:
+        if name is None:
+            return []
+        event = ir.Passthrough(b"event: " + name.encode() + b"\ndata: " + data + b"\n\n", name)
+        if name == "message_start":
+            payload = _decode.decode(data)
+            message = payload.get("message") or {}
+            self.usage = usage_from(message.get("usage") or {})
+            event.usage = self.usage
+            event.payload = payload  # re-encoded with our id and the client's model
+        elif name == "message_delta":
+            payload = _decode.decode(data)
+            self.usage = usage_from(payload.get("usage") or {}, self.usage)
+            event.usage = self.usage
+            event.stop_reason = (payload.get("delta") or {}).get("stop_reason")
+        elif name == "error":
+            payload = _decode.decode(data)
+            err = payload.get("error") or {}
+            self.done = True
+            return [ir.StreamError(err.get("type", "api_error"), err.get("message", ""))]
+        return [event]
+
+
 class AnthropicAdapter(HttpAdapter):
     kind = "anthropic"
     surface = "anthropic"
@@ -175,33 +204,8 @@ class AnthropicAdapter(HttpAdapter):
             stop_details=stop_details_from(body.get("stop_details")),
         )
 
-    async def parse_stream(self, events, request, target):
-        usage = ir.Usage()
-        async for name, data in events:
-            if name is None or name == "ping":
-                if name == "ping":
-                    yield ir.Passthrough(b"event: ping\ndata: " + data + b"\n\n", "ping")
-                continue
-            event = ir.Passthrough(b"event: " + name.encode() + b"\ndata: " + data + b"\n\n", name)
-            if name == "message_start":
-                payload = _decode.decode(data)
-                message = payload.get("message") or {}
-                usage = usage_from(message.get("usage") or {})
-                event.usage = usage
-                event.payload = payload  # re-encoded with our id and the client's model
-                yield event
-                continue
-            if name == "message_delta":
-                payload = _decode.decode(data)
-                usage = usage_from(payload.get("usage") or {}, usage)
-                event.usage = usage
-                event.stop_reason = (payload.get("delta") or {}).get("stop_reason")
-            elif name == "error":
-                payload = _decode.decode(data)
-                err = payload.get("error") or {}
-                yield ir.StreamError(err.get("type", "api_error"), err.get("message", ""))
-                return
-            yield event
+    def stream_parser(self, request: ir.Request, target: Target) -> PassthroughStream:
+        return PassthroughStream()
 
     def error_message(self, body: Any) -> str:
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
