@@ -107,7 +107,7 @@ class Call:
         adapter = adapter_for(target.kind)
         if options.addressed(adapter.options, request.provider_options):
             return True
-        if adapter.surface != request.surface:
+        if adapter.protocol != request.surface:
             return False
         return bool(request.unportable or unknown_fields(request.raw_json or request.raw))
 
@@ -151,7 +151,7 @@ async def admit(
     short: list[Target] = []
     if window is not None:
         targets, short = long_context(snapshot, call, targets, window)
-    translated = any(adapter_for(t.kind).surface != "anthropic" for t in targets)
+    translated = any(adapter_for(t.kind).protocol != "anthropic" for t in targets)
     unknown = unknown_fields(wire) + long_cache_ttls(wire) if translated else []
     # Translated routes get no native stops: the gateway matches them and says which matched.
     call.stop_sequences, call.request.stop_sequences = call.request.stop_sequences, []
@@ -234,7 +234,7 @@ def long_context(
 def _window_by_beta(call: Call, target: Target, window: int) -> bool:
     """Whether a route speaking the client's surface gets the window from the beta that asks
     for it (Anthropic's `context-1m-*`), which its provider's policy lets through."""
-    if adapter_for(target.kind).surface != call.request.surface:
+    if adapter_for(target.kind).protocol != call.request.surface:
         return False
     kept = betas.forwarded(call.request.beta, target.betas_mode, target.betas)[0]
     return (betas.long_context(kept) or 0) >= window

@@ -74,9 +74,9 @@ def review(
             *dropped_betas(request, target),
         ]
         hidden = 0
-        if adapter.surface != request.surface:
+        if adapter.protocol != request.surface:
             dropped = dropped + request.context_dropped  # compaction: not emulated
-        if adapter.surface != request.surface and unknown:
+        if adapter.protocol != request.surface and unknown:
             dropped, hidden = dropped + named, len(unknown) - len(named)
         if request.provider_options:
             dropped = dropped + options.rejected(adapter.options, request.provider_options)
@@ -102,7 +102,7 @@ def dropped_betas(request: ir.Request, target: Target) -> list[str]:
     surface, those its provider's policy holds back; on a translated one, those we do not know."""
     if not request.beta:
         return []
-    if adapter_for(target.kind).surface == request.surface:
+    if adapter_for(target.kind).protocol == request.surface:
         dropped = betas.forwarded(request.beta, target.betas_mode, target.betas)[1]
     else:
         dropped = betas.unknown(request.beta)

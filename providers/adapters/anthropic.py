@@ -147,7 +147,6 @@ class PassthroughStream(StreamParser):
 
 class AnthropicAdapter(HttpAdapter):
     kind = "anthropic"
-    surface = "anthropic"
     options = OPTIONS
     # A 403 `permission_error` stays the status's: a beta the client chose can earn it.
     error_kinds = {"authentication_error": "credential", "billing_error": "account"}

@@ -31,6 +31,7 @@ from core.errors import (
 from core.target import Target
 from core.tokens import estimate_input_tokens
 from protocols.options import OptionTable
+from providers.kinds import protocol_of
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
@@ -135,8 +136,6 @@ class Adapter:
     """Base for every provider surface."""
 
     kind: ClassVar[str]
-    # The client surface this provider speaks natively (its requests pass through unchanged).
-    surface: ClassVar[str | None] = None
     # The `provider_options` a client may send this provider (providers/adapters/options.py).
     options: ClassVar[OptionTable | None] = None
     # Whether this provider wants state back with a tool call that the client cannot carry
@@ -144,6 +143,12 @@ class Adapter:
     replays_tool_state: ClassVar[bool] = False
     # Whether this provider takes a prompt cache key (`ir.Request.cache_key`).
     takes_cache_key: ClassVar[bool] = False
+
+    @property
+    def protocol(self) -> str | None:
+        """The protocol this provider speaks natively (providers/kinds.py): a client speaking
+        it too has its request passed through unchanged."""
+        return protocol_of(self.kind)
 
     async def complete(
         self,
