@@ -127,12 +127,10 @@ def test_multiprocess_mode_sums_every_workers_numbers(tmp_path):
     """Two "workers" observe a request each; a third process answers for both."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     observe = (
-        "from gateway import metrics; metrics.observe_request(model='m', provider='p', "
+        "from core import metrics; metrics.observe_request(model='m', provider='p', "
         "status='ok', latency_s=0.2, overhead_ms=2.5, input_tokens=10)"
     )
-    render = (
-        "import sys; from gateway import metrics; sys.stdout.write(metrics.render()[0].decode())"
-    )
+    render = "import sys; from core import metrics; sys.stdout.write(metrics.render()[0].decode())"
     for _ in range(2):
         subprocess.run([sys.executable, "-c", observe], env=env, cwd=ROOT, check=True, timeout=60)
 
