@@ -48,6 +48,15 @@ REFUSALS = frozenset({
 })
 # fmt: on
 OVERLOADED = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"})
+# A stream's error chunk typed by its status name or its HTTP code (overloaded wins over timeout
+# when they disagree); neither known, an `api_error`.
+STREAM_ERRORS: dict[Any, str] = {
+    **dict.fromkeys(OVERLOADED, "overloaded_error"),
+    429: "overloaded_error",
+    503: "overloaded_error",
+    "DEADLINE_EXCEEDED": "timeout_error",
+    504: "timeout_error",
+}
 # Error details that blame the gateway's own key, project or billing, not the request (Gemini
 # answers a bad key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID), and status names that
 # tell more than the HTTP status (see gateway/errors.py VERDICTS).
@@ -143,11 +152,13 @@ def stream_error(error: Any) -> ir.StreamError:
         return ir.StreamError("api_error", str(error) or "upstream stream error")
     status = str(error.get("status") or "").upper()
     message = str(error.get("message") or "upstream stream error")
-    if status in OVERLOADED or error.get("code") in (429, 503):
-        return ir.StreamError("overloaded_error", message)
-    if status == "DEADLINE_EXCEEDED" or error.get("code") == 504:
-        return ir.StreamError("timeout_error", message)
-    return ir.StreamError("api_error", message)
+    code = error.get("code")
+    said = {
+        STREAM_ERRORS.get(status),
+        STREAM_ERRORS.get(code if type(code) in (int, float) else None),
+    }
+    kind = next((k for k in ("overloaded_error", "timeout_error") if k in said), "api_error")
+    return ir.StreamError(kind, message)
 
 
 def _candidate(chunk: dict[str, Any]) -> dict[str, Any] | None:

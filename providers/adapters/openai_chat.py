@@ -252,17 +252,22 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
 
 
 # --- Streaming --------------------------------------------------------------------------------
+# A stream's error chunk typed by the words of its type, code and status (servers differ in
+# which they fill): the first row with a word found wins; none, an `api_error`.
+STREAM_ERROR_WORDS = (
+    (("overload", "unavailable", "slow_down", "502", "503", "529"), "overloaded_error"),
+    (("rate_limit", "429"), "rate_limit_error"),
+)
+
+
 def stream_error(error: Any) -> ir.StreamError:
     """A `{"error": …}` chunk, typed as reference 5.11.5 asks."""
     if not isinstance(error, dict):
         return ir.StreamError("api_error", str(error) or "upstream stream error")
-    kind = " ".join(str(error.get(k) or "") for k in ("type", "code", "status")).lower()
+    said = " ".join(str(error.get(k) or "") for k in ("type", "code", "status")).lower()
     message = str(error.get("message") or "upstream stream error")
-    if any(w in kind for w in ("overload", "unavailable", "slow_down", "502", "503", "529")):
-        return ir.StreamError("overloaded_error", message)
-    if "rate_limit" in kind or "429" in kind:
-        return ir.StreamError("rate_limit_error", message)
-    return ir.StreamError("api_error", message)
+    found = (kind for words, kind in STREAM_ERROR_WORDS if any(w in said for w in words))
+    return ir.StreamError(next(found, "api_error"), message)
 
 
 @dataclass(slots=True)
