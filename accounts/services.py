@@ -38,7 +38,15 @@ from accounts.models import (
 
 
 class ServiceError(ValueError):
-    """A write refused for a reason the caller can show as is (CLI, admin, API)."""
+    """A write refused for a reason the caller can show as is (CLI, admin, API).
+
+    `field`: the input the reason is about, when it is one (the REST API shows it there, see
+    gateway/rest/input.py); None for the request as a whole.
+    """
+
+    def __init__(self, message: str = "", *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 # The catalog's model, reached through the relation that names it: accounts sits below
@@ -471,7 +479,9 @@ def user_by_username_or_email(identifier: str):
 
 def _role_checked(role: str) -> str:
     if role not in Membership.Role.values:
-        raise ServiceError(f"role must be one of: {', '.join(Membership.Role.values)}")
+        raise ServiceError(
+            f"role must be one of: {', '.join(Membership.Role.values)}", field="role"
+        )
     return role
 
 
@@ -541,11 +551,11 @@ INVITATION_NOT_FOUND = "this invitation link is not valid"
 def _email_checked(email: str) -> str:
     email = (email or "").strip()
     if not email or len(email) > 254:
-        raise ServiceError("give a valid email address (at most 254 characters)")
+        raise ServiceError("give a valid email address (at most 254 characters)", field="email")
     try:
         validate_email(email)
     except ValidationError:
-        raise ServiceError("give a valid email address") from None
+        raise ServiceError("give a valid email address", field="email") from None
     return email
 
 
@@ -560,7 +570,9 @@ def invitation_create(
     with transaction.atomic():
         _tenant_locked(tenant.pk)
         if Membership.objects.filter(tenant=tenant, user__email__iexact=email).exists():
-            raise ServiceError(f"{email} is already a member of {tenant.name}: change their role")
+            raise ServiceError(
+                f"{email} is already a member of {tenant.name}: change their role", field="email"
+            )
         now = timezone.now()
         for old in Invitation.objects.filter(
             tenant=tenant,

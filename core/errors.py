@@ -252,6 +252,21 @@ STATUS_KINDS = {
     529: "overloaded",
 }
 DEFAULT_MESSAGES = {"overloaded": "upstream overloaded", "timeout": "upstream timed out"}
+# A stream's error event (before the stream was answered), by its error type: the VERDICTS kind
+# it is. An upstream's rate limit is on the gateway's account, so the client sees it overloaded.
+STREAM_ERROR_KINDS = {
+    "invalid_request_error": "request",
+    "request_too_large": "too_large",
+    "rate_limit_error": "overloaded",
+    "overloaded_error": "overloaded",
+    "timeout_error": "timeout",
+    "api_error": "server",
+}
+# A type not listed is the provider's word, kept as the type: another route may serve the
+# request, and it does not count against this one.
+_UNKNOWN_STREAM_ERROR = Verdict(
+    500, "", fallback=True, retryable=True, fault=False, transient=False
+)
 
 
 def status_kind(upstream_status: int) -> str:
@@ -259,6 +274,17 @@ def status_kind(upstream_status: int) -> str:
     if kind is None:
         kind = "server" if upstream_status >= 500 else "request"
     return kind
+
+
+def stream_error(error_type: str, message: str) -> GatewayError:
+    """What an upstream stream's error event means (STREAM_ERROR_KINDS), its message kept."""
+    kind = STREAM_ERROR_KINDS.get(error_type)
+    verdict = VERDICTS[kind] if kind is not None else _UNKNOWN_STREAM_ERROR
+    err = GatewayError(message)
+    err.status, err.type = verdict.status, verdict.type or error_type
+    err.fallback, err.retryable = verdict.fallback, verdict.retryable
+    err.provider_fault = verdict.fault
+    return err
 
 
 def upstream_error(

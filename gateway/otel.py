@@ -28,6 +28,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from core import ids
+from providers.kinds import KINDS
 
 if TYPE_CHECKING:
     from gateway.pipeline import Call
@@ -35,14 +36,6 @@ if TYPE_CHECKING:
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 SCOPE = InstrumentationScope("tollgate")
-# gen_ai.provider.name of each provider kind (OpenTelemetry's well-known values).
-PROVIDER_NAMES = {
-    "anthropic": "anthropic",
-    "openai": "openai",
-    "openai_responses": "openai",
-    "gemini": "gcp.gemini",
-    "demo": "tollgate.demo",
-}
 
 
 @cache
@@ -63,6 +56,12 @@ def _resource() -> Resource:
 
 def enabled() -> bool:
     return _processor() is not None
+
+
+def _telemetry_name(kind: str) -> str:
+    """gen_ai.provider.name of a provider kind (OpenTelemetry's well-known values)."""
+    row = KINDS.get(kind)
+    return row.telemetry_name if row is not None else "other"
 
 
 def _ns(epoch: float) -> int:
@@ -117,7 +116,7 @@ def export_request(call: Call, record: UsageRecord) -> None:
     for n, attempt in enumerate(call.attempts):
         span_attributes = {
             "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": PROVIDER_NAMES.get(kinds.get(attempt.provider, ""), "other"),
+            "gen_ai.provider.name": _telemetry_name(kinds.get(attempt.provider, "")),
             "gen_ai.request.model": attempt.upstream_model,
             "tollgate.provider": attempt.provider,
         }

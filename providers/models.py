@@ -6,21 +6,15 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from providers import crypto
+from providers import crypto, kinds
 
 MTOK = Decimal(1_000_000)
 
 
 class Provider(models.Model):
-    class Kind(models.TextChoices):
-        ANTHROPIC = "anthropic", "Anthropic Messages"
-        OPENAI = "openai", "OpenAI Chat Completions (and compatible servers)"
-        OPENAI_RESPONSES = "openai_responses", "OpenAI Responses API"
-        GEMINI = "gemini", "Google Gemini"
-        DEMO = "demo", "Built-in demo (no network)"
-
     name = models.SlugField(max_length=64, unique=True)
-    kind = models.CharField(max_length=32, choices=Kind.choices)
+    # The kinds table (providers/kinds.py), read at validation: a new kind needs no migration.
+    kind = models.CharField(max_length=32, choices=kinds.choices)
     base_url = models.URLField(max_length=500, blank=True)
     credential_encrypted = models.TextField(blank=True, editable=False)
     # The environment variable gateway_apply read the credential from (`api_key_env`), so that

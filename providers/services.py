@@ -62,6 +62,7 @@ from accounts.services import (
 )
 from protocols.anthropic import betas
 from providers import aliases, presets
+from providers.kinds import DEMO, KINDS
 from providers.models import Model, ModelAlias, Provider, Route
 
 
@@ -298,9 +299,9 @@ def _check_provider(where: str, p: ProviderSpec, problems: list[str]) -> str | N
             )
     if (error := _check_slug(p.name, 64)) is not None:
         problems.append(f"{where}: {error}")
-    if p.kind is not UNSET and p.kind not in Provider.Kind.values:
-        kinds = ", ".join(sorted(Provider.Kind.values))
-        problems.append(f"{where}: unknown kind {p.kind!r} (expected one of: {kinds})")
+    if p.kind is not UNSET and p.kind not in KINDS:
+        names = ", ".join(sorted(KINDS))
+        problems.append(f"{where}: unknown kind {p.kind!r} (expected one of: {names})")
     if p.base_url:
         try:
             _url(p.base_url)
@@ -752,7 +753,7 @@ def demo_bootstrap(*, rotate: bool = False) -> tuple[Tenant, str]:
     Other rows are never changed, so this is safe to run on every start.
     """
     with transaction.atomic():
-        provider = _ensure(Provider, name="demo", defaults={"kind": Provider.Kind.DEMO})
+        provider = _ensure(Provider, name="demo", defaults={"kind": DEMO})
         model = _ensure(
             Model, name=DEMO_MODEL, defaults={"display_name": "Claude (demo)", **DEMO_PRICES}
         )

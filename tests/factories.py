@@ -46,7 +46,7 @@ class ProviderFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("name",)
 
     name = factory.Sequence(lambda n: f"provider-{n}")
-    kind = Provider.Kind.DEMO
+    kind = "demo"
     base_url = ""
 
 

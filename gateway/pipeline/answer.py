@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from core import ir
-from core.errors import GatewayError, InvalidAnswer
+from core.errors import GatewayError, InvalidAnswer, stream_error
 from core.target import Target
 from gateway import stops, tool_state
 from gateway.pipeline import attempts
@@ -126,21 +126,9 @@ async def _prepend(first: ir.StreamEvent, events):
 
 
 # Errors a provider reports in its first stream event: the provider failed, or the request is
-# at fault (returned at once, like an upstream 4xx); anything else may fare better elsewhere.
-PROVIDER_STREAM_ERRORS = frozenset(
-    {"api_error", "overloaded_error", "rate_limit_error", "timeout_error"}
-)
-CLIENT_STREAM_ERRORS = {"invalid_request_error": 400, "request_too_large": 413}
-
-
+# at fault (returned at once, like an upstream 4xx); anything else may fare better elsewhere
+# (the table is core/errors.py STREAM_ERROR_KINDS).
 def _stream_error(event: ir.StreamError) -> GatewayError:
     if event.unreadable:
         return InvalidAnswer(event.message)
-    err = GatewayError(event.message)
-    err.type = "overloaded_error" if event.error_type == "rate_limit_error" else event.error_type
-    client_status = CLIENT_STREAM_ERRORS.get(err.type)
-    err.status = client_status or {"overloaded_error": 529, "timeout_error": 504}.get(err.type, 500)
-    err.fallback = client_status is None
-    err.retryable = client_status is None
-    err.provider_fault = event.error_type in PROVIDER_STREAM_ERRORS
-    return err
+    return stream_error(event.error_type, event.message)

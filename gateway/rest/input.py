@@ -51,10 +51,11 @@ def no_body(request: Request) -> None:
 
 def exception_handler(exc, context):
     """DRF's handler, plus the services' errors as 400s: a ServiceError's message (or a config
-    document's problems) under `non_field_errors`, a model's validation errors per field."""
+    document's problems) under its field or `non_field_errors`, a model's validation errors per
+    field. The one place a service's refusal becomes an HTTP answer: views do not catch them."""
     if isinstance(exc, ServiceError):
         problems = getattr(exc, "problems", None) or [str(exc)]
-        exc = exceptions.ValidationError({"non_field_errors": problems})
+        exc = exceptions.ValidationError({exc.field or "non_field_errors": problems})
     elif isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
             detail = {

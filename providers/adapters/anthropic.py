@@ -27,7 +27,7 @@ from protocols.anthropic.upstream_response import (
 )
 from protocols.anthropic.upstream_stream import AnthropicStream
 from protocols.surface import GATEWAY_FIELDS
-from providers.adapters.base import HttpAdapter, UpstreamRequest
+from providers.adapters.base import HttpAdapter, JsonChunks, StreamParser, UpstreamRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
 # What Anthropic's count_tokens accepts (reference 1.9), plus newer fields it may take.
@@ -85,9 +85,54 @@ def forwards(request: ir.Request | None) -> bool:
     return request is None or request.surface == "anthropic"
 
 
+class TranslatedStream(JsonChunks):
+    """An Anthropic stream read into IR events (protocols/anthropic/upstream_stream.py), for a
+    client speaking another protocol."""
+
+    def __init__(self) -> None:
+        self.stream = AnthropicStream()
+
+    def feed_json(self, name: str | None, payload: dict[str, Any]) -> list[ir.StreamEvent]:
+        events = self.stream.feed(name, payload)
+        self.done = self.stream.done
+        return events
+
+    def end(self) -> list[ir.StreamEvent]:
+        return self.stream.end()
+
+
+class PassthroughStream(StreamParser):
+    """Events forwarded as they arrive, their usage and stop reason read on the side."""
+
+    def __init__(self) -> None:
+        self.usage = ir.Usage()
+
+    def feed(self, name: str | None, data: bytes) -> list[ir.StreamEvent]:
+        if name is None:
+            return []
+        event = ir.Passthrough(b"event: " + name.encode() + b"\ndata: " + data + b"\n\n", name)
+        if name == "message_start":
+            payload = _decode.decode(data)
+            message = payload.get("message") or {}
+            self.usage = usage_from(message.get("usage") or {})
+            event.usage = self.usage
+            event.payload = payload  # re-encoded with our id and the client's model
+        elif name == "message_delta":
+            payload = _decode.decode(data)
+            self.usage = usage_from(payload.get("usage") or {}, self.usage)
+            event.usage = self.usage
+            event.stop_reason = (payload.get("delta") or {}).get("stop_reason")
+        elif name == "error":
+            payload = _decode.decode(data)
+            err = payload.get("error") or {}
+            self.done = True
+            return [ir.StreamError(err.get("type", "api_error"), err.get("message", ""))]
+        return [event]
+
+
 class AnthropicAdapter(HttpAdapter):
     kind = "anthropic"
-    surface = "anthropic"
+    passthrough = True
     options = OPTIONS
     # A 403 `permission_error` stays the status's: a beta the client chose can earn it.
     error_kinds = {"authentication_error": "credential", "billing_error": "account"}
@@ -154,47 +199,8 @@ class AnthropicAdapter(HttpAdapter):
             stop_details=stop_details_from(body.get("stop_details")),
         )
 
-    async def parse_stream(self, events, request, target):
-        if not forwards(request):
-            async for event in self._translated_stream(events):
-                yield event
-            return
-        usage = ir.Usage()
-        async for name, data in events:
-            if name is None or name == "ping":
-                if name == "ping":
-                    yield ir.Passthrough(b"event: ping\ndata: " + data + b"\n\n", "ping")
-                continue
-            event = ir.Passthrough(b"event: " + name.encode() + b"\ndata: " + data + b"\n\n", name)
-            if name == "message_start":
-                payload = _decode.decode(data)
-                message = payload.get("message") or {}
-                usage = usage_from(message.get("usage") or {})
-                event.usage = usage
-                event.payload = payload  # re-encoded with our id and the client's model
-                yield event
-                continue
-            if name == "message_delta":
-                payload = _decode.decode(data)
-                usage = usage_from(payload.get("usage") or {}, usage)
-                event.usage = usage
-                event.stop_reason = (payload.get("delta") or {}).get("stop_reason")
-            elif name == "error":
-                payload = _decode.decode(data)
-                err = payload.get("error") or {}
-                yield ir.StreamError(err.get("type", "api_error"), err.get("message", ""))
-                return
-            yield event
-
-    async def _translated_stream(self, events):
-        stream = AnthropicStream()
-        async for name, data in events:
-            for event in stream.feed(name, _decode.decode(data)):
-                yield event
-            if stream.done:
-                return
-        for event in stream.end():
-            yield event
+    def stream_parser(self, request: ir.Request, target: Target) -> StreamParser:
+        return PassthroughStream() if forwards(request) else TranslatedStream()
 
     def error_message(self, body: Any) -> str:
         if isinstance(body, dict) and isinstance(body.get("error"), dict):

@@ -1,9 +1,10 @@
 """The adapter contract: what every provider surface implements, and the shared HTTP plumbing.
 
 An adapter is stateless and pure where it can be: `build_request` (IR -> upstream HTTP request),
-`parse_response` (upstream JSON -> IR), `parse_stream` (upstream SSE lines -> IR events) and
-`parse_error` (upstream error -> `UpstreamError`). The HTTP exchange itself, timeouts and the
-permanent/transient split live here once, in `HttpAdapter.complete` and `HttpAdapter.stream`.
+`parse_response` (upstream JSON -> IR), `stream_parser` (a `StreamParser` per stream: upstream
+SSE events -> IR events) and `parse_error` (upstream error -> `UpstreamError`). The HTTP
+exchange itself, timeouts, the permanent/transient split and the stream loop live here once, in
+`HttpAdapter.complete`, `HttpAdapter.stream` and `HttpAdapter.parse_stream`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from core.errors import (
 from core.target import Target
 from core.tokens import estimate_input_tokens
 from protocols.options import OptionTable
+from providers.kinds import protocol_of
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
@@ -134,8 +136,9 @@ class Adapter:
     """Base for every provider surface."""
 
     kind: ClassVar[str]
-    # The client surface this provider speaks natively (its requests pass through unchanged).
-    surface: ClassVar[str | None] = None
+    # Whether a client body in this adapter's protocol is forwarded as sent (pass-through, an
+    # optimisation) instead of rebuilt from the IR.
+    passthrough: ClassVar[bool] = False
     # The `provider_options` a client may send this provider (protocols/options.py).
     options: ClassVar[OptionTable | None] = None
     # Whether this provider wants state back with a tool call that the client cannot carry
@@ -143,6 +146,12 @@ class Adapter:
     replays_tool_state: ClassVar[bool] = False
     # Whether this provider takes a prompt cache key (`ir.Request.cache_key`).
     takes_cache_key: ClassVar[bool] = False
+
+    @property
+    def protocol(self) -> str | None:
+        """The protocol this provider speaks natively (providers/kinds.py): a client speaking
+        it too has its request passed through unchanged."""
+        return protocol_of(self.kind)
 
     async def complete(
         self,
@@ -224,6 +233,50 @@ async def sse_data(response: httpx2.Response) -> AsyncIterator[tuple[str | None,
         yield parsed
 
 
+class StreamParser:
+    """One upstream stream read into IR events; `HttpAdapter.parse_stream` is the loop driving it.
+
+    `feed` turns one SSE event into IR events; `end` answers the end of the upstream's body
+    (close what is open, or report a cut stream); `failure` answers an event the parser could
+    not read (the stream stops there). `done` says the reply is over (its terminal event or its
+    error were fed): the loop reads no further.
+    """
+
+    done = False
+
+    def feed(self, name: str | None, data: bytes) -> list[ir.StreamEvent]:
+        raise NotImplementedError
+
+    def end(self) -> list[ir.StreamEvent]:
+        return []
+
+    def failure(self, exc: Exception) -> list[ir.StreamEvent]:
+        return [ir.StreamError("api_error", "upstream sent an unreadable event", unreadable=True)]
+
+
+class JsonChunks(StreamParser):
+    """A stream whose events are JSON objects: a subclass writes only `feed_json`.
+
+    Data that is not JSON ends the stream with `invalid`; JSON that is not an object is skipped.
+    """
+
+    invalid = "upstream sent an invalid stream chunk"
+
+    def feed(self, name: str | None, data: bytes) -> list[ir.StreamEvent]:
+        try:
+            payload = self.decode(data)
+        except msgspec.DecodeError:
+            self.done = True
+            return [ir.StreamError("api_error", self.invalid, unreadable=True)]
+        return self.feed_json(name, payload) if isinstance(payload, dict) else []
+
+    def decode(self, data: bytes) -> Any:
+        return _decode.decode(data)
+
+    def feed_json(self, name: str | None, payload: dict[str, Any]) -> list[ir.StreamEvent]:
+        raise NotImplementedError
+
+
 class HttpAdapter(Adapter):
     """A provider reached over HTTP with JSON bodies and SSE streams."""
 
@@ -238,13 +291,34 @@ class HttpAdapter(Adapter):
     def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
         raise NotImplementedError
 
-    def parse_stream(
+    def stream_parser(self, request: ir.Request, target: Target) -> StreamParser:
+        """A fresh parser for one stream (it holds that stream's state)."""
+        raise NotImplementedError
+
+    async def parse_stream(
         self,
         events: AsyncIterator[tuple[str | None, bytes]],
         request: ir.Request,
         target: Target,
     ) -> AsyncIterator[ir.StreamEvent]:
-        raise NotImplementedError
+        """The one stream loop: every SSE event through the adapter's parser, until the reply
+        is over or the body ends; an event the parser cannot read ends the stream."""
+        parser = self.stream_parser(request, target)
+        async for name, data in events:
+            try:
+                out = parser.feed(name, data)
+            except UNREADABLE as exc:
+                out, parser.done = parser.failure(exc), True
+            for event in out:
+                yield event
+            if parser.done:
+                return
+        try:
+            out = parser.end()
+        except UNREADABLE as exc:
+            out = parser.failure(exc)
+        for event in out:
+            yield event
 
     def error_message(self, body: Any) -> str:
         """The human message inside an upstream error body; subclasses know their shape."""
@@ -428,10 +502,13 @@ class HttpAdapter(Adapter):
 
 
 def _ended(event: ir.StreamEvent | None) -> bool:
-    """Whether the provider's reply was over with this event (its end, or its error)."""
+    """Whether the provider's reply was over with this event (its end, or its error); an event
+    the gateway could not read is not the reply's end, so the provider is told to stop."""
     if isinstance(event, ir.Passthrough):
         return event.event in ("message_stop", "error")
-    return isinstance(event, ir.StreamEnd | ir.StreamError)
+    if isinstance(event, ir.StreamError):
+        return not event.unreadable
+    return isinstance(event, ir.StreamEnd)
 
 
 class StreamInterrupted(GatewayError):

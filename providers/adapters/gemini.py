@@ -36,7 +36,7 @@ from protocols.web_search import (
     search_call,
     server_tool_id,
 )
-from providers.adapters.base import HttpAdapter, UpstreamRequest
+from providers.adapters.base import HttpAdapter, JsonChunks, UpstreamRequest
 from providers.adapters.openai_chat import response_tool_id, wants_thinking
 
 _decode = msgspec.json.Decoder()
@@ -48,6 +48,15 @@ REFUSALS = frozenset({
 })
 # fmt: on
 OVERLOADED = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"})
+# A stream's error chunk typed by its status name or its HTTP code (overloaded wins over timeout
+# when they disagree); neither known, an `api_error`.
+STREAM_ERRORS: dict[Any, str] = {
+    **dict.fromkeys(OVERLOADED, "overloaded_error"),
+    429: "overloaded_error",
+    503: "overloaded_error",
+    "DEADLINE_EXCEEDED": "timeout_error",
+    504: "timeout_error",
+}
 # Error details that blame the gateway's own key, project or billing, not the request (Gemini
 # answers a bad key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID), and status names that
 # tell more than the HTTP status (see core/errors.py VERDICTS).
@@ -143,11 +152,13 @@ def stream_error(error: Any) -> ir.StreamError:
         return ir.StreamError("api_error", str(error) or "upstream stream error")
     status = str(error.get("status") or "").upper()
     message = str(error.get("message") or "upstream stream error")
-    if status in OVERLOADED or error.get("code") in (429, 503):
-        return ir.StreamError("overloaded_error", message)
-    if status == "DEADLINE_EXCEEDED" or error.get("code") == 504:
-        return ir.StreamError("timeout_error", message)
-    return ir.StreamError("api_error", message)
+    code = error.get("code")
+    said = {
+        STREAM_ERRORS.get(status),
+        STREAM_ERRORS.get(code if type(code) in (int, float) else None),
+    }
+    kind = next((k for k in ("overloaded_error", "timeout_error") if k in said), "api_error")
+    return ir.StreamError(kind, message)
 
 
 def _candidate(chunk: dict[str, Any]) -> dict[str, Any] | None:
@@ -167,10 +178,10 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-class GeminiTurn:
+class GeminiTurn(JsonChunks):
     """One answer from Gemini, fed chunk by chunk (a non-streamed response is one chunk).
 
-    `feed` returns IR stream events and keeps the assembled content on the side. Consecutive
+    `feed_json` returns IR stream events and keeps the assembled content on the side. Consecutive
     thought parts make one thinking block and adjacent texts one text block. A thinking block's
     envelope carries the thought signature of the part that ends it (a function call's, which
     Gemini 3 wants back) or else the last one seen inside it.
@@ -186,7 +197,6 @@ class GeminiTurn:
         self.open: str | None = None  # kind of the block still taking parts
         self.signature: str | None = None  # thought signature seen in the open thinking block
         self.started = False
-        self.failed = False
         self.saw_tool = False
         self.calls = 0
         self.blocked = False
@@ -201,10 +211,13 @@ class GeminiTurn:
         self.grounded = False
         self.fetches: int | None = None  # pages url_context fetched (urlContextMetadata)
 
-    def feed(self, chunk: dict[str, Any]) -> list[ir.StreamEvent]:
+    def decode(self, data: bytes) -> Any:
+        return _unwrap(super().decode(data))
+
+    def feed_json(self, name: str | None, chunk: dict[str, Any]) -> list[ir.StreamEvent]:
         if chunk.get("error"):
             # Before anything else, so an error as first chunk lets the gateway fall back.
-            self.failed = True
+            self.done = True
             return [stream_error(chunk["error"])]
         events: list[ir.StreamEvent] = []
         if not self.started:
@@ -455,7 +468,7 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
         code = error.get("code")
         raise GeminiAdapter().error_from(code if isinstance(code, int) else 500, body)
     turn = GeminiTurn(request, target)
-    turn.feed(body)
+    turn.feed_json(None, body)
     turn.close_thinking()
     usage = turn.usage or ir.Usage(
         input_tokens=estimate_input_tokens(request),
@@ -547,24 +560,8 @@ class GeminiAdapter(HttpAdapter):
         body = _unwrap(body)
         return response_from(body if isinstance(body, dict) else {}, request, target)
 
-    async def parse_stream(self, events, request, target):
-        turn = GeminiTurn(request, target)
-        async for _name, data in events:
-            try:
-                chunk = _unwrap(_decode.decode(data))
-            except msgspec.DecodeError:
-                yield ir.StreamError(
-                    "api_error", "upstream sent an invalid stream chunk", unreadable=True
-                )
-                return
-            if not isinstance(chunk, dict):
-                continue
-            for event in turn.feed(chunk):
-                yield event
-            if turn.failed:
-                return
-        for event in turn.end():
-            yield event
+    def stream_parser(self, request: ir.Request, target: Target) -> GeminiTurn:
+        return GeminiTurn(request, target)
 
     error_kinds = ERROR_KINDS
 

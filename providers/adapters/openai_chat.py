@@ -26,7 +26,7 @@ from protocols.openai_chat.request import (
     unsupported_search,
 )
 from protocols.openai_chat.request import OPTIONS as REQUEST_OPTIONS
-from providers.adapters.base import HttpAdapter, UpstreamRequest
+from providers.adapters.base import HttpAdapter, JsonChunks, UpstreamRequest
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
@@ -252,17 +252,22 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
 
 
 # --- Streaming --------------------------------------------------------------------------------
+# A stream's error chunk typed by the words of its type, code and status (servers differ in
+# which they fill): the first row with a word found wins; none, an `api_error`.
+STREAM_ERROR_WORDS = (
+    (("overload", "unavailable", "slow_down", "502", "503", "529"), "overloaded_error"),
+    (("rate_limit", "429"), "rate_limit_error"),
+)
+
+
 def stream_error(error: Any) -> ir.StreamError:
     """A `{"error": …}` chunk, typed as reference 5.11.5 asks."""
     if not isinstance(error, dict):
         return ir.StreamError("api_error", str(error) or "upstream stream error")
-    kind = " ".join(str(error.get(k) or "") for k in ("type", "code", "status")).lower()
+    said = " ".join(str(error.get(k) or "") for k in ("type", "code", "status")).lower()
     message = str(error.get("message") or "upstream stream error")
-    if any(w in kind for w in ("overload", "unavailable", "slow_down", "502", "503", "529")):
-        return ir.StreamError("overloaded_error", message)
-    if "rate_limit" in kind or "429" in kind:
-        return ir.StreamError("rate_limit_error", message)
-    return ir.StreamError("api_error", message)
+    found = (kind for words, kind in STREAM_ERROR_WORDS if any(w in said for w in words))
+    return ir.StreamError(next(found, "api_error"), message)
 
 
 @dataclass(slots=True)
@@ -273,8 +278,8 @@ class _Call:
     started: bool = False
 
 
-class ChatStream:
-    """One translated stream: `feed` turns a chunk into IR events, `end` closes the message.
+class ChatStream(JsonChunks):
+    """One translated stream: `feed_json` turns a chunk into IR events, `end` closes the message.
 
     Tool calls: the first call of a message streams its arguments live and its block stays
     open until the end. Any further call is buffered and emitted at the end as BlockStart plus
@@ -293,7 +298,6 @@ class ChatStream:
         self.show_thinking = wants_thinking(request)
         self.signature = thinking_signature(target)
         self.started = False
-        self.failed = False
         self.thinking_open = False
         self.calls: dict[int, _Call] = {}
         self.live: int | None = None  # index of the call streamed live
@@ -306,11 +310,17 @@ class ChatStream:
         self.chars = 0  # streamed characters, for a usage estimate if none is reported
         self.service_tier: ir.ServiceTier | None = None  # every chunk repeats it
 
-    def feed(self, chunk: dict[str, Any]) -> list[ir.StreamEvent]:
+    def feed(self, name: str | None, data: bytes) -> list[ir.StreamEvent]:
+        if data.strip() == b"[DONE]":
+            self.done = True
+            return self.close(done=True)
+        return super().feed(name, data)
+
+    def feed_json(self, name: str | None, chunk: dict[str, Any]) -> list[ir.StreamEvent]:
         events: list[ir.StreamEvent] = []
         if chunk.get("error"):
             # Before anything else, so an error as first event lets the gateway fall back.
-            self.failed = True
+            self.done = True
             return [stream_error(chunk["error"])]
         self.service_tier = service_tier(chunk.get("service_tier")) or self.service_tier
         if not self.started:
@@ -409,7 +419,10 @@ class ChatStream:
             events.append(ir.ToolInputDelta(call.arguments))
         return events
 
-    def end(self, done: bool) -> list[ir.StreamEvent]:
+    def end(self) -> list[ir.StreamEvent]:
+        return self.close(done=False)
+
+    def close(self, done: bool) -> list[ir.StreamEvent]:
         """At `[DONE]` (`done`) or at the end of the body; without either a finish_reason
         or `[DONE]` the stream was cut."""
         if self.finish is None and not done:
@@ -497,25 +510,5 @@ class OpenAIChatAdapter(HttpAdapter):
             body = {}
         return response_from(body, request, target)
 
-    async def parse_stream(self, events, request, target):
-        state = ChatStream(request, target)
-        async for _name, data in events:
-            if data.strip() == b"[DONE]":
-                for event in state.end(done=True):
-                    yield event
-                return
-            try:
-                chunk = _decode.decode(data)
-            except msgspec.DecodeError:
-                yield ir.StreamError(
-                    "api_error", "upstream sent an invalid stream chunk", unreadable=True
-                )
-                return
-            if not isinstance(chunk, dict):
-                continue
-            for event in state.feed(chunk):
-                yield event
-            if state.failed:
-                return
-        for event in state.end(done=False):
-            yield event
+    def stream_parser(self, request: ir.Request, target: Target) -> ChatStream:
+        return ChatStream(request, target)

@@ -29,7 +29,7 @@ from protocols.web_search import (
     server_tool_id,
     span,
 )
-from providers.adapters.base import HttpAdapter, UpstreamRequest
+from providers.adapters.base import HttpAdapter, JsonChunks, UpstreamRequest
 from providers.adapters.openai_chat import (
     ERROR_KINDS,
     EXPLANATION_CHARS,
@@ -251,8 +251,8 @@ def response_from(body: dict[str, Any], request: ir.Request, target: Target) -> 
 
 
 # --- Streaming --------------------------------------------------------------------------------
-class ResponsesStream:
-    """One translated stream: `feed` turns an event into IR events; `done` once it was terminal.
+class ResponsesStream(JsonChunks):
+    """One translated stream: `feed_json` turns an event into IR events, `done` once terminal.
 
     Items arrive one after the other, so each maps onto one block: a reasoning item opens a
     thinking block (closed with its envelope when the item is done), a text or refusal part a
@@ -274,7 +274,10 @@ class ResponsesStream:
         self.searches = 0
         self.reasoning: dict[str, Any] | None = None  # the last reasoning item, done
 
-    def feed(self, kind: str, data: dict[str, Any]) -> list[ir.StreamEvent]:
+    invalid = "upstream sent an invalid stream event"
+
+    def feed_json(self, name: str | None, data: dict[str, Any]) -> list[ir.StreamEvent]:
+        kind = str(data.get("type") or name or "")
         if kind == "error":
             # Before anything else, so an error as first event lets the gateway fall back.
             self.done = True
@@ -480,21 +483,5 @@ class OpenAIResponsesAdapter(HttpAdapter):
     def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
         return response_from(body if isinstance(body, dict) else {}, request, target)
 
-    async def parse_stream(self, events, request, target):
-        state = ResponsesStream(request, target)
-        async for name, data in events:
-            try:
-                payload = _decode.decode(data)
-            except msgspec.DecodeError:
-                yield ir.StreamError(
-                    "api_error", "upstream sent an invalid stream event", unreadable=True
-                )
-                return
-            if not isinstance(payload, dict):
-                continue
-            for event in state.feed(str(payload.get("type") or name or ""), payload):
-                yield event
-            if state.done:
-                return
-        for event in state.end():
-            yield event
+    def stream_parser(self, request: ir.Request, target: Target) -> ResponsesStream:
+        return ResponsesStream(request, target)

@@ -31,7 +31,7 @@ def test_first_run_creates_the_demo_setup_and_a_quickstart_key():
     tenant, secret = demo_bootstrap()
 
     assert tenant.name == "demo"
-    assert Provider.objects.get(name="demo").kind == Provider.Kind.DEMO
+    assert Provider.objects.get(name="demo").kind == "demo"
     demo = Model.objects.get(name="claude-demo")
     assert (
         demo.price_input,

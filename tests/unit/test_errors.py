@@ -2,8 +2,9 @@
 
 import pytest
 
-from core.errors import VERDICTS, status_kind, upstream_error
-from providers.registry import ADAPTERS, adapter_for
+from core.errors import VERDICTS, status_kind, stream_error, upstream_error
+from providers.kinds import KINDS
+from providers.registry import adapter_for
 
 
 @pytest.mark.parametrize("status", [400, 403, 404, 409, 413, 422])
@@ -30,6 +31,24 @@ def test_a_wait_is_kept_only_where_a_retry_may_help():
     assert upstream_error(429, "no quota", retry_after=3, kind="account").retry_after is None
 
 
-@pytest.mark.parametrize("kind", sorted(ADAPTERS))
+@pytest.mark.parametrize("kind", sorted(KINDS))
 def test_every_adapter_names_kinds_the_table_knows(kind):
     assert set(getattr(adapter_for(kind), "error_kinds", {}).values()) <= set(VERDICTS)
+
+
+@pytest.mark.parametrize(
+    ("error_type", "status", "shown", "fallback", "fault"),
+    [
+        ("invalid_request_error", 400, "invalid_request_error", False, False),
+        ("request_too_large", 413, "request_too_large", False, False),
+        ("rate_limit_error", 529, "overloaded_error", True, True),
+        ("overloaded_error", 529, "overloaded_error", True, True),
+        ("timeout_error", 504, "timeout_error", True, True),
+        ("api_error", 500, "api_error", True, True),
+        ("permission_error", 500, "permission_error", True, False),
+    ],
+)
+def test_a_stream_error_event_is_judged_by_its_type(error_type, status, shown, fallback, fault):
+    err = stream_error(error_type, "upstream said so")
+    seen = (err.status, err.type, err.fallback, err.retryable, err.provider_fault, err.message)
+    assert seen == (status, shown, fallback, fallback, fault, "upstream said so")

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from core import redaction
 from gateway.rest.admin.base import AdminApi, read
 from gateway.rest.input import StrictInput, no_body
-from providers import aliases
+from providers import aliases, kinds
 from providers.models import Model, ModelAlias, Provider, Route
 from providers.services import (
     alias_create,
@@ -74,7 +74,7 @@ class ProviderOutput(serializers.Serializer):
 
 
 class ProviderChangeInput(StrictInput, serializers.Serializer):
-    kind = serializers.ChoiceField(choices=Provider.Kind.choices, required=False)
+    kind = serializers.ChoiceField(choices=kinds.choices(), required=False)
     base_url = serializers.URLField(
         max_length=500,
         required=False,
@@ -108,7 +108,7 @@ class ProviderChangeInput(StrictInput, serializers.Serializer):
 
 class ProviderCreateInput(ProviderChangeInput):
     name = serializers.SlugField(max_length=64)
-    kind = serializers.ChoiceField(choices=Provider.Kind.choices)
+    kind = serializers.ChoiceField(choices=kinds.choices())
 
 
 def provider_save(row: Provider, data: dict) -> None:

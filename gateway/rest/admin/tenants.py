@@ -294,10 +294,6 @@ class InvitationInput(StrictInput, serializers.Serializer):
     role = serializers.ChoiceField(choices=Membership.Role.choices)
 
 
-def _service_error(err: services.ServiceError, field: str) -> exceptions.ValidationError:
-    return exceptions.ValidationError({field: [str(err)]})
-
-
 class InvitationsApi(AdminApi):
     @extend_schema(operation_id="admin_invitations_list", responses=InvitationOutput(many=True))
     def get(self, request: Request, tenant: str) -> Response:
@@ -321,16 +317,11 @@ class InvitationsApi(AdminApi):
         caller.require_members_change(row)
         data = read(InvitationInput, request)
         user = request.user if getattr(request.user, "pk", None) and caller.token is None else None
-        try:
-            with transaction.atomic():
-                invitation, token = services.invitation_create(
-                    tenant=row, email=data["email"], role=data["role"], invited_by=user
-                )
-                url = invitations.send_invitation(
-                    request=request, invitation=invitation, token=token
-                )
-        except services.ServiceError as err:
-            raise _service_error(err, "email") from None
+        with transaction.atomic():
+            invitation, token = services.invitation_create(
+                tenant=row, email=data["email"], role=data["role"], invited_by=user
+            )
+            url = invitations.send_invitation(request=request, invitation=invitation, token=token)
         answer = {**InvitationOutput(invitation).data, "accept_url": url}
         return secret_response(answer, status=status.HTTP_201_CREATED)
 

@@ -136,6 +136,18 @@ def test_bad_invitation_input_is_400(acme, people, body):
     assert not Invitation.objects.exists()
 
 
+def test_inviting_a_member_is_refused_beside_the_email_field(acme, people):
+    response = acme.post(
+        f"{BASE}/tenants/acme/invitations",
+        {"email": "victor@example.com", "role": "viewer"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["email"]
+    assert "already a member" in response.json()["email"][0]
+
+
 def test_adding_an_unknown_email_as_a_member_points_to_invitations(acme, people):
     response = acme.post(
         f"{BASE}/tenants/acme/members",
