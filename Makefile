@@ -58,6 +58,18 @@ $(CLAUDE_CODE): tests/e2e/claude_code/package.json tests/e2e/claude_code/package
 	cd $(VENV)/claude-code && node node_modules/@anthropic-ai/claude-code/install.cjs
 	touch $@
 
+# The Codex CLI the e2e tests drive (tests/e2e/test_codex.py), pinned the same way
+# (tests/e2e/codex/). Its native binary is an optional dependency per platform (an npm alias
+# of @openai/codex@<version>-linux-x64 and so on), locked with its integrity hash: no install
+# script, no download from GitHub.
+CODEX := $(VENV)/codex/node_modules/.installed
+$(CODEX): tests/e2e/codex/package.json tests/e2e/codex/package-lock.json
+	mkdir -p $(VENV)/codex
+	cp tests/e2e/codex/package.json tests/e2e/codex/package-lock.json $(VENV)/codex/
+	cd $(VENV)/codex && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	$(VENV)/codex/node_modules/.bin/codex --version
+	touch $@
+
 # Debian's Chromium for the Playwright browser tests (tests/browser). Never `playwright install`:
 # it downloads unpinned browser builds. The package lists are refreshed only when needed: apt
 # does not know the package yet, or the install failed on stale lists.
@@ -69,7 +81,7 @@ browser:
 		$(APT_INSTALL) || { $(SUDO) apt-get update && $(APT_INSTALL); }; \
 	}
 
-test: install $(CLAUDE_CODE) browser
+test: install $(CLAUDE_CODE) $(CODEX) browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: install
