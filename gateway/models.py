@@ -13,6 +13,8 @@ class UsageRecord(models.Model):
 
     class Endpoint(models.TextChoices):
         MESSAGES = "messages", "/v1/messages"
+        CHAT_COMPLETIONS = "chat_completions", "/v1/chat/completions"
+        RESPONSES = "responses", "/v1/responses"
         # Counting is recorded (who asked, which counter answered) but never billed or rolled up.
         COUNT_TOKENS = "count_tokens", "/v1/messages/count_tokens"
 

@@ -1,6 +1,8 @@
 """`GET /v1/models`, `GET /v1/models/{id}` and `POST /v1/messages/count_tokens`.
 
-The models a key may use, in Anthropic's list shape, and input-token counts: from the
+The models a key may use, in the shape of the SDK that asks (Anthropic's paginated list when the
+request carries `anthropic-version`, as Anthropic's SDKs always send; OpenAI's list otherwise),
+and input-token counts: from the
 provider's own counting endpoint where one exists (Anthropic, Gemini, OpenAI Responses) and it
 answers, otherwise the gateway's documented estimate (a real tokenizer). Counting is never
 billed and never rate-limited, but each call an authenticated key makes leaves a usage record
@@ -26,6 +28,7 @@ from gateway.api.http import GatewayConsumer
 from gateway.pipeline.admission import beta_flags, resolve_model
 from gateway.usage import recorder
 from gateway.usage.record import COLUMN_SIZES, UsageRecord, clean
+from protocols import openai_errors
 from protocols.anthropic import openapi
 from protocols.anthropic.decode import count_tokens_body, to_ir
 from providers import routing
@@ -91,22 +94,46 @@ def page(models: list[routing.ModelEntry], query: dict[str, list[str]]) -> dict:
     }
 
 
+def openai_model_json(model: routing.ModelEntry) -> dict:
+    """A model as OpenAI's `GET /v1/models` lists it."""
+    return {
+        "id": model.name,
+        "object": "model",
+        "created": int(model.created_at.timestamp()),
+        "owned_by": "tollgate",
+    }
+
+
 class ModelsConsumer(GatewayConsumer):
     methods = ("GET",)
     endpoint = "models"
+
+    def speaks_openai(self) -> bool:
+        return b"anthropic-version" not in self.headers
+
+    def error_response(self, err: GatewayError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        if self.speaks_openai():
+            return (*openai_errors.error(err, self.request_id), [])
+        return super().error_response(err)
 
     async def handle(self, body: bytes) -> None:
         key = await authenticate(secret_from_headers(self.headers), self.origin())
         snapshot = await routing.current()
         model_id = self.scope["url_route"]["kwargs"].get("model_id")
         if model_id is None:
-            query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-            await self.send_json(200, _json.encode(page(visible(snapshot, key), query)))
+            models = visible(snapshot, key)
+            if self.speaks_openai():
+                listed = {"object": "list", "data": [openai_model_json(m) for m in models]}
+            else:
+                query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+                listed = page(models, query)
+            await self.send_json(200, _json.encode(listed))
             return
         found = resolve_model(snapshot, key, model_id)  # 404 alike for unknown and not allowed
         if not found.routes:
             raise NotFound(f"model: unknown model `{model_id}`")
-        await self.send_json(200, _json.encode(model_json(found)))
+        shown = openai_model_json(found) if self.speaks_openai() else model_json(found)
+        await self.send_json(200, _json.encode(shown))
 
 
 class OpenAPIConsumer(GatewayConsumer):

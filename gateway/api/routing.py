@@ -9,10 +9,14 @@ from gateway.api.http import NotFoundConsumer
 from gateway.api.metrics_endpoint import MetricsConsumer
 from gateway.api.surface import SurfaceConsumer
 from protocols.anthropic.surface import SURFACE as ANTHROPIC
+from protocols.openai_chat.surface import SURFACE as OPENAI_CHAT
+from protocols.openai_responses.surface import SURFACE as OPENAI_RESPONSES
 
 # Client surfaces: path -> the protocol its clients speak (protocols/<name>/surface.py).
 SURFACES = {
     "v1/messages": ANTHROPIC,
+    "v1/chat/completions": OPENAI_CHAT,
+    "v1/responses": OPENAI_RESPONSES,
 }
 
 

@@ -258,11 +258,10 @@ def latency_percentiles(
     since, until = period.bounds
     records = UsageRecord.objects.filter(
         tenant=tenant,
-        endpoint=UsageRecord.Endpoint.MESSAGES,  # counting tokens is not a request's latency
         status=UsageRecord.Status.OK,
         started_at__gte=since,
         started_at__lt=until,
-    )
+    ).exclude(endpoint=UsageRecord.Endpoint.COUNT_TOKENS)  # counting is not a request's latency
     if api_key_id is not None:
         records = records.filter(api_key_id=api_key_id)
     if "day" in group_by:

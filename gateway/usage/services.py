@@ -295,7 +295,9 @@ def _insert(records: list[UsageRecord]) -> list[UsageRecord]:
 def _roll_up(records: list[UsageRecord]) -> None:
     """Add the records to their DailyUsage and HourlyUsage rows (one upsert each per batch)."""
     rolled = [
-        r for r in records if r.tenant_id is not None and r.endpoint == UsageRow.Endpoint.MESSAGES
+        r
+        for r in records
+        if r.tenant_id is not None and r.endpoint != UsageRow.Endpoint.COUNT_TOKENS
     ]
     # No tenant: nobody to roll up to (unauthenticated); count_tokens: not a request.
     ops = connection.ops
