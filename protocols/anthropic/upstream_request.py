@@ -253,14 +253,13 @@ def messages_body(request: ir.Request, target: Target) -> dict[str, Any]:
         body["tools"] = tools
     if request.tool_choice is not None:
         body["tool_choice"] = tool_choice_json(request.tool_choice)
-    for field in ("temperature", "top_p", "top_k"):
-        if (value := getattr(request, field)) is not None:
-            body[field] = value
+    reasoning = reasoning_json(request.reasoning, request.max_tokens)
+    body.update(sampling_json(request, thinking="thinking" in reasoning))
     if request.stop_sequences:
         body["stop_sequences"] = request.stop_sequences
     if request.user_id is not None:
         body["metadata"] = {"user_id": request.user_id}
-    body.update(reasoning_json(request.reasoning, request.max_tokens))
+    body.update(reasoning)
     if request.output_schema is not None:
         output_format = {"type": "json_schema", "schema": request.output_schema}
         body.setdefault("output_config", {})["format"] = output_format
@@ -269,3 +268,17 @@ def messages_body(request: ir.Request, target: Target) -> dict[str, Any]:
     if request.stream:
         body["stream"] = True
     return body
+
+
+def sampling_json(request: ir.Request, *, thinking: bool) -> dict[str, Any]:
+    """temperature, top_p, top_k as Anthropic takes them: a temperature in OpenAI's 0-2 range
+    clamped to Anthropic's 0-1, and neither temperature nor top_k beside thinking (Anthropic
+    refuses them there; top_p at least 0.95)."""
+    out: dict[str, Any] = {}
+    if request.temperature is not None and not thinking:
+        out["temperature"] = min(request.temperature, 1.0)
+    if request.top_p is not None:
+        out["top_p"] = max(request.top_p, 0.95) if thinking else request.top_p
+    if request.top_k is not None and not thinking:
+        out["top_k"] = request.top_k
+    return out

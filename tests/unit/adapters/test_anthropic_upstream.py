@@ -17,7 +17,7 @@ from core import ir
 from core.errors import InvalidAnswer
 from core.target import Target
 from protocols.anthropic.decode import decode_messages, to_ir
-from protocols.anthropic.upstream_request import messages_body
+from protocols.anthropic.upstream_request import messages_body, sampling_json
 from providers.adapters.anthropic import AnthropicAdapter
 from providers.adapters.base import Exchange
 from tests.unit.adapters.goldens import (
@@ -457,3 +457,25 @@ def test_count_tokens_for_a_chat_client_counts_the_built_body():
         "system": [{"type": "text", "text": "Be brief."}],
         "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
     }
+
+
+def test_openai_temperatures_are_clamped_to_anthropics_range():
+    request = ir.Request(
+        model="m", messages=[ir.Message("user", [ir.Text("hi")])], max_tokens=100, temperature=1.7
+    )
+    assert sampling_json(request, thinking=False) == {"temperature": 1.0}
+
+
+def test_no_temperature_or_top_k_beside_thinking():
+    request = ir.Request(
+        model="m",
+        messages=[ir.Message("user", [ir.Text("hi")])],
+        max_tokens=20_000,
+        temperature=0.2,
+        top_k=5,
+        top_p=0.5,
+        reasoning=ir.Reasoning(effort="high", asked_by="reasoning"),
+    )
+    body = messages_body(request, make_target())
+    assert "thinking" in body
+    assert "temperature" not in body and "top_k" not in body and body["top_p"] == 0.95
