@@ -68,6 +68,8 @@ class StreamWriter:
         return sse("message_start", {"type": "message_start", "message": message}) + PING
 
     def feed(self, event: ir.StreamEvent) -> bytes:
+        if self.finished:
+            return b""  # the stream ended (message_stop or error): nothing may follow
         if isinstance(event, ir.Passthrough):
             return self._passthrough(event)
         if isinstance(event, ir.TextDelta):

@@ -207,3 +207,14 @@ def test_limit_headers_are_anthropics_with_rfc_3339_resets():
         (b"anthropic-ratelimit-tokens-reset", b"2026-03-01T12:00:03Z"),
     ]
     assert SURFACE.limit_headers([]) == []
+
+
+def test_nothing_is_written_after_the_stream_ended():
+    writer = SURFACE.stream_writer(
+        response_id="msg_x",
+        model="m",
+        input_estimate=0,
+        decoded=None,  # type: ignore[arg-type]
+    )
+    assert writer.error("api_error", "boom").startswith(b"event: error")
+    assert writer.feed(ir.TextDelta("late")) == b"" and writer.output_chars == 0
