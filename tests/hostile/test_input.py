@@ -333,6 +333,19 @@ def test_another_tenants_model_is_answered_exactly_like_a_model_that_does_not_ex
         replies = [
             post(hostile, "/v1/messages", {**ask, "max_tokens": 5}, key),
             post(hostile, "/v1/messages/count_tokens", ask, key),
+            httpx.get(
+                f"{hostile.gateway.url}/v1/models/{model}",
+                headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+            ),
+        ]
+        return [(r.status_code, r.json()["error"]) for r in replies]
+
+    def openai_answers(key: str, model: str) -> list[tuple[int, dict]]:
+        """The same questions from an OpenAI client: its shape, the same sameness."""
+        ask = {"model": model, "messages": [{"role": "user", "content": "x"}]}
+        replies = [
+            post(hostile, "/v1/chat/completions", ask, key),
+            post(hostile, "/v1/responses", {"model": model, "input": "x"}, key),
             httpx.get(f"{hostile.gateway.url}/v1/models/{model}", headers={"x-api-key": key}),
         ]
         return [(r.status_code, r.json()["error"]) for r in replies]
@@ -345,6 +358,17 @@ def test_another_tenants_model_is_answered_exactly_like_a_model_that_does_not_ex
             e["message"] for _, e in missing
         ]
         assert {e["type"] for _, e in secret} == {"not_found_error"}
+        secret, missing = (
+            openai_answers(key, "claude-secret"),
+            openai_answers(key, "claude-missing"),
+        )
+        assert [status for status, _ in secret] == [404, 404, 404]
+        assert [e["message"].replace("secret", "missing") for _, e in secret] == [
+            e["message"] for _, e in missing
+        ]
+        assert {(e["type"], e["code"]) for _, e in secret} == {
+            ("invalid_request_error", "model_not_found")
+        }
     assert hostile.upstream.requests("up-claude-secret") == []
 
 
