@@ -26,8 +26,9 @@ from protocols.anthropic.upstream_response import (
     usage_from,
 )
 from protocols.anthropic.upstream_stream import AnthropicStream
+from protocols.stream import JsonChunks, StreamParser
 from protocols.surface import GATEWAY_FIELDS
-from providers.adapters.base import HttpAdapter, JsonChunks, StreamParser, UpstreamRequest
+from providers.adapters.base import HttpAdapter, UpstreamRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
 # What Anthropic's count_tokens accepts (reference 1.9), plus newer fields it may take.

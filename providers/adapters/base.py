@@ -2,8 +2,9 @@
 
 An adapter is stateless and pure where it can be: `build_request` (IR -> upstream HTTP request),
 `parse_response` (upstream JSON -> IR), `stream_parser` (a `StreamParser` per stream: upstream
-SSE events -> IR events) and `parse_error` (upstream error -> `UpstreamError`). The HTTP
-exchange itself, timeouts, the permanent/transient split and the stream loop live here once, in
+SSE events -> IR events) and `parse_error` (upstream error -> `UpstreamError`); each delegates
+to its protocol's codec (protocols/<name>/upstream_*.py, errors.py). The HTTP exchange itself,
+timeouts, the permanent/transient split and the stream loop live here once, in
 `HttpAdapter.complete`, `HttpAdapter.stream` and `HttpAdapter.parse_stream`.
 """
 
@@ -26,22 +27,17 @@ from core.errors import (
     InvalidAnswer,
     TimeoutError_,
     UpstreamError,
-    upstream_error,
 )
 from core.target import Target
 from core.tokens import estimate_input_tokens
+from protocols import upstream_errors
 from protocols.options import OptionTable
+from protocols.stream import UNREADABLE, SseFrames, StreamParser
 from providers.kinds import protocol_of
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 log = logging.getLogger("tollgate.routes")
-# A provider's error code as shown to clients: a short name, nothing an upstream could smuggle
-# (and not a number, which only repeats the status).
-_CODE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
-# What a parser raises on an answer that is not the shape it expects (a string for an object, a
-# missing key): the answer was unreadable, which is not the gateway's own failure.
-UNREADABLE = (msgspec.DecodeError, AttributeError, KeyError, IndexError, TypeError, ValueError)
 
 
 # Where providers put their own id for a call: Anthropic `request-id`, OpenAI and most
@@ -202,79 +198,15 @@ def _retry_after(headers: httpx2.Headers) -> float | None:
     return None
 
 
-def _sse_event(block: bytes) -> tuple[str | None, bytes] | None:
-    event: str | None = None
-    data: list[bytes] = []
-    for line in block.split(b"\n"):
-        if line.startswith(b"data:"):
-            value = line[5:]
-            data.append(value[1:] if value[:1] == b" " else value)
-        elif line.startswith(b"event:"):
-            event = line[6:].strip().decode()
-    return (event, b"\n".join(data)) if data else None
-
-
 async def sse_data(response: httpx2.Response) -> AsyncIterator[tuple[str | None, bytes]]:
-    """Yield (event name, data) pairs from an SSE body; comments and blank lines are skipped.
-
-    Works on bytes, an event at a time (splitting on blank lines), rather than decoding line by
-    line: forwarding a 200-event stream spent most of its time in text decoding otherwise.
-    """
-    buffer = b""
+    """Yield (event name, data) pairs from an SSE body as it arrives (protocols/stream.py
+    frames them)."""
+    frames = SseFrames()
     async for chunk in response.aiter_bytes():
-        buffer += chunk
-        if b"\r" in buffer:  # CRLF framing (Gemini); a CR split from its LF waits a chunk
-            buffer = buffer.replace(b"\r\n", b"\n")
-        while (end := buffer.find(b"\n\n")) >= 0:
-            block, buffer = buffer[:end], buffer[end + 2 :]
-            if (parsed := _sse_event(block)) is not None:
-                yield parsed
-    if buffer.strip() and (parsed := _sse_event(buffer.strip())) is not None:
-        yield parsed
-
-
-class StreamParser:
-    """One upstream stream read into IR events; `HttpAdapter.parse_stream` is the loop driving it.
-
-    `feed` turns one SSE event into IR events; `end` answers the end of the upstream's body
-    (close what is open, or report a cut stream); `failure` answers an event the parser could
-    not read (the stream stops there). `done` says the reply is over (its terminal event or its
-    error were fed): the loop reads no further.
-    """
-
-    done = False
-
-    def feed(self, name: str | None, data: bytes) -> list[ir.StreamEvent]:
-        raise NotImplementedError
-
-    def end(self) -> list[ir.StreamEvent]:
-        return []
-
-    def failure(self, exc: Exception) -> list[ir.StreamEvent]:
-        return [ir.StreamError("api_error", "upstream sent an unreadable event", unreadable=True)]
-
-
-class JsonChunks(StreamParser):
-    """A stream whose events are JSON objects: a subclass writes only `feed_json`.
-
-    Data that is not JSON ends the stream with `invalid`; JSON that is not an object is skipped.
-    """
-
-    invalid = "upstream sent an invalid stream chunk"
-
-    def feed(self, name: str | None, data: bytes) -> list[ir.StreamEvent]:
-        try:
-            payload = self.decode(data)
-        except msgspec.DecodeError:
-            self.done = True
-            return [ir.StreamError("api_error", self.invalid, unreadable=True)]
-        return self.feed_json(name, payload) if isinstance(payload, dict) else []
-
-    def decode(self, data: bytes) -> Any:
-        return _decode.decode(data)
-
-    def feed_json(self, name: str | None, payload: dict[str, Any]) -> list[ir.StreamEvent]:
-        raise NotImplementedError
+        for event in frames.feed(chunk):
+            yield event
+    for event in frames.close():
+        yield event
 
 
 class HttpAdapter(Adapter):
@@ -322,13 +254,7 @@ class HttpAdapter(Adapter):
 
     def error_message(self, body: Any) -> str:
         """The human message inside an upstream error body; subclasses know their shape."""
-        if isinstance(body, dict):
-            err = body.get("error")
-            if isinstance(err, dict) and isinstance(err.get("message"), str):
-                return err["message"]
-            if isinstance(err, str):
-                return err
-        return ""
+        return upstream_errors.error_message(body)
 
     def error_codes(self, body: Any) -> list[Any]:
         """The provider's own names for an error (codes, reasons), the most specific first."""
@@ -350,20 +276,14 @@ class HttpAdapter(Adapter):
     ) -> UpstreamError:
         """The error an upstream answered (its status and decoded body), blamed on the right
         party: the provider's error details first (`error_kinds`), its status otherwise."""
-        try:
-            message = self.error_message(data)
-            codes = [c for c in self.error_codes(data) if isinstance(c, str) and _CODE.fullmatch(c)]
-            if retry_after is None:
-                retry_after = self.error_retry_after(data)
-        except UNREADABLE:
-            message, codes = "", []
-        kind = next((self.error_kinds[c] for c in codes if c in self.error_kinds), None)
-        return upstream_error(
+        return upstream_errors.error_from(
             status,
-            message or f"upstream answered HTTP {status}",
+            data,
+            message_of=self.error_message,
+            codes_of=self.error_codes,
+            retry_after_of=self.error_retry_after,
+            kinds=self.error_kinds,
             retry_after=retry_after,
-            kind=kind,
-            code=codes[0] if codes else "",
         )
 
     def count_request(self, request: ir.Request, target: Target) -> UpstreamRequest | None:

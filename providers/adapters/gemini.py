@@ -28,6 +28,7 @@ from protocols.gemini.request import (
 from protocols.gemini.request import (
     OPTIONS as REQUEST_OPTIONS,
 )
+from protocols.stream import JsonChunks
 from protocols.web_search import (
     citation,
     code_call,
@@ -36,7 +37,7 @@ from protocols.web_search import (
     search_call,
     server_tool_id,
 )
-from providers.adapters.base import HttpAdapter, JsonChunks, UpstreamRequest
+from providers.adapters.base import HttpAdapter, UpstreamRequest
 from providers.adapters.openai_chat import response_tool_id, wants_thinking
 
 _decode = msgspec.json.Decoder()

@@ -26,7 +26,8 @@ from protocols.openai_chat.request import (
     unsupported_search,
 )
 from protocols.openai_chat.request import OPTIONS as REQUEST_OPTIONS
-from providers.adapters.base import HttpAdapter, JsonChunks, UpstreamRequest
+from protocols.stream import JsonChunks
+from providers.adapters.base import HttpAdapter, UpstreamRequest
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()

@@ -21,6 +21,7 @@ from protocols.envelope import seal
 from protocols.openai_chat.request import is_reasoning_model
 from protocols.openai_responses.request import OPTIONS as REQUEST_OPTIONS
 from protocols.openai_responses.request import PROVIDER, responses_body, unsupported_search
+from protocols.stream import JsonChunks
 from protocols.web_search import (
     citation,
     code_call,
@@ -29,7 +30,7 @@ from protocols.web_search import (
     server_tool_id,
     span,
 )
-from providers.adapters.base import HttpAdapter, JsonChunks, UpstreamRequest
+from providers.adapters.base import HttpAdapter, UpstreamRequest
 from providers.adapters.openai_chat import (
     ERROR_KINDS,
     EXPLANATION_CHARS,
