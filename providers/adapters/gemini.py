@@ -28,6 +28,7 @@ from protocols.gemini.request import (
 from protocols.gemini.request import (
     OPTIONS as REQUEST_OPTIONS,
 )
+from protocols.openai_chat.upstream_response import response_tool_id, wants_thinking
 from protocols.stream import JsonChunks
 from protocols.web_search import (
     citation,
@@ -38,7 +39,6 @@ from protocols.web_search import (
     server_tool_id,
 )
 from providers.adapters.base import HttpAdapter, UpstreamRequest
-from providers.adapters.openai_chat import response_tool_id, wants_thinking
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()

@@ -18,7 +18,20 @@ from core.errors import upstream_error
 from core.target import Target
 from core.tokens import estimate_input_tokens, estimate_output_tokens
 from protocols.envelope import seal
+from protocols.openai_chat.errors import ERROR_KINDS, error_codes, stream_error
 from protocols.openai_chat.request import is_reasoning_model
+from protocols.openai_chat.upstream_response import (
+    EXPLANATION_CHARS,
+    RESPONSES_USAGE,
+    refusal_details,
+    response_tool_id,
+    service_tier,
+    tool_input,
+    wants_thinking,
+)
+from protocols.openai_chat.upstream_response import (
+    usage_from as chat_usage_from,
+)
 from protocols.openai_responses.request import OPTIONS as REQUEST_OPTIONS
 from protocols.openai_responses.request import PROVIDER, responses_body, unsupported_search
 from protocols.stream import JsonChunks
@@ -31,22 +44,7 @@ from protocols.web_search import (
     span,
 )
 from providers.adapters.base import HttpAdapter, UpstreamRequest
-from providers.adapters.openai_chat import (
-    ERROR_KINDS,
-    EXPLANATION_CHARS,
-    RESPONSES_USAGE,
-    error_codes,
-    refusal_details,
-    response_tool_id,
-    sampling_dropped,
-    service_tier,
-    stream_error,
-    tool_input,
-    wants_thinking,
-)
-from providers.adapters.openai_chat import (
-    usage_from as chat_usage_from,
-)
+from providers.adapters.openai_chat import sampling_dropped
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
