@@ -58,7 +58,7 @@ class OpenAIChatAdapter(HttpAdapter):
     kind = "openai"
     options = REQUEST_OPTIONS
     error_kinds = ERROR_KINDS
-    takes_cache_key = True  # when the server does (openai_chat_request.sends_cache_key)
+    takes_cache_key = True  # when the server does (request.py: sends_cache_key)
 
     def error_codes(self, body: Any) -> list[Any]:
         return error_codes(body)
