@@ -10,7 +10,6 @@ timeouts, the permanent/transient split and the stream loop live here once, in
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -33,11 +32,11 @@ from core.tokens import estimate_input_tokens
 from protocols import upstream_errors
 from protocols.options import OptionTable
 from protocols.stream import UNREADABLE, SseFrames, StreamParser
+from providers.adapters import counting
 from providers.kinds import protocol_of
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
-log = logging.getLogger("tollgate.routes")
 
 
 # Where providers put their own id for a call: Anthropic `request-id`, OpenAI and most
@@ -66,40 +65,6 @@ class UpstreamRequest:
 
     def parsed_url(self) -> httpx2.URL:
         return parsed_url(self.url)
-
-
-# Counting endpoints: how long a count may take before the estimate answers instead, and the
-# statuses that say a server has no counter at all.
-COUNT_TIMEOUT_SECONDS = 5.0
-COUNTER_MISSING = frozenset({404, 405, 501})
-MISSING_COUNTER_SECONDS = 600.0
-
-
-class _MissingCounters:
-    """Explicit process cache: routes whose server has no counting endpoint (an
-    Anthropic-compatible server without count_tokens answers 404), skipped for
-    MISSING_COUNTER_SECONDS so a client that counts before every request (Claude Code) does not
-    pay a round trip each time to learn it again. Bounded: forgotten whole past 4096 routes."""
-
-    KEPT = 4096
-
-    def __init__(self) -> None:
-        self.until: dict[int, float] = {}
-
-    def remember(self, route_id: int) -> None:
-        if len(self.until) >= self.KEPT:
-            self.until.clear()
-        self.until[route_id] = time.monotonic() + MISSING_COUNTER_SECONDS
-
-    def __contains__(self, route_id: int) -> bool:
-        until = self.until.get(route_id)
-        return until is not None and until > time.monotonic()
-
-    def clear(self) -> None:
-        self.until.clear()
-
-
-_missing_counters = _MissingCounters()
 
 
 # Explicit process cache: parsing a URL is 40 % of building an httpx2 request, and a gateway
@@ -294,50 +259,9 @@ class HttpAdapter(Adapter):
         raise NotImplementedError
 
     async def count_tokens(self, request, target, client):
-        """The provider's count when its counter answers, else the gateway's estimate: a
-        counter that is missing (404), broken (5xx, a timeout, garbage), refuses our key or
-        rejects what it was sent never fails the count (the request was validated before)."""
-        if client is None or target.route_id in _missing_counters:
-            return await super().count_tokens(request, target, client)
-        try:
-            upstream = self.count_request(request, target)
-        except (GatewayError, *UNREADABLE):  # content this route cannot carry
-            upstream = None
-        if upstream is None:
-            return await super().count_tokens(request, target, client)
-        try:
-            response = await client.post(
-                upstream.parsed_url(),
-                content=upstream.content(),
-                headers=upstream.headers,
-                timeout=self.count_timeout(target),
-            )
-        except httpx2.HTTPError as exc:
-            return await self._estimate(request, target, client, type(exc).__name__)
-        if response.status_code >= 400:
-            if response.status_code in COUNTER_MISSING:
-                _missing_counters.remember(target.route_id)
-            err = self.parse_error(response.status_code, response.content, response.headers)
-            why = f"{response.status_code}: {err.message[:300]}"
-            return await self._estimate(request, target, client, why)
-        try:
-            tokens = self.count_result(_decode.decode(response.content))
-        except UNREADABLE:
-            tokens = None
-        if type(tokens) is not int or tokens < 0:
-            return await self._estimate(request, target, client, "an unreadable count")
-        return tokens, True
-
-    async def _estimate(self, request, target, client, why: str) -> tuple[int, bool]:
-        log.info("token counter of %s failed (%s): the estimate answers", target.provider_name, why)
-        return await super().count_tokens(request, target, client)
-
-    def count_timeout(self, target: Target) -> httpx2.Timeout:
-        """Counting is quick or not worth waiting for: the estimate answers sooner."""
-        wait = min(target.first_byte_timeout, COUNT_TIMEOUT_SECONDS)
-        return httpx2.Timeout(
-            connect=target.connect_timeout, read=wait, write=wait, pool=target.connect_timeout
-        )
+        """The provider's count when its counter answers, else the gateway's estimate
+        (providers/adapters/counting.py)."""
+        return await counting.count_tokens(self, request, target, client)
 
     def timeout(self, target: Target) -> httpx2.Timeout:
         return httpx2.Timeout(
