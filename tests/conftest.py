@@ -10,7 +10,7 @@ from django.conf import settings
 from accounts import keys
 from core import redaction, state
 from providers import breaker, routing
-from providers.adapters import base as adapter_base
+from providers.adapters import counting as adapter_counting
 
 
 def pytest_configure(config):
@@ -71,7 +71,7 @@ def _forget_process_state() -> None:
     breaker._views.clear()
     state._Outage.until = 0.0  # a test that broke Redis must not make the next one skip it
     redaction.remember(())  # credentials a test's routing table registered
-    adapter_base._missing_counters.clear()  # routes whose server had no token counter
+    adapter_counting._missing_counters.clear()  # routes whose server had no token counter
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@
 
 The inverse of encode.py. Lenient where decode.py is strict: decode.py judges a client's
 request and answers 400 with Anthropic's wording, while a provider's odd answer is its own
-fault (a shape error surfaces as base.UNREADABLE, an `InvalidAnswer`), so the two share no
+fault (a shape error surfaces as stream.UNREADABLE, an `InvalidAnswer`), so the two share no
 block decoding. Block types the IR has no part for (`container_upload`, newer tools) are left
 out; a pass-through client still gets them in the body it is forwarded.
 """
@@ -174,4 +174,18 @@ def response_from(body: dict[str, Any]) -> ir.Response:
         usage=usage_from(usage),
         service_tier=service_tier_from(usage),
         upstream_id=body.get("id") if isinstance(body.get("id"), str) else None,
+    )
+
+
+def forwarded_response_from(body: dict[str, Any]) -> ir.Response:
+    """A whole message for a client that spoke Anthropic: the body is what it gets (`stop_details`
+    included), the IR fields are read for usage and logs."""
+    return ir.Response(
+        content=content_from(body.get("content")),
+        stop_reason=body.get("stop_reason") or "end_turn",
+        stop_sequence=body.get("stop_sequence"),
+        usage=usage_from(body.get("usage") or {}),
+        upstream_id=body.get("id"),
+        passthrough=body,
+        stop_details=stop_details_from(body.get("stop_details")),
     )

@@ -3,7 +3,9 @@
 The inverse of stream.py (reference 1.7): `feed` takes one event (its name and decoded
 payload) and returns the IR events it means; `end` closes a stream the upstream left without
 `message_stop`. Block indices are dropped (the client's encoder numbers blocks itself); a block
-of a type the IR has no part for is skipped with all its deltas.
+of a type the IR has no part for is skipped with all its deltas. The stream loop's parsers
+(protocols/stream.py) are below: `TranslatedStream` for a client of another protocol,
+`PassthroughStream` for an Anthropic client, whose events are forwarded as they arrive.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from protocols.anthropic.upstream_response import (
     stop_reason_from,
     usage_from,
 )
+from protocols.stream import JsonChunks, StreamParser
 
+_decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
 
 
@@ -147,3 +151,48 @@ class AnthropicStream:
         "message_stop": _message_stop,
         "error": _error,
     }
+
+
+class TranslatedStream(JsonChunks):
+    """An Anthropic stream read into IR events (`AnthropicStream` above), for a
+    client speaking another protocol."""
+
+    def __init__(self) -> None:
+        self.stream = AnthropicStream()
+
+    def feed_json(self, name: str | None, payload: dict[str, Any]) -> list[ir.StreamEvent]:
+        events = self.stream.feed(name, payload)
+        self.done = self.stream.done
+        return events
+
+    def end(self) -> list[ir.StreamEvent]:
+        return self.stream.end()
+
+
+class PassthroughStream(StreamParser):
+    """Events forwarded as they arrive, their usage and stop reason read on the side."""
+
+    def __init__(self) -> None:
+        self.usage = ir.Usage()
+
+    def feed(self, name: str | None, data: bytes) -> list[ir.StreamEvent]:
+        if name is None:
+            return []
+        event = ir.Passthrough(b"event: " + name.encode() + b"\ndata: " + data + b"\n\n", name)
+        if name == "message_start":
+            payload = _decode.decode(data)
+            message = payload.get("message") or {}
+            self.usage = usage_from(message.get("usage") or {})
+            event.usage = self.usage
+            event.payload = payload  # re-encoded with our id and the client's model
+        elif name == "message_delta":
+            payload = _decode.decode(data)
+            self.usage = usage_from(payload.get("usage") or {}, self.usage)
+            event.usage = self.usage
+            event.stop_reason = (payload.get("delta") or {}).get("stop_reason")
+        elif name == "error":
+            payload = _decode.decode(data)
+            err = payload.get("error") or {}
+            self.done = True
+            return [ir.StreamError(err.get("type", "api_error"), err.get("message", ""))]
+        return [event]

@@ -1,7 +1,8 @@
 """IR request -> Gemini `generateContent` request body (reference 5.2-5.7, 5.12.3-5.12.4).
 
 Pure: the target and the IR request are all it reads. Tool schemas are sanitised by
-`gemini_schema.py`; the response and stream side lives in `gemini.py`.
+`schema.py`; the response and stream side lives in `upstream_response.py` and
+`upstream_stream.py`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """IR request -> OpenAI Chat Completions request body (reference sections 5.2-5.7).
 
 Pure: the target and the IR request are all it reads. The response and stream side lives in
-`openai_chat.py`; the two share the tool-id rule and the reasoning-model test defined here.
+`upstream_response.py` and `upstream_stream.py`; they share the tool-id rule and the
+reasoning-model test defined here.
 """
 
 from __future__ import annotations

@@ -5,29 +5,28 @@ unchanged (gateway extras removed, `model` replaced by the route's upstream id),
 events are forwarded as they arrive, with only `message_start` re-serialised to carry the
 client's model name and our message id. A client of another surface (OpenAI Chat, Responses)
 has its body built from the IR and the answers read back into it (protocols/anthropic/
-upstream_*.py). Betas, provider options and forwarded headers apply to both.
+upstream_*.py). Betas, provider options and forwarded headers apply to both. Reading answers,
+streams (forwarded or translated) and errors is the protocol's (protocols/anthropic/); this
+module owns how to reach the server and what of a client's body it forwards.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from core import client_json, ir
 from core.target import Target
 from protocols import options
-from protocols.anthropic import betas, upstream_request
+from protocols.anthropic import betas, errors, upstream_request
 from protocols.anthropic.schema import WITHHELD_FIELDS
 from protocols.anthropic.upstream_response import (
-    content_from,
+    forwarded_response_from,
     response_from,
-    stop_details_from,
-    usage_from,
 )
-from protocols.anthropic.upstream_stream import AnthropicStream
+from protocols.anthropic.upstream_stream import PassthroughStream, TranslatedStream
+from protocols.stream import StreamParser
 from protocols.surface import GATEWAY_FIELDS
-from providers.adapters.base import HttpAdapter, JsonChunks, StreamParser, UpstreamRequest
+from providers.adapters.base import HttpAdapter, UpstreamRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
 # What Anthropic's count_tokens accepts (reference 1.9), plus newer fields it may take.
@@ -45,8 +44,6 @@ COUNT_FIELDS = frozenset(
         "mcp_servers",
     }
 )
-_decode = msgspec.json.Decoder()
-_encode = msgspec.json.Encoder()
 # Signatures minted by this gateway for other providers' reasoning; Anthropic rejects them.
 GATEWAY_SIGNATURE_PREFIX = "tg1."
 # What a client may set under `provider_options.anthropic` (see options.py): the request's
@@ -85,57 +82,11 @@ def forwards(request: ir.Request | None) -> bool:
     return request is None or request.surface == "anthropic"
 
 
-class TranslatedStream(JsonChunks):
-    """An Anthropic stream read into IR events (protocols/anthropic/upstream_stream.py), for a
-    client speaking another protocol."""
-
-    def __init__(self) -> None:
-        self.stream = AnthropicStream()
-
-    def feed_json(self, name: str | None, payload: dict[str, Any]) -> list[ir.StreamEvent]:
-        events = self.stream.feed(name, payload)
-        self.done = self.stream.done
-        return events
-
-    def end(self) -> list[ir.StreamEvent]:
-        return self.stream.end()
-
-
-class PassthroughStream(StreamParser):
-    """Events forwarded as they arrive, their usage and stop reason read on the side."""
-
-    def __init__(self) -> None:
-        self.usage = ir.Usage()
-
-    def feed(self, name: str | None, data: bytes) -> list[ir.StreamEvent]:
-        if name is None:
-            return []
-        event = ir.Passthrough(b"event: " + name.encode() + b"\ndata: " + data + b"\n\n", name)
-        if name == "message_start":
-            payload = _decode.decode(data)
-            message = payload.get("message") or {}
-            self.usage = usage_from(message.get("usage") or {})
-            event.usage = self.usage
-            event.payload = payload  # re-encoded with our id and the client's model
-        elif name == "message_delta":
-            payload = _decode.decode(data)
-            self.usage = usage_from(payload.get("usage") or {}, self.usage)
-            event.usage = self.usage
-            event.stop_reason = (payload.get("delta") or {}).get("stop_reason")
-        elif name == "error":
-            payload = _decode.decode(data)
-            err = payload.get("error") or {}
-            self.done = True
-            return [ir.StreamError(err.get("type", "api_error"), err.get("message", ""))]
-        return [event]
-
-
 class AnthropicAdapter(HttpAdapter):
     kind = "anthropic"
     passthrough = True
     options = OPTIONS
-    # A 403 `permission_error` stays the status's: a beta the client chose can earn it.
-    error_kinds = {"authentication_error": "credential", "billing_error": "account"}
+    error_kinds = errors.ERROR_KINDS
 
     def unsupported(self, request: ir.Request, target: Target) -> list[str]:
         # The gateway's `reasoning` extra is stripped like every extra; Anthropic takes `thinking`.
@@ -187,27 +138,13 @@ class AnthropicAdapter(HttpAdapter):
         return body["input_tokens"]
 
     def parse_response(self, body: Any, request: ir.Request, target: Target) -> ir.Response:
-        if not forwards(request):
-            return response_from(body)
-        return ir.Response(
-            content=content_from(body.get("content")),
-            stop_reason=body.get("stop_reason") or "end_turn",
-            stop_sequence=body.get("stop_sequence"),
-            usage=usage_from(body.get("usage") or {}),
-            upstream_id=body.get("id"),
-            passthrough=body,  # what the client gets, `stop_details` included
-            stop_details=stop_details_from(body.get("stop_details")),
-        )
+        return response_from(body) if not forwards(request) else forwarded_response_from(body)
 
     def stream_parser(self, request: ir.Request, target: Target) -> StreamParser:
         return PassthroughStream() if forwards(request) else TranslatedStream()
 
     def error_message(self, body: Any) -> str:
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            return str(body["error"].get("message", ""))
-        return ""
+        return errors.error_message(body)
 
     def error_codes(self, body: Any) -> list[Any]:
-        """`{"type": "error", "error": {"type", "message"}}` (reference 1.8)."""
-        error = body.get("error") if isinstance(body, dict) else None
-        return [error.get("type")] if isinstance(error, dict) else []
+        return errors.error_codes(body)

@@ -2,14 +2,14 @@
 
 An adapter is stateless and pure where it can be: `build_request` (IR -> upstream HTTP request),
 `parse_response` (upstream JSON -> IR), `stream_parser` (a `StreamParser` per stream: upstream
-SSE events -> IR events) and `parse_error` (upstream error -> `UpstreamError`). The HTTP
-exchange itself, timeouts, the permanent/transient split and the stream loop live here once, in
+SSE events -> IR events) and `parse_error` (upstream error -> `UpstreamError`); each delegates
+to its protocol's codec (protocols/<name>/upstream_*.py, errors.py). The HTTP exchange itself,
+timeouts, the permanent/transient split and the stream loop live here once, in
 `HttpAdapter.complete`, `HttpAdapter.stream` and `HttpAdapter.parse_stream`.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -26,22 +26,17 @@ from core.errors import (
     InvalidAnswer,
     TimeoutError_,
     UpstreamError,
-    upstream_error,
 )
 from core.target import Target
 from core.tokens import estimate_input_tokens
+from protocols import upstream_errors
 from protocols.options import OptionTable
+from protocols.stream import UNREADABLE, SseFrames, StreamParser
+from providers.adapters import counting
 from providers.kinds import protocol_of
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
-log = logging.getLogger("tollgate.routes")
-# A provider's error code as shown to clients: a short name, nothing an upstream could smuggle
-# (and not a number, which only repeats the status).
-_CODE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
-# What a parser raises on an answer that is not the shape it expects (a string for an object, a
-# missing key): the answer was unreadable, which is not the gateway's own failure.
-UNREADABLE = (msgspec.DecodeError, AttributeError, KeyError, IndexError, TypeError, ValueError)
 
 
 # Where providers put their own id for a call: Anthropic `request-id`, OpenAI and most
@@ -70,40 +65,6 @@ class UpstreamRequest:
 
     def parsed_url(self) -> httpx2.URL:
         return parsed_url(self.url)
-
-
-# Counting endpoints: how long a count may take before the estimate answers instead, and the
-# statuses that say a server has no counter at all.
-COUNT_TIMEOUT_SECONDS = 5.0
-COUNTER_MISSING = frozenset({404, 405, 501})
-MISSING_COUNTER_SECONDS = 600.0
-
-
-class _MissingCounters:
-    """Explicit process cache: routes whose server has no counting endpoint (an
-    Anthropic-compatible server without count_tokens answers 404), skipped for
-    MISSING_COUNTER_SECONDS so a client that counts before every request (Claude Code) does not
-    pay a round trip each time to learn it again. Bounded: forgotten whole past 4096 routes."""
-
-    KEPT = 4096
-
-    def __init__(self) -> None:
-        self.until: dict[int, float] = {}
-
-    def remember(self, route_id: int) -> None:
-        if len(self.until) >= self.KEPT:
-            self.until.clear()
-        self.until[route_id] = time.monotonic() + MISSING_COUNTER_SECONDS
-
-    def __contains__(self, route_id: int) -> bool:
-        until = self.until.get(route_id)
-        return until is not None and until > time.monotonic()
-
-    def clear(self) -> None:
-        self.until.clear()
-
-
-_missing_counters = _MissingCounters()
 
 
 # Explicit process cache: parsing a URL is 40 % of building an httpx2 request, and a gateway
@@ -202,79 +163,15 @@ def _retry_after(headers: httpx2.Headers) -> float | None:
     return None
 
 
-def _sse_event(block: bytes) -> tuple[str | None, bytes] | None:
-    event: str | None = None
-    data: list[bytes] = []
-    for line in block.split(b"\n"):
-        if line.startswith(b"data:"):
-            value = line[5:]
-            data.append(value[1:] if value[:1] == b" " else value)
-        elif line.startswith(b"event:"):
-            event = line[6:].strip().decode()
-    return (event, b"\n".join(data)) if data else None
-
-
 async def sse_data(response: httpx2.Response) -> AsyncIterator[tuple[str | None, bytes]]:
-    """Yield (event name, data) pairs from an SSE body; comments and blank lines are skipped.
-
-    Works on bytes, an event at a time (splitting on blank lines), rather than decoding line by
-    line: forwarding a 200-event stream spent most of its time in text decoding otherwise.
-    """
-    buffer = b""
+    """Yield (event name, data) pairs from an SSE body as it arrives (protocols/stream.py
+    frames them)."""
+    frames = SseFrames()
     async for chunk in response.aiter_bytes():
-        buffer += chunk
-        if b"\r" in buffer:  # CRLF framing (Gemini); a CR split from its LF waits a chunk
-            buffer = buffer.replace(b"\r\n", b"\n")
-        while (end := buffer.find(b"\n\n")) >= 0:
-            block, buffer = buffer[:end], buffer[end + 2 :]
-            if (parsed := _sse_event(block)) is not None:
-                yield parsed
-    if buffer.strip() and (parsed := _sse_event(buffer.strip())) is not None:
-        yield parsed
-
-
-class StreamParser:
-    """One upstream stream read into IR events; `HttpAdapter.parse_stream` is the loop driving it.
-
-    `feed` turns one SSE event into IR events; `end` answers the end of the upstream's body
-    (close what is open, or report a cut stream); `failure` answers an event the parser could
-    not read (the stream stops there). `done` says the reply is over (its terminal event or its
-    error were fed): the loop reads no further.
-    """
-
-    done = False
-
-    def feed(self, name: str | None, data: bytes) -> list[ir.StreamEvent]:
-        raise NotImplementedError
-
-    def end(self) -> list[ir.StreamEvent]:
-        return []
-
-    def failure(self, exc: Exception) -> list[ir.StreamEvent]:
-        return [ir.StreamError("api_error", "upstream sent an unreadable event", unreadable=True)]
-
-
-class JsonChunks(StreamParser):
-    """A stream whose events are JSON objects: a subclass writes only `feed_json`.
-
-    Data that is not JSON ends the stream with `invalid`; JSON that is not an object is skipped.
-    """
-
-    invalid = "upstream sent an invalid stream chunk"
-
-    def feed(self, name: str | None, data: bytes) -> list[ir.StreamEvent]:
-        try:
-            payload = self.decode(data)
-        except msgspec.DecodeError:
-            self.done = True
-            return [ir.StreamError("api_error", self.invalid, unreadable=True)]
-        return self.feed_json(name, payload) if isinstance(payload, dict) else []
-
-    def decode(self, data: bytes) -> Any:
-        return _decode.decode(data)
-
-    def feed_json(self, name: str | None, payload: dict[str, Any]) -> list[ir.StreamEvent]:
-        raise NotImplementedError
+        for event in frames.feed(chunk):
+            yield event
+    for event in frames.close():
+        yield event
 
 
 class HttpAdapter(Adapter):
@@ -322,13 +219,7 @@ class HttpAdapter(Adapter):
 
     def error_message(self, body: Any) -> str:
         """The human message inside an upstream error body; subclasses know their shape."""
-        if isinstance(body, dict):
-            err = body.get("error")
-            if isinstance(err, dict) and isinstance(err.get("message"), str):
-                return err["message"]
-            if isinstance(err, str):
-                return err
-        return ""
+        return upstream_errors.error_message(body)
 
     def error_codes(self, body: Any) -> list[Any]:
         """The provider's own names for an error (codes, reasons), the most specific first."""
@@ -350,20 +241,14 @@ class HttpAdapter(Adapter):
     ) -> UpstreamError:
         """The error an upstream answered (its status and decoded body), blamed on the right
         party: the provider's error details first (`error_kinds`), its status otherwise."""
-        try:
-            message = self.error_message(data)
-            codes = [c for c in self.error_codes(data) if isinstance(c, str) and _CODE.fullmatch(c)]
-            if retry_after is None:
-                retry_after = self.error_retry_after(data)
-        except UNREADABLE:
-            message, codes = "", []
-        kind = next((self.error_kinds[c] for c in codes if c in self.error_kinds), None)
-        return upstream_error(
+        return upstream_errors.error_from(
             status,
-            message or f"upstream answered HTTP {status}",
+            data,
+            message_of=self.error_message,
+            codes_of=self.error_codes,
+            retry_after_of=self.error_retry_after,
+            kinds=self.error_kinds,
             retry_after=retry_after,
-            kind=kind,
-            code=codes[0] if codes else "",
         )
 
     def count_request(self, request: ir.Request, target: Target) -> UpstreamRequest | None:
@@ -374,50 +259,9 @@ class HttpAdapter(Adapter):
         raise NotImplementedError
 
     async def count_tokens(self, request, target, client):
-        """The provider's count when its counter answers, else the gateway's estimate: a
-        counter that is missing (404), broken (5xx, a timeout, garbage), refuses our key or
-        rejects what it was sent never fails the count (the request was validated before)."""
-        if client is None or target.route_id in _missing_counters:
-            return await super().count_tokens(request, target, client)
-        try:
-            upstream = self.count_request(request, target)
-        except (GatewayError, *UNREADABLE):  # content this route cannot carry
-            upstream = None
-        if upstream is None:
-            return await super().count_tokens(request, target, client)
-        try:
-            response = await client.post(
-                upstream.parsed_url(),
-                content=upstream.content(),
-                headers=upstream.headers,
-                timeout=self.count_timeout(target),
-            )
-        except httpx2.HTTPError as exc:
-            return await self._estimate(request, target, client, type(exc).__name__)
-        if response.status_code >= 400:
-            if response.status_code in COUNTER_MISSING:
-                _missing_counters.remember(target.route_id)
-            err = self.parse_error(response.status_code, response.content, response.headers)
-            why = f"{response.status_code}: {err.message[:300]}"
-            return await self._estimate(request, target, client, why)
-        try:
-            tokens = self.count_result(_decode.decode(response.content))
-        except UNREADABLE:
-            tokens = None
-        if type(tokens) is not int or tokens < 0:
-            return await self._estimate(request, target, client, "an unreadable count")
-        return tokens, True
-
-    async def _estimate(self, request, target, client, why: str) -> tuple[int, bool]:
-        log.info("token counter of %s failed (%s): the estimate answers", target.provider_name, why)
-        return await super().count_tokens(request, target, client)
-
-    def count_timeout(self, target: Target) -> httpx2.Timeout:
-        """Counting is quick or not worth waiting for: the estimate answers sooner."""
-        wait = min(target.first_byte_timeout, COUNT_TIMEOUT_SECONDS)
-        return httpx2.Timeout(
-            connect=target.connect_timeout, read=wait, write=wait, pool=target.connect_timeout
-        )
+        """The provider's count when its counter answers, else the gateway's estimate
+        (providers/adapters/counting.py)."""
+        return await counting.count_tokens(self, request, target, client)
 
     def timeout(self, target: Target) -> httpx2.Timeout:
         return httpx2.Timeout(

@@ -11,7 +11,8 @@ from core import ir
 from core.target import Target
 from gateway.pipeline.admission import beta_flags
 from protocols.anthropic.decode import decode_messages, to_ir
-from providers.adapters.anthropic import AnthropicAdapter, messages_url, usage_from
+from protocols.anthropic.upstream_response import usage_from
+from providers.adapters.anthropic import AnthropicAdapter, messages_url
 from tests.unit.adapters.goldens import cases, check_error, without_omitted_nulls
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "anthropic"

@@ -13,7 +13,7 @@ import pytest
 from core import ir
 from core.target import Target
 from core.tokens import estimate_input_tokens
-from providers.adapters import base
+from providers.adapters import counting
 from providers.adapters.anthropic import AnthropicAdapter
 from providers.adapters.gemini import GeminiAdapter
 from providers.adapters.openai_chat import OpenAIChatAdapter
@@ -144,8 +144,8 @@ async def test_a_server_without_a_counter_is_asked_again_only_after_a_while(monk
 
     other = Upstream(lambda req: httpx2.Response(200, json={"input_tokens": 9}))
     assert await adapter.count_tokens(request(), target("anthropic"), other.client()) == (9, True)
-    monkeypatch.setattr(base, "MISSING_COUNTER_SECONDS", 0.0)
-    base._missing_counters.remember(route.route_id)
+    monkeypatch.setattr(counting, "MISSING_COUNTER_SECONDS", 0.0)
+    counting._missing_counters.remember(route.route_id)
     assert await adapter.count_tokens(request(), route, other.client()) == (9, True)
 
 
@@ -175,6 +175,6 @@ async def test_content_the_route_cannot_carry_is_estimated_without_a_call():
 
 
 def test_missing_counters_stay_bounded():
-    for route_id in range(base._MissingCounters.KEPT + 10):
-        base._missing_counters.remember(route_id)
-    assert len(base._missing_counters.until) <= base._MissingCounters.KEPT
+    for route_id in range(counting._MissingCounters.KEPT + 10):
+        counting._missing_counters.remember(route_id)
+    assert len(counting._missing_counters.until) <= counting._MissingCounters.KEPT

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from core import ir
-from providers.adapters.base import HttpAdapter, JsonChunks, StreamParser
+from protocols.stream import JsonChunks, StreamParser
+from providers.adapters.base import HttpAdapter
 
 
 class _Lines(StreamParser):

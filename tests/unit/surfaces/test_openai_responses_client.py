@@ -26,7 +26,7 @@ from protocols.openai_responses.client_encode import response_json
 from protocols.openai_responses.client_stream import StreamWriter
 from protocols.openai_responses.request import responses_body
 from protocols.openai_responses.surface import SURFACE
-from providers.adapters.openai_responses import response_from
+from protocols.openai_responses.upstream_response import response_from
 from tests.unit.adapters.goldens import cases
 from tests.unit.adapters.test_openai_responses import make_target
 
