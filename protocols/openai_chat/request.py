@@ -11,8 +11,8 @@ import hashlib
 import re
 import string
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx2
 import msgspec
 
 from core import ir
@@ -250,7 +250,7 @@ def sends_cache_key(target: Target) -> bool:
     chosen = target.options.get("prompt_cache_key")
     if isinstance(chosen, bool):
         return chosen
-    return httpx2.URL(target.base_url).host == "api.openai.com" if target.base_url else False
+    return urlsplit(target.base_url).hostname == "api.openai.com" if target.base_url else False
 
 
 def json_schema_format(schema: dict[str, Any]) -> dict[str, Any]:

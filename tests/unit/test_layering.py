@@ -1,7 +1,7 @@
 """The layers point one way: core <- protocols <- accounts <- providers <- gateway.
 
 core/ (IR, errors, ids, tokens, shared state, metrics) and protocols/ (the wire codecs) import
-no Django and none of the apps, so they load and test without settings.
+no Django, no HTTP client and none of the apps, so they load and test without settings.
 """
 
 import ast
@@ -45,7 +45,8 @@ def test_core_and_protocols_import_without_django():
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
         "apps = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('django', 'gateway', 'providers', 'accounts', 'channels', 'celery'))\n"
+        "('django', 'gateway', 'providers', 'accounts', 'channels', 'celery', 'httpx', "
+        "'httpx2'))\n"
         "print(apps)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
