@@ -16,7 +16,9 @@ whole may cost the process more than a bounded amount, for more than a bounded t
 - at most `max_pending` connections per process are waiting for a whole request (new, still
   sending, or idle between requests): past it, the oldest of them is closed (`Pending`).
 
-Refusals, a malformed request's 400 included, are Anthropic-shaped JSON (`refusal`).
+Refusals, a malformed request's 400 included, are JSON in the shape of the client surface the
+request was for (OpenAI's on `/v1/responses` and `/v1/chat/completions`), else Anthropic's
+(`refusal`).
 gateway/server.py (uvicorn, `make serve`) and gateway/devserver.py (daphne, `make run`) apply
 these rules with their own hooks.
 """
@@ -158,17 +160,35 @@ def body_too_large(limits: ConnectionLimits) -> GatewayError:
     return RequestTooLarge(f"request body exceeds the {limits.max_body_bytes} byte limit")
 
 
-def refusal(err: GatewayError) -> bytes:
-    """A whole HTTP/1.1 response carrying `err` in Anthropic's error shape, closing the
-    connection: what a server writes itself when it refuses a request it will not read."""
+def refusal(err: GatewayError, target: bytes | None = None) -> bytes:
+    """A whole HTTP/1.1 response carrying `err`, closing the connection: what a server writes
+    itself when it refuses a request it will not read. In the error shape of the client surface
+    the request `target` (its path, query and all) was for when the head got that far, else
+    Anthropic's."""
     request_id = ids.request_id()
-    body = err.to_json(request_id)
+    surface = _surface(target)
+    if surface is None:
+        status, body, extra = err.status, err.to_json(request_id), ""
+    else:
+        status, body = surface.error(err, request_id)
+        extra = f"{surface.request_id_header.decode()}: {request_id}\r\n"
+        extra = "" if surface.request_id_header == b"request-id" else extra
     head = (
-        f"HTTP/1.1 {err.status} {http.HTTPStatus(err.status).phrase}\r\n"
+        f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
         "content-type: application/json\r\n"
         f"content-length: {len(body)}\r\n"
-        f"request-id: {request_id}\r\n"
+        f"request-id: {request_id}\r\n{extra}"
         f"x-should-retry: {'true' if err.retryable else 'false'}\r\n"
         "connection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+def _surface(target: bytes | None):
+    if not target:
+        return None
+    # The application's routing table; loaded by the time a server refuses anything.
+    from gateway.api.routing import SURFACES
+
+    path = target.split(b"?", 1)[0].decode("latin-1").strip("/")
+    return SURFACES.get(path)

@@ -148,7 +148,7 @@ class GuardedChannel(http.HTTPChannel):
         self.pending.discard(self)
         self.cancel_deadline()
         self.setTimeout(None)
-        self.transport.write(guard.refusal(err))
+        self.transport.write(guard.refusal(err, getattr(self, "_path", None)))
         self.transport.loseWriteConnection()
         self.deadline = self.callLater(guard.LINGER_SECONDS, self.transport.abortConnection)
 

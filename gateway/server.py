@@ -207,7 +207,7 @@ class HttpProtocol(HttpToolsProtocol):
                 self.transport.abort()
                 return
         if self.head_bytes is not None or cycle is None or not cycle.response_complete:
-            self.transport.write(guard.refusal(err))
+            self.transport.write(guard.refusal(err, getattr(self, "url", None)))
         self.linger()
 
     def linger(self) -> None:

@@ -43,6 +43,8 @@ ERRORS: dict[str, Shape] = {
     # OpenAI has no 529; 503 is what its SDK and OpenAI-compatible servers know as "overloaded".
     "overloaded_error": Shape(503, "service_unavailable_error"),
 }
+# Where OpenAI's SDKs read a response's request id (`response._request_id`).
+REQUEST_ID_HEADER = b"x-request-id"
 # A message that starts with a JSON path (`messages.1.content: ...`), as every decoder writes.
 _PATH = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): ")
 _INDEX = re.compile(r"\.(\d+)(?=\.|$)")

@@ -122,6 +122,8 @@ class Surface(Protocol):
     name: str
     # The endpoint's label in usage records and /metrics ("messages", "chat_completions").
     endpoint: str
+    # The header the surface's SDKs read the request id from (`request-id` is always sent).
+    request_id_header: bytes
 
     def new_id(self) -> str:
         """A fresh id for an answer, in the surface's format (`msg_...`, `chatcmpl-...`)."""

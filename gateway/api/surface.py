@@ -43,6 +43,12 @@ class SurfaceConsumer(GatewayConsumer):
     def endpoint(self) -> str:  # the /metrics label
         return self.surface.endpoint
 
+    def base_headers(self, content_type: bytes) -> list[tuple[bytes, bytes]]:
+        headers = super().base_headers(content_type)
+        if self.surface.request_id_header != b"request-id":
+            headers.append((self.surface.request_id_header, self.request_id.encode()))
+        return headers
+
     async def serve(self, scope, receive, send):
         self.call: pipeline.Call | None = None
         self.seen = Seen(finished=0.0)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from core import ir
 from core.errors import InvalidRequest
 from protocols.anthropic.decode import TOOL_ID, typed
-from protocols.openai_responses.client_items import conversation
+from protocols.openai_responses.client_items import NAMESPACE_SEP, conversation, flat_name
 from protocols.openai_responses.client_schema import (
     DEFAULT_MAX_OUTPUT_TOKENS,
     KNOWN_FIELDS,
@@ -119,6 +119,8 @@ def _tools(tools: list[dict[str, Any]], dropped: list[str]):
         kind = tool.get("type")
         if kind == "function":
             functions.append(_function(tool, where, dropped))
+        elif kind == "namespace":
+            functions += _namespace(tool, where, dropped)
         elif kind in WEB_SEARCH_TYPES:
             server.append(_web_search(tool, where, dropped))
         elif not isinstance(kind, str):
@@ -129,6 +131,40 @@ def _tools(tools: list[dict[str, Any]], dropped: list[str]):
     if len(set(names)) != len(names):
         raise InvalidRequest("tools: function names must be unique")
     return functions, server
+
+
+def _namespace(tool: dict[str, Any], where: str, dropped: list[str]) -> list[ir.Tool]:
+    """A `namespace` tool's functions, each flattened to one function named `<ns>__<name>`
+    (no upstream groups tools); answers and replayed calls split it back (`split_name`)."""
+    name = tool.get("name")
+    if not isinstance(name, str) or not TOOL_ID.match(name) or len(name) > 64:
+        raise InvalidRequest(f"{where}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
+    inner = tool.get("tools")
+    if not isinstance(inner, list):
+        raise InvalidRequest(f"{where}.tools: Input should be a valid list")
+    functions = []
+    for j, function in enumerate(inner):
+        at = f"{where}.tools.{j}"
+        if not isinstance(function, dict) or function.get("type") != "function":
+            raise InvalidRequest(f"{at}.type: only `function` tools are supported in a namespace")
+        short = function.get("name")
+        if isinstance(short, str) and len(name) + len(NAMESPACE_SEP) + len(short) > 64:
+            raise InvalidRequest(f"{at}.name: `{name}` + `{short}` is longer than 64 characters")
+        flat = {**function, "name": flat_name(name, short) if isinstance(short, str) else short}
+        functions.append(_function(flat, at, dropped))
+    return functions
+
+
+def namespaced(request: ir.Request | None) -> dict[str, tuple[str, str]]:
+    """Flattened name -> (namespace, name) for the request's namespace tools."""
+    tools = ((request.raw_json if request is not None else None) or {}).get("tools")
+    result = {}
+    for tool in tools if isinstance(tools, list) else []:
+        if isinstance(tool, dict) and tool.get("type") == "namespace":
+            for function in tool.get("tools") or []:
+                ns, name = tool.get("name"), function.get("name")
+                result[flat_name(ns, name)] = (ns, name)
+    return result
 
 
 def _function(tool: dict[str, Any], where: str, dropped: list[str]) -> ir.Tool:

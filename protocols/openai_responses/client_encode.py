@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from core import ir
-from protocols.openai_responses.client_decode import wants_encrypted_reasoning
+from protocols.openai_responses.client_decode import namespaced, wants_encrypted_reasoning
 from protocols.openai_responses.client_items import REDACTED_PREFIX
 from protocols.surface import Extras
 
@@ -89,15 +89,26 @@ def text_part(part: ir.Text, refusal: bool = False) -> dict[str, Any]:
     }
 
 
-def function_call_item(item: str, part: ir.ToolUse, arguments: str | None = None) -> dict:
-    return {
+def function_call_item(
+    item: str,
+    part: ir.ToolUse,
+    arguments: str | None = None,
+    namespaces: dict[str, tuple[str, str]] | None = None,
+) -> dict:
+    """`namespaces`: flattened name -> (namespace, name), a call of a namespace tool's function
+    shown as OpenAI shows it (client_decode.namespaced)."""
+    namespace, name = (namespaces or {}).get(part.name, (None, part.name))
+    result = {
         "type": "function_call",
         "id": item,
         "call_id": part.id,
-        "name": part.name,
+        "name": name,
         "arguments": _json.encode(part.input).decode() if arguments is None else arguments,
         "status": "completed",
     }
+    if namespace is not None:
+        result["namespace"] = namespace
+    return result
 
 
 def search_item(item: str, call: ir.ServerToolUse, hits: list[ir.SearchHit]) -> dict:
@@ -123,7 +134,12 @@ def refused_in_words(response: ir.Response) -> int:
     return count
 
 
-def output_items(response: ir.Response, response_id: str, encrypted: bool) -> list[dict]:
+def output_items(
+    response: ir.Response,
+    response_id: str,
+    encrypted: bool,
+    namespaces: dict[str, tuple[str, str]] | None = None,
+) -> list[dict]:
     items: list[dict[str, Any]] = []
     searches: dict[str, dict[str, Any]] = {}  # server tool id -> its web_search_call
     refusal_from = len(response.content) - refused_in_words(response)
@@ -142,7 +158,8 @@ def output_items(response: ir.Response, response_id: str, encrypted: bool) -> li
         if isinstance(part, ir.Thinking | ir.RedactedThinking):
             items.append(reasoning_item(item_id("rs", response_id, index), part, encrypted))
         elif isinstance(part, ir.ToolUse):
-            items.append(function_call_item(item_id("fc", response_id, index), part))
+            fc_id = item_id("fc", response_id, index)
+            items.append(function_call_item(fc_id, part, namespaces=namespaces))
         elif isinstance(part, ir.ServerToolUse) and part.name == "web_search":
             searches[part.id] = search_item(item_id("ws", response_id, index), part, [])
             items.append(searches[part.id])
@@ -188,7 +205,7 @@ def echo(request: ir.Request | None) -> dict[str, Any]:
         fields["temperature"] = request.temperature
     if request.top_p is not None:
         fields["top_p"] = request.top_p
-    fields["tools"] = [_tool_json(t) for t in request.tools] + [
+    fields["tools"] = _tools_json(request, wire) + [
         _search_tool_json(t) for t in request.server_tools
     ]
     choice = request.tool_choice
@@ -203,6 +220,26 @@ def echo(request: ir.Request | None) -> dict[str, Any]:
         summary = reasoning.get("summary") or reasoning.get("generate_summary")
         fields["reasoning"] = {"effort": reasoning.get("effort"), "summary": summary}
     return fields
+
+
+def _tools_json(request: ir.Request, wire: dict[str, Any]) -> list[dict[str, Any]]:
+    """The function tools, a namespace tool's functions grouped back under it."""
+    names = namespaced(request)
+    groups: dict[str, dict[str, Any]] = {}
+    result: list[dict[str, Any]] = []
+    for tool in request.tools:
+        if tool.name not in names:
+            result.append(_tool_json(tool))
+            continue
+        namespace, name = names[tool.name]
+        if namespace not in groups:
+            given = next(t for t in wire["tools"] if t.get("type") == "namespace"
+                         and t.get("name") == namespace)  # fmt: skip
+            groups[namespace] = {"type": "namespace", "name": namespace, "tools": []}
+            groups[namespace]["description"] = given.get("description") or ""
+            result.append(groups[namespace])
+        groups[namespace]["tools"].append({**_tool_json(tool), "name": name})
+    return result
 
 
 def _tool_json(tool: ir.Tool) -> dict[str, Any]:
@@ -263,7 +300,7 @@ def response_json(
 ) -> dict[str, Any]:
     encrypted = request is None or wants_encrypted_reasoning(request)
     body = shell(response_id, model, request, created_at)
-    body["output"] = output_items(response, response_id, encrypted)
+    body["output"] = output_items(response, response_id, encrypted, namespaced(request))
     body["status"], body["incomplete_details"] = terminal(
         response.stop_reason, refused_in_words(response) > 0
     )

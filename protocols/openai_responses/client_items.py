@@ -26,8 +26,15 @@ REDACTED_PREFIX = "tgr."
 _ROLES = ("user", "assistant", "system", "developer")
 _DATA_URL = re.compile(r"^data:([a-z]+/[a-z0-9.+-]+);base64,(.*)$", re.S)
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+# A namespace tool's functions reach upstreams as `<namespace>__<name>` (client_decode.py);
+# answers split it back (client_encode.py), and a replayed call's `namespace` joins it again.
+NAMESPACE_SEP = "__"
 # Items recorded by server-side tools; their findings are in the assistant text that follows.
 _SKIPPED = frozenset({"web_search_call"})
+
+
+def flat_name(namespace: str, name: str) -> str:
+    return f"{namespace}{NAMESPACE_SEP}{name}"
 
 
 def _str(item: dict, key: str, where: str, *, empty: bool = False) -> str:
@@ -146,7 +153,10 @@ class Conversation:
         tool_id = chat_tool_id(call_id)  # ids every upstream accepts, the same for the output
         if tool_id in self.calls:
             raise InvalidRequest(f"{where}.call_id: duplicate call_id `{call_id}`")
-        tool = ir.ToolUse(id=tool_id, name=_str(item, "name", where), input=arguments(item, where))
+        name = _str(item, "name", where)
+        if item.get("namespace") is not None:
+            name = flat_name(_str(item, "namespace", where), name)
+        tool = ir.ToolUse(id=tool_id, name=name, input=arguments(item, where))
         self.add("assistant", tool)
         self.calls[tool_id] = (where, len(self.messages) - 1, False)
 

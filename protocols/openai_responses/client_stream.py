@@ -17,7 +17,7 @@ import msgspec
 
 from core import ir, redaction
 from protocols.openai_responses import client_encode as enc
-from protocols.openai_responses.client_decode import wants_encrypted_reasoning
+from protocols.openai_responses.client_decode import namespaced, wants_encrypted_reasoning
 from protocols.surface import Extras
 
 _json = msgspec.json.Encoder()
@@ -57,10 +57,12 @@ class StreamWriter:
         self.response_id = response_id
         self.input_estimate = input_estimate
         self.encrypted = request is None or wants_encrypted_reasoning(request)
+        self.namespaces = namespaced(request)
         self.response = enc.shell(response_id, model, request, created_at)
         self.sequence = 0
         self.started = False
         self.finished = False
+        self.error_type: str | None = None  # the gateway's type of a failure written
         self.usage = ir.Usage(input_tokens=input_estimate, estimated=True)
         self.stop_reason: str | None = None
         self.output_chars = 0
@@ -110,7 +112,7 @@ class StreamWriter:
             shown = {"summary": [], "encrypted_content": None, "status": "in_progress"}
             return out + self._add_item(item, part, **shown)
         if isinstance(part, ir.ToolUse):
-            item = enc.function_call_item(self._id("fc"), part, "")
+            item = enc.function_call_item(self._id("fc"), part, "", self.namespaces)
             return out + self._add_item(item, part, status="in_progress")
         if isinstance(part, ir.ServerToolUse) and part.name == "web_search":
             item = enc.search_item(self._id("ws"), part, [])
@@ -261,7 +263,10 @@ class StreamWriter:
         opened.item.update(arguments=arguments, status="completed")
         where = {"item_id": opened.item["id"], "output_index": opened.index}
         return self._event(
-            "response.function_call_arguments.done", **where, name=part.name, arguments=arguments
+            "response.function_call_arguments.done",
+            **where,
+            name=opened.item["name"],
+            arguments=arguments,
         )
 
     def _hold_search(self, opened: OpenItem) -> bytes:
@@ -322,7 +327,7 @@ class StreamWriter:
         for opened in [self.open, *self.searches.values()]:
             if opened is not None:  # cut short: said so, with no `.done` events
                 opened.item["status"] = "incomplete"
-        self.finished = True
+        self.finished, self.error_type = True, error_type
         code = FAILURE_CODES.get(error_type, "server_error")
         # An upstream's message may echo a credential it was sent.
         error = {"code": code, "message": redaction.scrub(message)}

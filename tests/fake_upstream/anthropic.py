@@ -79,7 +79,17 @@ def read_prompt(body: dict[str, Any]) -> Prompt:
         last_user_text=_last_user_text(body.get("messages") or []),
         tools=tools,
         forced_tool=_forced_tool(body.get("tool_choice"), tools),
+        output_schema=_output_schema(body.get("output_config")),
     )
+
+
+def _output_schema(config: Any) -> dict[str, Any] | None:
+    """Structured outputs: `output_config.format` `{"type": "json_schema", "schema": ...}`."""
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = fmt.get("schema")
+        return schema if isinstance(schema, dict) else None
+    return None
 
 
 def _last_user_text(messages: list[Any]) -> str:

@@ -106,6 +106,21 @@ def test_a_refusal_is_a_whole_closing_response_in_anthropic_error_shape(
     assert payload["request_id"] == headers["request-id"]
 
 
+@pytest.mark.parametrize("target", [b"/v1/responses", b"/v1/chat/completions?x=1"])
+def test_a_refusal_on_an_openai_surface_is_in_openai_error_shape(target):
+    err = guard.body_too_large(LIMITS)
+    head, _, body = guard.refusal(err, target).partition(b"\r\n\r\n")
+    headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+    assert msgspec.json.decode(body)["error"] == {
+        "message": err.message,
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "request_too_large",
+    }
+    assert headers["x-request-id"] == headers["request-id"]
+    assert int(headers["content-length"]) == len(body)
+
+
 def test_limits_come_from_the_settings(monkeypatch):
     monkeypatch.setitem(settings.TOLLGATE, "HEADER_TIMEOUT_SECONDS", 3.5)
     monkeypatch.setitem(settings.TOLLGATE, "MAX_PENDING_CONNECTIONS", 7)

@@ -427,6 +427,15 @@ def test_stream_failure_after_text_is_response_failed_and_scrubbed():
         "message": "upstream overloaded",
     }
     assert w.finished and w.feed(ir.TextDelta("late")) == b"" and w.output_chars == 3
+    assert w.error_type == "overloaded_error"  # the usage record's stream error
+
+
+def test_writer_has_every_attribute_the_consumer_accounts_from():
+    """gateway/api/surface.py reads these after every stream: a missing one lost the record."""
+    w = writer()
+    for name in ("finished", "error_type", "usage", "stop_reason", "output_chars", "extras"):
+        assert hasattr(w, name), name
+    assert w.error_type is None
 
 
 def test_stream_accounts_usage_stop_reason_and_keepalive_is_a_comment():
