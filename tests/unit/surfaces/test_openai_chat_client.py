@@ -269,3 +269,11 @@ def test_limit_headers_are_openais_with_durations_and_the_tightest_limit():
         (b"x-ratelimit-reset-tokens", b"1h0m0s"),
     ]
     assert client_errors.duration(0.02) == "20ms" and client_errors.duration(-3) == "0s"
+
+
+def test_the_writer_keeps_the_type_of_the_error_it_wrote():
+    writer = StreamWriter(response_id="chatcmpl-1", model="m", created=CREATED)
+    assert writer.error_type is None
+    writer.feed(ir.TextDelta("a"))
+    writer.error("overloaded_error", "busy")
+    assert (writer.finished, writer.error_type) == (True, "overloaded_error")
