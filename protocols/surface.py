@@ -122,6 +122,9 @@ class Surface(Protocol):
     name: str
     # The endpoint's label in usage records and /metrics ("messages", "chat_completions").
     endpoint: str
+    # The header its SDK reads the request id from (Anthropic's `request-id`, OpenAI's
+    # `x-request-id`); the gateway's `request-id` is sent on every surface as well.
+    request_id_header: bytes
 
     def new_id(self) -> str:
         """A fresh id for an answer, in the surface's format (`msg_...`, `chatcmpl-...`)."""

@@ -164,6 +164,12 @@ class SurfaceConsumer(GatewayConsumer):
         err.headers = {**err.headers, OVERHEAD_HEADER.decode(): f"{overhead:.2f}"}
         await super().send_error(err)
 
+    def base_headers(self, content_type: bytes) -> list[tuple[bytes, bytes]]:
+        headers = super().base_headers(content_type)
+        if self.surface.request_id_header != b"request-id":
+            headers.append((self.surface.request_id_header, self.request_id.encode()))
+        return headers
+
     def error_response(self, err: GatewayError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         status, body = self.surface.error(err, self.request_id)
         return status, body, self.surface.limit_headers(err.limits or [])

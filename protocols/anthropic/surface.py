@@ -26,6 +26,7 @@ from protocols.surface import Ask, Decoded, Extras
 class AnthropicSurface:
     name = "anthropic"
     endpoint = "messages"
+    request_id_header = b"request-id"
 
     def new_id(self) -> str:
         return ids.message_id()

@@ -21,6 +21,7 @@ from protocols.surface import Decoded, Extras
 class ChatSurface:
     name = "openai_chat"
     endpoint = "chat_completions"
+    request_id_header = openai_errors.REQUEST_ID_HEADER
 
     def new_id(self) -> str:
         return ids.chat_completion_id()

@@ -21,6 +21,7 @@ from protocols.surface import Decoded, Extras
 class ResponsesSurface:
     name = client_decode.SURFACE_NAME
     endpoint = "responses"
+    request_id_header = openai_errors.REQUEST_ID_HEADER
 
     def new_id(self) -> str:
         return ids.response_id()
