@@ -58,6 +58,7 @@ class StreamWriter:
         self.output_chars = 0
         self.started = False
         self.finished = False
+        self.error_type: str | None = None  # the type of the error frame written, if one was
         self.extras: Extras | None = None
         self.service_tier: str | None = None
         self.open: str | None = None  # kind of the open IR block
@@ -186,6 +187,7 @@ class StreamWriter:
     def error(self, error_type: str, message: str) -> bytes:
         """A failure after the stream started: an `error` frame ends it (no `[DONE]`)."""
         self.finished = True
+        self.error_type = error_type
         _, body = shape(error_type, 500, message)  # scrubbed of credentials there
         return frame({"error": body})
 
