@@ -16,7 +16,8 @@ whole may cost the process more than a bounded amount, for more than a bounded t
 - at most `max_pending` connections per process are waiting for a whole request (new, still
   sending, or idle between requests): past it, the oldest of them is closed (`Pending`).
 
-Refusals, a malformed request's 400 included, are Anthropic-shaped JSON (`refusal`).
+Refusals, a malformed request's 400 included, are JSON in the shape of the client surface the
+request's path names (OpenAI's for its endpoints, Anthropic's otherwise: `refusal`).
 gateway/server.py (uvicorn, `make serve`) and gateway/devserver.py (daphne, `make run`) apply
 these rules with their own hooks.
 """
@@ -31,8 +32,13 @@ from typing import Protocol
 
 from core import ids
 from core.errors import GatewayError, InvalidRequest, RequestTooLarge
+from protocols import openai_errors
 
 log = logging.getLogger("tollgate.server")
+
+# Paths whose clients are OpenAI SDKs (gateway/api/routing.py SURFACES): a refusal of the server
+# itself answers them in OpenAI's error shape, which their SDKs read (param, code).
+OPENAI_PATHS = (b"/v1/chat/completions", b"/v1/responses")
 
 # After a refusal a server half-closes and discards what the client still sends for this long
 # before it closes, so the client can read the answer (a close with unread input resets the
@@ -158,16 +164,20 @@ def body_too_large(limits: ConnectionLimits) -> GatewayError:
     return RequestTooLarge(f"request body exceeds the {limits.max_body_bytes} byte limit")
 
 
-def refusal(err: GatewayError) -> bytes:
-    """A whole HTTP/1.1 response carrying `err` in Anthropic's error shape, closing the
-    connection: what a server writes itself when it refuses a request it will not read."""
+def refusal(err: GatewayError, path: bytes | None = None) -> bytes:
+    """A whole HTTP/1.1 response carrying `err` in the error shape of the surface at `path`
+    (the request target, when its line was read), closing the connection: what a server
+    writes itself when it refuses a request it will not read."""
     request_id = ids.request_id()
-    body = err.to_json(request_id)
+    body, ids_header = err.to_json(request_id), ""
+    if path is not None and path.split(b"?", 1)[0].rstrip(b"/") in OPENAI_PATHS:
+        body = openai_errors.error(err, request_id)[1]
+        ids_header = f"x-request-id: {request_id}\r\n"
     head = (
         f"HTTP/1.1 {err.status} {http.HTTPStatus(err.status).phrase}\r\n"
         "content-type: application/json\r\n"
         f"content-length: {len(body)}\r\n"
-        f"request-id: {request_id}\r\n"
+        f"request-id: {request_id}\r\n{ids_header}"
         f"x-should-retry: {'true' if err.retryable else 'false'}\r\n"
         "connection: close\r\n\r\n"
     )

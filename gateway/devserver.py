@@ -148,7 +148,8 @@ class GuardedChannel(http.HTTPChannel):
         self.pending.discard(self)
         self.cancel_deadline()
         self.setTimeout(None)
-        self.transport.write(guard.refusal(err))
+        # The request target, once its line was read (Twisted keeps it until the request ends).
+        self.transport.write(guard.refusal(err, getattr(self, "_path", None)))
         self.transport.loseWriteConnection()
         self.deadline = self.callLater(guard.LINGER_SECONDS, self.transport.abortConnection)
 

@@ -207,7 +207,8 @@ class HttpProtocol(HttpToolsProtocol):
                 self.transport.abort()
                 return
         if self.head_bytes is not None or cycle is None or not cycle.response_complete:
-            self.transport.write(guard.refusal(err))
+            target = getattr(self, "url", None) or None  # the request target read so far
+            self.transport.write(guard.refusal(err, target))
         self.linger()
 
     def linger(self) -> None:
