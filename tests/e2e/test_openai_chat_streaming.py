@@ -5,8 +5,11 @@ import json
 
 import openai
 import pytest
+import redis
+from django.conf import settings
 
 from tests.e2e.chat import KINDS, MODEL, UPSTREAM_KINDS, WEATHER, chunks, client, post, route
+from tests.e2e.usage import records_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -134,19 +137,26 @@ def test_a_stream_cut_by_the_upstream_ends_with_an_error_frame(stage, kind, upst
     key = route(stage, kind, upstream_model)
     stage.upstream.script(
         upstream_model,
-        {"blocks": [{"type": "text", "text": "x" * 400}], "cut_after_chunks": 4},
+        {"blocks": [{"type": "text", "text": "x" * 400}], "cut_after_chunks": 10},
     )
     body = {"model": MODEL, "messages": QUESTION, "stream": True}
-    frames = chunks(post(stage, key, body))
+    response = post(stage, key, body)
+    frames = chunks(response)
     assert frames[0]["choices"][0]["delta"]["role"] == "assistant"
     assert "[DONE]" not in frames
+    assert any(c["choices"][0]["delta"].get("content") for c in frames[1:-1])
     error = frames[-1]["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert error["type"] == "server_error"
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    request_id = response.headers["x-request-id"]
+    row = records_for(broker, [request_id])[request_id]
+    assert (row.endpoint, row.status, row.streamed) == ("chat_completions", "error", True)
+    assert row.output_tokens > 0  # what was streamed before the cut
 
     stage.upstream.script(
         upstream_model,
-        {"blocks": [{"type": "text", "text": "x" * 400}], "cut_after_chunks": 4},
+        {"blocks": [{"type": "text", "text": "x" * 400}], "cut_after_chunks": 10},
     )
     with pytest.raises(openai.APIError):
         for _ in client(stage, key).chat.completions.create(**body):
