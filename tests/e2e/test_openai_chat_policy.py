@@ -265,7 +265,7 @@ def test_client_errors_are_in_openais_shape_with_the_sdks_classes(stage):
         ({"status": 500, "error_body": "kaput"}, 500, openai.InternalServerError),
         ({"status": 503}, 503, openai.InternalServerError),
         ({"status": 529}, 503, openai.InternalServerError),
-        ({"delay_first_byte": 3}, 504, openai.InternalServerError),
+        ({"delay_first_byte": 1.5}, 504, openai.InternalServerError),
         # The provider's rate limit is on the operator's account: overloaded, not the client's.
         ({"status": 429}, 503, openai.InternalServerError),
         ({"status": 400}, 400, openai.BadRequestError),
