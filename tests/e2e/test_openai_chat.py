@@ -8,7 +8,7 @@ import openai
 import pydantic
 import pytest
 
-from tests.e2e.chat import ASK, KINDS, MODEL, UPSTREAM_KINDS, WEATHER, client, post, route
+from tests.e2e.chat import ASK, KINDS, MODEL, UPSTREAM_KINDS, WEATHER, chunks, client, post, route
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -262,3 +262,35 @@ def test_logprobs_are_reported_per_strictness(stage, kind, upstream_model):
         strict.chat.completions.create(**ASK, logprobs=True)
     assert refused.value.body["param"] == "logprobs"
     assert "(strictness: error)" in refused.value.body["message"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "upstream_model"),
+    [
+        ("openai", "gpt-5-reasoning"),
+        ("anthropic", "claude-up-reasoning"),
+        ("openai_responses", "gpt-5-resp-reasoning"),
+        ("gemini", "gemini-chat-reasoning"),
+    ],
+)
+def test_reasoning_text_comes_back_as_reasoning_content(stage, kind, upstream_model):
+    key = route(stage, kind, upstream_model)
+    answer = post(stage, key, {**ASK, "reasoning_effort": "medium"})
+    message = answer.json()["choices"][0]["message"]
+    assert message["content"] == "echo: hi"
+    assert message.get("reasoning_content") == "Thinking about: hi", message
+    streamed = post(stage, key, {**ASK, "reasoning_effort": "medium", "stream": True})
+    deltas = [c["choices"][0]["delta"] for c in chunks(streamed)[:-1] if c["choices"]]
+    thought = "".join(d.get("reasoning_content", "") for d in deltas)
+    assert thought == "Thinking about: hi"
+    assert "".join(d.get("content") or "" for d in deltas) == "echo: hi"
+
+
+def test_tool_choice_none_and_json_object_reach_an_openai_upstream(stage):
+    key = route(stage, "openai", "gpt-chat")
+    chat = client(stage, key).chat.completions
+    answer = chat.create(**ASK, tools=[WEATHER], tool_choice="none")
+    assert answer.choices[0].message.content == "echo: hi"
+    assert sent(stage, "gpt-chat")["body"]["tool_choice"] == "none"
+    chat.create(**ASK, response_format={"type": "json_object"})
+    assert "response_format" in sent(stage, "gpt-chat")["body"]

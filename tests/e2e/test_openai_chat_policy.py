@@ -94,7 +94,8 @@ def test_over_the_rate_limit_is_a_429_with_openais_limit_headers(stage):
     assert raw.headers["x-ratelimit-limit-tokens"] == "100000"
     assert raw.headers["x-ratelimit-reset-requests"].endswith("s")
     assert not [h for h in raw.headers if h.startswith("anthropic-ratelimit")]
-    chat.create(**ASK)
+    streamed = post(stage, key, {**ASK, "stream": True})
+    assert streamed.headers["x-ratelimit-remaining-requests"] == "0"
     with pytest.raises(openai.RateLimitError) as refused:
         chat.create(**ASK)
     caught = refused.value
@@ -150,8 +151,10 @@ def test_usage_and_meta_extras_through_extra_body(stage, kind, upstream_model):
         assert "usage" not in sent and "meta" not in sent
 
 
-def test_streamed_extras_ride_on_the_usage_chunk(stage):
+def test_echo_and_streamed_extras_on_the_usage_chunk(stage):
     key = route(stage, "openai", "gpt-chat")
+    echoed = post(stage, key, {**ASK, "echo_upstream_request": True}).json()
+    assert echoed["upstream_request"] == stage.upstream.requests("gpt-chat")[-1]["body"]
     stream = client(stage, key).chat.completions.create(
         **ASK, stream=True, extra_body={"usage": True, "meta": True}
     )
