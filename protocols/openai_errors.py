@@ -49,6 +49,8 @@ REQUEST_ID_HEADER = b"x-request-id"
 _PATH = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): ")
 _INDEX = re.compile(r"\.(\d+)(?=\.|$)")
 _MODEL = re.compile(r"\bmodel\b", re.IGNORECASE)
+# Where the OpenAI SDKs read the request id (`_request_id`, `APIError.request_id`).
+REQUEST_ID_HEADER = b"x-request-id"
 
 
 def shape(error_type: str, status: int, message: str) -> tuple[int, dict[str, Any]]:

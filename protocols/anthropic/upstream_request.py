@@ -241,6 +241,15 @@ def reasoning_json(reasoning: ir.Reasoning | None, max_tokens: int) -> dict[str,
 
 
 # --- The body ---------------------------------------------------------------------------------
+def user_id(request: ir.Request) -> str:
+    """An Anthropic client's `metadata.user_id` as given (what pass-through forwards); another
+    surface's end-user id (OpenAI's `user`, `safety_identifier`: any string, e-mails included,
+    which Anthropic forbids there) hashed, as the OpenAI routes hash it."""
+    if request.surface == "anthropic" or request.user_id is None:
+        return request.user_id or ""
+    return hashlib.sha256(request.user_id.encode()).hexdigest()[:32]
+
+
 def messages_body(request: ir.Request, target: Target) -> dict[str, Any]:
     """The whole `/v1/messages` body; the caller applies provider options over it."""
     body: dict[str, Any] = {"model": target.upstream_model, "max_tokens": request.max_tokens}
@@ -258,7 +267,7 @@ def messages_body(request: ir.Request, target: Target) -> dict[str, Any]:
     if request.stop_sequences:
         body["stop_sequences"] = request.stop_sequences
     if request.user_id is not None:
-        body["metadata"] = {"user_id": request.user_id}
+        body["metadata"] = {"user_id": user_id(request)}
     body.update(reasoning)
     if request.output_schema is not None:
         output_format = {"type": "json_schema", "schema": request.output_schema}

@@ -179,3 +179,21 @@ def test_a_bad_limit_stops_each_server_before_it_listens(server):
 
     assert started.returncode != 0
     assert "TOLLGATE_HEADER_TIMEOUT_SECONDS must be a number, not 'soon'" in started.stderr
+
+
+@pytest.mark.parametrize("path", [b"/v1/chat/completions", b"/v1/responses/?x=1"])
+def test_a_refusal_on_an_openai_path_is_in_openais_error_shape(path):
+    err = guard.body_too_large(LIMITS)
+    head, _, body = guard.refusal(err, path).partition(b"\r\n\r\n")
+    headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert msgspec.json.decode(body) == {
+        "error": {
+            "message": err.message,
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "request_too_large",
+        }
+    }
+    assert headers["x-request-id"] == headers["request-id"]
+    assert b'"type":"error"' in guard.refusal(err, b"/v1/messages")

@@ -5,6 +5,7 @@ holds the built body to the one a pass-through forwards."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -259,6 +260,9 @@ def _normalized(body: dict) -> dict:
         del choice["disable_parallel_tool_use"]
     if body.get("thinking") == {"type": "disabled"}:
         del body["thinking"]
+    if "user_id" in body.get("metadata", {}):  # another surface's end-user id goes hashed
+        body["metadata"]["user_id"] = hashlib.sha256(body["metadata"]["user_id"].encode())
+        body["metadata"]["user_id"] = body["metadata"]["user_id"].hexdigest()[:32]
     return body
 
 
@@ -273,6 +277,24 @@ def test_an_anthropic_body_rebuilt_from_the_ir_is_the_one_forwarded(name: str):
     built = AnthropicAdapter().build_request(request, TARGET)
     assert built.headers == forwarded.headers
     assert built.body == _normalized(forwarded.body)
+
+
+@pytest.mark.parametrize(
+    ("surface", "sent"), [("anthropic", "alice@example.com"), ("openai_chat", None)]
+)
+def test_only_an_anthropic_clients_user_id_goes_as_given(surface: str, sent: str | None):
+    """An OpenAI client's `user` may be an e-mail, which Anthropic forbids in metadata.user_id:
+    hashed, as OpenAI routes hash it; an Anthropic client's own field is its choice."""
+    request = ir.Request(
+        model="m",
+        max_tokens=10,
+        messages=[ir.Message(role="user", content=[ir.Text("hi")])],
+        user_id="alice@example.com",
+        surface=surface,
+    )
+    user_id = messages_body(request, TARGET)["metadata"]["user_id"]
+    hashed = hashlib.sha256(b"alice@example.com").hexdigest()[:32]
+    assert user_id == (sent or hashed)
 
 
 def test_the_effort_a_budget_implies_is_not_sent_to_spare_older_models():
