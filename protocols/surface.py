@@ -76,6 +76,32 @@ class Ask(msgspec.Struct, kw_only=True):
         )
 
 
+class GatewayFieldsIn(msgspec.Struct, kw_only=True):
+    """The gateway's own fields in a client's body, the same on every surface (a surface's
+    schema inherits them; `reasoning` is each schema's own, Responses having its own
+    `reasoning`). Never sent upstream."""
+
+    provider_options: dict[str, dict[str, Any]] | None = None
+    usage: bool = False
+    meta: bool = False
+    echo_upstream_request: bool = False
+    debug: DebugIn | None = None
+    provider: ProviderPrefsIn | None = None
+
+    def ask(self, *, model: str, stream: bool, **more: Any) -> Ask:
+        """The gateway's asks of this body."""
+        return Ask(
+            model=model,
+            stream=stream,
+            provider=self.provider,
+            usage=self.usage,
+            meta=self.meta,
+            echo_upstream_request=self.echo_upstream_request,
+            debug=self.debug,
+            **more,
+        )
+
+
 class Decoded(msgspec.Struct, kw_only=True):
     """A client's request, decoded: the IR (its `surface`, `raw` and `raw_json` set by the
     surface), the gateway's asks, and what routes speaking another protocol would drop."""

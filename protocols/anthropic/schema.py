@@ -16,7 +16,7 @@ import msgspec
 from msgspec import Meta
 
 # The gateway's own fields (never sent upstream), the same on every surface.
-from protocols.surface import DebugIn, ProviderPrefsIn, ReasoningIn
+from protocols.surface import GatewayFieldsIn, ReasoningIn
 
 # Token counts fit 32 bits: a 30-digit max_tokens would overflow the cost arithmetic of
 # admission (a model's own output limit, when it has one, is checked in the pipeline).
@@ -104,7 +104,7 @@ class OutputConfigIn(msgspec.Struct):
 Probability = Annotated[float, Meta(ge=0, le=1)]
 
 
-class MessagesBody(msgspec.Struct):
+class MessagesBody(GatewayFieldsIn):
     model: Annotated[str, Meta(min_length=1)]
     max_tokens: Annotated[int, Meta(ge=1, le=INT32_MAX)]  # and the model's limit (pipeline)
     messages: Annotated[list[MessageIn], Meta(min_length=1)]
@@ -125,12 +125,6 @@ class MessagesBody(msgspec.Struct):
     betas: list[str] | None = None  # merged with `anthropic-beta` (protocols/anthropic/betas.py)
     # Gateway extras.
     reasoning: ReasoningIn | None = None
-    provider_options: dict[str, dict[str, Any]] | None = None
-    usage: bool = False
-    meta: bool = False
-    echo_upstream_request: bool = False
-    debug: DebugIn | None = None
-    provider: ProviderPrefsIn | None = None
 
 
 class CountTokensBody(msgspec.Struct):

@@ -20,7 +20,7 @@ from protocols.anthropic.decode import (
 )
 from protocols.anthropic.encode import message_json
 from protocols.anthropic.stream import StreamWriter
-from protocols.surface import Ask, Decoded, Extras
+from protocols.surface import Decoded, Extras
 
 
 class AnthropicSurface:
@@ -37,15 +37,7 @@ class AnthropicSurface:
         request.surface, request.raw, request.raw_json = self.name, raw, wire
         # Options of an emulated server tool that no translation reads: reported off Anthropic.
         request.context_dropped += server_tools.unread_options(wire, request.server_tools)
-        ask = Ask(
-            model=body.model,
-            stream=body.stream,
-            provider=body.provider,
-            usage=body.usage,
-            meta=body.meta,
-            echo_upstream_request=body.echo_upstream_request,
-            debug=body.debug,
-        )
+        ask = body.ask(model=body.model, stream=body.stream)
         return Decoded(request=request, ask=ask, withheld=withheld_fields(wire, headers))
 
     def dropped(self, decoded: Decoded) -> list[str]:

@@ -47,14 +47,9 @@ def decode(raw: bytes, wire: dict[str, Any], headers: dict[bytes, bytes]) -> Dec
 
 def ask(body: ChatBody) -> Ask:
     stream = bool(body.stream)
-    return Ask(
+    return body.ask(
         model=body.model,
         stream=stream,
-        provider=body.provider,
-        usage=body.usage,
-        meta=body.meta,
-        echo_upstream_request=body.echo_upstream_request,
-        debug=body.debug,
         # Only meaningful in a stream; OpenAI refuses it otherwise, harmless to ignore here.
         stream_usage=stream
         and body.stream_options is not None

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from protocols.surface import DebugIn, ProviderPrefsIn, ReasoningIn
+from protocols.surface import GatewayFieldsIn, ReasoningIn
 
 # Token counts fit 32 bits, as on the Anthropic surface (admission's cost arithmetic).
 INT32_MAX = 2**31 - 1
@@ -95,7 +95,7 @@ Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 ServiceTierIn = Literal["auto", "default", "flex", "scale", "priority", "fast"]
 
 
-class ChatBody(msgspec.Struct):
+class ChatBody(GatewayFieldsIn):
     model: Annotated[str, Meta(min_length=1)]
     messages: Annotated[list[MessageIn], Meta(min_length=1)]
     max_completion_tokens: Tokens | None = None
@@ -135,12 +135,6 @@ class ChatBody(msgspec.Struct):
     function_call: Any = None
     # Gateway extras (protocols/surface.py GATEWAY_FIELDS).
     reasoning: ReasoningIn | None = None
-    provider_options: dict[str, dict[str, Any]] | None = None
-    usage: bool = False
-    meta: bool = False
-    echo_upstream_request: bool = False
-    debug: DebugIn | None = None
-    provider: ProviderPrefsIn | None = None
 
 
 KNOWN_FIELDS = frozenset(ChatBody.__struct_fields__)

@@ -256,15 +256,7 @@ def _provider_options(body: ResponsesBody) -> dict[str, Any]:
 
 
 def _ask(body: ResponsesBody) -> Ask:
-    return Ask(
-        model=body.model,
-        stream=body.stream,
-        provider=body.provider,
-        usage=body.usage,
-        meta=body.meta,
-        echo_upstream_request=body.echo_upstream_request,
-        debug=body.debug,
-    )
+    return body.ask(model=body.model, stream=body.stream)
 
 
 def wants_encrypted_reasoning(request: ir.Request) -> bool:

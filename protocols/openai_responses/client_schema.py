@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from protocols.surface import DebugIn, ProviderPrefsIn
+from protocols.surface import GatewayFieldsIn
 
 # Token counts fit 32 bits (the cost arithmetic of admission), as on the Anthropic surface.
 INT32_MAX = 2**31 - 1
@@ -55,7 +55,7 @@ class TextIn(msgspec.Struct):
     verbosity: Literal["low", "medium", "high"] | None = None
 
 
-class ResponsesBody(msgspec.Struct):
+class ResponsesBody(GatewayFieldsIn):
     model: Annotated[str, Meta(min_length=1)]
     input: str | list[dict[str, Any]]
     instructions: str | None = None
@@ -84,12 +84,6 @@ class ResponsesBody(msgspec.Struct):
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     max_tool_calls: Annotated[int, Meta(ge=1, le=INT32_MAX)] | None = None
     # Gateway extras (protocols/surface.py), the same on every surface.
-    provider_options: dict[str, dict[str, Any]] | None = None
-    usage: bool = False
-    meta: bool = False
-    echo_upstream_request: bool = False
-    debug: DebugIn | None = None
-    provider: ProviderPrefsIn | None = None
 
 
 KNOWN_FIELDS = frozenset(ResponsesBody.__struct_fields__)
