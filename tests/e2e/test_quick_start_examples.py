@@ -1,4 +1,5 @@
-"""What `make run` prints works when pasted into a shell: the curl line and the Python example.
+"""What `make run` prints works when pasted into a shell: the curl line and the Python examples
+(the `anthropic` SDK on /v1/messages, the `openai` SDK on /v1/chat/completions).
 
 (The `claude` line is run in tests/e2e/test_claude_code.py.)"""
 
@@ -31,11 +32,13 @@ def paste(snippet: str, secret: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_the_python_example_runs_as_printed(printed):
+@pytest.mark.parametrize(("which", "sdk"), [(0, "anthropic"), (1, "openai")])
+def test_each_python_example_runs_as_printed(printed, which, sdk):
     text, secret = printed
-    start = next(i for i, line in enumerate(text.splitlines()) if line.endswith("<<'PY'"))
-    lines = text.splitlines()[start:]
+    starts = [i for i, line in enumerate(text.splitlines()) if line.endswith("<<'PY'")]
+    lines = text.splitlines()[starts[which] :]
     snippet = "\n".join(lines[: lines.index("PY") + 1]).strip()
+    assert f"import os, {sdk}" in snippet
 
     result = paste(snippet, secret)
 

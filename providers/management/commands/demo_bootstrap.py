@@ -24,6 +24,15 @@ reply = client.messages.create(
 print(reply.content[0].text)
 PY
 
+  {python} - <<'PY'
+import os, openai
+client = openai.OpenAI(base_url="http://{host}:{port}/v1", api_key=os.environ["TOLLGATE_KEY"])
+reply = client.chat.completions.create(
+    model="{model}", messages=[{{"role": "user", "content": "Hello"}}]
+)
+print(reply.choices[0].message.content)
+PY
+
   ANTHROPIC_BASE_URL=http://{host}:{port} ANTHROPIC_AUTH_TOKEN=$TOLLGATE_KEY claude
 
 Admin: http://{host}:{port}/admin/ (create a user with `{python} manage.py createsuperuser`)
