@@ -58,6 +58,7 @@ class StreamWriter:
         self.output_chars = 0
         self.started = False
         self.finished = False
+        self.error_type: str | None = None  # the gateway's type of a failure written
         self.extras: Extras | None = None
         self.service_tier: str | None = None
         self.open: str | None = None  # kind of the open IR block
@@ -185,7 +186,7 @@ class StreamWriter:
 
     def error(self, error_type: str, message: str) -> bytes:
         """A failure after the stream started: an `error` frame ends it (no `[DONE]`)."""
-        self.finished = True
+        self.finished, self.error_type = True, error_type
         _, body = shape(error_type, 500, message)  # scrubbed of credentials there
         return frame({"error": body})
 

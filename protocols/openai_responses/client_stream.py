@@ -61,6 +61,7 @@ class StreamWriter:
         self.sequence = 0
         self.started = False
         self.finished = False
+        self.error_type: str | None = None  # the gateway's type of a failure written
         self.usage = ir.Usage(input_tokens=input_estimate, estimated=True)
         self.stop_reason: str | None = None
         self.output_chars = 0
@@ -322,7 +323,7 @@ class StreamWriter:
         for opened in [self.open, *self.searches.values()]:
             if opened is not None:  # cut short: said so, with no `.done` events
                 opened.item["status"] = "incomplete"
-        self.finished = True
+        self.finished, self.error_type = True, error_type
         code = FAILURE_CODES.get(error_type, "server_error")
         # An upstream's message may echo a credential it was sent.
         error = {"code": code, "message": redaction.scrub(message)}
