@@ -20,7 +20,8 @@ from bench import environment as env
 
 PROMPT = "Hello, how are you today? Please answer briefly."
 RESULTS = Path(__file__).parent / "results"
-# (label, upstream surface, gateway model); bench/peer.py runs the same cases.
+# Anthropic clients (`/v1/messages`): (label, upstream surface, gateway model); bench/peer.py
+# runs the same cases.
 NON_STREAMING = [
     ("Anthropic pass-through", "anthropic", "bench-pass"),
     ("Anthropic -> OpenAI Chat", "openai", "bench-openai"),
@@ -28,6 +29,15 @@ NON_STREAMING = [
 STREAMING = [  # 200-token replies
     ("pass-through", "anthropic", "bench-pass-200"),
     ("OpenAI Chat translation", "openai", "bench-openai-200"),
+]
+# The OpenAI client surfaces on the same pipeline: (label, client surface, upstream surface,
+# gateway model; its 200-token variant adds `-200`). Same protocol on both sides (never forwarded
+# as sent: only Anthropic bodies are), then the translated pairs clients of each most often use.
+OPENAI_CLIENTS = [
+    ("Chat -> OpenAI Chat", "openai", "openai", "bench-openai"),
+    ("Chat -> Anthropic", "openai", "anthropic", "bench-pass"),
+    ("Responses -> OpenAI Responses", "responses", "responses", "bench-responses"),
+    ("Responses -> OpenAI Chat", "responses", "openai", "bench-openai"),
 ]
 
 
@@ -43,6 +53,33 @@ def chat_body(model: str, prompt: str = PROMPT, stream: bool = False) -> str:
     if stream:
         body.update(stream=True, stream_options={"include_usage": True})
     return json.dumps(body)
+
+
+def responses_body(model: str, prompt: str = PROMPT, stream: bool = False) -> str:
+    body = {
+        "model": model,
+        "max_output_tokens": 256,
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": prompt}]}],
+    }
+    if stream:
+        body["stream"] = True
+    return json.dumps(body)
+
+
+# surface -> (path, body, auth header): what a client of that surface sends, to the gateway or,
+# as the baseline, to the fake upstream speaking it.
+SURFACES = {
+    "anthropic": ("/v1/messages", messages_body, "x-api-key"),
+    "openai": ("/v1/chat/completions", chat_body, "authorization"),
+    "responses": ("/v1/responses", responses_body, "authorization"),
+}
+
+
+def request(surface: str, key: str, model: str, load: Load) -> tuple[str, dict, str]:
+    """(path, headers, body) of one request in `surface`'s protocol."""
+    path, body, header = SURFACES[surface]
+    auth = {header: key if header == "x-api-key" else f"Bearer {key}"}
+    return path, auth, body(model, load.prompt, load.stream)
 
 
 @dataclass(frozen=True)
@@ -73,17 +110,15 @@ class Bench:
 
     def direct(self, upstream_url: str, surface: str, upstream_model: str, load: Load) -> dict:
         """The fake upstream answering the same payload directly: the baseline."""
-        path, body, auth = {
-            "anthropic": ("/v1/messages", messages_body, {"x-api-key": "sk-bench"}),
-            "openai": ("/v1/chat/completions", chat_body, {"authorization": "Bearer sk-bench"}),
-        }[surface]
-        payload = body(upstream_model, load.prompt, load.stream)
+        path, auth, payload = request(surface, "sk-bench", upstream_model, load)
         return self.load(upstream_url + path, auth, payload, load)
 
-    def through(self, gateway_url: str, key: str, model: str, load: Load) -> dict:
-        """`/v1/messages` through a gateway."""
-        payload = messages_body(model, load.prompt, load.stream)
-        return self.load(gateway_url + "/v1/messages", {"x-api-key": key}, payload, load)
+    def through(
+        self, gateway_url: str, key: str, model: str, load: Load, client: str = "anthropic"
+    ) -> dict:
+        """The `client` surface's endpoint (`/v1/messages` by default) through a gateway."""
+        path, auth, payload = request(client, key, model, load)
+        return self.load(gateway_url + path, auth, payload, load)
 
     def pair(
         self,
@@ -94,9 +129,10 @@ class Bench:
         model: str,
         upstream_model: str,
         load: Load,
+        client: str = "anthropic",
     ) -> tuple[dict, dict]:
         direct = self.direct(upstream_url, surface, upstream_model, load)
-        return direct, self.through(gateway_url, key, model, load)
+        return direct, self.through(gateway_url, key, model, load, client)
 
     def add(self, *cells: object) -> None:
         self.rows.append([str(c) for c in cells])
@@ -132,11 +168,14 @@ def non_streaming(bench: Bench, up: str, gw: str, key: str) -> None:
     """Closed loop (every connection sends again as soon as it has its answer: throughput, and
     latency at saturation, which is queueing), then 32 connections at a fixed half of the
     gateway's own 32-connection throughput (open loop: what each request costs under load)."""
-    print("\n## 1. Non-streaming /v1/messages", flush=True)
-    for label, surface, model in NON_STREAMING:
+    print("\n## 1. Non-streaming /v1/messages, /v1/chat/completions, /v1/responses", flush=True)
+    cases = [(label, "anthropic", surface, model) for label, surface, model in NON_STREAMING]
+    for label, client, surface, model in cases + OPENAI_CLIENTS:
         capacity = 0.0
         for conns in (1, 32, 256):
-            direct, through = bench.pair(up, gw, key, surface, model, "bench-echo", Load(conns))
+            direct, through = bench.pair(
+                up, gw, key, surface, model, "bench-echo", Load(conns), client
+            )
             capacity = through["rps"] if conns == 32 else capacity
             bench.add(
                 f"1 {label}",
@@ -148,7 +187,7 @@ def non_streaming(bench: Bench, up: str, gw: str, key: str) -> None:
             )
         offered = max(50, int(capacity / 2 // 50 * 50))
         direct, through = bench.pair(
-            up, gw, key, surface, model, "bench-echo", Load(32, rate=offered)
+            up, gw, key, surface, model, "bench-echo", Load(32, rate=offered), client
         )
         bench.add(
             f"1 {label}",
@@ -162,9 +201,11 @@ def non_streaming(bench: Bench, up: str, gw: str, key: str) -> None:
 
 def streaming(bench: Bench, up: str, gw: str, key: str) -> None:
     print("\n## 2. Streaming, 200-token reply", flush=True)
-    for label, surface, model in STREAMING:
+    cases = [(label, "anthropic", surface, model) for label, surface, model in STREAMING]
+    cases += [(label, client, up_, model + "-200") for label, client, up_, model in OPENAI_CLIENTS]
+    for label, client, surface, model in cases:
         direct, through = bench.pair(
-            up, gw, key, surface, model, "bench-200tok", Load(1, stream=True)
+            up, gw, key, surface, model, "bench-200tok", Load(1, stream=True), client
         )
         bench.add(
             f"2 stream {label}",

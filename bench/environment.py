@@ -90,6 +90,12 @@ def configure(upstream_url: str) -> str:
                 "base_url": upstream_url + "/v1",
                 "api_key": "sk-bench",
             },
+            {
+                "name": "bench-responses",
+                "kind": "openai_responses",
+                "base_url": upstream_url + "/v1",
+                "api_key": "sk-bench",
+            },
         ],
         "models": [
             {
@@ -102,6 +108,8 @@ def configure(upstream_url: str) -> str:
                 ("bench-openai", "bench-openai", "bench-echo"),
                 ("bench-pass-200", "bench-anthropic", "bench-200tok"),
                 ("bench-openai-200", "bench-openai", "bench-200tok"),
+                ("bench-responses", "bench-responses", "bench-echo"),
+                ("bench-responses-200", "bench-responses", "bench-200tok"),
                 ("bench-slow", "bench-openai", "bench-30tok-1000ms"),
             ]
         ],
