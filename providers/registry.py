@@ -19,6 +19,7 @@ def adapter_for(kind: str) -> Adapter:
     return getattr(import_module(module), name)()
 
 
+@cache  # kinds and adapters never change in a process: asked a few times per request
 def passes_through(kind: str, surface: str) -> bool:
     """Whether routes of `kind` take a body of the client surface `surface` as sent (the same
     wire protocol, forwarded instead of rebuilt from the IR): nothing is then translated."""
