@@ -95,8 +95,6 @@ def to_ir(body: ChatBody, dropped: list[str]) -> ir.Request:
 
 
 def _refuse_never_honoured(body: ChatBody) -> None:
-    if body.n is not None and body.n != 1:
-        raise InvalidRequest("n: only 1 is supported")
     if body.functions is not None or body.function_call is not None:
         field = "functions" if body.functions is not None else "function_call"
         raise InvalidRequest(

@@ -105,7 +105,8 @@ class ChatBody(GatewayFieldsIn):
     stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
     stream: bool | None = None
     stream_options: StreamOptionsIn | None = None
-    n: int | None = None
+    # One choice is returned: more is reported or refused per strictness (NO_EFFECT).
+    n: Annotated[int, Meta(ge=1, le=128)] | None = None
     tools: list[ToolIn] | None = None
     tool_choice: Literal["none", "auto", "required"] | ToolChoiceIn | None = None
     parallel_tool_calls: bool | None = None
@@ -142,6 +143,7 @@ KNOWN_FIELDS = frozenset(ChatBody.__struct_fields__)
 # Fields that do nothing on any route yet: listed in `Decoded.dropped` when set to a value that
 # asks for something (OpenAI's default value, given explicitly, asks for nothing).
 NO_EFFECT: dict[str, Any] = {
+    "n": 1,
     "seed": None,
     "presence_penalty": 0,
     "frequency_penalty": 0,

@@ -234,18 +234,19 @@ def test_user_and_safety_identifier_never_go_upstream_in_clear(stage, kind, upst
     assert "alice@example.com" not in bodies and "bob@example.com" not in bodies
 
 
-def test_n_above_one_is_a_400_in_openais_shape(stage):
+def test_n_above_one_is_reported_or_refused_per_strictness(stage):
     key = route(stage, "openai", "gpt-chat")
+    warned = post(stage, key, {**ASK, "n": 2})
+    assert warned.status_code == 200 and len(warned.json()["choices"]) == 1
+    assert "n dropped" in warned.headers["tollgate-warnings"]
+
+    strict = client(stage, key, default_headers={"x-tollgate-strictness": "error"})
     with pytest.raises(openai.BadRequestError) as refused:
-        client(stage, key).chat.completions.create(**ASK, n=2)
+        strict.chat.completions.create(**ASK, n=2)
     assert refused.value.status_code == 400
-    assert refused.value.body == {
-        "message": "n: only 1 is supported",
-        "type": "invalid_request_error",
-        "param": "n",
-        "code": None,
-    }
-    assert stage.upstream.requests("gpt-chat") == []
+    assert refused.value.body["param"] == "n"
+    assert "(strictness: error)" in refused.value.body["message"]
+    assert len(stage.upstream.requests("gpt-chat")) == 1  # the warned one only
 
 
 @pytest.mark.parametrize(("kind", "upstream_model"), KINDS)

@@ -204,8 +204,7 @@ HOSTILE = [
         ),
         "messages.1.content.0.type: only `text` or `refusal` parts",
     ),
-    (base(n=2), "n: only 1 is supported"),
-    (base(n=0), "n: only 1 is supported"),
+    (base(n=0), "n: Input should be greater than or equal to 1"),
     (base(functions=[{"name": "f"}]), "functions: deprecated"),
     (base(function_call="auto"), "function_call: deprecated"),
     (base(max_tokens=0), "max_tokens: Input should be greater than or equal to 1"),
@@ -519,3 +518,9 @@ def test_any_json_object_decodes_or_is_an_invalid_request(body: dict[str, Any]):
         return
     assert decoded.request.messages and decoded.request.max_tokens >= 1
     msgspec.json.encode(decoded.request)  # what was accepted can be encoded again
+
+
+def test_more_than_one_choice_is_a_field_no_route_honours():
+    """Reported (strictness warn: one choice is served) or refused (strictness error)."""
+    assert "n" in decode(base(n=2)).dropped
+    assert "n" not in decode(base(n=1)).dropped
