@@ -31,7 +31,9 @@ from core import ids
 from providers.kinds import KINDS
 
 if TYPE_CHECKING:
-    from gateway.pipeline import Call
+    from core.target import Target
+    from gateway.pipeline.attempts import Attempt
+    from gateway.tracing import Trace
     from gateway.usage.record import UsageRecord
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -68,10 +70,18 @@ def _ns(epoch: float) -> int:
     return int(epoch * 1e9)
 
 
-def export_request(call: Call, record: UsageRecord) -> None:
-    """Queue the spans of one finished request (no-op without an OTLP endpoint)."""
+def export_request(
+    record: UsageRecord,
+    *,
+    trace: Trace | None,
+    path: str,
+    max_tokens: int | None,
+    attempts: list[Attempt],
+    targets: list[Target],
+) -> None:
+    """Queue the spans of one finished request (no-op without an OTLP endpoint): the server's
+    span for `path`, and one client span per upstream attempt."""
     processor = _processor()
-    trace = call.trace
     if processor is None or trace is None or not int(trace.flags, 16) & 1:
         return
     trace_id, flags = int(trace.trace_id, 16), TraceFlags(int(trace.flags, 16))
@@ -82,7 +92,7 @@ def export_request(call: Call, record: UsageRecord) -> None:
     failed = record.status == "error"
     attributes = {
         "http.request.method": "POST",
-        "url.path": "/v1/messages",
+        "url.path": path,
         "http.response.status_code": record.http_status,
         "gen_ai.operation.name": "chat",
         "gen_ai.request.model": record.model,
@@ -93,13 +103,13 @@ def export_request(call: Call, record: UsageRecord) -> None:
         "tollgate.key_prefix": record.key_prefix,
         "tollgate.cost_usd": float(record.cost_usd),
     }
-    if call.request is not None:
-        attributes["gen_ai.request.max_tokens"] = call.request.max_tokens
+    if max_tokens is not None:
+        attributes["gen_ai.request.max_tokens"] = max_tokens
     if failed:
         attributes["error.type"] = record.error_type or "error"
     processor.on_end(
         ReadableSpan(
-            name=f"chat {record.model}" if record.model else "POST /v1/messages",
+            name=f"chat {record.model}" if record.model else f"POST {path}",
             context=server,
             parent=parent,
             resource=_resource(),
@@ -111,9 +121,9 @@ def export_request(call: Call, record: UsageRecord) -> None:
             end_time=_ns(record.finished_at),
         )
     )
-    kinds = {t.provider_name: t.kind for t in call.targets}
-    answered = len(call.attempts) - 1 if record.status == "ok" else -1
-    for n, attempt in enumerate(call.attempts):
+    kinds = {t.provider_name: t.kind for t in targets}
+    answered = len(attempts) - 1 if record.status == "ok" else -1
+    for n, attempt in enumerate(attempts):
         span_attributes = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": _telemetry_name(kinds.get(attempt.provider, "")),

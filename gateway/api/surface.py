@@ -69,7 +69,7 @@ class SurfaceConsumer(GatewayConsumer):
 
     async def handle(self, body: bytes) -> None:
         call = pipeline.Call(request_id=self.request_id, started=self.started)
-        call.surface = self.surface
+        call.surface, call.path = self.surface, self.scope["path"]
         self.call = call
         task = asyncio.current_task()
         watcher = asyncio.create_task(self.watch_disconnect(task))

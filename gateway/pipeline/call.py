@@ -33,6 +33,7 @@ class Call:
     started: float = field(default_factory=time.perf_counter)
     started_at: float = field(default_factory=time.time)  # wall clock, for records and budgets
     surface: Surface = ANTHROPIC  # the protocol the client speaks
+    path: str = "/v1/messages"  # the endpoint it asked (traces name it)
     response_id: str = ""  # the answer's id in the surface's format (set by admission)
     key: KeyInfo | None = None
     decoded: Decoded | None = None

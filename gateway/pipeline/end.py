@@ -36,7 +36,14 @@ async def finish(call: Call, seen: Seen, captured: Callable[[Call], Captured | N
     observe(call, record)
     if settings.ACCESS_LOG:
         logs.log_request(record, endpoint=call.surface.endpoint, tenant=call.key.tenant_name)
-    otel.export_request(call, record)
+    otel.export_request(
+        record,
+        trace=call.trace,
+        path=call.path,
+        max_tokens=call.request.max_tokens if call.request is not None else None,
+        attempts=call.attempts,
+        targets=call.targets,
+    )
     if call.admission is not None:
         await limits.settle(call.admission, record)
 

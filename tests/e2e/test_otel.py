@@ -5,6 +5,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -90,6 +91,7 @@ def test_a_requests_spans_join_the_clients_trace_with_genai_attributes(stage, tr
     assert sent.split("-")[2] == server.span_id.hex()  # the provider saw the gateway's span
     assert attributes(server)["gen_ai.request.model"] == "claude-test"
     assert attributes(server)["gen_ai.operation.name"] == "chat"
+    assert attributes(server)["url.path"] == "/v1/messages"
     assert [a.parent_span_id for a in attempts] == [server.span_id] * 3
     first, last = attributes(attempts[0]), attributes(attempts[-1])
     assert first["error.type"] == "api_error" and first["http.response.status_code"] == 500
@@ -97,6 +99,24 @@ def test_a_requests_spans_join_the_clients_trace_with_genai_attributes(stage, tr
     assert last["gen_ai.usage.output_tokens"] > 0
     service = {kv.key: kv.value.string_value for kv in spans[0][0].attributes}
     assert service["service.name"] == "tollgate-test"
+
+
+def test_an_openai_clients_request_is_traced_under_its_own_path(stage, traced):
+    gateway, receiver = traced
+    key = routes(stage, ("p1", "openai", "up-1", {"priority": 1}))
+    httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "claude-test", "messages": [{"role": "user", "content": "hi"}]},
+        headers={
+            "authorization": f"Bearer {key}",
+            "traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN}-01",
+        },
+    ).raise_for_status()
+
+    spans = receiver.wait_for(2)  # the server span and its attempt
+    (server,) = [span for _, span in spans if span.kind == 2]
+    assert attributes(server)["url.path"] == "/v1/chat/completions"
+    assert attributes(server)["gen_ai.request.max_tokens"] == 4096  # Chat's default
 
 
 def test_a_trace_the_client_did_not_sample_is_not_exported(stage, traced):
