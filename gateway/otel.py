@@ -32,7 +32,6 @@ from providers.kinds import KINDS
 
 if TYPE_CHECKING:
     from core.target import Target
-    from gateway.pipeline.attempts import Attempt
     from gateway.tracing import Trace
     from gateway.usage.record import UsageRecord
 
@@ -76,7 +75,7 @@ def export_request(
     trace: Trace | None,
     path: str,
     max_tokens: int | None,
-    attempts: list[Attempt],
+    attempts: list,  # gateway.pipeline.attempts.Attempt (the pipeline imports this module)
     targets: list[Target],
 ) -> None:
     """Queue the spans of one finished request (no-op without an OTLP endpoint): the server's
