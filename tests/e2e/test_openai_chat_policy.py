@@ -205,7 +205,7 @@ def test_every_call_leaves_a_chat_completions_usage_record(stage, broker, kind, 
     streamed = chat.with_raw_response.create(**ASK, stream=True)
     list(streamed.parse())
     with pytest.raises(openai.BadRequestError) as refused:
-        chat.create(**ASK, n=3)
+        chat.create(**ASK, n=0)  # refused before any upstream call
     ids = [answered._request_id, streamed.headers["x-request-id"], refused.value.request_id]
     rows = records_for(broker, ids)
     first, second, third = (rows[i] for i in ids)
