@@ -18,6 +18,7 @@ from django.db.models import QuerySet, Sum
 from accounts.models import ApiKey, Tenant
 from gateway.dashboard.selectors import DateRange, UsageFigures
 from gateway.models import DailyUsage, HourlyUsage
+from gateway.usage.services import SUMMED
 
 GRANULARITIES = ("day", "hour")
 DIMENSIONS = ("time", "tenant", "model", "provider", "key")
@@ -31,22 +32,10 @@ _FIELDS = {
     "provider": ("provider",),
     "key": ("api_key_id", "api_key_prefix"),
 }
-_SUMS = {
-    name: Sum(name)
-    for name in (
-        "requests",
-        "errors",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "cost_usd",
-        "latency_ms_total",
-    )
-}
+_SUMS = {name: Sum(name) for name in SUMMED}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PlatformRow(UsageFigures):
     """Usage summed over one group; a dimension not grouped by stays None."""
 
@@ -58,14 +47,6 @@ class PlatformRow(UsageFigures):
     key_id: int | None = None
     key_prefix: str | None = None
     key_name: str | None = None
-    requests: int = 0
-    errors: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
-    latency_ms_total: float = 0.0
 
     def group(self, dimension: str) -> object:
         return {"tenant": self.tenant_id, "key": self.key_id}.get(

@@ -24,6 +24,7 @@ from accounts.models import ApiKey, Membership, Tenant
 from gateway.limits.budgets import period_of
 from gateway.models import CapturedBody, DailyUsage, UsageRecord
 from gateway.usage.selectors import spent_usd
+from gateway.usage.services import SUMMED
 from providers.models import Model
 
 DIMENSIONS = ("day", "model", "key", "provider")
@@ -43,19 +44,7 @@ _DAILY_FIELDS = {
     "provider": ("provider",),
 }
 _RECORD_FIELDS = {"day": "day", "model": "model", "key": "api_key_id", "provider": "provider"}
-_SUMS = {
-    name: Sum(name)
-    for name in (
-        "requests",
-        "errors",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "cost_usd",
-        "latency_ms_total",
-    )
-}
+_SUMS = {name: Sum(name) for name in SUMMED}
 
 
 class PercentileCont(Aggregate):
@@ -104,14 +93,19 @@ class DateRange:
         return start, datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
 
 
+@dataclass(frozen=True, kw_only=True)
 class UsageFigures:
-    """What a row of summed usage derives from its sums (tenant and platform rows alike)."""
+    """The sums of a row of usage (usage/services.py SUMMED) and what derives from them, for
+    tenant and platform rows alike."""
 
-    requests: int
-    errors: int
-    input_tokens: int
-    output_tokens: int
-    latency_ms_total: float
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    latency_ms_total: float = 0.0
 
     @property
     def tokens(self) -> int:
@@ -130,7 +124,7 @@ class UsageFigures:
         return self.latency_ms_total / self.requests if self.requests else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class UsageRow(UsageFigures):
     """Usage summed over one group; a dimension not grouped by stays None."""
 
@@ -140,14 +134,6 @@ class UsageRow(UsageFigures):
     key_prefix: str | None = None
     key_name: str | None = None
     provider: str | None = None
-    requests: int = 0
-    errors: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
-    latency_ms_total: float = 0.0
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
 
