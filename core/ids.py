@@ -6,6 +6,7 @@ accounts/keys.py), so a fast generator seeded from the OS is enough; `secrets.ch
 character cost 7% of a worker's CPU on the hot path.
 """
 
+import hashlib
 import os
 import random
 import string
@@ -44,3 +45,9 @@ def request_id() -> str:
 def random_bits(bits: int) -> int:
     """A non-zero random number of `bits` bits (trace and span ids)."""
     return _rng.getrandbits(bits) or 1
+
+
+def hashed_user_id(user_id: str) -> str:
+    """A client's end-user id as providers get it on translated routes: a stable digest, never
+    the id itself (it may be an e-mail address)."""
+    return hashlib.sha256(user_id.encode()).hexdigest()[:32]

@@ -153,10 +153,10 @@ def fields(
     first_token_at: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(fields to merge into `usage`, top-level fields) for what the client asked."""
-    body = call.ask
-    usage_extra = usage_fields(usage, call.model.prices) if body.usage else {}
+    ask = call.ask
+    usage_extra = usage_fields(usage, call.model.prices) if ask.usage else {}
     top: dict[str, Any] = {}
-    if body.meta:
+    if ask.meta:
         top["meta"] = meta(
             call,
             warnings=warnings,
@@ -165,8 +165,8 @@ def fields(
             first_token_at=first_token_at,
         )
     exchange = call.exchange
-    if body.echo_upstream_request and exchange is not None and exchange.request is not None:
+    if ask.echo_upstream_request and exchange is not None and exchange.request is not None:
         top["upstream_request"] = redaction.scrub_json(exchange.request.body, secrets(call))
-    if body.debug is not None and body.debug.enabled:
-        top["debug"] = debug(call, body.debug)
+    if ask.debug is not None and ask.debug.enabled:
+        top["debug"] = debug(call, ask.debug)
     return usage_extra, top

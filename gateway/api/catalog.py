@@ -25,11 +25,11 @@ from core.errors import GatewayError, InvalidRequest, NotFound
 from core.tokens import estimate_input_tokens
 from gateway import logs
 from gateway.api.http import GatewayConsumer
-from gateway.pipeline.admission import beta_flags, resolve_model
+from gateway.pipeline.admission import resolve_model
 from gateway.usage import recorder
 from gateway.usage.record import COLUMN_SIZES, UsageRecord, clean
 from protocols import openai_errors
-from protocols.anthropic import openapi
+from protocols.anthropic import betas, openapi
 from protocols.anthropic.decode import count_tokens_body, to_ir
 from providers import routing
 from providers.registry import adapter_for
@@ -185,7 +185,7 @@ class CountTokensConsumer(GatewayConsumer):
         if isinstance(wire.get("model"), str):
             record.model = clean(wire["model"], COLUMN_SIZES["model"])  # what the client typed
         parsed = count_tokens_body(wire)
-        request = to_ir(parsed, beta=beta_flags(self.headers, parsed.betas))
+        request = to_ir(parsed, beta=betas.of_request(self.headers, parsed.betas))
         request.surface, request.raw, request.raw_json = "anthropic", body, wire
         snapshot = await routing.current()
         model = resolve_model(snapshot, key, request.model)

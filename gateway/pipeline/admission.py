@@ -17,11 +17,6 @@ from providers.aliases import DEFAULT_PREFIX, SuffixError, split_context
 from providers.registry import adapter_for, passes_through
 
 
-def beta_flags(headers: dict[bytes, bytes], body: list[str] | None = None) -> list[str]:
-    """`anthropic-beta` and the body's `betas`, merged (protocols/anthropic/betas.py)."""
-    return betas.merge(headers.get(b"anthropic-beta"), body)
-
-
 async def admit(
     call: Call, raw: bytes, headers: dict[bytes, bytes], origin: Origin | None = None
 ) -> None:

@@ -60,6 +60,11 @@ KNOWN: dict[str, str] = {
 }
 
 
+def of_request(headers: dict[bytes, bytes], body: list[str] | None = None) -> list[str]:
+    """A request's betas: its `anthropic-beta` header and its body's `betas`, merged."""
+    return merge(headers.get(b"anthropic-beta"), body)
+
+
 def merge(header: bytes | None, body: Any) -> list[str]:
     """The request's beta names: the header's, then the body's, each once; a clear 400 for
     anything that is not a short list of HTTP tokens."""

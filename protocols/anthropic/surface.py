@@ -33,7 +33,7 @@ class AnthropicSurface:
 
     def decode(self, raw: bytes, wire: dict[str, Any], headers: dict[bytes, bytes]) -> Decoded:
         body = messages_body(wire)
-        request = to_ir(body, beta=betas.merge(headers.get(b"anthropic-beta"), body.betas))
+        request = to_ir(body, beta=betas.of_request(headers, body.betas))
         request.surface, request.raw, request.raw_json = self.name, raw, wire
         # Options of an emulated server tool that no translation reads: reported off Anthropic.
         request.context_dropped += server_tools.unread_options(wire, request.server_tools)

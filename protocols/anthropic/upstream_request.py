@@ -14,7 +14,7 @@ import hashlib
 import re
 from typing import Any
 
-from core import ir
+from core import ids, ir
 from core.target import Target
 from protocols.anthropic.encode import part_json
 from protocols.anthropic.server_tools import NAMES, server_block
@@ -247,7 +247,7 @@ def user_id(request: ir.Request) -> str:
     which Anthropic forbids there) hashed, as the OpenAI routes hash it."""
     if request.surface == "anthropic" or request.user_id is None:
         return request.user_id or ""
-    return hashlib.sha256(request.user_id.encode()).hexdigest()[:32]
+    return ids.hashed_user_id(request.user_id)
 
 
 def messages_body(request: ir.Request, target: Target) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from core import ir
+from core import ids, ir
 from core.errors import RouteRefusal
 from core.target import Target
 from protocols import options, web_search
@@ -302,7 +302,7 @@ def chat_body(request: ir.Request, target: Target) -> dict[str, Any]:
     body.update(_web_search(request, target))
     if request.user_id:
         # Never forward a tenant's raw user id; a stable hash serves abuse tracking as well.
-        body["safety_identifier"] = hashlib.sha256(request.user_id.encode()).hexdigest()[:32]
+        body["safety_identifier"] = ids.hashed_user_id(request.user_id)
     if request.cache_key and sends_cache_key(target):
         # Per tenant (gateway/prompt_cache.py); a key the client chose is folded into it.
         body["prompt_cache_key"] = request.cache_key

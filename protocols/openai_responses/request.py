@@ -7,12 +7,11 @@ reasoning is replayed from the signed envelopes our thinking blocks carry (5.12.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import msgspec
 
-from core import ir
+from core import ids, ir
 from core.target import Target
 from protocols import options
 from protocols.envelope import provider_data
@@ -290,7 +289,7 @@ def responses_body(request: ir.Request, target: Target) -> dict[str, Any]:
         body["stream"] = True
     if request.user_id:
         # Never forward a tenant's raw user id; a stable hash serves abuse tracking as well.
-        body["safety_identifier"] = hashlib.sha256(request.user_id.encode()).hexdigest()[:32]
+        body["safety_identifier"] = ids.hashed_user_id(request.user_id)
     if request.cache_key:
         # Per tenant (gateway/prompt_cache.py); a key the client chose is folded into it.
         body["prompt_cache_key"] = request.cache_key

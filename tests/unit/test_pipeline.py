@@ -7,7 +7,8 @@ import pytest
 
 from accounts.keys import KeyInfo
 from core.errors import InvalidRequest, NotFound
-from gateway.pipeline.admission import beta_flags, check_output_limit, resolve, resolve_model
+from gateway.pipeline.admission import check_output_limit, resolve, resolve_model
+from protocols.anthropic.betas import of_request as beta_flags
 from providers.aliases import AliasIndex
 from providers.routing import ModelEntry, Prices, Snapshot
 

@@ -9,7 +9,7 @@ import pytest
 
 from core import ir
 from core.target import Target
-from gateway.pipeline.admission import beta_flags
+from protocols.anthropic.betas import of_request as beta_flags
 from protocols.anthropic.decode import decode_messages, to_ir
 from protocols.anthropic.upstream_response import usage_from
 from providers.adapters.anthropic import AnthropicAdapter, messages_url
